@@ -1,0 +1,37 @@
+"""quant-envs: Gymnasium environments for quantization problems.
+
+Importing this package registers every environment id below with Gymnasium. Entry points are
+strings, so no environment module (and no torch model) is imported until ``gym.make`` is called.
+
+>>> import gymnasium as gym, quant_envs
+>>> env = gym.make("quant_envs/MixedPrecision-v0")
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+__version__ = "0.1.0"
+
+#: Every environment id this package registers, with its entry point.
+ENV_IDS: dict[str, str] = {
+    # 1. hardware-aware mixed-precision quantization (the core problem)
+    "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
+    "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
+    # 2. companding scalar quantizers
+    "quant_envs/SplineCompander-v0": "quant_envs.compander.env:SplineCompanderEnv",
+    "quant_envs/ScalarQuantizer-v0": "quant_envs.compander.env:ScalarQuantizerEnv",
+    # 3. quantized federated edge learning
+    "quant_envs/FeelAllocation-v0": "quant_envs.feel.env:FeelAllocationEnv",
+    "quant_envs/FeelTraining-v0": "quant_envs.feel.env:FeelTrainingEnv",
+    # 4. centroidal Voronoi tessellations
+    "quant_envs/CVT1D-v0": "quant_envs.cvt.env:CVT1DEnv",
+    "quant_envs/CVT2D-v0": "quant_envs.cvt.env:CVT2DEnv",
+}
+
+for _env_id, _entry_point in ENV_IDS.items():
+    # Re-importing (e.g. importlib.reload) must not warn about re-registration.
+    if _env_id not in registry:
+        register(id=_env_id, entry_point=_entry_point)
+
+__all__ = ["ENV_IDS", "__version__"]

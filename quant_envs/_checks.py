@@ -1,0 +1,78 @@
+"""Argument checks that fail early with a message naming the argument, the value and what is allowed.
+
+Every public constructor and solver in quant-envs, baselines and agents validates its input with
+these, so a user sees ``ValueError: levels=1 is not allowed; expected an integer >= 2`` instead of
+a traceback from deep inside numpy or torch.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def check_choice(name: str, value: T, allowed: Iterable[T]) -> T:
+    """Return ``value`` if it is one of ``allowed``; otherwise raise ValueError listing them."""
+    allowed = list(allowed)
+    if value not in allowed:
+        shown = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name}={value!r} is not allowed; expected one of: {shown}")
+    return value
+
+
+def check_int(name: str, value: Any, *, min_value: int | None = None, max_value: int | None = None) -> int:
+    """Return ``value`` as an int if it is an integer within [min_value, max_value]."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)  # int and numpy integers, never floats
+    except TypeError:
+        raise TypeError(f"{name}={value!r} must be an integer, got {type(value).__name__}") from None
+    _check_range(name, value, min_value, max_value, "an integer")
+    return value
+
+
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as a finite float within the given bounds."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}={value!r} must be a number, got bool")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} is not allowed; expected a finite number")
+    _check_range(name, value, min_value, max_value, "a number", min_inclusive, max_inclusive)
+    return value
+
+
+def _check_range(
+    name: str,
+    value: float,
+    lo: float | None,
+    hi: float | None,
+    what: str,
+    lo_inclusive: bool = True,
+    hi_inclusive: bool = True,
+) -> None:
+    too_low = lo is not None and (value < lo if lo_inclusive else value <= lo)
+    too_high = hi is not None and (value > hi if hi_inclusive else value >= hi)
+    if too_low or too_high:
+        parts = []
+        if lo is not None:
+            parts.append(f"{'>=' if lo_inclusive else '>'} {lo}")
+        if hi is not None:
+            parts.append(f"{'<=' if hi_inclusive else '<'} {hi}")
+        raise ValueError(f"{name}={value!r} is not allowed; expected {what} {' and '.join(parts)}")

@@ -1,0 +1,1 @@
+"""Hardware-aware mixed-precision quantization: tasks, torch fake-quantization, layer shapes, env."""
