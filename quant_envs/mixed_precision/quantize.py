@@ -1,0 +1,202 @@
+"""Mixed-precision fake quantization with torch's own ops.
+
+Each quantizable layer (``nn.Conv2d`` / ``nn.Linear``) is wrapped by :class:`QuantLayerWrapper`:
+
+* **weights**: symmetric, per output channel, ``torch.fake_quantize_per_channel_affine`` on the
+  narrow signed range [-(2^(b-1) - 1), 2^(b-1) - 1] (2 bits = ternary). The clipping value of each
+  channel is ``ratio * max|w_c|`` with ``ratio`` chosen, per channel and bit width, to minimise the
+  weight's quantization MSE over a grid (HAQ picks its clip by KL divergence; MSE is the common
+  alternative and needs no histogram of the data). The scale follows the weights during retraining.
+* **activations** (the layer's input): asymmetric per tensor, ``torch.fake_quantize_per_tensor_affine``
+  on [0, 2^b - 1], range calibrated once on training data: the MSE-optimal clip of the calibrated
+  values for each bit width (zero stays exactly representable).
+
+Both ops pass straight-through gradients inside the clipping range, so the same model retrains
+(quantization-aware finetuning) without further changes. Batch normalisation and other layers stay
+in float, as in HAQ.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Per layer, the (weight bits, activation bits); ``None`` leaves that tensor in float.
+LayerBits = tuple[int | None, int | None]
+
+_CLIP_RATIOS = torch.linspace(0.2, 1.0, 33)
+_CALIBRATION_VALUES = 32768  # activation values kept per layer for choosing clip ranges
+
+
+def _weight_qmax(bits: int) -> int:
+    return 2 ** (bits - 1) - 1
+
+
+def best_weight_clip_ratio(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per output channel, the clip ratio (of max |w|) with the smallest quantization MSE."""
+    w = weight.detach().reshape(weight.shape[0], 1, -1)  # [C, 1, K]
+    absmax = w.abs().amax(dim=2, keepdim=True).clamp_min(1e-12)  # [C, 1, 1]
+    qmax = _weight_qmax(bits)
+    scale = _CLIP_RATIOS.view(1, -1, 1) * absmax / qmax  # [C, R, 1]
+    wq = torch.clamp(torch.round(w / scale), -qmax, qmax) * scale
+    mse = ((wq - w) ** 2).mean(dim=2)  # [C, R]
+    return _CLIP_RATIOS[mse.argmin(dim=1)]
+
+
+def best_activation_range(values: torch.Tensor, bits: int) -> tuple[float, float]:
+    """The asymmetric clip range [lo, hi] of ``values`` with the smallest quantization MSE."""
+    lo_full, hi_full = float(values.min().clamp(max=0.0)), float(values.max().clamp(min=0.0))
+    if hi_full - lo_full <= 0:
+        return 0.0, 1e-8
+    levels = 2**bits - 1
+    best, best_mse = (lo_full, hi_full), float("inf")
+    for r in _CLIP_RATIOS.tolist():
+        lo, hi = lo_full * r, hi_full * r
+        scale = (hi - lo) / levels
+        zero_point = round(-lo / scale)
+        q = torch.fake_quantize_per_tensor_affine(values, scale, zero_point, 0, levels)
+        mse = float(((q - values) ** 2).mean())
+        if mse < best_mse:
+            best, best_mse = (lo, hi), mse
+    return best
+
+
+class QuantLayerWrapper(nn.Module):
+    """Wraps one ``nn.Conv2d`` or ``nn.Linear`` with fake quantization of its weight and input."""
+
+    def __init__(self, layer: nn.Conv2d | nn.Linear) -> None:
+        super().__init__()
+        if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+            raise TypeError(f"layer must be nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        self.layer = layer
+        self.w_bits: int | None = None
+        self.a_bits: int | None = None
+        self.register_buffer("w_clip_ratio", torch.ones(layer.weight.shape[0]))
+        self.act_range: tuple[float, float] | None = None
+
+    def set_bits(self, w_bits: int | None, w_clip_ratio: torch.Tensor | None,
+                 a_bits: int | None, act_range: tuple[float, float] | None) -> None:
+        self.w_bits, self.a_bits, self.act_range = w_bits, a_bits, act_range
+        if w_clip_ratio is not None:
+            self.w_clip_ratio.copy_(w_clip_ratio)
+
+    def quantized_weight(self) -> torch.Tensor:
+        w = self.layer.weight
+        if self.w_bits is None:
+            return w
+        qmax = _weight_qmax(self.w_bits)
+        absmax = w.detach().reshape(w.shape[0], -1).abs().amax(dim=1).clamp_min(1e-12)
+        scale = (self.w_clip_ratio * absmax / qmax).float()
+        zero_point = torch.zeros(w.shape[0], dtype=torch.int32)
+        return torch.fake_quantize_per_channel_affine(w, scale, zero_point, 0, -qmax, qmax)
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.a_bits is None or self.act_range is None:
+            return x
+        lo, hi = self.act_range
+        levels = 2**self.a_bits - 1
+        scale = (hi - lo) / levels
+        return torch.fake_quantize_per_tensor_affine(x, scale, round(-lo / scale), 0, levels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.quantize_input(x)
+        w = self.quantized_weight()
+        if isinstance(self.layer, nn.Conv2d):
+            return self.layer._conv_forward(x, w, self.layer.bias)
+        return F.linear(x, w, self.layer.bias)
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+@torch.no_grad()
+def calibration_samples(model: nn.Module, layer_names: Sequence[str], inputs: torch.Tensor,
+                        seed: int = 0) -> list[torch.Tensor]:
+    """Run ``inputs`` through the float model; return a random subsample of each layer's input values."""
+    generator = torch.Generator().manual_seed(seed)
+    samples: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def record(_module: nn.Module, args: tuple) -> None:
+            if name in samples:  # a module called twice: its first call is the quantized one
+                return
+            flat = args[0].detach().reshape(-1)
+            if flat.numel() > _CALIBRATION_VALUES:
+                flat = flat[torch.randint(flat.numel(), (_CALIBRATION_VALUES,), generator=generator)]
+            samples[name] = flat.clone()
+        return record
+
+    handles = [model.get_submodule(n).register_forward_pre_hook(hook(n)) for n in layer_names]
+    was_training = model.training
+    try:
+        model.eval()
+        model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return [samples[n] for n in layer_names]
+
+
+class FakeQuantModel:
+    """A copy of a float model whose quantizable layers take any mixed-precision policy.
+
+    Clip ratios and activation ranges are computed lazily per (layer, bit width) and kept, so
+    switching policies costs only a weight reset (needed after retraining changed the weights).
+    """
+
+    def __init__(self, float_model: nn.Module, layer_names: Sequence[str], calibration_inputs: torch.Tensor) -> None:
+        self.layer_names = list(layer_names)
+        self.model = copy.deepcopy(float_model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(True)  # the task's float model is frozen; its quantized copy retrains
+        self._float_state = {k: v.clone() for k, v in float_model.state_dict().items()}
+        self._act_values = calibration_samples(self.model, self.layer_names, calibration_inputs)
+        self.wrappers: list[QuantLayerWrapper] = []
+        for name in self.layer_names:
+            wrapper = QuantLayerWrapper(self.model.get_submodule(name))
+            _set_submodule(self.model, name, wrapper)
+            self.wrappers.append(wrapper)
+        self._weight_ratios: dict[tuple[int, int], torch.Tensor] = {}
+        self._act_ranges: dict[tuple[int, int], tuple[float, float]] = {}
+
+    def reset_weights(self) -> None:
+        """Restore the float weights (and batch-norm statistics) after a retraining."""
+        state = {}
+        for key, value in self._float_state.items():
+            state[self._wrapped_key(key)] = value
+        self.model.load_state_dict(state, strict=False)
+
+    def _wrapped_key(self, key: str) -> str:
+        for name in self.layer_names:
+            if key.startswith(name + "."):
+                return f"{name}.layer.{key[len(name) + 1:]}"
+        return key
+
+    def set_policy(self, policy: Sequence[LayerBits]) -> nn.Module:
+        """Quantize with ``policy`` (one (w_bits, a_bits) per layer) and return the model."""
+        if len(policy) != len(self.wrappers):
+            raise ValueError(f"policy has {len(policy)} entries; the model has {len(self.wrappers)} quantizable layers")
+        for i, (wrapper, (w_bits, a_bits)) in enumerate(zip(self.wrappers, policy)):
+            ratio = None
+            if w_bits is not None:
+                if (i, w_bits) not in self._weight_ratios:
+                    self._weight_ratios[i, w_bits] = best_weight_clip_ratio(self._float_weight(i), w_bits)
+                ratio = self._weight_ratios[i, w_bits]
+            act_range = None
+            if a_bits is not None:
+                if (i, a_bits) not in self._act_ranges:
+                    self._act_ranges[i, a_bits] = best_activation_range(self._act_values[i], a_bits)
+                act_range = self._act_ranges[i, a_bits]
+            wrapper.set_bits(w_bits, ratio, a_bits, act_range)
+        return self.model
+
+    def _float_weight(self, i: int) -> torch.Tensor:
+        return self._float_state[f"{self.layer_names[i]}.weight"]

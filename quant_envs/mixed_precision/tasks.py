@@ -1,0 +1,258 @@
+"""Tasks: a trained float model, its data splits, and how to retrain and evaluate it.
+
+Built-in tasks (no download, trained on first use and cached, see :mod:`model_cache`):
+
+* ``digits-mbnet`` (default): a MobileNet-style CNN (10 quantizable layers) on scikit-learn's digits.
+* ``digits-cnn``: a tiny 4-layer CNN, small enough for exact ground truth by enumeration.
+* ``torchvision:<arch>`` (e.g. ``torchvision:mobilenet_v2``, ``torchvision:resnet18``): a torchvision
+  architecture on the user's local data (an ImageFolder tree or the CIFAR-10 python folder), from
+  the user's checkpoint or trained here once; ``dataset="fake"`` uses torchvision's FakeData.
+
+New tasks: ``register_task(name, factory)`` where ``factory(**kwargs) -> Task``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from quant_envs._checks import check_choice, check_int
+from quant_envs.datasets import digits_splits
+from quant_envs.mixed_precision.model_cache import load_or_train
+from quant_envs.mixed_precision.models import DigitsCNN, DigitsMobileNet
+from quant_envs.mixed_precision.training import accuracy, train_steps
+
+
+@dataclass
+class Task:
+    """A trained float model with its data; everything an environment or a solver needs from it."""
+
+    name: str
+    model: nn.Module
+    train_set: Dataset
+    val_set: Dataset
+    test_set: Dataset
+    input_shape: tuple[int, ...]
+    num_classes: int
+    finetune_lr: float = 1e-3
+    batch_size: int = 64
+    max_eval_samples: int | None = None
+    calibration_size: int = 256
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        return torch.zeros((batch, *self.input_shape))
+
+    def calibration_inputs(self) -> torch.Tensor:
+        """The first ``calibration_size`` training inputs (a fixed set: calibration is deterministic)."""
+        n = min(self.calibration_size, len(self.train_set))
+        return torch.stack([self.train_set[i][0] for i in range(n)])
+
+    def finetune(self, model: nn.Module, steps: int, seed: int = 0) -> nn.Module:
+        """Quantization-aware retraining for ``steps`` mini-batches (batch norm statistics frozen)."""
+        return train_steps(model, self.train_set, steps, lr=self.finetune_lr, batch_size=self.batch_size,
+                           seed=seed, freeze_bn=True, cosine=False)
+
+    def evaluate(self, model: nn.Module, split: str = "val") -> float:
+        """Top-1 accuracy in [0, 1] on ``split`` ("train", "val" or "test")."""
+        check_choice("split", split, ("train", "val", "test"))
+        dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
+        return accuracy(model, dataset, max_samples=self.max_eval_samples)
+
+    @property
+    def float_accuracy(self) -> float:
+        """Validation accuracy of the float model (the reference of the reward)."""
+        if "float_val_accuracy" not in self.meta:
+            self.meta["float_val_accuracy"] = self.evaluate(self.model, "val")
+        return self.meta["float_val_accuracy"]
+
+
+TaskFactory = Callable[..., Task]
+_TASKS: dict[str, TaskFactory] = {}
+
+
+def register_task(name: str, factory: TaskFactory) -> None:
+    """Make ``make_task(name, **kwargs)`` call ``factory(**kwargs)``."""
+    _TASKS[name] = factory
+
+
+def available_tasks() -> list[str]:
+    return sorted(_TASKS) + ["torchvision:<arch>"]
+
+
+def make_task(name: str, **kwargs: Any) -> Task:
+    """Build (or load from the cache) the task called ``name``; see the module docstring."""
+    if not isinstance(name, str):
+        raise TypeError(f"task must be a string, got {type(name).__name__}")
+    if name.startswith("torchvision:"):
+        return torchvision_task(name.split(":", 1)[1], **kwargs)
+    check_choice("task", name, available_tasks())
+    return _TASKS[name](**kwargs)
+
+
+def _config_key(name: str, config: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{name}-{digest}"
+
+
+# --------------------------------------------------------------------------------------------------
+# digits tasks
+
+
+def _digits_task(name: str, build: Callable[[], nn.Module], *, seed: int, train_steps_: int, lr: float,
+                 cache_dir: str | os.PathLike[str] | None) -> Task:
+    check_int("seed", seed, min_value=0)
+    splits = digits_splits(seed=0)  # the data split is fixed; ``seed`` seeds the float training
+
+    def tensors(split) -> TensorDataset:
+        return TensorDataset(torch.from_numpy(split.x.copy()), torch.from_numpy(split.y.copy()))
+
+    train_set, val_set, test_set = tensors(splits.train), tensors(splits.val), tensors(splits.test)
+    config = {"seed": seed, "steps": train_steps_, "lr": lr, "weight_decay": 1e-4, "batch": 64, "v": 1}
+
+    def seeded_build() -> nn.Module:
+        torch.manual_seed(seed)  # initial weights
+        return build()
+
+    def train(model: nn.Module) -> dict[str, Any]:
+        train_steps(model, train_set, train_steps_, lr=lr, weight_decay=1e-4, batch_size=64, seed=seed)
+        return {"float_val_accuracy": accuracy(model, val_set), "float_test_accuracy": accuracy(model, test_set)}
+
+    model, meta = load_or_train(_config_key(name, config), seeded_build, train, cache_dir)
+    for p in model.parameters():
+        p.requires_grad_(False)  # the float model is a reference; quantized copies are retrained
+    return Task(name=name, model=model, train_set=train_set, val_set=val_set, test_set=test_set,
+                input_shape=(1, 8, 8), num_classes=10, finetune_lr=1e-3, batch_size=64, meta=meta)
+
+
+def digits_mbnet(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -> Task:
+    """MobileNet-style CNN on the digits (800 Adam steps, lr 1e-2 cosine; ~98% validation accuracy)."""
+    return _digits_task("digits-mbnet", DigitsMobileNet, seed=seed, train_steps_=800, lr=1e-2, cache_dir=cache_dir)
+
+
+def digits_cnn(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -> Task:
+    """Tiny 4-layer CNN on the digits (600 Adam steps, lr 1e-2 cosine)."""
+    return _digits_task("digits-cnn", DigitsCNN, seed=seed, train_steps_=600, lr=1e-2, cache_dir=cache_dir)
+
+
+register_task("digits-mbnet", digits_mbnet)
+register_task("digits-cnn", digits_cnn)
+
+
+# --------------------------------------------------------------------------------------------------
+# torchvision architectures on the user's data
+
+_DATA_HELP = (
+    "put an ImageFolder tree at data_dir (data_dir/train/<class>/*.jpg and data_dir/val/<class>/*.jpg, "
+    "optionally data_dir/test/<class>/*.jpg), or the CIFAR-10 python folder at "
+    "data_dir/cifar-10-batches-py (as torchvision's CIFAR10 unpacks it); or pass dataset='fake' "
+    "for torchvision's FakeData"
+)
+
+
+def _torchvision_datasets(dataset: str, data_dir: str | os.PathLike[str] | None, image_size: int,
+                          fake_size: int, fake_classes: int, seed: int) -> tuple[Dataset, Dataset, Dataset, int]:
+    import torchvision
+    from torchvision import transforms
+
+    if dataset == "fake":
+        tf = transforms.ToTensor()
+        shape = (3, image_size, image_size)
+        train = torchvision.datasets.FakeData(fake_size, shape, fake_classes, transform=tf, random_offset=0)
+        val = torchvision.datasets.FakeData(max(fake_size // 4, 8), shape, fake_classes, transform=tf, random_offset=10**6)
+        test = torchvision.datasets.FakeData(max(fake_size // 4, 8), shape, fake_classes, transform=tf, random_offset=2 * 10**6)
+        return train, val, test, fake_classes
+    if data_dir is None:
+        raise ValueError(f"data_dir=None: a torchvision task needs local data; {_DATA_HELP}")
+    root = Path(data_dir).expanduser()
+    if dataset == "auto":
+        dataset = "cifar10" if (root / "cifar-10-batches-py").is_dir() else "imagefolder"
+    normalize = transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    if dataset == "cifar10":
+        if not (root / "cifar-10-batches-py").is_dir():
+            raise ValueError(f"data_dir={str(root)!r} has no cifar-10-batches-py folder; {_DATA_HELP}")
+        tf = transforms.Compose([transforms.Resize(image_size), transforms.ToTensor(), normalize])
+        train = torchvision.datasets.CIFAR10(root, train=True, transform=tf, download=False)
+        held_out = torchvision.datasets.CIFAR10(root, train=False, transform=tf, download=False)
+        perm = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed)).tolist()
+        half = len(perm) // 2  # the official test set, split in half: validation / test
+        return train, Subset(held_out, perm[:half]), Subset(held_out, perm[half:]), 10
+    for part in ("train", "val"):
+        if not (root / part).is_dir():
+            raise ValueError(f"data_dir={str(root)!r} has no {part}/ folder; {_DATA_HELP}")
+    tf = transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size),
+                             transforms.ToTensor(), normalize])
+    train = torchvision.datasets.ImageFolder(root / "train", transform=tf)
+    val = torchvision.datasets.ImageFolder(root / "val", transform=tf)
+    test = torchvision.datasets.ImageFolder(root / "test", transform=tf) if (root / "test").is_dir() else val
+    return train, val, test, len(train.classes)
+
+
+def torchvision_task(
+    arch: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    dataset: str = "auto",
+    checkpoint: str | os.PathLike[str] | None = None,
+    image_size: int = 32,
+    pretrain_steps: int = 2000,
+    pretrain_lr: float = 1e-3,
+    finetune_lr: float = 1e-4,
+    batch_size: int = 64,
+    max_eval_samples: int | None = 2000,
+    fake_size: int = 256,
+    fake_classes: int = 10,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Task:
+    """A torchvision architecture (built with ``weights=None``, never downloaded) on local data.
+
+    With ``checkpoint`` (a state_dict, or a dict holding one under "state_dict"), those weights are
+    the float model; without, the model is trained here for ``pretrain_steps`` and cached.
+    Evaluation uses at most ``max_eval_samples`` validation images, for speed.
+    """
+    import torchvision
+
+    check_choice("dataset", dataset, ("auto", "imagefolder", "cifar10", "fake"))
+    check_int("image_size", image_size, min_value=8)
+    check_int("pretrain_steps", pretrain_steps, min_value=0)
+    archs = torchvision.models.list_models(module=torchvision.models)
+    check_choice("arch (torchvision:<arch>)", arch, archs)
+    train_set, val_set, test_set, num_classes = _torchvision_datasets(
+        dataset, data_dir, image_size, fake_size, fake_classes, seed)
+
+    def build() -> nn.Module:
+        torch.manual_seed(seed)
+        return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise ValueError(f"checkpoint={str(path)!r} does not exist; expected a file saved with torch.save(model.state_dict())")
+        model = build()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state))
+        meta: dict[str, Any] = {"checkpoint": str(path)}
+    else:
+        config = {"arch": arch, "dataset": dataset, "data_dir": str(data_dir), "image_size": image_size,
+                  "steps": pretrain_steps, "lr": pretrain_lr, "seed": seed, "fake": [fake_size, fake_classes]}
+
+        def train(model: nn.Module) -> dict[str, Any]:
+            train_steps(model, train_set, pretrain_steps, lr=pretrain_lr, batch_size=batch_size, seed=seed)
+            return {"pretrain_steps": pretrain_steps}
+
+        model, meta = load_or_train(_config_key(f"torchvision-{arch}", config), build, train, cache_dir)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Task(name=f"torchvision:{arch}", model=model.eval(), train_set=train_set, val_set=val_set,
+                test_set=test_set, input_shape=(3, image_size, image_size), num_classes=num_classes,
+                finetune_lr=finetune_lr, batch_size=batch_size, max_eval_samples=max_eval_samples,
+                calibration_size=min(64, len(train_set)), meta=meta)
