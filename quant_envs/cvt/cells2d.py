@@ -1,0 +1,257 @@
+"""2-D Voronoi cells clipped to a convex polygon, and their integrals.
+
+Cells. Neighbours come from ``scipy.spatial.Delaunay`` (Qhull): the Voronoi cell of z_i is the
+intersection of the half-planes {x : |x - z_i| <= |x - z_j|} over its Delaunay neighbours j.
+Every cell starts as the domain polygon and is cut by those half-planes one at a time
+(Sutherland-Hodgman), all cells at once with numpy. This is exact for any convex domain and any
+number of points, needs no mirror points, and keeps generators on (or outside) the boundary
+working. Each polygon edge remembers which neighbour cut it (or -1 for the domain boundary),
+which the Hessian needs. Coinciding generators share one cell: the first of them (lowest index)
+owns it and the others get an empty cell (mass 0, gradient 0, centroid at the generator).
+
+Integrals. Cells are stored in the generator's local coordinates y = x - z_i, fanned into
+triangles from their first vertex, and integrated with Dunavant's symmetric degree-8 rule
+(:mod:`quant_envs.cvt.quadrature`); triangles larger than half the density's length scale are
+split into 4**level pieces first. Moments about z_i are then sums of small numbers, with no
+cancellation.
+
+Hessian (Iri, Murota & Ohya 1984; Liu et al. 2009, "On centroidal Voronoi tessellation - energy
+smoothness and fast computation", eq. for the second derivatives): with d_ij = |z_j - z_i| and
+e_ij the shared edge,
+
+    d2E/dz_i dz_j = (2 / d_ij) int_{e_ij} rho(x) (x - z_i)(x - z_j)^T ds,
+    d2E/dz_i^2   = 2 m_i I - sum_j (2 / d_ij) int_{e_ij} rho(x) (x - z_i)(x - z_i)^T ds,
+
+edge integrals by 8-point Gauss-Legendre (split like the triangles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial import Delaunay, QhullError
+
+from quant_envs.cvt.density import Density
+from quant_envs.cvt.domain import ConvexPolygon
+from quant_envs.cvt.quadrature import gauss_legendre01, refinement_level, triangle_rule
+
+_MAX_LEVEL = 5
+_EDGE_NODES = 8
+
+
+@dataclass(frozen=True)
+class Cells2D:
+    """Clipped cells of the distinct generators.
+
+    ``points``: distinct generators (n, 2); ``owner``: for each input generator, the index of its
+    distinct point if it owns that cell, else -1 (a repeated generator); ``verts``: polygon
+    vertices in local coordinates (n, M, 2), first ``count[i]`` valid, counter-clockwise;
+    ``labels``: neighbour index that cut edge (v_a, v_a+1), or -1 for the domain boundary.
+    """
+
+    points: np.ndarray
+    owner: np.ndarray
+    verts: np.ndarray
+    count: np.ndarray
+    labels: np.ndarray
+
+    def polygons(self) -> list[np.ndarray]:
+        """Cells of the distinct generators in global coordinates."""
+        return [self.verts[i, : self.count[i]] + self.points[i] for i in range(len(self.points))]
+
+    def touches_boundary(self) -> np.ndarray:
+        """True for cells with an edge on the domain boundary (or empty cells)."""
+        m = self.verts.shape[1]
+        valid = np.arange(m)[None, :] < self.count[:, None]
+        return np.any(valid & (self.labels == -1), axis=1) | (self.count < 3)
+
+
+def neighbour_pairs(points: np.ndarray) -> np.ndarray:
+    """Pairs (i, j), i < j, whose Voronoi cells may share an edge (Delaunay edges)."""
+    n = len(points)
+    if n < 2:
+        return np.zeros((0, 2), dtype=np.intp)
+    if n <= 4:
+        i, j = np.triu_indices(n, k=1)
+        return np.stack([i, j], axis=1)
+    centred = points - points.mean(axis=0)
+    sv = np.linalg.svd(centred, compute_uv=False)
+    if sv[1] <= 1e-12 * sv[0]:  # collinear: neighbours are consecutive along the line
+        order = np.argsort(centred @ np.linalg.svd(centred)[2][0])
+        return np.sort(np.stack([order[:-1], order[1:]], axis=1), axis=1)
+    try:
+        tri = Delaunay(points)
+    except QhullError:  # precision trouble: joggle the input
+        tri = Delaunay(points, qhull_options="QJ")
+    s = tri.simplices
+    edges = np.concatenate([s[:, [0, 1]], s[:, [1, 2]], s[:, [0, 2]]])
+    if len(tri.coplanar):  # points Qhull set aside as (nearly) coincident with a vertex
+        cp, near = tri.coplanar[:, 0], tri.coplanar[:, 2]
+        indptr, nbrs = tri.vertex_neighbor_vertices
+        extra = [np.stack([np.full(indptr[v + 1] - indptr[v] + 1, p), np.append(nbrs[indptr[v]:indptr[v + 1]], v)], 1)
+                 for p, v in zip(cp, near, strict=True)]
+        edges = np.concatenate([edges, *extra])
+    edges = np.sort(edges, axis=1)
+    edges = edges[edges[:, 0] != edges[:, 1]]
+    return np.unique(edges, axis=0)
+
+
+def clip_cells(z: np.ndarray, domain: ConvexPolygon) -> Cells2D:
+    """Voronoi cells of the generators ``z`` (k, 2), clipped to the convex ``domain``."""
+    points, first, inverse = np.unique(z, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    owner = np.full(len(z), -1, dtype=np.intp)
+    owner[first] = np.arange(len(points))
+    n = len(points)
+    pairs = neighbour_pairs(points)
+    src = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    perm = np.argsort(src, kind="stable")
+    src, dst = src[perm], dst[perm]
+    degree = np.bincount(src, minlength=n)
+    start = np.concatenate([[0], np.cumsum(degree)[:-1]])
+    rank = np.arange(len(src)) - start[src]
+
+    base = domain.vertices
+    width = len(base) + (int(degree.max()) if n and len(src) else 0) + 1
+    verts = np.zeros((n, width, 2))
+    verts[:, : len(base)] = base[None, :, :] - points[:, None, :]
+    labels = np.full((n, width), -2, dtype=np.intp)
+    labels[:, : len(base)] = -1
+    count = np.full(n, len(base), dtype=np.intp)
+    for t in range(int(degree.max()) if len(src) else 0):
+        sel = rank == t
+        rows, nbr = src[sel], dst[sel]
+        m = int(count[rows].max())
+        v, c, lab = _clip(verts[rows, : m + 1], count[rows], labels[rows, : m + 1], points[nbr] - points[rows], nbr)
+        verts[rows, : m + 1], count[rows], labels[rows, : m + 1] = v, c, lab
+    m = int(count.max()) if n else 0
+    return Cells2D(points, owner, verts[:, :m], count, labels[:, :m])
+
+
+def _clip(
+    verts: np.ndarray, count: np.ndarray, labels: np.ndarray, d: np.ndarray, new_label: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut each polygon (local coordinates) by the half-plane y . d <= |d|^2 / 2.
+
+    ``verts`` has one spare column beyond the largest count: a convex polygon cut by a line gains
+    at most one vertex.
+    """
+    b, width = labels.shape
+    m = width - 1
+    idx = np.arange(m)[None, :]
+    valid = idx < count[:, None]
+    v = verts[:, :m]
+    s = v[..., 0] * d[:, 0, None] + v[..., 1] * d[:, 1, None] - 0.5 * np.sum(d * d, axis=1)[:, None]
+    inside = s <= 0.0
+    nxt = np.where(idx + 1 < count[:, None], idx + 1, 0)
+    s_b = np.take_along_axis(s, nxt, axis=1)
+    in_b = np.take_along_axis(inside, nxt, axis=1)
+    v_b = np.take_along_axis(v, nxt[..., None], axis=1)
+    keep = valid & inside
+    cross = valid & (inside != in_b)
+    t = np.where(cross, s / np.where(cross, s - s_b, 1.0), 0.0)
+    inter = v + t[..., None] * (v_b - v)
+    lab_inter = np.where(inside, new_label[:, None], labels[:, :m])
+    cand = np.stack([v, inter], axis=2).reshape(b, 2 * m, 2)
+    cmask = np.stack([keep, cross], axis=2).reshape(b, 2 * m)
+    clab = np.stack([labels[:, :m], lab_inter], axis=2).reshape(b, 2 * m)
+    new_count = cmask.sum(axis=1)
+    rows, cols = np.nonzero(cmask)
+    dest = (np.cumsum(cmask, axis=1) - 1)[rows, cols]
+    out = np.zeros((b, width, 2))
+    out_lab = np.full((b, width), -2, dtype=np.intp)
+    out[rows, dest] = cand[rows, cols]
+    out_lab[rows, dest] = clab[rows, cols]
+    return out, new_count, out_lab
+
+
+@dataclass(frozen=True)
+class CellIntegrals2D:
+    """Per distinct cell: mass, first moment int rho (x - z) (n, 2), energy int rho |x - z|^2."""
+
+    mass: np.ndarray
+    first: np.ndarray
+    energy: np.ndarray
+
+
+def cell_integrals(cells: Cells2D, density: Density) -> CellIntegrals2D:
+    n, m = cells.count.shape[0], cells.verts.shape[1]
+    mass, first, energy = np.zeros(n), np.zeros((n, 2)), np.zeros(n)
+    if n == 0 or m < 3:
+        return CellIntegrals2D(mass, first, energy)
+    # Fan triangles (v0, v_a, v_a+1), a = 1 .. count - 2.
+    a = np.arange(1, m - 1)
+    cell, a = np.nonzero(a[None, :] < (cells.count - 1)[:, None])
+    a = a + 1
+    p0 = cells.verts[cell, 0]
+    p1 = cells.verts[cell, a]
+    p2 = cells.verts[cell, a + 1]
+    area = 0.5 * ((p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p2[:, 0] - p0[:, 0]) * (p1[:, 1] - p0[:, 1]))
+    diam = np.sqrt(np.max(np.stack([np.sum((p1 - p0) ** 2, 1), np.sum((p2 - p1) ** 2, 1), np.sum((p0 - p2) ** 2, 1)]), 0))
+    level = refinement_level(diam, density.length_scale, _MAX_LEVEL)
+    for lv in np.unique(level):
+        sel = level == lv
+        bary, w = triangle_rule(int(lv))
+        y = (bary[None, :, 0, None] * p0[sel, None] + bary[None, :, 1, None] * p1[sel, None]
+             + bary[None, :, 2, None] * p2[sel, None])  # (T, q, 2) local points
+        c = cell[sel]
+        x = y + cells.points[c][:, None, :]
+        rho = np.asarray(density(x.reshape(-1, 2)), dtype=float).reshape(y.shape[:2])
+        wr = rho * w[None, :] * area[sel, None]
+        mass += np.bincount(c, wr.sum(1), minlength=n)
+        first[:, 0] += np.bincount(c, (wr * y[..., 0]).sum(1), minlength=n)
+        first[:, 1] += np.bincount(c, (wr * y[..., 1]).sum(1), minlength=n)
+        energy += np.bincount(c, (wr * np.sum(y * y, axis=-1)).sum(1), minlength=n)
+    return CellIntegrals2D(mass, first, energy)
+
+
+def hessian_2d(cells: Cells2D, integrals: CellIntegrals2D, density: Density, k: int) -> sp.csr_array:
+    """Sparse Hessian (2k, 2k) of the CVT energy in the ordering z.ravel() = (x0, y0, x1, ...)."""
+    n, m = cells.count.shape[0], cells.verts.shape[1]
+    # Map distinct cells back to the input generators that own them.
+    owned = np.flatnonzero(cells.owner >= 0)
+    gen_of = np.empty(n, dtype=np.intp)
+    gen_of[cells.owner[owned]] = owned
+    rows, cols, vals = [], [], []
+
+    def add_block(i: np.ndarray, j: np.ndarray, blocks: np.ndarray) -> None:
+        for r in range(2):
+            for c in range(2):
+                rows.append(2 * i + r)
+                cols.append(2 * j + c)
+                vals.append(blocks[:, r, c])
+
+    diag = np.zeros((n, 2, 2))
+    diag[:, 0, 0] = diag[:, 1, 1] = 2.0 * integrals.mass
+    if m >= 2:
+        idx = np.arange(m)[None, :]
+        cell, a = np.nonzero((idx < cells.count[:, None]) & (cells.labels >= 0))
+        if len(cell):
+            nb = cells.labels[cell, a]
+            b = np.where(a + 1 < cells.count[cell], a + 1, 0)
+            ya, yb = cells.verts[cell, a], cells.verts[cell, b]
+            d = cells.points[nb] - cells.points[cell]
+            dist = np.linalg.norm(d, axis=1)
+            length = np.linalg.norm(yb - ya, axis=1)
+            nodes, weights = gauss_legendre01(_EDGE_NODES)
+            pieces = 2 ** refinement_level(float(length.max()), density.length_scale, _MAX_LEVEL)
+            s = (np.arange(pieces)[:, None] + nodes[None, :]).ravel() / pieces
+            w = np.tile(weights, pieces) / pieces
+            y = ya[:, None, :] + s[None, :, None] * (yb - ya)[:, None, :]  # (E, q, 2)
+            x = y + cells.points[cell][:, None, :]
+            rho = np.asarray(density(x.reshape(-1, 2)), dtype=float).reshape(y.shape[:2])
+            wr = rho * w[None, :] * length[:, None]
+            yy = np.einsum("eq,eqr,eqc->erc", wr, y, y)
+            j1 = np.einsum("eq,eqr->er", wr, y)
+            scale = (2.0 / dist)[:, None, None]
+            off = scale * (yy - j1[:, :, None] * d[:, None, :])
+            np.add.at(diag, cell, -scale * yy)
+            add_block(gen_of[cell], gen_of[nb], off)
+    add_block(gen_of, gen_of, diag)
+    h = sp.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * k, 2 * k)
+    )
+    return ((h + h.T) * 0.5).tocsr()
