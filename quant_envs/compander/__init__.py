@@ -1,0 +1,1 @@
+"""Companding scalar quantizers: sources, exact distortion, compressor functions and environments."""
