@@ -1,0 +1,42 @@
+"""hw_sim: accelerator cost models for mixed-precision quantization (numpy only, never torch).
+
+A layer is a grouped GEMM (:class:`LayerShape`); an accelerator (:data:`PROFILES`,
+:func:`get_accelerator`) turns a layer and its weight/activation bit widths into cycles, latency,
+energy, DRAM traffic and a compute/memory-bound flag (:meth:`Accelerator.layer_cost`);
+:class:`CostTable` precomputes a whole network over a grid of bit widths for fast policy queries and
+exact action masking.
+
+>>> import hw_sim
+>>> layer = hw_sim.LayerShape.conv2d(c_in=64, c_out=64, kernel=3, in_hw=56, padding=1)
+>>> cost = hw_sim.get_accelerator("bismo-edge").layer_cost(layer, w_bits=4, a_bits=4)
+>>> cost.bound in ("compute", "memory")
+True
+"""
+
+from __future__ import annotations
+
+from hw_sim.accelerators import (
+    Accelerator,
+    BitFusionAccelerator,
+    BitParallelAccelerator,
+    BitSerialAccelerator,
+    LayerCost,
+)
+from hw_sim.cost_table import METRICS, UNITS, CostTable, PolicyCost
+from hw_sim.layer import LayerShape
+from hw_sim.profiles import PROFILES, get_accelerator
+
+__all__ = [
+    "METRICS",
+    "PROFILES",
+    "UNITS",
+    "Accelerator",
+    "BitFusionAccelerator",
+    "BitParallelAccelerator",
+    "BitSerialAccelerator",
+    "CostTable",
+    "LayerCost",
+    "LayerShape",
+    "PolicyCost",
+    "get_accelerator",
+]

@@ -1,0 +1,538 @@
+"""Accelerator cost models: bit-serial (BISMO), bit-fused (Bit Fusion), bit-parallel fixed width.
+
+Every model shares one memory and energy model (documented on :class:`Accelerator`) and differs in
+how it turns a GEMM into compute cycles. All formulas are written once, vectorised with numpy:
+``layer_cost`` evaluates them for one (layer, w_bits, a_bits) and :class:`hw_sim.CostTable`
+evaluates the same code for whole [layers, w-bits, a-bits] grids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from hw_sim import energy as _energy
+from hw_sim._checks import check_int
+from hw_sim.layer import LayerShape
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """The cost of one layer at one (w_bits, a_bits) on one accelerator (SI units)."""
+
+    w_bits: int
+    a_bits: int
+    #: widths the hardware actually computes at (e.g. 3 -> 4 on Bit Fusion, 4 -> 8 on an int8 NPU)
+    w_bits_run: int
+    a_bits_run: int
+    #: total cycles at the accelerator clock: max(compute, memory) + fill/drain + fixed overhead
+    cycles: float
+    compute_cycles: float
+    memory_cycles: float
+    latency_s: float
+    compute_s: float
+    memory_s: float
+    energy_j: float
+    mac_energy_j: float
+    sram_energy_j: float
+    dram_energy_j: float
+    dram_bytes: float
+    #: weight storage of this layer in bytes (the model-size contribution)
+    size_bytes: float
+    macs: int
+    #: "compute" or "memory": which of the two overlapped terms sets the latency
+    bound: str
+
+
+class _Layers(NamedTuple):
+    """Layer fields as float arrays broadcastable against bit grids."""
+
+    m: np.ndarray
+    k: np.ndarray
+    n: np.ndarray
+    groups: np.ndarray
+    kernel_area: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+    lowered_inputs: np.ndarray
+
+    @classmethod
+    def of(cls, layers: Sequence[LayerShape], ndim: int = 3) -> _Layers:
+        shape = (len(layers),) + (1,) * (ndim - 1)
+
+        def col(values: list[int]) -> np.ndarray:
+            return np.asarray(values, dtype=float).reshape(shape)
+
+        return cls(
+            m=col([ly.m for ly in layers]),
+            k=col([ly.k for ly in layers]),
+            n=col([ly.n for ly in layers]),
+            groups=col([ly.groups for ly in layers]),
+            kernel_area=col([ly.kernel_area for ly in layers]),
+            inputs=col([ly.input_count for ly in layers]),
+            outputs=col([ly.output_count for ly in layers]),
+            lowered_inputs=col([ly.lowered_input_elems for ly in layers]),
+        )
+
+
+def _ceil_div(a, b):
+    return np.ceil(np.asarray(a, dtype=float) / b)
+
+
+def packed_groups(m, k, groups, tile_m, tile_k):
+    """Groups packed block-diagonally into one pass of a ``tile_m x tile_k`` array.
+
+    Independent groups can share the array if their weights are laid out block-diagonally: a row
+    holds one group's output channel and zeros outside that group's reduction lanes, so the
+    zeros cancel the other groups' inputs. ``G = min(tile_m // m, tile_k // k)`` groups fit,
+    clipped to [1, groups]. This is our mapping choice for grouped and depthwise convolutions;
+    none of the accelerators' papers or runtimes describe one.
+    """
+    fit = np.minimum(np.floor(tile_m / m), np.floor(tile_k / k))
+    return np.clip(fit, 1.0, groups)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accelerator:
+    """Base class: shared memory, latency and energy model. Subclasses give compute cycles.
+
+    Memory (DRAM traffic, bits), with ``b_w``/``b_a`` the stored widths (see ``packed_storage``)::
+
+        W = weights * b_w
+        I = (im2col-lowered input if lowered_inputs else input feature map) * batch * b_a
+        O = output feature map * batch * b_a          (outputs requantized on chip to b_a)
+        traffic = O + min(W + I * ceil(W / weight_buffer), I + W * ceil(I / input_buffer))
+
+    i.e. one operand stays on chip and the other streams once per chunk of the resident one that
+    fits its buffer (both read once when either fits). Outputs are written at the layer's own
+    activation width: the next layer's width is unknown to a per-layer table, which must stay
+    additive over layers.
+
+    Latency::
+
+        memory_cycles = traffic / 8 / dram_bandwidth * frequency
+        cycles = max(compute_cycles, memory_cycles) + fill_drain_cycles + layer_overhead_s * frequency
+        latency_s = cycles / frequency
+
+    fetch, execute and write-back overlap (double-buffered), so the larger term sets the pace;
+    the layer is ``"memory"``-bound when memory_cycles > compute_cycles.
+
+    Energy (Horowitz ISSCC 2014, 45 nm; see :mod:`hw_sim.energy`)::
+
+        E = batch * MACs * E_mac(run widths) + SRAM bits * e_sram + DRAM bits * e_dram
+        SRAM bits = W_run * ceil(N / sram_reuse_n) + I_lowered_run * ceil(m / sram_reuse_m)
+                    + O + traffic                     (operand reads + output and fill writes)
+
+    where ``N = batch * n`` and ``sram_reuse_m/n`` say over how many output rows/columns the array
+    reuses one operand read. Every profile reports energy on this one 45 nm scale so profiles
+    compare; absolute figures for a 12 nm GPU would be lower.
+    """
+
+    name: str
+    description: str = ""
+    frequency_hz: float
+    dram_bandwidth_bytes_per_s: float
+    weight_buffer_bytes: float
+    input_buffer_bytes: float
+    min_bits: int = 1
+    max_bits: int = 8
+    packed_storage: bool = True
+    lowered_inputs: bool = False
+    layer_overhead_s: float = 0.0
+    accumulator_bits: int = 32
+    sram_energy_per_bit_j: float = field(
+        default_factory=lambda: _energy.sram_energy_per_bit_j(8 * 1024)
+    )
+    dram_energy_per_bit_j: float = _energy.DRAM_ENERGY_PER_BIT_J
+    sram_reuse_m: int = 1
+    sram_reuse_n: int = 1
+
+    # ------------------------------------------------------------------ per-model parts
+    @property
+    def native_bits(self) -> tuple[int, ...]:
+        """Widths the datapath runs natively; other widths run at the next larger one."""
+        return tuple(range(self.min_bits, self.max_bits + 1))
+
+    @property
+    def fill_drain_cycles(self) -> float:
+        return 0.0
+
+    def _compute_cycles(self, ly: _Layers, w_run, a_run, batch: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ bit widths
+    def run_bits(self, bits):
+        """The width the hardware computes at for requested ``bits`` (next supported width)."""
+        native = np.asarray(self.native_bits)
+        idx = np.searchsorted(native, np.asarray(bits), side="left")
+        return native[idx]
+
+    def _run_widths(self, w_bits, a_bits) -> tuple[np.ndarray, np.ndarray]:
+        """(weight, activation) widths one MAC runs at; float arrays."""
+        return self.run_bits(w_bits).astype(float), self.run_bits(a_bits).astype(float)
+
+    def storage_bits(self, bits):
+        """Width at which values are stored and moved: as requested if packed, else as run."""
+        return np.asarray(bits) if self.packed_storage else self.run_bits(bits)
+
+    def check_bits(self, name: str, bits: Any) -> int:
+        """Validate one requested width for this accelerator; returns it as int."""
+        try:
+            return check_int(name, bits, min_value=self.min_bits, max_value=self.max_bits)
+        except ValueError:
+            native = ", ".join(str(b) for b in self.native_bits)
+            raise ValueError(
+                f"{name}={bits!r} is not allowed on accelerator {self.name!r}; expected an integer in "
+                f"[{self.min_bits}, {self.max_bits}] (native widths: {native}; others run at the "
+                "next larger native width)"
+            ) from None
+
+    # ------------------------------------------------------------------ the shared model
+    def evaluate(
+        self, layers: Sequence[LayerShape], w_bits, a_bits, batch: int = 1
+    ) -> dict[str, np.ndarray]:
+        """Vectorised costs: ``w_bits``/``a_bits`` broadcast against a leading layer axis.
+
+        Bits must already be validated. Returns float arrays of shape
+        ``broadcast([L, 1, 1], w_bits, a_bits)`` (or as the caller arranged the axes).
+        """
+        ly = _Layers.of(layers)
+        return self._evaluate(ly, np.asarray(w_bits), np.asarray(a_bits), batch)
+
+    def _evaluate(
+        self, ly: _Layers, w_bits: np.ndarray, a_bits: np.ndarray, batch: int
+    ) -> dict[str, np.ndarray]:
+        w_run, a_run = self._run_widths(w_bits, a_bits)
+        w_sto = self.storage_bits(w_bits).astype(float)
+        a_sto = self.storage_bits(a_bits).astype(float)
+        n_total = ly.n * batch
+        weights = ly.groups * ly.m * ly.k
+
+        # DRAM traffic in bits, one operand resident and the other streamed (see class docstring)
+        w_traffic = weights * w_sto
+        in_elems = ly.lowered_inputs if self.lowered_inputs else ly.inputs
+        i_traffic = in_elems * batch * a_sto
+        o_traffic = ly.outputs * batch * a_sto
+        w_buf = self.weight_buffer_bytes * 8.0
+        i_buf = self.input_buffer_bytes * 8.0
+        stream_inputs = w_traffic + i_traffic * np.maximum(1.0, np.ceil(w_traffic / w_buf))
+        stream_weights = i_traffic + w_traffic * np.maximum(1.0, np.ceil(i_traffic / i_buf))
+        traffic_bits = o_traffic + np.minimum(stream_inputs, stream_weights)
+        dram_bytes = traffic_bits / 8.0
+
+        compute_cycles = np.asarray(self._compute_cycles(ly, w_run, a_run, batch), dtype=float)
+        memory_cycles = dram_bytes / self.dram_bandwidth_bytes_per_s * self.frequency_hz
+        overhead_cycles = self.fill_drain_cycles + math.ceil(
+            self.layer_overhead_s * self.frequency_hz
+        )
+        cycles = np.maximum(compute_cycles, np.ceil(memory_cycles)) + overhead_cycles
+        latency_s = cycles / self.frequency_hz
+
+        macs = weights * n_total
+        mac_e = macs * _energy.mac_energy_j(w_run, a_run, self.accumulator_bits)
+        sram_bits = (
+            weights * w_run * _ceil_div(n_total, self.sram_reuse_n)
+            + ly.lowered_inputs * batch * a_run * _ceil_div(ly.m, self.sram_reuse_m)
+            + o_traffic
+            + traffic_bits
+        )
+        sram_e = sram_bits * self.sram_energy_per_bit_j
+        dram_e = traffic_bits * self.dram_energy_per_bit_j
+        size_bytes = weights * w_sto / 8.0
+        shape = np.broadcast_shapes(latency_s.shape, size_bytes.shape)
+        return {
+            "w_run": np.broadcast_to(w_run, shape),
+            "a_run": np.broadcast_to(a_run, shape),
+            "cycles": np.broadcast_to(cycles, shape),
+            "compute_cycles": np.broadcast_to(compute_cycles, shape),
+            "memory_cycles": np.broadcast_to(memory_cycles, shape),
+            "latency_s": np.broadcast_to(latency_s, shape),
+            "compute_s": np.broadcast_to(compute_cycles / self.frequency_hz, shape),
+            "memory_s": np.broadcast_to(memory_cycles / self.frequency_hz, shape),
+            "energy_j": np.broadcast_to(mac_e + sram_e + dram_e, shape),
+            "mac_energy_j": np.broadcast_to(mac_e, shape),
+            "sram_energy_j": np.broadcast_to(sram_e, shape),
+            "dram_energy_j": np.broadcast_to(dram_e, shape),
+            "dram_bytes": np.broadcast_to(dram_bytes, shape),
+            "size_bytes": np.broadcast_to(size_bytes, shape),
+            "macs": np.broadcast_to(macs, shape),
+            "memory_bound": np.broadcast_to(memory_cycles > compute_cycles, shape),
+        }
+
+    def layer_cost(self, layer: LayerShape, w_bits: int, a_bits: int, batch: int = 1) -> LayerCost:
+        """Cost of ``layer`` with ``w_bits``-bit weights and ``a_bits``-bit activations."""
+        if not isinstance(layer, LayerShape):
+            raise TypeError(
+                f"layer={layer!r} must be a hw_sim.LayerShape, got {type(layer).__name__}"
+            )
+        w_bits = self.check_bits("w_bits", w_bits)
+        a_bits = self.check_bits("a_bits", a_bits)
+        batch = check_int("batch", batch, min_value=1)
+        r = self._evaluate(
+            _Layers.of([layer], ndim=1), np.asarray([w_bits]), np.asarray([a_bits]), batch
+        )
+        f = {key: value[0] for key, value in r.items()}
+        return LayerCost(
+            w_bits=w_bits,
+            a_bits=a_bits,
+            w_bits_run=int(f["w_run"]),
+            a_bits_run=int(f["a_run"]),
+            cycles=float(f["cycles"]),
+            compute_cycles=float(f["compute_cycles"]),
+            memory_cycles=float(f["memory_cycles"]),
+            latency_s=float(f["latency_s"]),
+            compute_s=float(f["compute_s"]),
+            memory_s=float(f["memory_s"]),
+            energy_j=float(f["energy_j"]),
+            mac_energy_j=float(f["mac_energy_j"]),
+            sram_energy_j=float(f["sram_energy_j"]),
+            dram_energy_j=float(f["dram_energy_j"]),
+            dram_bytes=float(f["dram_bytes"]),
+            size_bytes=float(f["size_bytes"]),
+            macs=int(f["macs"]),
+            bound="memory" if bool(f["memory_bound"]) else "compute",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BitSerialAccelerator(Accelerator):
+    """Bit-serial matrix-multiply overlay: BISMO (Umuroglu, Rasnayake, Själander, FPL 2018;
+    Umuroglu et al., ACM TRETS 2019; code: github.com/EECS-NTNU/bismo).
+
+    A ``Dm x Dn`` array of dot-product units, each an AND + popcount over ``Dk`` bits, multiplies
+    one bit-plane of the LHS (weights) by one bit-plane of the RHS (activations) per pass and
+    shift-accumulates: a ``b_w x b_a`` product costs ``b_w * b_a`` binary passes, so cost scales
+    with the product of the widths, at any width from 1 bit up.
+
+    Compute (one execute instruction per output tile and bit-plane pair)::
+
+        G     = packed groups per pass (see packed_groups; 1 for ordinary convolutions)
+        instr = ceil(groups / G) * ceil(G*M / Dm) * ceil(batch*N / Dn) * b_w * b_a
+        compute_cycles = instr * (ceil(G*K / Dk) + exec_overhead_cycles)
+
+    which for ``groups = 1`` and zero overhead is the FPL'18 formula
+    ``ceil(M/Dm) * ceil(N/Dn) * ceil(K/Dk) * b_w * b_a``. Peak throughput is
+    ``2 * Dm * Dk * Dn * f / (b_w * b_a)`` ops/s (:meth:`peak_ops_per_s`). Fetch, execute and
+    result stages overlap (the latency's max); a layer pays once the pipeline fill/drain:
+    fetching the first LHS and RHS bit-plane chunks (``(Dm + Dn) * Dk`` bits over the DRAM port),
+    the dot-product pipeline (``ceil(log2 Dk) + 3`` cycles: popcount tree, shift, accumulate; our
+    estimate) and writing the last ``Dm x Dn`` tile of 32-bit accumulators.
+
+    Inputs: BISMO's runtime lowers convolutions with im2row on the host before the matrix multiply
+    (``bismo_inference_conv.cpp``), so DRAM carries the lowered activation matrix
+    (``lowered_inputs=True``). Values are stored as bit-planes, so storage is exactly ``b`` bits.
+
+    Where the sources are silent we chose: ``exec_overhead_cycles = 1`` (one issue cycle per
+    execute instruction; the papers give no figure; 0 gives the pure formula); outputs requantized
+    on chip to ``b_a`` (the runtime writes int32 accumulators and requantizes on the host, but HAQ's
+    mixed-precision setting assumes requantized activations); grouped layers packed
+    block-diagonally (the runtime has no grouped convolution).
+    """
+
+    dm: int
+    dk: int
+    dn: int
+    exec_overhead_cycles: int = 1
+    min_bits: int = 1
+    max_bits: int = 16
+    lowered_inputs: bool = True
+
+    def peak_ops_per_s(self, w_bits: int = 1, a_bits: int = 1) -> float:
+        """Peak ops/s (a MAC = 2 ops) at the given widths: ``2 Dm Dk Dn f / (b_w b_a)``."""
+        return 2.0 * self.dm * self.dk * self.dn * self.frequency_hz / (w_bits * a_bits)
+
+    @property
+    def fill_drain_cycles(self) -> float:
+        bits_per_cycle = self.dram_bandwidth_bytes_per_s * 8.0 / self.frequency_hz
+        fetch_first = math.ceil((self.dm + self.dn) * self.dk / bits_per_cycle)
+        pipeline = math.ceil(math.log2(self.dk)) + 3
+        write_last = math.ceil(self.dm * self.dn * self.accumulator_bits / bits_per_cycle)
+        return float(fetch_first + pipeline + write_last)
+
+    def _compute_cycles(self, ly: _Layers, w_run, a_run, batch: int):
+        g = packed_groups(ly.m, ly.k, ly.groups, self.dm, self.dk)
+        passes = np.ceil(ly.groups / g)
+        tiles = passes * _ceil_div(g * ly.m, self.dm) * _ceil_div(ly.n * batch, self.dn)
+        chunks = _ceil_div(g * ly.k, self.dk)
+        return tiles * w_run * a_run * (chunks + self.exec_overhead_cycles)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BitFusionAccelerator(Accelerator):
+    """Bit-level fusible systolic array: Bit Fusion (Sharma et al., ISCA 2018;
+    code: github.com/hsharma35/bitfusion, ``src/simulator``).
+
+    Each fusion unit has 16 2-bit BitBricks that fuse into ``pf`` fused PEs::
+
+        pf = floor(8 / max(b_a, 2)) * floor(8 / max(b_w, 2))
+
+    (widths round up to 2, 4 or 8: 16 F-PEs at 2/2 bits, 4 at 4/4 or 2/8, 1 at 8/8). The array
+    has ``rows x cols`` fusion units; rows reduce over input channels, columns hold output
+    channels, so it performs ``rows * cols * pf`` MACs per cycle. Compute cycles follow the
+    simulator's ``get_compute_cycles`` (batch ``B``, output positions ``N``), taking the cheaper of
+    its two mappings::
+
+        channel-wise: ceil(groups/G) * B*N * kernel_area * ceil(G*C_in_g / (rows*pf)) * ceil(G*M / cols)
+        im2col:       ceil(groups/G') * B*N * ceil(G'*K / (rows*pf)) * ceil(G'*M / cols)
+
+    (the repo uses im2col for the first layer, channel-wise elsewhere; G, G' = block-diagonally
+    packed groups, our choice for grouped layers, which the repo does not model).
+    Fill/drain: ``rows + cols`` cycles per layer (systolic fill and drain; our choice, the repo
+    counts the first tile load instead).
+
+    Default configuration (``PROFILES["bitfusion"]``): the paper's Eyeriss-comparison setting, as
+    in the repo's ``bf_e_conf.ini``: 16 x 32 fusion units, 500 MHz, WBUF 64 KB, IBUF 32 KB,
+    OBUF 16 KB, a 192-bit/cycle DRAM interface (12 GB/s). The simulator halves buffer sizes for
+    double buffering, and so do we (usable 32 KB weights, 16 KB inputs). Like the simulator we
+    move operands at their requested widths (``packed_storage=True``: its traffic terms use the
+    layer's precisions directly) and read inputs un-lowered. Energy uses Horowitz's figures (see
+    :class:`Accelerator`), not the repo's synthesis and CACTI tables; weights are read from the
+    per-PE WBUF every cycle (``sram_reuse_n = 1``), inputs are shared by the ``cols`` columns.
+    """
+
+    rows: int = 16
+    cols: int = 32
+    bitbrick_bits: int = 2
+    max_fused_bits: int = 8
+    min_bits: int = 1
+    max_bits: int = 8
+
+    @property
+    def native_bits(self) -> tuple[int, ...]:
+        widths, b = [], self.bitbrick_bits
+        while b <= self.max_fused_bits:
+            widths.append(b)
+            b *= 2
+        return tuple(widths)
+
+    def fused_pes_per_unit(self, w_bits: int, a_bits: int) -> int:
+        """``pf``: fused PEs one fusion unit forms at these widths."""
+        w = max(int(self.run_bits(w_bits)), self.bitbrick_bits)
+        a = max(int(self.run_bits(a_bits)), self.bitbrick_bits)
+        return (self.max_fused_bits // a) * (self.max_fused_bits // w)
+
+    def fused_pes(self, w_bits: int, a_bits: int) -> int:
+        """Fused PEs in the whole array: ``rows * cols * pf`` (MACs per cycle)."""
+        return self.rows * self.cols * self.fused_pes_per_unit(w_bits, a_bits)
+
+    @property
+    def fill_drain_cycles(self) -> float:
+        return float(self.rows + self.cols)
+
+    def _compute_cycles(self, ly: _Layers, w_run, a_run, batch: int):
+        pf = np.floor(self.max_fused_bits / np.maximum(a_run, self.bitbrick_bits)) * np.floor(
+            self.max_fused_bits / np.maximum(w_run, self.bitbrick_bits)
+        )
+        lanes = self.rows * pf
+        bn = ly.n * batch
+        c_in_g = ly.k / ly.kernel_area
+        g = packed_groups(ly.m, c_in_g, ly.groups, self.cols, lanes)
+        channelwise = (
+            np.ceil(ly.groups / g)
+            * bn
+            * ly.kernel_area
+            * np.ceil(g * c_in_g / lanes)
+            * _ceil_div(g * ly.m, self.cols)
+        )
+        g2 = packed_groups(ly.m, ly.k, ly.groups, self.cols, lanes)
+        im2col = (
+            np.ceil(ly.groups / g2)
+            * bn
+            * np.ceil(g2 * ly.k / lanes)
+            * _ceil_div(g2 * ly.m, self.cols)
+        )
+        return np.minimum(channelwise, im2col)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BitParallelAccelerator(Accelerator):
+    """Fixed-width bit-parallel datapath (an int8 NPU, or a GPU with int4/int8 tensor cores).
+
+    Widths below a native width run at the next native width (both operands at the larger of the
+    two: a 4-bit weight times an 8-bit activation runs as 8 x 8); widths above ``max_bits`` are
+    rejected. Compute is tiled: the output is cut into ``tile_m x tile_n`` tiles, ``parallel_units``
+    of them run at once (waves), each advancing ``tile_k`` reduction steps at
+    ``macs_per_cycle[b]`` MACs per unit and cycle::
+
+        G     = packed groups per tile (see packed_groups)
+        tiles = ceil(groups / G) * ceil(G*M / tile_m) * ceil(batch*N / tile_n)
+        compute_cycles = ceil(tiles / parallel_units) * ceil(G*K / tile_k)
+                         * tile_m * tile_n * tile_k / (macs_per_cycle[b] * efficiency)
+
+    With ``tile_n = 1``, ``tile_k = rows``, ``tile_m = cols`` and ``macs_per_cycle = rows * cols``
+    this is a weight-stationary ``rows x cols`` systolic array: ``ceil(M/cols) * ceil(K/rows) * N``.
+    With ``channelwise_mapping`` the array may instead put input channels on the reduction lanes
+    and iterate the kernel taps in time (``kernel_area * ceil(G*C_in_g / tile_k)`` steps, as Bit
+    Fusion's simulator does); the cheaper mapping is used. A GPU's implicit GEMM uses the
+    flattened ``K`` only.
+    A fixed ``layer_overhead_s`` (kernel launch on a GPU) is added to every layer.
+    """
+
+    native: tuple[int, ...] = (8,)
+    tile_m: int
+    tile_n: int
+    tile_k: int
+    parallel_units: int = 1
+    macs_per_cycle: dict[int, float]
+    efficiency: float = 1.0
+    fill_drain: float = 0.0
+    channelwise_mapping: bool = False
+    max_bits: int = 8
+
+    def __post_init__(self) -> None:
+        missing = [b for b in self.native if b not in self.macs_per_cycle]
+        if missing:
+            raise ValueError(
+                f"macs_per_cycle={self.macs_per_cycle!r} is not allowed; expected a rate for every "
+                f"native width {tuple(self.native)!r}"
+            )
+        if max(self.native) != self.max_bits:
+            raise ValueError(
+                f"max_bits={self.max_bits!r} is not allowed; expected the largest native width"
+            )
+
+    @property
+    def native_bits(self) -> tuple[int, ...]:
+        return tuple(sorted(self.native))
+
+    @property
+    def fill_drain_cycles(self) -> float:
+        return float(self.fill_drain)
+
+    def _run_widths(self, w_bits, a_bits) -> tuple[np.ndarray, np.ndarray]:
+        # both operands of one MAC instruction share a width (e.g. int4 x int8 runs as int8 x int8)
+        w_run, a_run = super()._run_widths(w_bits, a_bits)
+        width = np.maximum(w_run, a_run)
+        return width, width
+
+    def peak_macs_per_s(self, bits: int) -> float:
+        b = int(self.run_bits(bits))
+        return self.macs_per_cycle[b] * self.parallel_units * self.frequency_hz
+
+    def _compute_cycles(self, ly: _Layers, w_run, a_run, batch: int):
+        width = np.asarray(w_run)  # == a_run, see _run_widths
+        rate = np.zeros_like(width, dtype=float)
+        for b, r in self.macs_per_cycle.items():
+            rate = np.where(width == b, r, rate)
+        per_step = (self.tile_m * self.tile_n * self.tile_k) / (rate * self.efficiency)
+        cycles = self._tiled_cycles(ly.m, ly.k, ly.groups, ly.n * batch, 1.0) * per_step
+        if self.channelwise_mapping:
+            # kernel taps iterated in time, input channels on the reduction lanes
+            c_in_g = ly.k / ly.kernel_area
+            cw = (
+                self._tiled_cycles(ly.m, c_in_g, ly.groups, ly.n * batch, ly.kernel_area) * per_step
+            )
+            cycles = np.minimum(cycles, cw)
+        return cycles
+
+    def _tiled_cycles(self, m, k, groups, n_total, taps):
+        g = packed_groups(m, k, groups, self.tile_m, self.tile_k)
+        tiles = (
+            np.ceil(groups / g) * _ceil_div(g * m, self.tile_m) * _ceil_div(n_total, self.tile_n)
+        )
+        waves = np.ceil(tiles / self.parallel_units)
+        return waves * taps * _ceil_div(g * k, self.tile_k)

@@ -1,0 +1,209 @@
+"""Quantizable layers of a torch model, found with forward hooks, as hw_sim shapes and cost tables.
+
+``quantizable_layers(model, example_input)`` runs one forward pass (eval mode, no grad) with a hook
+on every ``nn.Conv2d`` and ``nn.Linear`` (subclasses included, so fake-quantized wrappers count) and
+lists them in execution order with their GEMM view (:class:`hw_sim.LayerShape`).
+``cost_table_for_model`` adds an accelerator profile and returns the :class:`hw_sim.CostTable`.
+This is the layer-shape extraction HAQ never released (mit-han-lab/haq issues #15, #17).
+
+Conventions:
+
+* Shapes are per sample: the example input's first dimension is the batch and is divided out;
+  the batch an accelerator runs is given to the cost table separately.
+* A ``Linear`` applied to a sequence (input ``[B, *, in_features]``) gets ``tokens`` = the product
+  of the middle dimensions.
+* Non-square kernels and strides: ``QuantLayer.kernel`` / ``.stride`` hold the larger of the two
+  sides (a single int, as in HAQ's state features); the ``LayerShape`` uses the exact sides.
+* A module called more than once per forward pass (weight sharing) is listed once, at its first
+  call, because a quantization policy gives a module one bit width. Its ``LayerShape`` counts every
+  call: output positions, input and output activations are summed over calls (weights once).
+  Calls with different per-call shapes are summed the same way; ``in_hw``/``out_hw`` are those of
+  the first call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import hw_sim
+from quant_envs._checks import check_int
+
+KINDS = ("conv", "depthwise", "linear")
+
+
+@dataclass(frozen=True)
+class QuantLayer:
+    """One quantizable layer of a model, in execution order."""
+
+    index: int
+    #: qualified module name, as in ``model.named_modules()``
+    name: str
+    #: "conv", "depthwise" (groups == c_in == c_out > 1) or "linear"
+    kind: str
+    c_in: int
+    c_out: int
+    #: square kernel side; max(kh, kw) for a non-square kernel; 1 for linear layers
+    kernel: int
+    #: max(stride_h, stride_w); 1 for linear layers
+    stride: int
+    groups: int
+    #: input spatial size (H, W) of the first call; (1, tokens) for linear layers
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    num_weights: int
+    shape: hw_sim.LayerShape
+
+
+def _conv_shape(module: nn.Conv2d, x: torch.Tensor) -> hw_sim.LayerShape:
+    padding = module.padding
+    if isinstance(padding, str):
+        pad: int | tuple[int, int] | str = padding
+    else:
+        pad = (int(padding[0]), int(padding[1]))
+    return hw_sim.LayerShape.conv2d(
+        c_in=module.in_channels,
+        c_out=module.out_channels,
+        kernel=(int(module.kernel_size[0]), int(module.kernel_size[1])),
+        in_hw=(int(x.shape[-2]), int(x.shape[-1])),
+        stride=(int(module.stride[0]), int(module.stride[1])),
+        padding=pad,
+        groups=module.groups,
+        dilation=(int(module.dilation[0]), int(module.dilation[1])),
+    )
+
+
+class _Recorder:
+    """Forward-hook state: first-call metadata and per-call shapes, per module."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.order: list[str] = []
+        self.first: dict[str, dict] = {}
+        self.shapes: dict[str, list[hw_sim.LayerShape]] = {}
+
+    def hook(self, name: str):
+        def record(module: nn.Module, inputs: tuple, output) -> None:
+            x = inputs[0]
+            if isinstance(module, nn.Conv2d):
+                if x.dim() == 3:  # unbatched [C, H, W]
+                    x = x.unsqueeze(0)
+                shape = _conv_shape(module, x)
+                out_hw = (int(output.shape[-2]), int(output.shape[-1]))
+                h_out = shape.output_count // module.out_channels
+                if h_out != out_hw[0] * out_hw[1]:
+                    raise RuntimeError(
+                        f"module {name!r}: hw_sim's output size {h_out} disagrees with torch's {out_hw}"
+                    )
+                meta = {
+                    "kind": shape.kind,
+                    "c_in": module.in_channels,
+                    "c_out": module.out_channels,
+                    "kernel": max(int(module.kernel_size[0]), int(module.kernel_size[1])),
+                    "stride": max(int(module.stride[0]), int(module.stride[1])),
+                    "groups": module.groups,
+                    "in_hw": (int(x.shape[-2]), int(x.shape[-1])),
+                    "out_hw": out_hw,
+                }
+            else:  # nn.Linear
+                per_sample = x.numel() // (self.batch * module.in_features) if x.dim() > 1 else 1
+                tokens = max(1, per_sample)
+                shape = hw_sim.LayerShape.linear(
+                    module.in_features, module.out_features, tokens=tokens
+                )
+                meta = {
+                    "kind": "linear",
+                    "c_in": module.in_features,
+                    "c_out": module.out_features,
+                    "kernel": 1,
+                    "stride": 1,
+                    "groups": 1,
+                    "in_hw": (1, tokens),
+                    "out_hw": (1, tokens),
+                }
+            if name not in self.first:
+                self.order.append(name)
+                self.first[name] = meta
+                self.shapes[name] = []
+            self.shapes[name].append(shape)
+
+        return record
+
+
+def _merge_calls(shapes: list[hw_sim.LayerShape]) -> hw_sim.LayerShape:
+    first = shapes[0]
+    if len(shapes) == 1:
+        return first
+    return hw_sim.LayerShape(
+        m=first.m,
+        k=first.k,
+        n=sum(s.n for s in shapes),
+        groups=first.groups,
+        kernel_area=first.kernel_area,
+        input_elems=sum(s.input_count for s in shapes),
+        output_elems=sum(s.output_count for s in shapes),
+        kind=first.kind,
+    )
+
+
+def quantizable_layers(model: nn.Module, example_input: torch.Tensor) -> list[QuantLayer]:
+    """Every ``nn.Conv2d`` and ``nn.Linear`` of ``model`` that runs on ``example_input``, in order.
+
+    ``example_input`` is a batched tensor (``[B, C, H, W]`` for image models); modules that do not
+    run in the forward pass are not listed. The model's train/eval mode is restored afterwards.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "model is a TorchScript module, which does not run Python forward hooks; pass the "
+            "original nn.Module (the cost-table command handles TorchScript files by tracing them)"
+        )
+    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
+        raise TypeError("example_input must be a batched torch.Tensor (first dimension = batch)")
+    batch = check_int("example_input.shape[0]", int(example_input.shape[0]), min_value=1)
+    recorder = _Recorder(batch)
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            handles.append(module.register_forward_hook(recorder.hook(name)))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    if not recorder.order:
+        raise ValueError("model has no nn.Conv2d or nn.Linear layer that runs on example_input")
+    modules = dict(model.named_modules())
+    layers = []
+    for index, name in enumerate(recorder.order):
+        shape = _merge_calls(recorder.shapes[name])
+        layers.append(
+            QuantLayer(
+                index=index,
+                name=name,
+                num_weights=int(modules[name].weight.numel()),
+                shape=shape,
+                **recorder.first[name],
+            )
+        )
+    return layers
+
+
+def cost_table_for_model(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    profile: str | hw_sim.Accelerator,
+    bits=range(2, 9),
+    batch: int = 1,
+) -> tuple[list[QuantLayer], hw_sim.CostTable]:
+    """``(quantizable_layers(model, example_input), CostTable(shapes, profile, bits, batch))``."""
+    layers = quantizable_layers(model, example_input)
+    table = hw_sim.CostTable([ly.shape for ly in layers], profile, bits=bits, batch=batch)
+    return layers, table
