@@ -68,12 +68,12 @@ class Task:
         dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
         return accuracy(model, dataset, max_samples=self.max_eval_samples)
 
-    @property
-    def float_accuracy(self) -> float:
-        """Validation accuracy of the float model (the reference of the reward)."""
-        if "float_val_accuracy" not in self.meta:
-            self.meta["float_val_accuracy"] = self.evaluate(self.model, "val")
-        return self.meta["float_val_accuracy"]
+    def float_accuracy(self, split: str = "val") -> float:
+        """Accuracy of the float model on ``split`` (the reference of the reward), computed once."""
+        key = f"float_{split}_accuracy"
+        if key not in self.meta:
+            self.meta[key] = self.evaluate(self.model, split)
+        return float(self.meta[key])
 
 
 TaskFactory = Callable[..., Task]

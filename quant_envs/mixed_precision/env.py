@@ -1,0 +1,420 @@
+"""Gymnasium environments for hardware-aware mixed-precision quantization."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from quant_envs._checks import check_choice, check_float
+from quant_envs.mixed_precision import features
+from quant_envs.mixed_precision.problem import (
+    _RELATIVE_SLACK,
+    METRIC_UNITS,
+    Evaluation,
+    MixedPrecisionProblem,
+    Policy,
+    shared_problem,
+)
+
+INVALID_ACTION_MODES = ("project", "raise")
+
+
+class MixedPrecisionEnv(gym.Env):
+    """Choose a bit width for every layer of a trained network under an accelerator's budget.
+
+    ## Description
+
+    The agent walks through the quantizable layers (convolutions and linear layers) of a trained
+    float network and picks each layer's bit width, as in HAQ (Wang et al., CVPR 2019) and in the
+    reinforcement-learning assignment of Wang, Ma, Yang, Yang, Wei (Computers, Materials & Continua
+    79(1), 2024). The state carries each layer's weight standard deviation; a simulated accelerator
+    (``hw_sim``: bit-serial BISMO, bit-fused Bit Fusion, fixed-width NPUs) prices every choice, and
+    its cost **masks** the widths that would break the budget: a width is allowed exactly when some
+    completion of the remaining layers still fits (from the table's minimum completion cost), so
+    every episode ends within budget and no feasible width is ever masked. After the last layer the
+    network is fake-quantized with torch's ops, retrained for a few mini-batches and evaluated; that
+    accuracy is the reward.
+
+    ## Action Space
+
+    ``Discrete(len(bits))``: action ``j`` is the width ``bits[j]`` (default 2..8 bits, so action
+    0 = 2 bits ... 6 = 8 bits). With ``two_steps_per_layer=False`` (default) one step sets both the
+    weight and the activation width of a layer; with ``True`` (HAQ's scheme) a layer takes two
+    steps, weight bits then activation bits.
+
+    ``action_masks()`` returns the boolean mask of allowed actions for the current step (as
+    sb3-contrib's ``MaskablePPO`` expects); ``info["action_mask"]`` carries the same mask as int8.
+    A masked action sent anyway is handled by ``invalid_action``: ``"project"`` (default) replaces it
+    with the nearest allowed width (the narrower one on a tie) and reports the original in
+    ``info["projected_from"]``; ``"raise"`` raises ``ValueError``.
+
+    ## Observation Space
+
+    ``Box(low, high, (13,), float32)`` describing the current layer and step; see
+    :mod:`quant_envs.mixed_precision.features` for each feature's normalisation:
+    0 layer index, 1 depthwise flag, 2 c_in, 3 c_out, 4 stride, 5 kernel size, 6 number of weights,
+    7 input feature-map size, 8 weight/activation flag, 9 last action (HAQ's ten), 10 the layer's
+    weight standard deviation, 11 the layer's share of the all-8-bit cost, 12 the fraction of the
+    budget still unspent. Features 0-11 lie in [0, 1], feature 12 in [-1, 1].
+
+    ## Rewards
+
+    0 on every step but the last. On the last step:
+    ``reward_scale * 100 * (accuracy - float_accuracy)``, where ``accuracy`` is the validation
+    accuracy of the quantized network after ``finetune_steps`` mini-batches of quantization-aware
+    retraining (0 = post-training quantization) and ``float_accuracy`` that of the float network.
+    With the default ``reward_scale=0.1`` (HAQ's), one accuracy point is worth 0.1. ``info`` of the
+    last step holds the policy, accuracy, float accuracy, latency (s), energy (J), size (bytes), their
+    fractions of the all-8-bit costs, ``budget_used``, the evaluation time and whether the result
+    came from the cache (the same policy is never retrained twice).
+
+    ## Starting State
+
+    The first layer, nothing spent: deterministic. ``reset(seed=...)`` seeds the environment's
+    generator; the retraining is seeded by ``eval_seed``, so a policy's accuracy does not depend on
+    the episode and episodes replay exactly.
+
+    ## Episode End
+
+    Terminated after the last layer's (last) step; never truncated (an episode has exactly
+    ``num_layers`` steps, or ``2 * num_layers`` with ``two_steps_per_layer``).
+
+    ## Arguments
+
+    * ``task``: "digits-mbnet" (default; 10 layers), "digits-cnn" (4 layers),
+      "torchvision:<arch>" with ``task_kwargs`` (``data_dir``, ``checkpoint``, ...), or any
+      registered task; trained once on first use and cached on disk (``cache_dir`` or
+      ``$QUANT_ENVS_CACHE``).
+    * ``hardware``: an ``hw_sim`` profile ("bismo-edge" default, "bismo-cloud", "bitfusion",
+      "int8-npu", "gpu-int4-int8").
+    * ``bits``: allowed widths (default 2..8).
+    * ``budget_metric``: "latency" (default), "energy" or "size".
+    * ``budget_fraction``: the budget as a fraction of the all-8-bit cost (default 0.25), or
+      ``budget``: an absolute budget in seconds, joules or bytes. A budget below the cheapest
+      policy raises ``ValueError`` stating the feasible range.
+    * ``finetune_steps``: retraining mini-batches per evaluation (default 20; 0 = post-training).
+    * ``two_steps_per_layer``: HAQ's weight-then-activation steps (default False).
+    * ``keep_first_last_8bit``: HAQ's fixed 8-bit first and last layers (default False).
+    * ``invalid_action``: "project" (default) or "raise".
+    * ``reward_scale``: reward per accuracy point (default 0.1).
+    * ``eval_split`` ("val"), ``eval_seed`` (0), ``cache_size`` (4096 policies), ``batch`` (1, the
+      batch the accelerator is costed at), ``render_mode`` ("ansi" or "rgb_array").
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str = "digits-mbnet",
+        hardware: str = "bismo-edge",
+        bits: tuple[int, ...] | list[int] | range = tuple(range(2, 9)),
+        budget_metric: str = "latency",
+        budget_fraction: float = 0.25,
+        budget: float | None = None,
+        finetune_steps: int = 20,
+        two_steps_per_layer: bool = False,
+        keep_first_last_8bit: bool = False,
+        invalid_action: str = "project",
+        reward_scale: float = 0.1,
+        eval_split: str = "val",
+        eval_seed: int = 0,
+        cache_size: int = 4096,
+        batch: int = 1,
+        task_kwargs: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
+        self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
+        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self.two_steps_per_layer = bool(two_steps_per_layer)
+        self.problem: MixedPrecisionProblem = shared_problem(
+            task=task, hardware=hardware, bits=tuple(MixedPrecisionProblem._check_bits(bits)),
+            budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
+            finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
+            eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
+            task_kwargs=task_kwargs, cache_dir=cache_dir,
+        )
+        p = self.problem
+        self.bits = p.bits
+        self.num_layers = p.num_layers
+        self.num_steps = self.num_layers * (2 if self.two_steps_per_layer else 1)
+        self.action_space = spaces.Discrete(len(self.bits))
+        low = np.zeros(features.NUM_FEATURES, dtype=np.float32)
+        low[12] = -1.0
+        self.observation_space = spaces.Box(low, np.ones(features.NUM_FEATURES, dtype=np.float32), dtype=np.float32)
+
+        metric_table = p.layer_costs(p.budget_metric)
+        cost8 = metric_table[:, -1, -1]
+        self._static = features.static_features(p.layers, p.weight_std, cost8 / cost8.sum())
+        self._table = metric_table
+        self._min_next = p.min_completion(p.budget_metric, equal_bits=not self.two_steps_per_layer)
+        self._limit = p.budget * (1 + _RELATIVE_SLACK)
+        self._enforce_budget = True
+        self._reset_state()
+
+    # ------------------------------------------------------------------------------ episode
+    def _reset_state(self) -> None:
+        self._t = 0
+        self._w_idx = np.full(self.num_layers, -1, dtype=int)
+        self._a_idx = np.full(self.num_layers, -1, dtype=int)
+        self._spent = 0.0
+        self._last_action = 1.0
+        self._last_evaluation: Evaluation | None = None
+
+    @property
+    def _layer(self) -> int:
+        return self._t // 2 if self.two_steps_per_layer else self._t
+
+    @property
+    def _is_weight_step(self) -> bool:
+        return not self.two_steps_per_layer or self._t % 2 == 0
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask over ``bits`` of the widths allowed at this step (all True once done)."""
+        if self._t >= self.num_steps:
+            return np.ones(len(self.bits), dtype=bool)
+        i = self._layer
+        allowed = self.problem.allowed[i]
+        if not self._enforce_budget:
+            if not self.two_steps_per_layer:
+                return allowed.diagonal().copy()
+            return allowed.any(axis=1) if self._is_weight_step else allowed[self._w_idx[i]].copy()
+        fits = self._spent + self._table[i] + self._min_next[i + 1] <= self._limit  # [w, a]
+        ok = allowed & fits
+        if not self.two_steps_per_layer:
+            return ok.diagonal().copy()
+        return ok.any(axis=1) if self._is_weight_step else ok[self._w_idx[i]].copy()
+
+    def _observation(self) -> np.ndarray:
+        layer = min(self._layer, self.num_layers - 1)
+        is_weight = self._is_weight_step if self._t < self.num_steps else False
+        return features.observation(self._static, layer, is_weight, self._last_action,
+                                    (self.problem.budget - self._spent) / self.problem.budget)
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": self.action_masks().astype(np.int8), "layer": min(self._layer, self.num_layers - 1)}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._reset_state()
+        return self._observation(), self._info()
+
+    def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
+        """Validate ``action`` against the mask; return the width index actually applied."""
+        if not self.action_space.contains(action) and not (
+            isinstance(action, (int, np.integer)) and 0 <= int(action) < len(self.bits)
+        ):
+            raise ValueError(f"action={action!r} is not allowed; expected an integer in [0, {len(self.bits) - 1}]")
+        j = int(action)
+        mask = self.action_masks()
+        if mask[j]:
+            return j, {}
+        allowed = np.flatnonzero(mask)
+        if self.invalid_action == "raise":
+            raise ValueError(
+                f"action={j} ({self.bits[j]} bits) is masked at step {self._t}; allowed actions: {allowed.tolist()} "
+                f"(bits {[self.bits[k] for k in allowed]}); pass invalid_action='project' to project instead"
+            )
+        nearest = int(allowed[np.argmin(np.abs(allowed - j) + 1e-3 * (allowed > j))])
+        return nearest, {"projected_from": j}
+
+    def _apply(self, j: int) -> None:
+        i = self._layer
+        if not self.two_steps_per_layer:
+            self._w_idx[i] = self._a_idx[i] = j
+        elif self._is_weight_step:
+            self._w_idx[i] = j
+        else:
+            self._a_idx[i] = j
+        if self._a_idx[i] >= 0:  # the layer is complete: its cost is spent
+            self._spent += float(self._table[i, self._w_idx[i], self._a_idx[i]])
+        span = self.bits[-1] - self.bits[0]
+        self._last_action = (self.bits[j] - self.bits[0]) / span if span else 1.0
+        self._t += 1
+
+    def step(self, action: Any):
+        if self._t >= self.num_steps:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        j, extra = self._choose(action)
+        self._apply(j)
+        reward, terminated = 0.0, False
+        info = self._info()
+        info.update(extra)
+        if self._t == self.num_steps:
+            terminated = True
+            policy = self._finalise_policy()
+            # HAQ's budget rule may have lowered widths: the state shows the policy evaluated.
+            self._w_idx[:], self._a_idx[:] = self.problem._indices(policy)
+            self._spent = self.problem.cost(policy)[self.problem.budget_metric]
+            evaluation = self.problem.evaluate(policy)
+            self._last_evaluation = evaluation
+            reward = self.reward_scale * 100.0 * (evaluation.accuracy - evaluation.float_accuracy)
+            info.update(evaluation.as_dict())
+        return self._observation(), float(reward), terminated, False, info
+
+    def _finalise_policy(self) -> Policy:
+        return tuple((self.bits[w], self.bits[a]) for w, a in zip(self._w_idx, self._a_idx))
+
+    @property
+    def policy(self) -> Policy:
+        """The widths chosen so far ((w, a) per layer; None for layers not yet set)."""
+        return tuple((self.bits[w] if w >= 0 else None, self.bits[a] if a >= 0 else None)
+                     for w, a in zip(self._w_idx, self._a_idx))
+
+    # ----------------------------------------------------------------------------- rendering
+    def _rows(self) -> list[tuple[int, str, str, Any, Any, float]]:
+        p = self.problem
+        rows = []
+        for i, layer in enumerate(p.layers):
+            w, a = self._w_idx[i], self._a_idx[i]
+            cost = float(self._table[i, w, a]) if w >= 0 and a >= 0 else float("nan")
+            rows.append((i, layer.name, layer.kind, self.bits[w] if w >= 0 else "-",
+                         self.bits[a] if a >= 0 else "-", cost))
+        return rows
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        p = self.problem
+        unit = METRIC_UNITS[p.budget_metric]
+        if self.render_mode == "ansi":
+            lines = [f"{'#':>3} {'layer':<28} {'kind':<9} {'w':>2} {'a':>2} {p.budget_metric + ' (' + unit + ')':>16}"]
+            for i, name, kind, w, a, cost in self._rows():
+                lines.append(f"{i:>3} {name:<28} {kind:<9} {w!s:>2} {a!s:>2} {cost:>16.6g}")
+            lines.append(f"spent {self._spent:.6g} {unit} of budget {p.budget:.6g} {unit} "
+                         f"({self._spent / p.budget:.1%})")
+            if self._last_evaluation is not None:
+                e = self._last_evaluation
+                lines.append(f"accuracy {e.accuracy:.4f} (float {e.float_accuracy:.4f})")
+            return "\n".join(lines) + "\n"
+        return self._render_rgb()
+
+    def _render_rgb(self) -> np.ndarray:
+        from quant_envs._render import figure_to_rgb, new_figure
+
+        rows = self._rows()
+        x = np.arange(len(rows))
+        w = [r[3] if r[3] != "-" else 0 for r in rows]
+        a = [r[4] if r[4] != "-" else 0 for r in rows]
+        share = self._static[:, 11]
+        fig = new_figure()
+        ax = fig.add_subplot()
+        ax.bar(x - 0.2, w, 0.4, label="weight bits")
+        ax.bar(x + 0.2, a, 0.4, label="activation bits")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("bits")
+        ax.set_ylim(0, max(self.bits) + 1)
+        ax2 = ax.twinx()
+        ax2.plot(x, share, "k.-", label="share of all-8-bit cost")
+        ax2.set_ylabel(f"share of all-8-bit {self.problem.budget_metric}")
+        ax.legend(loc="upper left", fontsize=7)
+        fig.tight_layout()
+        return figure_to_rgb(fig)
+
+
+class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
+    """HAQ's continuous-action version of :class:`MixedPrecisionEnv`.
+
+    ## Description
+
+    The same problem as ``quant_envs/MixedPrecision-v0`` with HAQ's (Wang et al., CVPR 2019)
+    continuous action, for DDPG-style agents. By default the action is mapped onto the widths the
+    budget still allows at this step (exact masking, as in the discrete environment), so every
+    episode ends within budget. With ``budget_enforcement="haq"`` the action maps onto all widths
+    and, after the last step, HAQ's rule lowers widths until the policy fits: repeatedly, layer by
+    layer, one bit off the weights then one off the activations, until the budget is met. The
+    lowered policy is the one evaluated and reported in ``info["policy"]``.
+
+    ## Action Space
+
+    ``Box(0, 1, (1,), float32)``. With ``n`` allowed widths (ascending), action ``u`` selects
+    allowed width number ``min(floor(u * n), n - 1)``: equal-length intervals, as HAQ's rounding of
+    ``u`` onto the range of widths.
+
+    ## Observation Space
+
+    As ``MixedPrecision-v0``: ``Box(low, high, (13,), float32)``; feature 12 (budget left) can be
+    negative with ``budget_enforcement="haq"``.
+
+    ## Rewards
+
+    As ``MixedPrecision-v0``: ``reward_scale * 100 * (accuracy - float_accuracy)`` on the last step.
+
+    ## Starting State
+
+    As ``MixedPrecision-v0``: the first layer, nothing spent.
+
+    ## Episode End
+
+    As ``MixedPrecision-v0``: terminated after the last step, never truncated.
+
+    ## Arguments
+
+    Those of ``MixedPrecision-v0`` (but ``invalid_action``, as no action is invalid) and
+    ``budget_enforcement``: "mask" (default) or "haq".
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    def __init__(self, *, budget_enforcement: str = "mask", **kwargs: Any) -> None:
+        self.budget_enforcement = check_choice("budget_enforcement", budget_enforcement, ("mask", "haq"))
+        super().__init__(**kwargs)
+        self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        self._enforce_budget = self.budget_enforcement == "mask"
+
+    def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
+        u = np.asarray(action, dtype=np.float64).reshape(-1)
+        if u.shape != (1,) or not np.isfinite(u[0]):
+            raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]")
+        u0 = float(np.clip(u[0], 0.0, 1.0))
+        allowed = np.flatnonzero(self.action_masks())
+        return int(allowed[min(int(u0 * len(allowed)), len(allowed) - 1)]), {}
+
+    def _finalise_policy(self) -> Policy:
+        policy = super()._finalise_policy()
+        if self._enforce_budget:
+            return policy
+        return haq_lower_to_budget(self.problem, policy)
+
+
+def haq_lower_to_budget(problem: MixedPrecisionProblem, policy: Policy) -> Policy:
+    """HAQ's end-of-episode rule: lower widths one bit at a time until ``policy`` fits the budget.
+
+    Sweeps the layers in order, taking one bit off the weights, then one off the activations,
+    checking the budget after each decrement; repeats sweeps until it fits. Layers fixed by
+    ``keep_first_last_8bit`` are left alone. The budget is feasible (checked at construction), so
+    the sweeps end.
+    """
+    pol = [list(p) for p in policy]
+    lowest = problem.bits[0]
+    fixed = {0, problem.num_layers - 1} if problem.keep_first_last_8bit else set()
+
+    def lower(b: int) -> int:
+        return problem.bits[problem.bits.index(b) - 1] if b > lowest else b
+
+    while not problem.is_feasible(tuple(map(tuple, pol))):
+        changed = False
+        for i in range(problem.num_layers):
+            if i in fixed:
+                continue
+            for k in (0, 1):
+                if pol[i][k] > lowest:
+                    pol[i][k] = lower(pol[i][k])
+                    changed = True
+                    if problem.is_feasible(tuple(map(tuple, pol))):
+                        return tuple(map(tuple, pol))
+        if not changed:
+            break
+    return tuple(map(tuple, pol))

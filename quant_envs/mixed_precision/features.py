@@ -1,0 +1,75 @@
+"""Per-layer observation features of the mixed-precision environment.
+
+Thirteen float32 features per step, all in [0, 1] except the last, in [-1, 1]:
+
+====  ==========================  ================================================================
+ idx  feature                     normalisation
+====  ==========================  ================================================================
+  0   layer index                 i / (L - 1)
+  1   depthwise flag              1 for a depthwise convolution, else 0
+  2   input channels c_in         min-max over the network's layers (HAQ)
+  3   output channels c_out       min-max over layers
+  4   stride                      min-max over layers
+  5   kernel size                 min-max over layers
+  6   number of weights           min-max over layers
+  7   input feature-map size      H x W of the layer's input, min-max over layers
+  8   weight/activation flag      1 when the step sets weight bits (or both, one step per layer),
+                                  0 when it sets activation bits (HAQ's two steps per layer)
+  9   last action                 (previous step's width - min width) / (max - min width); 1 at start
+ 10   weight standard deviation   std of the layer's float weights / the largest such std
+ 11   cost share                  the layer's share of the all-8-bit cost of the budget metric
+ 12   budget left                 (budget - cost of the layers already set) / budget, clipped to
+                                  [-1, 1] (negative only where the budget is not enforced by masks)
+====  ==========================  ================================================================
+
+Features 0-9 are HAQ's (Wang et al., CVPR 2019, Sec. 3.1); 10 is the statistic the CMC 2024 method
+adds to describe each layer's weight distribution; 11-12 tell the agent what is left to spend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+NUM_FEATURES = 13
+FEATURE_NAMES = (
+    "layer_index", "depthwise", "c_in", "c_out", "stride", "kernel", "num_weights",
+    "input_fmap_size", "is_weight_step", "last_action", "weight_std", "cost_share", "budget_left",
+)
+
+
+def _minmax(column: np.ndarray) -> np.ndarray:
+    lo, hi = column.min(), column.max()
+    return np.zeros_like(column) if hi == lo else (column - lo) / (hi - lo)
+
+
+def static_features(layers: Sequence, weight_std: np.ndarray, cost_share: np.ndarray) -> np.ndarray:
+    """Features 0-7, 10 and 11 for every layer ([L, NUM_FEATURES], dynamic columns left at 0).
+
+    ``layers`` are :class:`~quant_envs.mixed_precision.layer_shapes.QuantLayer` (or anything with
+    ``kind``, ``c_in``, ``c_out``, ``stride``, ``kernel``, ``num_weights`` and ``in_hw``).
+    """
+    n = len(layers)
+    f = np.zeros((n, NUM_FEATURES), dtype=np.float64)
+    f[:, 0] = np.arange(n) / max(n - 1, 1)
+    f[:, 1] = [layer.kind == "depthwise" for layer in layers]
+    raw = np.array(
+        [[layer.c_in, layer.c_out, layer.stride, layer.kernel, layer.num_weights,
+          layer.in_hw[0] * layer.in_hw[1]] for layer in layers], dtype=np.float64)
+    for j in range(raw.shape[1]):
+        f[:, 2 + j] = _minmax(raw[:, j])
+    std = np.asarray(weight_std, dtype=np.float64)
+    f[:, 10] = std / std.max() if std.max() > 0 else 0.0
+    f[:, 11] = cost_share
+    return f
+
+
+def observation(static: np.ndarray, layer: int, is_weight_step: bool, last_action: float,
+                budget_left: float) -> np.ndarray:
+    """The observation of one step: the layer's static row with the dynamic features filled in."""
+    obs = static[layer].copy()
+    obs[8] = 1.0 if is_weight_step else 0.0
+    obs[9] = last_action
+    obs[12] = np.clip(budget_left, -1.0, 1.0)
+    return obs.astype(np.float32)

@@ -1,0 +1,307 @@
+"""The mixed-precision problem, written once for the environments and the baseline solvers.
+
+A *policy* gives every quantizable layer a (weight bits, activation bits) pair. The problem knows
+
+* its **cost** on a simulated accelerator (``hw_sim.CostTable``: latency, energy, model size),
+* the **budget** on one of those metrics, and which partial choices can still meet it (exact
+  masking from the table's minimum completion cost),
+* its **accuracy**: the task's float model fake-quantized with the policy, retrained for
+  ``finetune_steps`` mini-batches (0 = post-training quantization), evaluated on a split.
+
+Accuracies are cached (LRU) by (policy, finetune_steps, split): a policy asked for twice is
+retrained once. Retraining is seeded by ``eval_seed``, so a policy's accuracy is a deterministic
+function of the policy; that is what makes the cache exact.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from quant_envs._checks import check_choice, check_float, check_int
+
+METRICS = ("latency", "energy", "size")
+METRIC_UNITS = {"latency": "s", "energy": "J", "size": "B"}
+
+#: One (weight bits, activation bits) pair per quantizable layer.
+Policy = tuple[tuple[int, int], ...]
+
+_RELATIVE_SLACK = 1e-9  # float round-off when comparing summed costs with the budget
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of one policy: accuracy, costs and budget use."""
+
+    policy: Policy
+    accuracy: float
+    float_accuracy: float
+    latency_s: float
+    energy_j: float
+    size_bytes: float
+    budget_metric: str
+    budget: float
+    budget_used: float  # cost of the budget metric / budget (<= 1 means within budget)
+    latency_fraction: float  # of the all-8-bit latency
+    energy_fraction: float
+    size_fraction: float
+    finetune_steps: int
+    split: str
+    eval_time_s: float
+    cached: bool
+
+    @property
+    def within_budget(self) -> bool:
+        return self.budget_used <= 1.0 + _RELATIVE_SLACK
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["policy"] = [list(p) for p in self.policy]
+        return d
+
+
+class MixedPrecisionProblem:
+    """Task + accelerator + budget: costs, feasibility, masks and the accuracy of any policy.
+
+    Args:
+        task: a task name (``make_task``) or a built :class:`~quant_envs.mixed_precision.tasks.Task`.
+        hardware: an ``hw_sim`` profile name (``hw_sim.PROFILES``).
+        bits: the allowed widths, ascending (default 2..8).
+        budget_metric: "latency", "energy" or "size".
+        budget_fraction: the budget as a fraction of the all-8-bit cost (ignored if ``budget`` is set).
+        budget: the budget in SI units of the metric (seconds, joules, bytes), or None.
+        finetune_steps: default retraining mini-batches per evaluation (0 = post-training quantization).
+        keep_first_last_8bit: HAQ's choice of fixing the first and last layers at 8 bits.
+        eval_split: the split the accuracy is measured on ("val"; "test" for final reports).
+        eval_seed: seeds the retraining (batch order).
+        cache_size: policies kept in the LRU cache of evaluations.
+        batch: the batch size the accelerator is costed at.
+        task_kwargs: extra arguments for ``make_task``.
+        cache_dir: where trained float models are cached (see ``model_cache``).
+    """
+
+    def __init__(
+        self,
+        task: Any = "digits-mbnet",
+        hardware: str = "bismo-edge",
+        bits: Iterable[int] = range(2, 9),
+        budget_metric: str = "latency",
+        budget_fraction: float = 0.25,
+        budget: float | None = None,
+        finetune_steps: int = 20,
+        keep_first_last_8bit: bool = False,
+        eval_split: str = "val",
+        eval_seed: int = 0,
+        cache_size: int = 4096,
+        batch: int = 1,
+        task_kwargs: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        import hw_sim
+
+        from quant_envs.mixed_precision.layer_shapes import quantizable_layers
+        from quant_envs.mixed_precision.tasks import Task, make_task
+
+        self.bits = self._check_bits(bits)
+        self.budget_metric = check_choice("budget_metric", budget_metric, METRICS)
+        self.finetune_steps = check_int("finetune_steps", finetune_steps, min_value=0)
+        self.eval_split = check_choice("eval_split", eval_split, ("train", "val", "test"))
+        self.eval_seed = check_int("eval_seed", eval_seed, min_value=0)
+        self.cache_size = check_int("cache_size", cache_size, min_value=0)
+        self.keep_first_last_8bit = bool(keep_first_last_8bit)
+        if self.keep_first_last_8bit and 8 not in self.bits:
+            raise ValueError(f"keep_first_last_8bit=True needs 8 among bits, got bits={list(self.bits)}")
+        if hardware not in hw_sim.PROFILES:
+            raise ValueError(f"hardware={hardware!r} is not allowed; expected one of: {', '.join(sorted(hw_sim.PROFILES))}")
+        self.hardware = hardware
+
+        if isinstance(task, Task):
+            self.task = task
+        else:
+            kwargs = dict(task_kwargs or {})
+            if cache_dir is not None:
+                kwargs.setdefault("cache_dir", cache_dir)
+            self.task = make_task(task, **kwargs)
+
+        self.layers = quantizable_layers(self.task.model, self.task.example_input())
+        self.num_layers = len(self.layers)
+        self.costs = hw_sim.CostTable([layer.shape for layer in self.layers],
+                                      hw_sim.get_accelerator(hardware), bits=self.bits,
+                                      batch=check_int("batch", batch, min_value=1))
+        self.weight_std = np.array([float(self._float_weight(i).std()) for i in range(self.num_layers)])
+
+        # Per-layer restriction of the (w, a) grid: HAQ's fixed 8-bit first and last layers.
+        nb = len(self.bits)
+        self.allowed = np.ones((self.num_layers, nb, nb), dtype=bool)
+        if self.keep_first_last_8bit:
+            eight = self.bits.index(8)
+            for i in {0, self.num_layers - 1}:
+                self.allowed[i] = False
+                self.allowed[i, eight, eight] = True
+
+        self.reference_cost = self.cost(self.uniform_policy(max(self.bits)))  # all-8-bit, by metric
+        self.min_cost = float(self.min_completion(self.budget_metric, equal_bits=False)[0])
+        if budget is None:
+            check_float("budget_fraction", budget_fraction, min_value=0.0, min_inclusive=False)
+            self.budget = budget_fraction * self.reference_cost[self.budget_metric]
+        else:
+            self.budget = check_float("budget", budget, min_value=0.0, min_inclusive=False)
+        if self.budget < self.min_cost * (1 - _RELATIVE_SLACK):
+            ref = self.reference_cost[self.budget_metric]
+            unit = METRIC_UNITS[self.budget_metric]
+            raise ValueError(
+                f"budget={self.budget:.6g} {unit} ({self.budget / ref:.4f} of the all-8-bit {self.budget_metric}) "
+                f"is infeasible: the cheapest policy costs {self.min_cost:.6g} {unit} "
+                f"({self.min_cost / ref:.4f} of all-8-bit); feasible budgets are >= {self.min_cost:.6g} {unit}, "
+                f"i.e. budget_fraction >= {self.min_cost / ref:.4f}"
+            )
+
+        self._fq = None
+        self._cache: OrderedDict[tuple, Evaluation] = OrderedDict()
+        self.num_evaluations = 0  # evaluations that ran (cache misses)
+        self.num_queries = 0  # all calls of evaluate(), cache hits included
+
+    # ---------------------------------------------------------------------------------- checks
+    @staticmethod
+    def _check_bits(bits: Iterable[int]) -> tuple[int, ...]:
+        try:
+            values = tuple(sorted({check_int("bits", b, min_value=1, max_value=8) for b in bits}))
+        except TypeError:
+            raise TypeError(f"bits={bits!r} must be an iterable of integers in 1..8") from None
+        if not values:
+            raise ValueError("bits=() is not allowed; expected at least one width in 1..8")
+        return values
+
+    def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
+        """Return ``policy`` as a tuple of (w, a) int pairs, or raise ValueError naming what is wrong."""
+        try:
+            pol = tuple((int(w), int(a)) for w, a in policy)
+        except (TypeError, ValueError):
+            raise ValueError(f"policy must be a sequence of (w_bits, a_bits) pairs, got {policy!r}") from None
+        if len(pol) != self.num_layers:
+            raise ValueError(f"policy has {len(pol)} layers; the task has {self.num_layers} quantizable layers")
+        for i, (w, a) in enumerate(pol):
+            if w not in self.bits or a not in self.bits:
+                raise ValueError(f"policy[{i}]=({w}, {a}) is not allowed; widths must be in {list(self.bits)}")
+            if not self.allowed[i, self.bits.index(w), self.bits.index(a)]:
+                raise ValueError(f"policy[{i}]=({w}, {a}) is not allowed: layer {i} is fixed at 8 bits")
+        return pol
+
+    # ----------------------------------------------------------------------------------- costs
+    def uniform_policy(self, b: int) -> Policy:
+        """Every layer at ``b`` bits (fixed layers stay at 8)."""
+        pol = [(b, b)] * self.num_layers
+        if self.keep_first_last_8bit:
+            pol[0] = pol[-1] = (8, 8)
+        return tuple(pol)
+
+    def _indices(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+        index = {b: j for j, b in enumerate(self.bits)}
+        return (np.fromiter((index[w] for w, _ in policy), int, len(policy)),
+                np.fromiter((index[a] for _, a in policy), int, len(policy)))
+
+    def layer_costs(self, metric: str) -> np.ndarray:
+        """The [layers, w-bits, a-bits] cost table of ``metric``."""
+        return getattr(self.costs, check_choice("metric", metric, METRICS))
+
+    def cost(self, policy: Policy) -> dict[str, float]:
+        """Latency (s), energy (J) and size (B) of ``policy``."""
+        w, a = self._indices(policy)
+        rows = np.arange(self.num_layers)
+        return {m: float(self.layer_costs(m)[rows, w, a].sum()) for m in METRICS}
+
+    def is_feasible(self, policy: Policy) -> bool:
+        return self.cost(policy)[self.budget_metric] <= self.budget * (1 + _RELATIVE_SLACK)
+
+    def allowed_grid(self, equal_bits: bool) -> np.ndarray:
+        """The per-layer allowed (w, a) grid; ``equal_bits`` keeps only w == a (one step per layer)."""
+        if not equal_bits:
+            return self.allowed
+        return self.allowed & np.eye(len(self.bits), dtype=bool)[None]
+
+    def min_completion(self, metric: str, equal_bits: bool) -> np.ndarray:
+        """[layers + 1]: the least cost of layers i.. over allowed choices (0 at the end)."""
+        return np.asarray(self.costs.min_completion_cost(metric, allowed=self.allowed_grid(equal_bits)))
+
+    def budget_fractions(self, costs: dict[str, float]) -> dict[str, float]:
+        return {m: costs[m] / self.reference_cost[m] for m in METRICS}
+
+    # -------------------------------------------------------------------------------- accuracy
+    def _float_weight(self, i: int):
+        return self.task.model.get_submodule(self.layers[i].name).weight.detach()
+
+    def _fake_quant_model(self):
+        if self._fq is None:
+            from quant_envs.mixed_precision.quantize import FakeQuantModel
+
+            self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],
+                                      self.task.calibration_inputs())
+        return self._fq
+
+    def quantized_model(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None):
+        """The task's model quantized with ``policy`` and retrained (a model shared between calls)."""
+        pol = self.check_policy(policy)
+        steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
+        fq = self._fake_quant_model()
+        fq.reset_weights()
+        model = fq.set_policy(pol)
+        return self.task.finetune(model, steps, seed=self.eval_seed)
+
+    def evaluate(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
+                 split: str | None = None) -> Evaluation:
+        """Accuracy and costs of ``policy`` (answered from the cache when seen before)."""
+        pol = self.check_policy(policy)
+        steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
+        split = self.eval_split if split is None else check_choice("split", split, ("train", "val", "test"))
+        self.num_queries += 1
+        key = (pol, steps, split)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
+        start = time.perf_counter()
+        acc = self.task.evaluate(self.quantized_model(pol, steps), split)
+        elapsed = time.perf_counter() - start
+        costs = self.cost(pol)
+        frac = self.budget_fractions(costs)
+        result = Evaluation(
+            policy=pol, accuracy=acc, float_accuracy=self.float_accuracy(split),
+            latency_s=costs["latency"], energy_j=costs["energy"], size_bytes=costs["size"],
+            budget_metric=self.budget_metric, budget=self.budget,
+            budget_used=costs[self.budget_metric] / self.budget,
+            latency_fraction=frac["latency"], energy_fraction=frac["energy"], size_fraction=frac["size"],
+            finetune_steps=steps, split=split, eval_time_s=elapsed, cached=False,
+        )
+        self.num_evaluations += 1
+        if self.cache_size:
+            self._cache[key] = result
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    def float_accuracy(self, split: str | None = None) -> float:
+        return self.task.float_accuracy(self.eval_split if split is None else split)
+
+
+_SHARED: dict[tuple, MixedPrecisionProblem] = {}
+
+
+def shared_problem(**config: Any) -> MixedPrecisionProblem:
+    """A :class:`MixedPrecisionProblem` shared by every caller with the same configuration.
+
+    Environments built in one process (e.g. the copies inside an SB3 ``DummyVecEnv``) then share
+    one float model and one evaluation cache instead of retraining the same policy per copy.
+    Configurations holding a built ``Task`` object are never shared.
+    """
+    if not isinstance(config.get("task", "digits-mbnet"), str):
+        return MixedPrecisionProblem(**config)
+    key = tuple(sorted((k, repr(v)) for k, v in config.items()))
+    if key not in _SHARED:
+        _SHARED[key] = MixedPrecisionProblem(**config)
+    return _SHARED[key]
