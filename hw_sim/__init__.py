@@ -4,7 +4,7 @@ A layer is a grouped GEMM (:class:`LayerShape`); an accelerator (:data:`PROFILES
 :func:`get_accelerator`) turns a layer and its weight/activation bit widths into cycles, latency,
 energy, DRAM traffic and a compute/memory-bound flag (:meth:`Accelerator.layer_cost`);
 :class:`CostTable` precomputes a whole network over a grid of bit widths for fast policy queries and
-exact action masking.
+exact action masking; :mod:`hw_sim.networks` has reference shapes (MobileNetV2, ResNet-50).
 
 >>> import hw_sim
 >>> layer = hw_sim.LayerShape.conv2d(c_in=64, c_out=64, kernel=3, in_hw=56, padding=1)
@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+from hw_sim import networks
 from hw_sim.accelerators import (
     Accelerator,
     BitFusionAccelerator,
@@ -39,4 +40,5 @@ __all__ = [
     "LayerShape",
     "PolicyCost",
     "get_accelerator",
+    "networks",
 ]

@@ -461,7 +461,7 @@ class BitParallelAccelerator(Accelerator):
         G     = packed groups per tile (see packed_groups)
         tiles = ceil(groups / G) * ceil(G*M / tile_m) * ceil(batch*N / tile_n)
         compute_cycles = ceil(tiles / parallel_units) * ceil(G*K / tile_k)
-                         * tile_m * tile_n * tile_k / (macs_per_cycle[b] * efficiency)
+                         * tile_m * tile_n * tile_k / (macs_per_cycle[b] * efficiency[b])
 
     With ``tile_n = 1``, ``tile_k = rows``, ``tile_m = cols`` and ``macs_per_cycle = rows * cols``
     this is a weight-stationary ``rows x cols`` systolic array: ``ceil(M/cols) * ceil(K/rows) * N``.
@@ -478,7 +478,8 @@ class BitParallelAccelerator(Accelerator):
     tile_k: int
     parallel_units: int = 1
     macs_per_cycle: dict[int, float]
-    efficiency: float = 1.0
+    #: sustained fraction of peak per native width (missing widths: 1.0)
+    efficiency: dict[int, float] = field(default_factory=dict)
     fill_drain: float = 0.0
     channelwise_mapping: bool = False
     max_bits: int = 8
@@ -510,6 +511,7 @@ class BitParallelAccelerator(Accelerator):
         return width, width
 
     def peak_macs_per_s(self, bits: int) -> float:
+        """Peak MAC/s at the native width ``bits`` runs at (before ``efficiency``)."""
         b = int(self.run_bits(bits))
         return self.macs_per_cycle[b] * self.parallel_units * self.frequency_hz
 
@@ -517,8 +519,8 @@ class BitParallelAccelerator(Accelerator):
         width = np.asarray(w_run)  # == a_run, see _run_widths
         rate = np.zeros_like(width, dtype=float)
         for b, r in self.macs_per_cycle.items():
-            rate = np.where(width == b, r, rate)
-        per_step = (self.tile_m * self.tile_n * self.tile_k) / (rate * self.efficiency)
+            rate = np.where(width == b, r * self.efficiency.get(b, 1.0), rate)
+        per_step = (self.tile_m * self.tile_n * self.tile_k) / rate
         cycles = self._tiled_cycles(ly.m, ly.k, ly.groups, ly.n * batch, 1.0) * per_step
         if self.channelwise_mapping:
             # kernel taps iterated in time, input channels on the reduction lanes
