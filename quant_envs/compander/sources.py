@@ -103,7 +103,7 @@ class Source:
             if target >= total:
                 out[idx] = hi
                 continue
-            out[idx] = optimize.brentq(lambda t, target=target: float(self.cube_root_integral(t)) - target, 0.0, hi, xtol=1e-15, rtol=4e-16)
+            out[idx] = optimize.brentq(lambda t, target=target: float(self.cube_root_integral(t)) - target, 0.0, hi, xtol=1e-15)
         return out
 
     def cube_root_total(self) -> float:
