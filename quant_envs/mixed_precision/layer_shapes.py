@@ -19,10 +19,20 @@ Conventions:
   call: output positions, input and output activations are summed over calls (weights once).
   Calls with different per-call shapes are summed the same way; ``in_hw``/``out_hw`` are those of
   the first call.
+* TorchScript modules run no Python hooks. For them the forward pass runs under
+  ``torch.profiler`` with ``record_shapes``: every executed ``aten::conv2d`` / ``aten::linear`` op
+  gives one layer (shapes, stride, padding, dilation and groups from the op's arguments, so they
+  are exact), and its ``name`` is the first not-yet-used ``Conv2d``/``Linear`` submodule with the
+  same weight shape, in definition order (``"aten::conv2d#<i>"`` when none matches). A scripted
+  module called twice therefore appears twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -156,14 +166,11 @@ def quantizable_layers(model: nn.Module, example_input: torch.Tensor) -> list[Qu
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(model, torch.jit.ScriptModule):
-        raise TypeError(
-            "model is a TorchScript module, which does not run Python forward hooks; pass the "
-            "original nn.Module (the cost-table command handles TorchScript files by tracing them)"
-        )
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
         raise TypeError("example_input must be a batched torch.Tensor (first dimension = batch)")
     batch = check_int("example_input.shape[0]", int(example_input.shape[0]), min_value=1)
+    if isinstance(model, torch.jit.ScriptModule):
+        return _scripted_layers(model, example_input, batch)
     recorder = _Recorder(batch)
     handles = []
     for name, module in model.named_modules():
@@ -207,3 +214,119 @@ def cost_table_for_model(
     layers = quantizable_layers(model, example_input)
     table = hw_sim.CostTable([ly.shape for ly in layers], profile, bits=bits, batch=batch)
     return layers, table
+
+
+# ---------------------------------------------------------------------------- TorchScript
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence the profiler backend's native log lines (written straight to fd 2)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _scripted_layers(
+    model: torch.jit.ScriptModule, example_input: torch.Tensor, batch: int
+) -> list[QuantLayer]:
+    from torch.profiler import ProfilerActivity, profile
+
+    was_training = model.training
+    try:
+        model.eval()
+        with (
+            _quiet_native_stderr(),
+            profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof,
+        ):
+            with torch.no_grad():
+                model(example_input)
+    finally:
+        model.train(was_training)
+    ops = [e for e in prof.events() if e.name in ("aten::conv2d", "aten::linear")]
+    if not ops:
+        raise ValueError("model runs no conv2d or linear op on example_input")
+    candidates = [
+        (name, tuple(m.weight.shape))
+        for name, m in model.named_modules()
+        if getattr(m, "original_name", "") in ("Conv2d", "Linear") and hasattr(m, "weight")
+    ]
+    used: set[str] = set()
+    layers = []
+    for index, op in enumerate(ops):
+        x_shape, w_shape = list(op.input_shapes[0]), tuple(op.input_shapes[1])
+        name = next(
+            (n for n, ws in candidates if ws == w_shape and n not in used), f"{op.name}#{index}"
+        )
+        used.add(name)
+        if op.name == "aten::conv2d":
+            stride, padding, dilation, groups = op.concrete_inputs[3:7]
+            c_out, c_in_g, kh, kw = w_shape
+            c_in = c_in_g * int(groups)
+            in_hw = (int(x_shape[-2]), int(x_shape[-1]))
+            shape = hw_sim.LayerShape.conv2d(
+                c_in,
+                c_out,
+                (kh, kw),
+                in_hw,
+                stride=tuple(stride),
+                padding=padding if isinstance(padding, str) else tuple(padding),
+                groups=int(groups),
+                dilation=tuple(dilation),
+            )
+            out_hw = (
+                _out_side(in_hw[0], kh, stride[0], padding, dilation[0], 0),
+                _out_side(in_hw[1], kw, stride[1], padding, dilation[1], 1),
+            )
+            layers.append(
+                QuantLayer(
+                    index=index,
+                    name=name,
+                    kind=shape.kind,
+                    c_in=c_in,
+                    c_out=c_out,
+                    kernel=max(kh, kw),
+                    stride=max(int(stride[0]), int(stride[1])),
+                    groups=int(groups),
+                    in_hw=in_hw,
+                    out_hw=out_hw,
+                    num_weights=c_out * c_in_g * kh * kw,
+                    shape=shape,
+                )
+            )
+        else:
+            out_f, in_f = w_shape
+            numel = math.prod(int(d) for d in x_shape)
+            tokens = max(1, numel // (batch * in_f))
+            shape = hw_sim.LayerShape.linear(in_f, out_f, tokens=tokens)
+            layers.append(
+                QuantLayer(
+                    index=index,
+                    name=name,
+                    kind="linear",
+                    c_in=in_f,
+                    c_out=out_f,
+                    kernel=1,
+                    stride=1,
+                    groups=1,
+                    in_hw=(1, tokens),
+                    out_hw=(1, tokens),
+                    num_weights=in_f * out_f,
+                    shape=shape,
+                )
+            )
+    return layers
+
+
+def _out_side(size: int, k: int, stride: int, padding, dilation: int, axis: int) -> int:
+    if isinstance(padding, str):
+        return (
+            math.ceil(size / stride)
+            if padding == "same"
+            else (size - dilation * (k - 1) - 1) // stride + 1
+        )
+    return (size + 2 * int(padding[axis]) - dilation * (k - 1) - 1) // stride + 1
