@@ -46,6 +46,7 @@ from quant_envs.compander.compressor import (
     MuLawCompressor,
     OptimalCompressor,
     compander_distortion,
+    compander_mse,
     optimal_support,
     panter_dite_distortion,
 )
@@ -333,7 +334,7 @@ def spline_compander(
         spline = fit_spline_compressor(target, t, degree=degree, fit=fit)
         if not spline.is_monotone:
             return _INFEASIBLE
-        return compander_distortion(src, spline, n).total
+        return compander_mse(src, spline, n)
 
     best_t, best_d = start, dist_at(start)
     unoptimized = best_d

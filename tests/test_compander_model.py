@@ -19,6 +19,7 @@ from quant_envs.compander.compressor import (
     MuLawCompressor,
     OptimalCompressor,
     compander_distortion,
+    compander_mse,
     optimal_support,
     panter_dite_distortion,
 )
@@ -195,6 +196,7 @@ def test_optimal_support_beats_its_neighbourhood(name: str) -> None:
     make = lambda x: OptimalCompressor(source=src, x_max=x)  # noqa: E731
     best = optimal_support(src, make, 16)
     assert best.distortion.total == pytest.approx(compander_distortion(src, make(best.x_max), 16).total)
+    assert compander_mse(src, make(best.x_max), 16) == pytest.approx(best.distortion.total, rel=1e-12)
     for f in (0.9, 0.99, 1.01, 1.1):
         assert compander_distortion(src, make(best.x_max * f), 16).total >= best.distortion.total
 

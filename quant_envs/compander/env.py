@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from quant_envs._checks import check_choice, check_float, check_int
-from quant_envs.compander.compressor import OptimalCompressor, compander_distortion, optimal_support
+from quant_envs.compander.compressor import OptimalCompressor, compander_mse, optimal_support
 from quant_envs.compander.lloyd import solve_lloyd_max
 from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
 from quant_envs.compander.sources import Source, available_sources, get_source
@@ -174,7 +174,7 @@ class SplineCompanderEnv(gym.Env):
         spline = fit_spline_compressor(target, u * x_max, degree=self.degree, fit=self.fit)
         if not spline.is_monotone:  # only possible with fit="least_squares"
             return 1.0, 0.0
-        d = compander_distortion(self.source, spline, self.levels).total
+        d = compander_mse(self.source, spline, self.levels)
         return d, sqnr_db(d)
 
     def _order(self, u: np.ndarray) -> np.ndarray:
