@@ -18,9 +18,7 @@ os.environ.setdefault("QUANT_ENVS_CACHE", str(REPO / ".cache" / "test-models"))
 
 @pytest.fixture(autouse=True, scope="session")
 def _few_torch_threads() -> None:
-    # CI has 2 cores; more intra-op threads than cores only adds contention for tiny models.
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # The test models are tiny: intra-op threads only add contention (see training.torch_threads).
+    import torch
+
+    torch.set_num_threads(1)

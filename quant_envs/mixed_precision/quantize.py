@@ -38,13 +38,18 @@ def _weight_qmax(bits: int) -> int:
 
 def best_weight_clip_ratio(weight: torch.Tensor, bits: int) -> torch.Tensor:
     """Per output channel, the clip ratio (of max |w|) with the smallest quantization MSE."""
-    w = weight.detach().reshape(weight.shape[0], 1, -1)  # [C, 1, K]
-    absmax = w.abs().amax(dim=2, keepdim=True).clamp_min(1e-12)  # [C, 1, 1]
+    w = weight.detach().reshape(weight.shape[0], -1)  # [C, K]
+    absmax = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)  # [C, 1]
     qmax = _weight_qmax(bits)
-    scale = _CLIP_RATIOS.view(1, -1, 1) * absmax / qmax  # [C, R, 1]
-    wq = torch.clamp(torch.round(w / scale), -qmax, qmax) * scale
-    mse = ((wq - w) ** 2).mean(dim=2)  # [C, R]
-    return _CLIP_RATIOS[mse.argmin(dim=1)]
+    best_mse = torch.full((w.shape[0],), float("inf"))
+    best = torch.ones(w.shape[0])
+    for r in _CLIP_RATIOS.tolist():  # a loop, not a [C, R, K] tensor: large layers stay cheap in memory
+        scale = r * absmax / qmax
+        mse = ((torch.clamp(torch.round(w / scale), -qmax, qmax) * scale - w) ** 2).mean(dim=1)
+        better = mse < best_mse
+        best_mse = torch.where(better, mse, best_mse)
+        best = torch.where(better, torch.tensor(r), best)
+    return best
 
 
 def best_activation_range(values: torch.Tensor, bits: int) -> tuple[float, float]:

@@ -29,7 +29,7 @@ from quant_envs._checks import check_choice, check_int
 from quant_envs.datasets import digits_splits
 from quant_envs.mixed_precision.model_cache import load_or_train
 from quant_envs.mixed_precision.models import DigitsCNN, DigitsMobileNet
-from quant_envs.mixed_precision.training import accuracy, train_steps
+from quant_envs.mixed_precision.training import accuracy, torch_threads, train_steps
 
 
 @dataclass
@@ -47,6 +47,8 @@ class Task:
     batch_size: int = 64
     max_eval_samples: int | None = None
     calibration_size: int = 256
+    #: intra-op threads for retraining and evaluation (None: torch's default); see ``torch_threads``
+    num_threads: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def example_input(self, batch: int = 1) -> torch.Tensor:
@@ -59,14 +61,16 @@ class Task:
 
     def finetune(self, model: nn.Module, steps: int, seed: int = 0) -> nn.Module:
         """Quantization-aware retraining for ``steps`` mini-batches (batch norm statistics frozen)."""
-        return train_steps(model, self.train_set, steps, lr=self.finetune_lr, batch_size=self.batch_size,
-                           seed=seed, freeze_bn=True, cosine=False)
+        with torch_threads(self.num_threads):
+            return train_steps(model, self.train_set, steps, lr=self.finetune_lr, batch_size=self.batch_size,
+                               seed=seed, freeze_bn=True, cosine=False)
 
     def evaluate(self, model: nn.Module, split: str = "val") -> float:
         """Top-1 accuracy in [0, 1] on ``split`` ("train", "val" or "test")."""
         check_choice("split", split, ("train", "val", "test"))
         dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
-        return accuracy(model, dataset, max_samples=self.max_eval_samples)
+        with torch_threads(self.num_threads):
+            return accuracy(model, dataset, max_samples=self.max_eval_samples)
 
     def float_accuracy(self, split: str = "val") -> float:
         """Accuracy of the float model on ``split`` (the reference of the reward), computed once."""
@@ -124,14 +128,15 @@ def _digits_task(name: str, build: Callable[[], nn.Module], *, seed: int, train_
         return build()
 
     def train(model: nn.Module) -> dict[str, Any]:
-        train_steps(model, train_set, train_steps_, lr=lr, weight_decay=1e-4, batch_size=64, seed=seed)
+        with torch_threads(1):
+            train_steps(model, train_set, train_steps_, lr=lr, weight_decay=1e-4, batch_size=64, seed=seed)
         return {"float_val_accuracy": accuracy(model, val_set), "float_test_accuracy": accuracy(model, test_set)}
 
     model, meta = load_or_train(_config_key(name, config), seeded_build, train, cache_dir)
     for p in model.parameters():
         p.requires_grad_(False)  # the float model is a reference; quantized copies are retrained
     return Task(name=name, model=model, train_set=train_set, val_set=val_set, test_set=test_set,
-                input_shape=(1, 8, 8), num_classes=10, finetune_lr=1e-3, batch_size=64, meta=meta)
+                input_shape=(1, 8, 8), num_classes=10, finetune_lr=1e-3, batch_size=64, num_threads=1, meta=meta)
 
 
 def digits_mbnet(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -> Task:
