@@ -343,7 +343,8 @@ def spline_compander(
         u = np.linspace(0.0, 1.0, grid + 2)[1:-1]
         values = np.array([dist_at(np.array([x_max * v])) for v in u])
         for k in np.argsort(values)[:3]:  # refine the three best grid cells
-            lo, hi = u[max(k - 1, 0)] if k > 0 else u[0] / 2, u[min(k + 1, u.size - 1)] if k < u.size - 1 else (1 + u[-1]) / 2
+            lo = u[k - 1] if k > 0 else 0.5 * u[0]
+            hi = u[k + 1] if k < u.size - 1 else 0.5 * (1.0 + u[-1])
             res = optimize.minimize_scalar(
                 lambda v: dist_at(np.array([x_max * v])), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
             )
@@ -481,16 +482,17 @@ def plot_dynamic_range(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(6.0 * len(curves), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(6.0 * len(curves), 4.8), squeeze=False)
     for ax, (name, designs) in zip(axes[0], curves.items(), strict=True):
         for label, res in designs.items():
-            ax.plot(variance_db, res.sqnr_vs_variance(variance_db), label=f"{label} ({res.sqnr_db:.2f} dB at 0 dB)")
-        ax.set_title(f"{name} source, N = {levels}")
+            ax.plot(variance_db, res.sqnr_vs_variance(variance_db), label=label)
+        ax.set_title(f"{name} source, N = {levels} (designed for unit variance)")
         ax.set_xlabel("input variance relative to design, 10 log10(sigma^2) [dB]")
         ax.set_ylabel("SQNR [dB]")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower center")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0.0, 0.07, 1.0, 1.0))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)

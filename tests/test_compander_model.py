@@ -23,6 +23,7 @@ from quant_envs.compander.compressor import (
     optimal_support,
     panter_dite_distortion,
 )
+from quant_envs.compander.lloyd import solve_lloyd_max
 from quant_envs.compander.quantizer import (
     check_quantizer,
     distortion,
@@ -267,6 +268,10 @@ def test_registry_accepts_a_new_source() -> None:
         t = step * np.arange(-n / 2 + 1, n / 2)
         y = step * (np.arange(n) - (n - 1) / 2)
         assert distortion("uniform-test", t, y).total == pytest.approx(1 / n**2, rel=1e-10)
+        # ... and it is the Lloyd-Max quantizer of the uniform source.
+        sol = solve_lloyd_max("uniform-test", n)
+        np.testing.assert_allclose(sol.thresholds, t, atol=1e-12)
+        np.testing.assert_allclose(sol.levels, y, atol=1e-12)
         with pytest.raises(ValueError, match="already registered"):
             register_source("uniform-test", _UniformSource)
     finally:
