@@ -19,6 +19,7 @@ from hw_sim.layer import LayerShape
 from hw_sim.profiles import get_accelerator
 
 METRICS = ("latency", "energy", "size")
+_INVALID = np.iinfo(np.intp).max // 4  # an index no table has
 UNITS = {"latency": "s", "energy": "J", "size": "B"}
 
 # Allowed widths: None (all), a bool mask [layers, n_bits, n_bits], or per layer either None or a
@@ -90,11 +91,14 @@ class CostTable:
         self.cycles = _frozen(r["cycles"], full)
         self.memory_bound = _frozen(r["memory_bound"], full, dtype=bool)
 
-        # flat lookups for the fast policy queries
-        self._stack = np.stack([self.latency, self.energy, self.size]).reshape(3, -1)
-        self._flat = {m: self._stack[i] for i, m in enumerate(METRICS)}
-        self._offsets = np.arange(len(layers), dtype=np.int64) * nb * nb
-        self._lut = np.full(int(self.bits[-1]) + 1, -1, dtype=np.int64)
+        # lookups for the fast policy queries: one fancy-indexing op and one dot product each
+        self._by_metric = {"latency": self.latency, "energy": self.energy, "size": self.size}
+        self._stack = np.stack([self.latency, self.energy, self.size])  # [3, layers, nb, nb]
+        self._rows = np.arange(len(layers), dtype=np.intp)
+        self._ones = np.ones(len(layers))
+        # bit width -> index; anything else (0, too large, clipped negatives) -> an index that is
+        # out of range for the tables, so the table lookup itself raises
+        self._lut = np.full(int(self.bits[-1]) + 2, _INVALID, dtype=np.intp)
         self._lut[self.bits] = np.arange(nb)
         self._nb = nb
 
@@ -121,14 +125,14 @@ class CostTable:
         return int(idx) if idx.ndim == 0 else idx
 
     def _lookup(self, arr: np.ndarray, name: str) -> np.ndarray:
-        bad = (arr < 0) | (arr >= self._lut.size)
-        if bad.any() or (self._lut[np.where(bad, 0, arr)] < 0).any():
+        """Bit widths -> indices on the bit axis; ValueError naming any width not in :attr:`bits`."""
+        idx = self._lut.take(arr, mode="clip")
+        bad = (arr < 1) | (idx == _INVALID)
+        if np.any(bad):
             shown = ", ".join(str(b) for b in self.bits)
-            wrong = arr[bad | (self._lut[np.where(bad, 0, arr)] < 0)] if arr.ndim else arr
-            raise ValueError(
-                f"{name} contains {np.unique(wrong).tolist()!r}, not allowed; expected widths in: {shown}"
-            )
-        return self._lut[arr]
+            wrong = np.unique(np.asarray(arr)[bad] if np.ndim(arr) else arr).tolist()
+            raise ValueError(f"{name} contains {wrong!r}, not allowed; expected widths in: {shown}")
+        return idx
 
     def bound(self, layer: int, w_bits: int, a_bits: int) -> str:
         """ "memory" or "compute" for one table entry."""
@@ -140,7 +144,7 @@ class CostTable:
         )
 
     # ------------------------------------------------------------------ whole policies
-    def _policy_index(self, w_bits, a_bits) -> np.ndarray:
+    def _bit_indices(self, w_bits, a_bits) -> tuple[np.ndarray, np.ndarray]:
         w = np.asarray(w_bits)
         if a_bits is None:
             if w.ndim != 2 or w.shape[1] != 2:
@@ -151,51 +155,83 @@ class CostTable:
             w, a = w[:, 0], w[:, 1]
         else:
             a = np.asarray(a_bits)
-        for name, v in (("w_bits", w), ("a_bits", a)):
-            if v.shape != (self.n_layers,):
+        try:
+            return self._lut.take(w, mode="clip"), self._lut.take(a, mode="clip")
+        except TypeError:
+            raise TypeError(
+                f"w_bits/a_bits must hold integer bit widths, got dtypes {w.dtype}, {a.dtype}"
+            ) from None
+
+    def _gather(self, table: np.ndarray, wi, ai, w_bits, a_bits, by_index: bool) -> np.ndarray:
+        try:
+            vals = table[..., self._rows, wi, ai] if table.ndim == 4 else table[self._rows, wi, ai]
+        except (IndexError, TypeError, ValueError):
+            vals = None
+        if vals is None or vals.shape[-1] != self.n_layers:
+            self._raise_bad_policy(w_bits, a_bits, by_index)
+        return vals
+
+    def _raise_bad_policy(self, w, a, by_index: bool) -> None:
+        names = ("w_index", "a_index") if by_index else ("w_bits", "a_bits")
+        if a is None and not by_index:
+            arr = np.asarray(w)
+            w, a = arr[:, 0], arr[:, 1]
+        for name, v in zip(names, (w, a), strict=True):
+            v = np.asarray(v)
+            if v.ndim > 1 or (v.ndim == 1 and v.shape[0] not in (1, self.n_layers)):
                 raise ValueError(
                     f"{name} has shape {v.shape}, not allowed; expected ({self.n_layers},) (one per layer)"
                 )
             if v.dtype.kind not in "iu":
-                raise TypeError(f"{name} must hold integer bit widths, got dtype {v.dtype}")
-        return self._offsets + self._lookup(w, "w_bits") * self._nb + self._lookup(a, "a_bits")
+                raise TypeError(f"{name} must hold integers, got dtype {v.dtype}")
+            if by_index:
+                if ((v < -self._nb) | (v >= self._nb)).any():
+                    raise ValueError(
+                        f"{name} contains {np.unique(v[(v < -self._nb) | (v >= self._nb)]).tolist()!r}, not "
+                        f"allowed; expected indices in [0, {self._nb - 1}] into bits={self.bits.tolist()}"
+                    )
+            else:
+                self._lookup(v, name)
+        raise ValueError(
+            f"{names[0]}/{names[1]} do not form a policy of {self.n_layers} layers"
+        )  # pragma: no cover
 
     def policy_cost(self, w_bits, a_bits=None, metric: str = "latency") -> float:
         """Sum over layers of ``metric`` for per-layer bit widths.
 
         ``w_bits``, ``a_bits``: sequences (or int arrays) of length ``layers`` holding widths from
-        :attr:`bits`; or ``a_bits=None`` and ``w_bits`` an ``[layers, 2]`` array of pairs.
+        :attr:`bits` (a single int applies to every layer); or ``a_bits=None`` and ``w_bits`` an
+        ``[layers, 2]`` array of (w_bits, a_bits) pairs.
         """
-        flat = self._flat.get(metric)
-        if flat is None:
+        table = self._by_metric.get(metric)
+        if table is None:
             check_choice("metric", metric, METRICS)
-        return float(flat[self._policy_index(w_bits, a_bits)].sum())
+        wi, ai = self._bit_indices(w_bits, a_bits)
+        return float(self._gather(table, wi, ai, w_bits, a_bits, False).dot(self._ones))
 
     def policy_costs(self, w_bits, a_bits=None) -> PolicyCost:
         """All three metrics of a policy: ``PolicyCost(latency_s, energy_j, size_bytes)``."""
-        total = self._stack[:, self._policy_index(w_bits, a_bits)].sum(axis=1)
+        wi, ai = self._bit_indices(w_bits, a_bits)
+        total = self._gather(self._stack, wi, ai, w_bits, a_bits, False).dot(self._ones)
         return PolicyCost(float(total[0]), float(total[1]), float(total[2]))
 
-    def policy_cost_index(
-        self, w_index: np.ndarray, a_index: np.ndarray, metric: str = "latency"
-    ) -> float:
-        """Fast path: ``metric`` of a policy given int arrays of *indices* into :attr:`bits`.
+    def policy_cost_index(self, w_index, a_index, metric: str = "latency") -> float:
+        """Fast path: ``metric`` of a policy given integer *indices* into :attr:`bits`.
 
-        Checks only that indices are in range (a negative index raises too); shapes must be
-        ``(layers,)``.
+        ``w_index``, ``a_index``: int arrays of length ``layers`` (a single int applies to every
+        layer; negative indices count from the end, as in numpy). Out-of-range indices raise
+        ValueError.
         """
-        flat = self._flat.get(metric)
-        if flat is None:
+        table = self._by_metric.get(metric)
+        if table is None:
             check_choice("metric", metric, METRICS)
-        idx = self._offsets + w_index * self._nb + a_index
-        lo = min(w_index.min(), a_index.min())
-        hi = max(w_index.max(), a_index.max())
-        if lo < 0 or hi >= self._nb or idx.shape != self._offsets.shape:
-            raise ValueError(
-                f"w_index/a_index must be {self.n_layers} indices in [0, {self._nb - 1}]; "
-                f"got values in [{lo}, {hi}] with shape {idx.shape}"
-            )
-        return float(flat[idx].sum())
+        try:  # the common case inline: one gather, one dot product
+            vals = table[self._rows, w_index, a_index]
+            if vals.shape == self._ones.shape:
+                return float(vals.dot(self._ones))
+        except (IndexError, TypeError, ValueError):
+            pass
+        return float(self._gather(table, w_index, a_index, w_index, a_index, True).dot(self._ones))
 
     # ------------------------------------------------------------------ masking support
     def allowed_mask(self, allowed: Allowed = None) -> np.ndarray:

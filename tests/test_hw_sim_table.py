@@ -70,8 +70,20 @@ def test_policy_cost_rejects_bad_policies():
         table.policy_cost([8, 8, 8], [8, 8, 8], metric="area")
     with pytest.raises(ValueError, match="w_index"):
         table.policy_cost_index(np.array([0, 1, 7]), np.array([0, 0, 0]))
-    with pytest.raises(ValueError, match="w_index"):
-        table.policy_cost_index(np.array([0, -1, 0]), np.array([0, 0, 0]))
+    # negative indices count from the end, as in numpy; beyond that they raise
+    assert table.policy_cost_index(
+        np.array([0, -1, 0]), np.array([0, 0, 0])
+    ) == table.policy_cost_index(np.array([0, 6, 0]), np.array([0, 0, 0]))
+    with pytest.raises(ValueError, match="a_index contains \\[-8\\]"):
+        table.policy_cost_index(np.array([0, 0, 0]), np.array([0, -8, 0]))
+    with pytest.raises(ValueError, match="w_index has shape"):
+        table.policy_cost_index(np.array([0, 0]), np.array([0, 0, 0]))
+    with pytest.raises(TypeError, match="a_bits"):
+        table.policy_cost([8, 8, 8], [8.0, 8.0, 8.0])
+    with pytest.raises(ValueError, match="a_bits contains \\[-2, 0\\]"):
+        table.policy_cost([8, 8, 8], [-2, 8, 0])
+    # a single width applies to every layer
+    assert table.policy_cost(4, 4) == table.policy_cost([4] * 3, [4] * 3)
     with pytest.raises(ValueError, match="bits"):
         table.bit_index(1)
 
