@@ -76,15 +76,15 @@ def neighbour_pairs(points: np.ndarray) -> np.ndarray:
     if n <= 4:
         i, j = np.triu_indices(n, k=1)
         return np.stack([i, j], axis=1)
-    centred = points - points.mean(axis=0)
-    sv = np.linalg.svd(centred, compute_uv=False)
-    if sv[1] <= 1e-12 * sv[0]:  # collinear: neighbours are consecutive along the line
-        order = np.argsort(centred @ np.linalg.svd(centred)[2][0])
-        return np.sort(np.stack([order[:-1], order[1:]], axis=1), axis=1)
     try:
         tri = Delaunay(points)
-    except QhullError:  # precision trouble: joggle the input
-        tri = Delaunay(points, qhull_options="QJ")
+    except QhullError:
+        centred = points - points.mean(axis=0)
+        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+        if sv[1] <= 1e-12 * sv[0]:  # collinear: neighbours are consecutive along the line
+            order = np.argsort(centred @ vt[0])
+            return np.sort(np.stack([order[:-1], order[1:]], axis=1), axis=1)
+        tri = Delaunay(points, qhull_options="QJ")  # precision trouble: joggle the input
     s = tri.simplices
     edges = np.concatenate([s[:, [0, 1]], s[:, [1, 2]], s[:, [0, 2]]])
     if len(tri.coplanar):  # points Qhull set aside as (nearly) coincident with a vertex
@@ -93,17 +93,27 @@ def neighbour_pairs(points: np.ndarray) -> np.ndarray:
         extra = [np.stack([np.full(indptr[v + 1] - indptr[v] + 1, p), np.append(nbrs[indptr[v]:indptr[v + 1]], v)], 1)
                  for p, v in zip(cp, near, strict=True)]
         edges = np.concatenate([edges, *extra])
-    edges = np.sort(edges, axis=1)
-    edges = edges[edges[:, 0] != edges[:, 1]]
-    return np.unique(edges, axis=0)
+    lo, hi = np.minimum(edges[:, 0], edges[:, 1]), np.maximum(edges[:, 0], edges[:, 1])
+    code = np.unique(lo[lo != hi].astype(np.int64) * n + hi[lo != hi])
+    return np.stack([code // n, code % n], axis=1).astype(np.intp)
 
 
 def clip_cells(z: np.ndarray, domain: ConvexPolygon) -> Cells2D:
     """Voronoi cells of the generators ``z`` (k, 2), clipped to the convex ``domain``."""
-    points, first, inverse = np.unique(z, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    # Distinct generators: the first of equal points (lowest index) owns the cell.
+    order = np.lexsort((z[:, 1], z[:, 0]))
+    zs = z[order]
+    new = np.ones(len(z), dtype=bool)
+    new[1:] = np.any(zs[1:] != zs[:-1], axis=1)
     owner = np.full(len(z), -1, dtype=np.intp)
-    owner[first] = np.arange(len(points))
+    if np.all(new):
+        points = z
+        owner[:] = np.arange(len(z))
+    else:
+        # Equal points are adjacent after lexsort (stable), the first being the lowest index.
+        firsts = np.sort(order[new])
+        points = z[firsts]
+        owner[firsts] = np.arange(len(firsts))
     n = len(points)
     pairs = neighbour_pairs(points)
     src = np.concatenate([pairs[:, 0], pairs[:, 1]])

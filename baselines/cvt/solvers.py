@@ -1,0 +1,243 @@
+"""``solve(problem, method, ...)``: Lloyd, L-BFGS and MG/Opt multigrid on a CVT problem.
+
+Stopping rule, the same for every method: ||grad E(z)||_2 <= tol * ||grad E(z0)||_2, the gradient
+norm relative to the one at the common starting generators z0 (drawn from the problem's domain
+with ``seed`` unless given). A run also stops at ``max_iter`` iterations or ``max_time_s``
+seconds; ``converged`` says which.
+
+Work is counted in fine-level cell passes: every evaluation of the energy/gradient (one pass
+gives both) or of the Hessian on the problem itself is one unit. Multigrid's coarse-level
+passes are reported apart in ``coarse_work`` (weighted by k_level / k, i.e. in fine-pass
+equivalents).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from baselines.cvt._core import Objective
+from baselines.cvt.multigrid import MGOptions, MGOpt
+from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.cvt import CVTProblem
+
+METHODS = ("lloyd", "lbfgs", "multigrid")
+DEFAULT_MAX_ITER = {"lloyd": 100_000, "lbfgs": 100_000, "multigrid": 200}
+
+
+@dataclass
+class CVTResult:
+    """Outcome of one CVT solve (in the spirit of ``scipy.optimize.OptimizeResult``)."""
+
+    method: str
+    generators: np.ndarray
+    energy: float
+    iterations: int  # Lloyd steps, L-BFGS iterations, or multigrid V-cycles
+    work: int  # fine-level cell passes (energy/gradient or Hessian evaluations)
+    grad_norms: np.ndarray  # ||grad E|| at z0 and after every iteration
+    wall_time_s: float
+    converged: bool
+    message: str
+    tol: float
+    coarse_work: float = 0.0  # multigrid: coarse-level passes in fine-pass equivalents
+    energies: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def rel_grad_norm(self) -> float:
+        """Final ||grad E|| / ||grad E(z0)||."""
+        return float(self.grad_norms[-1] / self.grad_norms[0]) if self.grad_norms[0] > 0 else 0.0
+
+    @property
+    def total_work(self) -> float:
+        return self.work + self.coarse_work
+
+
+def solve(
+    problem: CVTProblem,
+    method: str,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+    seed: int | None = 0,
+    *,
+    z0: Any = None,
+    max_time_s: float | None = None,
+    **options: Any,
+) -> CVTResult:
+    """Compute a CVT of ``problem`` with ``method`` in {"lloyd", "lbfgs", "multigrid"}.
+
+    Parameters
+    ----------
+    tol:
+        Relative gradient-norm tolerance (relative to the gradient at the starting generators).
+    max_iter:
+        Iteration cap (default: 100000 for Lloyd and L-BFGS, 200 V-cycles for multigrid).
+    seed:
+        Seed of the random starting generators (uniform on the domain); ignored if ``z0`` is given.
+    z0:
+        Starting generators, shape (k,) in 1-D or (k, 2) in 2-D.
+    max_time_s:
+        Wall-clock cap in seconds (None: no cap).
+    options:
+        ``lbfgs``: ``memory`` (10). ``multigrid``: the fields of
+        :class:`baselines.cvt.multigrid.MGOptions` (nu1, nu2, max_cg, eta, coarsest, ...).
+    """
+    if not isinstance(problem, CVTProblem):
+        raise TypeError(f"problem={problem!r} must be a quant_envs.cvt.CVTProblem")
+    check_choice("method", method, METHODS)
+    tol = check_float("tol", tol, min_value=0.0)
+    max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else check_int("max_iter", max_iter, min_value=0)
+    if max_time_s is not None:
+        max_time_s = check_float("max_time_s", max_time_s, min_value=0.0, min_inclusive=False)
+    if z0 is None:
+        if seed is not None:
+            check_int("seed", seed, min_value=0)
+        z0 = problem.random_generators(np.random.default_rng(seed))
+    z0 = problem.check_generators(z0, "z0").copy()
+    own = problem.with_k(problem.k)  # a private copy: its counter is this run's work
+    runner = {"lloyd": _lloyd, "lbfgs": _lbfgs, "multigrid": _multigrid}[method]
+    if method == "lloyd" and options:
+        raise TypeError(f"method='lloyd' takes no options, got {sorted(options)}")
+    if method == "lbfgs" and set(options) - {"memory"}:
+        raise TypeError(f"method='lbfgs' takes only the option 'memory', got {sorted(options)}")
+    start = time.perf_counter()
+    return runner(own, z0, tol, max_iter, max_time_s, start, **options)
+
+
+class _Budget:
+    def __init__(self, max_iter: int, max_time_s: float | None, start: float) -> None:
+        self.max_iter, self.max_time_s, self.start = max_iter, max_time_s, start
+
+    def reason(self, it: int) -> str | None:
+        if it >= self.max_iter:
+            return f"did not converge within {self.max_iter} iterations"
+        if self.max_time_s is not None and time.perf_counter() - self.start > self.max_time_s:
+            return f"did not converge within {self.max_time_s:g} s ({it} iterations)"
+        return None
+
+
+def _result(method, problem, z, energy, it, norms, energies, start, tol, stop, coarse=0.0) -> CVTResult:
+    converged = stop is None
+    return CVTResult(
+        method=method,
+        generators=np.sort(z) if problem.dim == 1 else z,
+        energy=float(energy),
+        iterations=it,
+        work=problem.n_evaluations,
+        grad_norms=np.asarray(norms, dtype=float),
+        wall_time_s=time.perf_counter() - start,
+        converged=converged,
+        message="converged" if converged else stop,
+        tol=tol,
+        coarse_work=coarse,
+        energies=np.asarray(energies, dtype=float),
+    )
+
+
+def _lloyd(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start) -> CVTResult:
+    """Lloyd's method: move every generator to its cell's centroid."""
+    budget = _Budget(max_iter, max_time_s, start)
+    ev = problem.evaluate(z)
+    norms, energies = [float(np.linalg.norm(ev.gradient))], [ev.energy]
+    target = tol * norms[0]
+    it = 0
+    stop = None
+    while norms[-1] > target:
+        stop = budget.reason(it)
+        if stop is not None:
+            break
+        z = ev.centroids
+        ev = problem.evaluate(z)
+        it += 1
+        norms.append(float(np.linalg.norm(ev.gradient)))
+        energies.append(ev.energy)
+    return _result("lloyd", problem, z, ev.energy, it, norms, energies, start, tol, stop)
+
+
+def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start,
+           memory: int = 10) -> CVTResult:
+    """L-BFGS-B (scipy) on E with box bounds (the interval, or the polygon's bounding box).
+
+    scipy's own tests are switched off (gtol = ftol = 0); the relative gradient test runs in the
+    callback. When scipy's line search fails to make progress (near rounding level), L-BFGS is
+    restarted once from the last point with a fresh memory before giving up.
+    """
+    memory = check_int("memory", memory, min_value=1)
+    budget = _Budget(max_iter, max_time_s, start)
+    shape = problem.shape
+    last: dict[str, Any] = {}
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        ev = problem.evaluate(x.reshape(shape))
+        last["x"], last["ev"] = x.copy(), ev
+        return ev.energy, ev.gradient.ravel()
+
+    ev0 = problem.evaluate(z)
+    norms, energies = [float(np.linalg.norm(ev0.gradient))], [ev0.energy]
+    target = tol * norms[0]
+    best = {"x": z.ravel().copy(), "f": ev0.energy}
+    state = {"it": 0, "stop": None}
+
+    def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+        x = intermediate_result.x
+        ev = last["ev"] if np.array_equal(last.get("x"), x) else problem.evaluate(x.reshape(shape))
+        state["it"] += 1
+        norms.append(float(np.linalg.norm(ev.gradient)))
+        energies.append(ev.energy)
+        best["x"], best["f"] = x.copy(), ev.energy
+        if norms[-1] <= target:
+            raise StopIteration
+        reason = budget.reason(state["it"])
+        if reason is not None:
+            state["stop"] = reason
+            raise StopIteration
+
+    lo, hi = problem.domain.bounds
+    bounds = scipy.optimize.Bounds(np.tile(lo, problem.k), np.tile(hi, problem.k))
+    x = z.ravel().copy()
+    stop = None
+    for attempt in range(2):
+        if norms[-1] <= target:
+            break
+        res = scipy.optimize.minimize(
+            fun, x, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
+            options={"maxcor": memory, "maxiter": max(max_iter - state["it"], 1), "maxfun": 10**9,
+                     "gtol": 0.0, "ftol": 0.0},
+        )
+        x = best["x"]
+        stop = state["stop"]
+        if stop is not None or norms[-1] <= target:
+            break
+        stop = f"scipy L-BFGS-B stopped: {res.message}"
+        if attempt == 0:
+            continue
+    if norms[-1] <= target:
+        stop = None
+    z = x.reshape(shape)
+    return _result("lbfgs", problem, z, best["f"], state["it"], norms, energies, start, tol, stop)
+
+
+def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start,
+               **options: Any) -> CVTResult:
+    """MG/Opt V-cycles (see :mod:`baselines.cvt.multigrid`) until the relative gradient test holds."""
+    opts = MGOptions(**options)
+    budget = _Budget(max_iter, max_time_s, start)
+    mg = MGOpt(problem, opts)
+    p = Objective(problem).at(z)
+    norms, energies = [float(np.linalg.norm(p.g))], [p.f]
+    target = tol * norms[0]
+    it = 0
+    stop = None
+    while norms[-1] > target:
+        stop = budget.reason(it)
+        if stop is not None:
+            break
+        p = mg.cycle(p)
+        it += 1
+        norms.append(float(np.linalg.norm(p.g)))
+        energies.append(p.f)
+    coarse = sum(q.n_evaluations * q.k / problem.k for k, q in mg._problems.items() if k != problem.k)
+    return _result("multigrid", problem, p.z, p.f, it, norms, energies, start, tol, stop, coarse)
