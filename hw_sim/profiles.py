@@ -9,6 +9,15 @@ profile            what it models
 ``int8-npu``       the same array as ``bitfusion`` without fusion: 512 8-bit MACs, 500 MHz
 ``gpu-int4-int8``  an NVIDIA T4-class GPU with int8 and int4 tensor cores (HAWQ-V3's target)
 =================  ===========================================================================
+
+Checked against stored sources in this project's session: BISMO's 6.5 TOPS on the PYNQ-Z1 (FPL'18
+abstract) and its 8 x 256 x 8 build parameters; the PYNQ-Z1's 16-bit DDR3 at 1050 MT/s, 630 KB of
+block RAM and four HP AXI ports (Digilent reference manual); Bit Fusion's ``bf_e_conf.ini`` and
+simulator formulas (github.com/hsharma35/bitfusion); HAWQ-V3's 1.45x (ICML'21 abstract). HAQ's
+Table 2 figures (edge 8 x 8 and cloud 16 x 16 PE arrays, 4 x 64-bit and 4 x 256-bit AXI ports,
+batch 1 and 16) are quoted from the HAQ paper as published; its text was not among the stored
+sources, so they were not re-checked here. Horowitz's energies are the figures of his ISSCC 2014
+keynote, as reproduced throughout the accelerator literature.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ MB = 1024 * 1024
 #:   ``2 * 8 * 256 * 8 * 200 MHz = 6.55e12`` binary ops/s is the paper's "6.5 TOPS"; the 8 x 8
 #:   array is also HAQ's (CVPR'19, Table 2) edge configuration.
 #: * DRAM 2.1 GB/s: the PYNQ-Z1's 16-bit DDR3 at 1050 MT/s (Digilent reference manual). HAQ lists
-#:   4 x 64-bit AXI ports (6.4 GB/s at 200 MHz); the DDR3 behind them is the tighter limit.
+#:   4 x 64-bit AXI ports (6.4 GB/s at 200 MHz); the DDR3 behind them is the tighter limit, and it
+#:   is what makes MobileNetV2's depthwise layers memory-bound at low weight widths, as HAQ found.
 #: * Buffers: 1024 entries x Dk bits per LHS/RHS memory, Dm (Dn) memories (the PYNQ-Z1 build's
 #:   ``lhsEntriesPerMem``), i.e. 256 KB each, halved for double buffering (our choice).
 #: * SRAM energy: BRAM36 banks (4.5 KB) -> Horowitz's 8 KB figure.

@@ -172,6 +172,37 @@ def test_saved_models_from_the_command(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_summary_has_one_row_per_profile(tmp_path, capsys):
+    model = _small_net()
+    path = tmp_path / "net.pt"
+    torch.save(model, path)
+    argv = [
+        "--model",
+        str(path),
+        "--input-size",
+        "1",
+        "28",
+        "28",
+        "--profile",
+        "all",
+        "--summary",
+        "--plain",
+    ]
+    assert cost_table_cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {
+        line.split()[0]: line.split()
+        for line in lines
+        if line.split() and line.split()[0] in hw_sim.PROFILES
+    }
+    assert set(rows) == set(hw_sim.PROFILES)
+    shapes = [ly.shape for ly in quantizable_layers(model, torch.zeros(1, 1, 28, 28))]
+    for name, row in rows.items():
+        table = hw_sim.CostTable(shapes, name)
+        assert float(row[1]) == pytest.approx(table.policy_cost([8] * 4, [8] * 4) * 1e3, abs=1e-3)
+        assert float(row[2]) == pytest.approx(table.policy_cost([2] * 4, [2] * 4) * 1e3, abs=1e-3)
+
+
 def test_parse_bits():
     assert cost_table_cli.parse_bits(["2-8"]) == list(range(2, 9))
     assert cost_table_cli.parse_bits(["8", "2", "4", "4"]) == [2, 4, 8]

@@ -91,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="directory for .npy, .csv and .json files (default: print only)"
     )
     p.add_argument("--plain", action="store_true", help="plain-text table instead of rich")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="print one row per profile (whole-model totals) instead of one table per profile",
+    )
     return p
 
 
@@ -291,7 +296,9 @@ def _summary_rows(layers, table: hw_sim.CostTable) -> tuple[list[str], list[list
     return header, rows, totals
 
 
-def _print_table(title: str, header, rows, totals, footer: str, plain: bool) -> None:
+def _print_table(
+    title: str, header, rows, totals, footer: str, plain: bool, left=(1, 2, 3)
+) -> None:
     use_rich = not plain
     if use_rich:
         try:
@@ -302,19 +309,21 @@ def _print_table(title: str, header, rows, totals, footer: str, plain: bool) -> 
     if use_rich:
         t = Table(title=title, caption=footer, show_footer=False)
         for j, h in enumerate(header):
-            t.add_column(h, justify="left" if j in (1, 2, 3) else "right")
+            t.add_column(h, justify="left" if j in left else "right")
         for r in rows:
             t.add_row(*r)
-        t.add_section()
-        t.add_row(*totals)
+        if totals is not None:
+            t.add_section()
+            t.add_row(*totals)
         Console(width=max(120, sum(len(h) + 3 for h in header) + 40)).print(t)
         return
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, totals, strict=True)]
+    body = [header, *rows] + ([totals] if totals is not None else [])
+    widths = [max(len(str(x)) for x in col) for col in zip(*body, strict=True)]
     print(title)
-    for r in [header, *rows, totals]:
+    for r in body:
         print(
             "  ".join(
-                str(x).rjust(w) if j not in (1, 2, 3) else str(x).ljust(w)
+                str(x).ljust(w) if j in left else str(x).rjust(w)
                 for j, (x, w) in enumerate(zip(r, widths, strict=True))
             )
         )
@@ -340,12 +349,15 @@ def run(args: argparse.Namespace) -> int:
             f"the model did not run on --input-size {' '.join(map(str, args.input_size))}: {str(exc).splitlines()[0]}"
         ) from None
     shapes = [ly.shape for ly in layers]
+    summary: list[list[str]] = []
+    written_all: list = []
     for profile in profiles:
         acc = hw_sim.get_accelerator(profile)
         table = hw_sim.CostTable(shapes, acc, bits=bits, batch=args.batch)
         header, rows, totals = _summary_rows(layers, table)
         title = f"{model_name} on {profile} (batch {args.batch}, bits {bits[0]}..{bits[-1]}): {acc.description}"
         footer = "lat b/b: latency with b-bit weights and activations; bound: compute- or memory-bound at the highest / lowest width"
+        summary.append(_profile_totals(profile, table))
         if args.out:
             stem = f"{model_name}_{profile}_b{args.batch}"
             meta = {
@@ -358,9 +370,42 @@ def run(args: argparse.Namespace) -> int:
                 "units": {"latency": "s", "energy": "J", "size": "bytes"},
             }
             written = _write_files(args.out, stem, layers, table, meta)
+            written_all += written
             footer += f"\nwrote {', '.join(str(p) for p in written)}"
-        _print_table(title, header, rows, totals, footer, args.plain)
+        if not args.summary:
+            _print_table(title, header, rows, totals, footer, args.plain)
+    if args.summary:
+        hi, lo = bits[-1], bits[0]
+        header = (
+            ["profile"]
+            + [f"latency {b}/{b} (ms)" for b in (hi, lo)]
+            + [f"energy {b}/{b} (mJ)" for b in (hi, lo)]
+            + [f"size {b}-bit (MB)" for b in (hi, lo)]
+            + [f"memory-bound layers {b}/{b}" for b in (hi, lo)]
+        )
+        title = f"{model_name}: {len(layers)} layers, {sum(s.macs for s in shapes) / 1e6:.1f} M MACs, batch {args.batch}"
+        footer = "b/b: every layer at b-bit weights and activations; size: weights only"
+        if written_all:
+            footer += f"\nwrote {len(written_all)} files under {args.out}"
+        _print_table(title, header, summary, None, footer, args.plain, left=(0,))
     return 0
+
+
+def _profile_totals(profile: str, table: hw_sim.CostTable) -> list[str]:
+    n = table.n_layers
+    hi, lo = int(table.bits[-1]), int(table.bits[0])
+    cost = {b: table.policy_costs([b] * n, [b] * n) for b in (hi, lo)}
+    bound = {
+        b: int(table.memory_bound[:, table.bit_index(b), table.bit_index(b)].sum())
+        for b in (hi, lo)
+    }
+    return (
+        [profile]
+        + [f"{cost[b].latency_s * 1e3:.3f}" for b in (hi, lo)]
+        + [f"{cost[b].energy_j * 1e3:.3f}" for b in (hi, lo)]
+        + [f"{cost[b].size_bytes / 1e6:.3f}" for b in (hi, lo)]
+        + [f"{bound[b]}/{n}" for b in (hi, lo)]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
