@@ -103,6 +103,9 @@ class MixedPrecisionEnv(gym.Env):
     * ``reward_scale``: reward per accuracy point (default 0.1).
     * ``eval_split`` ("val"), ``eval_seed`` (0), ``cache_size`` (4096 policies), ``batch`` (1, the
       batch the accelerator is costed at), ``render_mode`` ("ansi" or "rgb_array").
+    * ``share_problem``: environments built in one process with the same arguments share one
+      float model and evaluation cache (default True); False gives this environment its own, so
+      its evaluation count is its own (as ``train.py compare`` needs).
 
     ## Version History
 
@@ -130,13 +133,15 @@ class MixedPrecisionEnv(gym.Env):
         batch: int = 1,
         task_kwargs: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        share_problem: bool = True,
         render_mode: str | None = None,
     ) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
         self.two_steps_per_layer = bool(two_steps_per_layer)
-        self.problem: MixedPrecisionProblem = shared_problem(
+        make_problem = shared_problem if share_problem else MixedPrecisionProblem
+        self.problem: MixedPrecisionProblem = make_problem(
             task=task, hardware=hardware, bits=tuple(MixedPrecisionProblem._check_bits(bits)),
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
             finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,

@@ -1,0 +1,122 @@
+"""Statistics and figures for runs and comparisons (plain rows in, files out; atomic writes).
+
+Aggregates follow Agarwal et al., "Deep RL at the Edge of the Statistical Precipice" (NeurIPS
+2021): the interquartile mean (IQM, the mean of the middle 50% of runs) and a 95% percentile
+bootstrap confidence interval (``scipy.stats.bootstrap``, seeded).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from quant_envs._io import atomic_path, atomic_write_text
+from quant_envs._render import new_figure
+
+
+def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean: the mean after trimming 25% of runs from each end."""
+    return float(stats.trim_mean(np.asarray(values, dtype=float), 0.25))
+
+
+def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean (a single run or identical runs give a zero-width CI)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2 or np.all(x == x[0]):
+        return float(x.mean()), float(x.mean())
+    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, method="percentile",
+                          n_resamples=10_000, random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: Sequence[str] | None = None) -> None:
+    fields = list(fields or (rows[0].keys() if rows else []))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """``columns`` = (key, header); floats are printed with 4 significant decimals."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
+        return str(v)
+
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+    body = ["| " + " | ".join(fmt(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+
+
+def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budget_line: float | None,
+               layer_names: Sequence[str] | None, path: Path, budget_metric: str = "latency") -> None:
+    """A run's summary: bits per layer of the best policy, and accuracy against cost of every policy
+    evaluated (with the budget line); for environments without policies, the return per episode."""
+    fig = new_figure(11, 4, dpi=100)
+    with_policy = [r for r in records if "policy" in r and "accuracy" in r]
+    if with_policy:
+        ax1, ax2 = fig.subplots(1, 2)
+        if best is not None and "policy" in best:
+            pol = np.asarray(best["policy"])
+            x = np.arange(len(pol))
+            ax1.bar(x - 0.2, pol[:, 0], 0.4, label="weight bits")
+            ax1.bar(x + 0.2, pol[:, 1], 0.4, label="activation bits")
+            ax1.set_xticks(x, layer_names or [str(i) for i in x], rotation=60, fontsize=7, ha="right")
+            ax1.set_xlabel("layer")
+            ax1.set_ylabel("bits")
+            ax1.set_title(f"best policy: accuracy {best['accuracy']:.4f}")
+            ax1.legend(fontsize=8)
+        key = {"latency": "latency_fraction", "energy": "energy_fraction", "size": "size_fraction"}[budget_metric]
+        cost = [r[key] for r in with_policy]
+        acc = [r["accuracy"] for r in with_policy]
+        sc = ax2.scatter(cost, acc, c=[r["episode"] for r in with_policy], s=10, cmap="viridis")
+        fig.colorbar(sc, ax=ax2, label="episode")
+        if budget_line is not None:
+            ax2.axvline(budget_line, color="red", linestyle="--", label="budget")
+            ax2.legend(fontsize=8)
+        ax2.set_xlabel(f"{budget_metric} / all-8-bit {budget_metric} (fraction)")
+        ax2.set_ylabel("validation accuracy (fraction)")
+        ax2.set_title("every evaluated policy")
+    else:
+        ax = fig.subplots()
+        ax.plot([r["timestep"] for r in records], [r["return"] for r in records], ".-")
+        ax.set_xlabel("timestep")
+        ax.set_ylabel("episode return")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def compare_figure(runs: list[dict[str, Any]], methods: Sequence[str], path: Path, value: str = "test_accuracy") -> None:
+    """Per method, every seed's final accuracy (dots) with the IQM (bar) and the 95% bootstrap CI."""
+    fig = new_figure(max(6, 1.1 * len(methods) + 2), 4, dpi=100)
+    ax = fig.subplots()
+    for i, m in enumerate(methods):
+        vals = [r[value] for r in runs if r["method"] == m]
+        if not vals:
+            continue
+        lo, hi = bootstrap_ci(vals)
+        ax.bar(i, iqm(vals), 0.6, color="lightsteelblue", edgecolor="k")
+        ax.errorbar(i, np.mean(vals), yerr=[[np.mean(vals) - lo], [hi - np.mean(vals)]], fmt="k_", capsize=6)
+        ax.plot(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, "o", color="tab:red", ms=4)
+    ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
+    ax.set_ylabel(f"{value.replace('_', ' ')} (fraction)")
+    lows = [r[value] for r in runs]
+    if lows:
+        ax.set_ylim(max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.01))
+    ax.set_title("bars: IQM; whiskers: 95% bootstrap CI of the mean; dots: seeds")
+    fig.tight_layout()
+    save_figure(fig, path)

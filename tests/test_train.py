@@ -1,0 +1,159 @@
+"""train.py end to end, --resume after a kill, clear errors; agents and reporting helpers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import quant_envs  # noqa: F401
+from agents import load_hyperparams, make_agent, parse_overrides
+from agents.reporting import bootstrap_ci, iqm
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--env-kwargs", "task=digits-cnn", "finetune_steps=0", "budget_fraction=0.5"]
+
+
+def run_train(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def test_train_end_to_end_writes_every_promised_output(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_train(*TINY, "--timesteps", "300", "--seed", "1", "--out", str(out), "--checkpoint-freq", "100")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("best_policy.json", "evaluations.csv", "summary.png", "model.zip",
+                 "checkpoints/model.zip", "checkpoints/state.json", "logs/part-0/progress.csv"):
+        assert (out / name).is_file(), name
+    assert list((out / "logs" / "part-0").glob("events.out.tfevents.*"))  # TensorBoard
+    summary = json.loads((out / "best_policy.json").read_text())
+    rows = list(csv.DictReader((out / "evaluations.csv").open()))
+    assert summary["timesteps"] == 300 and summary["episodes"] == len(rows) == 300 // 4  # PPO rollouts of 100 steps
+    best = summary["best"]
+    assert best["accuracy"] == max(float(r["accuracy"]) for r in rows)
+    assert best["budget_used"] <= 1 + 1e-9 and len(best["policy"]) == 4
+    assert 0 <= summary["best_test_accuracy"] <= 1
+    assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out) in proc.stdout
+
+
+def test_resume_continues_after_the_process_is_killed(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [sys.executable, str(REPO / "train.py"), *TINY, "--timesteps", "6000", "--out", str(out),
+            "--checkpoint-freq", "200", "--no-progress-bar"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["num_timesteps"] >= 400):
+        time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    saved = json.loads(state.read_text())
+    assert 400 <= saved["num_timesteps"] < 6000
+    resumed = run_train(*TINY, "--timesteps", "6000", "--out", str(out), "--checkpoint-freq", "2000", "--resume",
+                        "--no-progress-bar")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"from timestep {saved['num_timesteps']}" in resumed.stdout
+    summary = json.loads((out / "best_policy.json").read_text())
+    assert summary["timesteps"] == 6000 and summary["resumed_from"] == saved["num_timesteps"]
+    rows = list(csv.DictReader((out / "evaluations.csv").open()))
+    assert len(rows) == summary["episodes"] == 6000 // 4  # the episodes before the kill are kept
+    assert (out / "logs" / "part-0" / "progress.csv").exists() and (out / "logs" / "part-1" / "progress.csv").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--algo", "dqn"], "--algo"),
+    (["--env", "quant_envs/Nope-v0"], "not a registered environment"),
+    (["--env-kwargs", "task=digits-cnn", "budget_metric=area"], "budget_metric='area' is not allowed"),
+    (["--env-kwargs", "task=digits-cnn", "no_such_arg=1"], "no_such_arg"),
+    (["--env-kwargs", "task"], "expected key=value"),
+    (["--algo", "ddpg_haq", "--env-kwargs", "task=digits-cnn"], "needs a Box action space"),
+    (["--timesteps", "0"], "--timesteps"),
+])
+def test_bad_input_gives_one_clear_line(args: list[str], needle: str, tmp_path: Path, capsys) -> None:
+    import train
+
+    try:
+        code = train.main([*args, "--out", str(tmp_path / "r")])
+    except SystemExit as exc:  # argparse's own errors (unknown --algo choice)
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_bad_input_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
+    proc = run_train("--env-kwargs", "task=digits-cnn", "budget_fraction=0.001", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("train.py: error: ") and "infeasible" in proc.stderr
+
+
+def test_compare_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    proc = run_train("compare", *TINY, "--agents", "maskable_ppo", "--baselines", "uniform", "random",
+                     "--seeds", "2", "--max-evaluations", "6", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("results.md", "summary.csv", "runs.csv", "compare.png"):
+        assert (out / name).is_file(), name
+    runs = list(csv.DictReader((out / "runs.csv").open()))
+    assert len(runs) == 2 * 3
+    assert all(int(r["reward_evaluations"]) <= 6 and float(r["budget_used"]) <= 1 + 1e-9 for r in runs)
+    table = (out / "results.md").read_text()
+    assert "| maskable_ppo |" in table and "| uniform |" in table and "IQM" in table
+
+
+def test_compare_rejects_other_problems(tmp_path: Path) -> None:
+    proc = run_train("compare", "--env", "quant_envs/CVT1D-v0", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "compare supports" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------ agents
+def test_hyperparams_come_from_yaml_and_overrides_win() -> None:
+    hp = load_hyperparams("maskable_ppo", "quant_envs/MixedPrecision-v0")
+    assert hp["n_steps"] == 100 and hp["gamma"] == 1.0
+    assert load_hyperparams("maskable_ppo", "some/Other-v0")["n_steps"] == 256  # the default entry
+    env = gym.make("quant_envs/MixedPrecision-v0", task="digits-cnn", finetune_steps=0)
+    model = make_agent("maskable_ppo", env, n_steps=64, batch_size=32, seed=0)
+    assert model.n_steps == 64 and model.gamma == 1.0
+    assert parse_overrides(["lr=1e-3", "arch=[64, 64]", "flag=true"]) == {"lr": 1e-3, "arch": [64, 64], "flag": True}
+    with pytest.raises(ValueError, match="algo="):
+        make_agent("a2c", env)
+    with pytest.raises(ValueError, match="bad hyperparameter"):
+        make_agent("ppo", env, not_a_param=3)
+
+
+def test_ddpg_haq_has_haqs_settings() -> None:
+    env = gym.make("quant_envs/MixedPrecisionContinuous-v0", task="digits-cnn", finetune_steps=0, budget_fraction=0.5)
+    model = make_agent("ddpg_haq", env, seed=0)
+    # HAQ's lib/rl/ddpg.py: hidden 300/300, lr 1e-4 / 1e-3, tau 0.01, discount 1, batch 64, 20 warm-up episodes
+    assert model.policy.actor.mu[0].out_features == 300 and model.policy.actor.mu[2].out_features == 300
+    assert model.tau == 0.01 and model.gamma == 1.0 and model.batch_size == 64
+    assert model.learning_starts == 20 * env.unwrapped.num_steps
+    model.learn(30 * env.unwrapped.num_steps)
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    # sigma 0.5 decayed x0.99 for each episode after the warm-up
+    decayed = model.episodes_done - 20
+    assert model.noise_sigma == pytest.approx(0.5 * 0.99 ** decayed)
+    assert model.reward_baseline is not None
+
+
+def test_reporting_statistics_against_direct_computation() -> None:
+    x = [0.90, 0.95, 0.96, 0.97, 0.99, 0.50, 0.97, 0.96]
+    s = sorted(x)
+    assert iqm(x) == pytest.approx(np.mean(s[2:6]))  # the middle 50% of 8 runs
+    lo, hi = bootstrap_ci(x)
+    assert lo < np.mean(x) < hi and hi - lo < 0.3
+    assert bootstrap_ci([0.9, 0.9, 0.9]) == (0.9, 0.9)
