@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 import quant_envs  # noqa: F401  (registers the ids)
-from quant_envs.mixed_precision.env import MixedPrecisionContinuousEnv, MixedPrecisionEnv, haq_lower_to_budget
+from quant_envs.mixed_precision.env import (
+    MixedPrecisionContinuousEnv,
+    MixedPrecisionEnv,
+    haq_lower_to_budget,
+)
 
 TINY = {"task": "digits-cnn", "finetune_steps": 0}
 
@@ -44,7 +48,7 @@ def test_mask_is_exact_against_brute_force(two_steps: bool, fraction: float) -> 
     rng = np.random.default_rng(0)
     nb = len(env.bits)
     checked = 0
-    for episode in range(6):
+    for _episode in range(6):
         env.reset()
         prefix: list[int] = []
         for _t in range(env.num_steps):

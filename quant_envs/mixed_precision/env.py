@@ -174,6 +174,7 @@ class MixedPrecisionEnv(gym.Env):
         self._spent = 0.0
         self._last_action = 1.0
         self._last_evaluation: Evaluation | None = None
+        self._mask = self._compute_mask()
 
     @property
     def _layer(self) -> int:
@@ -185,16 +186,16 @@ class MixedPrecisionEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask over ``bits`` of the widths allowed at this step (all True once done)."""
+        return self._mask.copy()
+
+    def _compute_mask(self) -> np.ndarray:
+        # Computed once per state (after reset and each step); action_masks() hands out copies.
         if self._t >= self.num_steps:
             return np.ones(len(self.bits), dtype=bool)
         i = self._layer
-        allowed = self.problem.allowed[i]
-        if not self._enforce_budget:
-            if not self.two_steps_per_layer:
-                return allowed.diagonal().copy()
-            return allowed.any(axis=1) if self._is_weight_step else allowed[self._w_idx[i]].copy()
-        fits = self._spent + self._table[i] + self._min_next[i + 1] <= self._limit  # [w, a]
-        ok = allowed & fits
+        ok = self.problem.allowed[i]
+        if self._enforce_budget:
+            ok = ok & (self._spent + self._table[i] + self._min_next[i + 1] <= self._limit)  # [w, a]
         if not self.two_steps_per_layer:
             return ok.diagonal().copy()
         return ok.any(axis=1) if self._is_weight_step else ok[self._w_idx[i]].copy()
@@ -206,7 +207,7 @@ class MixedPrecisionEnv(gym.Env):
                                     (self.problem.budget - self._spent) / self.problem.budget)
 
     def _info(self) -> dict[str, Any]:
-        return {"action_mask": self.action_masks().astype(np.int8), "layer": min(self._layer, self.num_layers - 1)}
+        return {"action_mask": self._mask.astype(np.int8), "layer": min(self._layer, self.num_layers - 1)}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -215,12 +216,12 @@ class MixedPrecisionEnv(gym.Env):
 
     def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
         """Validate ``action`` against the mask; return the width index actually applied."""
-        if not self.action_space.contains(action) and not (
-            isinstance(action, (int, np.integer)) and 0 <= int(action) < len(self.bits)
-        ):
+        if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
+            action = int(action)  # SB3 hands over 0-d integer arrays
+        if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < len(self.bits):
             raise ValueError(f"action={action!r} is not allowed; expected an integer in [0, {len(self.bits) - 1}]")
         j = int(action)
-        mask = self.action_masks()
+        mask = self._mask
         if mask[j]:
             return j, {}
         allowed = np.flatnonzero(mask)
@@ -245,6 +246,7 @@ class MixedPrecisionEnv(gym.Env):
         span = self.bits[-1] - self.bits[0]
         self._last_action = (self.bits[j] - self.bits[0]) / span if span else 1.0
         self._t += 1
+        self._mask = self._compute_mask()
 
     def step(self, action: Any):
         if self._t >= self.num_steps:
@@ -378,6 +380,7 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
         super().__init__(**kwargs)
         self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self._enforce_budget = self.budget_enforcement == "mask"
+        self._reset_state()  # the mask depends on the budget enforcement
 
     def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
         u = np.asarray(action, dtype=np.float64).reshape(-1)

@@ -68,8 +68,8 @@ def static_features(layers: Sequence, weight_std: np.ndarray, cost_share: np.nda
 def observation(static: np.ndarray, layer: int, is_weight_step: bool, last_action: float,
                 budget_left: float) -> np.ndarray:
     """The observation of one step: the layer's static row with the dynamic features filled in."""
-    obs = static[layer].copy()
+    obs = static[layer].astype(np.float32)  # a copy
     obs[8] = 1.0 if is_weight_step else 0.0
     obs[9] = last_action
-    obs[12] = np.clip(budget_left, -1.0, 1.0)
-    return obs.astype(np.float32)
+    obs[12] = min(max(budget_left, -1.0), 1.0)
+    return obs

@@ -104,7 +104,6 @@ class MixedPrecisionProblem:
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         import hw_sim
-
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import Task, make_task
 

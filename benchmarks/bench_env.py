@@ -1,0 +1,118 @@
+"""Benchmark MixedPrecision-v0 on the default task: step, terminal reward and cache-hit times.
+
+Run:  python benchmarks/bench_env.py  [--repeat N] [--task digits-mbnet]
+
+Targets (issue 3), on 2 cores: a non-terminal step <= 50 us; the terminal reward (fake-quantize,
+retrain ``finetune_steps`` mini-batches, evaluate on the validation split) <= 0.5 s with the
+default retraining; a cached policy answered in about a non-terminal step's time.
+References measured in the same run: Gymnasium's CartPole-v1 step (a minimal environment step),
+and one validation pass of the float model (the least an accuracy reward can cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import quant_envs  # noqa: F401
+from quant_envs.mixed_precision.env import MixedPrecisionEnv
+
+STEP_TARGET_S = 50e-6
+REWARD_TARGET_S = 0.5
+
+
+def per_call(fn, number: int, repeat: int) -> float:
+    """Minimum over ``repeat`` runs of the mean seconds per call (least disturbed by other load)."""
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        runs.append((time.perf_counter() - start) / number)
+    return min(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--task", default="digits-mbnet")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    env = MixedPrecisionEnv(task=args.task)
+    env.reset(seed=0)
+    n = env.num_steps
+    rng = np.random.default_rng(0)
+
+    def non_terminal_steps() -> None:
+        env.reset()
+        for _ in range(n - 1):
+            env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+
+    # one call = n - 1 non-terminal steps (plus a reset and the masks the agent reads)
+    step_s = per_call(non_terminal_steps, 50, args.repeat) / (n - 1)
+
+    cartpole = gym.make("CartPole-v1").unwrapped
+    cartpole.reset(seed=0)
+
+    def cartpole_step() -> None:
+        _, _, terminated, _, _ = cartpole.step(0)
+        if terminated:
+            cartpole.reset()
+
+    cartpole_s = per_call(cartpole_step, 2000, args.repeat)
+
+    problem = env.problem
+    task = problem.task
+    float_eval_s = per_call(lambda: task.evaluate(task.model, "val"), 5, args.repeat)
+
+    def terminal_reward(steps: int) -> list[float]:
+        times = []
+        for _ in range(args.repeat):
+            policy = tuple((b, b) for b in rng.integers(2, 9, size=problem.num_layers))  # fresh: no cache
+            problem._cache.clear()
+            start = time.perf_counter()
+            problem.evaluate(policy, finetune_steps=steps)
+            times.append(time.perf_counter() - start)
+        return times
+
+    terminal_reward(problem.finetune_steps)  # warm-up: lazy fake-quant model and calibration
+    ptq = statistics.median(terminal_reward(0))
+    retrain = statistics.median(terminal_reward(problem.finetune_steps))
+
+    policy = problem.uniform_policy(4)
+    problem.evaluate(policy)
+    hit_s = per_call(lambda: problem.evaluate(policy), 1000, args.repeat)
+
+    print(f"MixedPrecision-v0 on {args.task} ({problem.num_layers} layers, {problem.hardware}), "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads 1")
+    print(f"{'quantity':<44}{'time':>12}{'reference':>34}{'ratio':>10}{'target':>12}")
+    rows = [
+        ("non-terminal step (+ mask)", step_s, "CartPole-v1 step", cartpole_s, STEP_TARGET_S),
+        ("terminal reward, post-training (0 steps)", ptq, "float-model validation pass", float_eval_s, None),
+        (f"terminal reward, {problem.finetune_steps} retraining steps", retrain, "float-model validation pass",
+         float_eval_s, REWARD_TARGET_S),
+        ("cache hit (policy seen before)", hit_s, "non-terminal step", step_s, None),
+    ]
+    for name, t, ref_name, ref, target in rows:
+        verdict = "" if target is None else (f"<= {_fmt(target)} " + ("met" if t <= target else "MISSED"))
+        print(f"{name:<44}{_fmt(t):>12}{ref_name + ' ' + _fmt(ref):>34}{t / ref:>9.1f}x{verdict:>20}")
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+if __name__ == "__main__":
+    main()
