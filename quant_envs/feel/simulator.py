@@ -173,7 +173,7 @@ class FederatedSimulator:
         if not np.issubdtype(lv.dtype, np.integer) or (lv < 0).any():
             raise ValueError("levels must be integers >= 1, or 0 for an unquantized upload")
         grads = self.local_gradients()
-        q = qsgd_quantize(grads.reshape(-1, MODEL_DIM), torch.as_tensor(lv.reshape(-1)), self.generator)
+        q = qsgd_quantize(grads.reshape(-1, MODEL_DIM), torch.from_numpy(np.array(lv.reshape(-1), dtype=np.int64)), self.generator)
         agg = torch.einsum("k,rkd->rd", self.weights, q.reshape(self.replicas, self.num_devices, MODEL_DIM))
         self.w = self.w - self.learning_rate(self.round) * agg.reshape_as(self.w)
         self.round += 1
