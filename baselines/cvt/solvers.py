@@ -21,7 +21,7 @@ import numpy as np
 import scipy.optimize
 
 from baselines.cvt._core import Objective
-from baselines.cvt.multigrid import MGOptions, MGOpt
+from baselines.cvt.multigrid import MGOpt, MGOptions
 from quant_envs._checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
 
@@ -239,5 +239,5 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
         it += 1
         norms.append(float(np.linalg.norm(p.g)))
         energies.append(p.f)
-    coarse = sum(q.n_evaluations * q.k / problem.k for k, q in mg._problems.items() if k != problem.k)
+    coarse = mg.coarse_work()
     return _result("multigrid", problem, p.z, p.f, it, norms, energies, start, tol, stop, coarse)

@@ -92,7 +92,7 @@ def build_transfer(z: np.ndarray, dim: int, prolongation: str = "constant") -> T
         start = np.bincount(group, z, minlength=kc) / counts
     else:
         start = np.stack([np.bincount(group, z[:, c], minlength=kc) / counts for c in range(2)], axis=1)
-    if prolongation == "constant":
+    if prolongation == "constant" or kc == k:
         p = sp.csr_array((np.ones(k), (np.arange(k), group)), shape=(k, kc))
     elif dim == 1:
         p = _linear_1d(z, start)
@@ -115,24 +115,54 @@ def _linear_1d(z: np.ndarray, nodes: np.ndarray) -> sp.csr_array:
     return sp.csr_array((np.concatenate([1 - t, t]), (rows, cols)), shape=(k, kc))
 
 
-def _linear_2d(z: np.ndarray, nodes: np.ndarray) -> sp.csr_array:
-    """Piecewise-linear interpolation on the Delaunay triangulation of the coarse nodes."""
-    from scipy.spatial import Delaunay
+def _linear_2d(z: np.ndarray, nodes: np.ndarray, corners: np.ndarray | None = None) -> sp.csr_array:
+    """Piecewise-linear interpolation on the Delaunay triangulation of the coarse nodes.
+
+    ``corners`` (the domain's vertices) are added as ghost nodes carrying the value of their
+    nearest coarse node, so every point of the domain lies in a triangle (constant extrapolation
+    towards the corners). A point is located among the triangles around its nearest node (the
+    triangle whose smallest barycentric coordinate is largest); outside every triangle the
+    barycentric coordinates are clipped to a convex combination.
+    """
+    from scipy.spatial import Delaunay, QhullError, cKDTree
 
     k, kc = len(z), len(nodes)
-    if kc < 3:
-        nearest = np.argmin(np.sum((z[:, None] - nodes[None]) ** 2, axis=-1), axis=1)
+    owner = np.arange(kc)
+    pts = nodes
+    if corners is not None and kc >= 1:
+        near = cKDTree(nodes).query(corners)[1]
+        pts = np.concatenate([nodes, corners])
+        owner = np.concatenate([owner, near])
+    if kc < 2 or len(pts) < 3:
+        return sp.csr_array((np.ones(k), (np.arange(k), np.zeros(k, dtype=np.intp))), shape=(k, kc))
+    try:
+        simplices = Delaunay(pts).simplices
+    except QhullError:  # collinear coarse nodes: nearest node
+        nearest = cKDTree(nodes).query(z)[1]
         return sp.csr_array((np.ones(k), (np.arange(k), nearest)), shape=(k, kc))
-    tri = Delaunay(nodes)
-    simplex = tri.find_simplex(z, bruteforce=True)
-    inside = simplex >= 0
-    s = np.where(inside, simplex, 0)
-    tr = tri.transform[s]
-    b = np.einsum("kij,kj->ki", tr[:, :2], z - tr[:, 2])
-    bary = np.concatenate([b, 1 - b.sum(axis=1, keepdims=True)], axis=1)
-    cols = tri.simplices[s]
-    nearest = np.argmin(np.sum((z[:, None] - nodes[None]) ** 2, axis=-1), axis=1)
-    bary[~inside] = [1.0, 0.0, 0.0]
-    cols[~inside] = nearest[~inside, None]
-    rows = np.repeat(np.arange(k), 3)
-    return sp.csr_array((bary.ravel(), (rows, cols.ravel())), shape=(k, kc))
+    # Star of every vertex: the simplices around it, padded with -1.
+    vert = simplices.ravel()
+    simp = np.repeat(np.arange(len(simplices)), 3)
+    order = np.argsort(vert, kind="stable")
+    vert, simp = vert[order], simp[order]
+    deg = np.bincount(vert, minlength=len(pts))
+    start = np.concatenate([[0], np.cumsum(deg)[:-1]])
+    star = np.full((len(pts), int(deg.max())), -1, dtype=np.intp)
+    star[vert, np.arange(len(vert)) - start[vert]] = simp
+    nearest = cKDTree(pts).query(z)[1]
+    cand = star[nearest]  # (k, D)
+    valid = cand >= 0
+    tri = pts[simplices[np.where(valid, cand, 0)]]  # (k, D, 3, 2)
+    a, b, c = tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
+    v0, v1, v2 = b - a, c - a, z[:, None, :] - a
+    det = v0[..., 0] * v1[..., 1] - v0[..., 1] * v1[..., 0]
+    l1 = (v2[..., 0] * v1[..., 1] - v2[..., 1] * v1[..., 0]) / det
+    l2 = (v0[..., 0] * v2[..., 1] - v0[..., 1] * v2[..., 0]) / det
+    bary = np.stack([1.0 - l1 - l2, l1, l2], axis=-1)
+    score = np.where(valid, bary.min(axis=-1), -np.inf)
+    best = np.argmax(score, axis=1)
+    rows = np.arange(k)
+    w = np.clip(bary[rows, best], 0.0, None)
+    w /= w.sum(axis=1, keepdims=True)
+    cols = owner[simplices[cand[rows, best]]]
+    return sp.csr_array((w.ravel(), (np.repeat(rows, 3), cols.ravel())), shape=(k, kc))
