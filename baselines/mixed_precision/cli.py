@@ -1,0 +1,98 @@
+"""Command line: run one or every mixed-precision baseline and print a markdown table.
+
+    python -m baselines.mixed_precision --method hawq_v3 --task digits-mbnet --budget-fraction 0.25
+    python -m baselines.mixed_precision --method all --json results/mp_baselines.json
+
+The table gives the validation accuracy each method searched on, the test accuracy of its final
+policy (measured after the search, not counted in its evaluations), the budget used, the reward
+evaluations used and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from baselines.mixed_precision.solvers import METHODS, SearchResult, solve
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m baselines.mixed_precision",
+                                 description="Non-RL mixed-precision quantization baselines.")
+    ap.add_argument("--method", nargs="+", default=["all"], help=f"one or more of {', '.join(METHODS)}, or all")
+    ap.add_argument("--task", default="digits-mbnet")
+    ap.add_argument("--hardware", default="bismo-edge")
+    ap.add_argument("--budget-metric", default="latency", choices=("latency", "energy", "size"))
+    ap.add_argument("--budget-fraction", type=float, default=0.25, help="budget as a fraction of the all-8-bit cost")
+    ap.add_argument("--bits", type=int, nargs="+", default=list(range(2, 9)))
+    ap.add_argument("--finetune-steps", type=int, default=20)
+    ap.add_argument("--two-steps-per-layer", action="store_true", help="search (w, a) pairs (HAQ's two steps)")
+    ap.add_argument("--keep-first-last-8bit", action="store_true")
+    ap.add_argument("--max-evaluations", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    return ap
+
+
+def _row(r: SearchResult, test_accuracy: float) -> str:
+    e = r.evaluation
+    widths = " ".join(str(w) if w == a else f"{w}/{a}" for w, a in r.policy)
+    return (f"| {r.method} | {100 * r.accuracy:.2f} | {100 * test_accuracy:.2f} | {e.budget_used:.3f} | "
+            f"{r.num_evaluations} | {r.wall_time_s:.1f} | {widths} |")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    methods = list(METHODS) if args.method == ["all"] else args.method
+    for m in methods:
+        if m not in METHODS:
+            print(f"error: --method {m!r} is not allowed; expected one of: {', '.join(METHODS)}, all", file=sys.stderr)
+            return 2
+    import torch
+
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+
+    torch.set_num_threads(1)
+    try:
+        problem = MixedPrecisionProblem(
+            task=args.task, hardware=args.hardware, bits=args.bits, budget_metric=args.budget_metric,
+            budget_fraction=args.budget_fraction, finetune_steps=args.finetune_steps,
+            keep_first_last_8bit=args.keep_first_last_8bit)
+    except (TypeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    equal_bits = not args.two_steps_per_layer
+    print(f"task {args.task}, {args.hardware}, {args.budget_metric} budget {args.budget_fraction:g} of all-8-bit, "
+          f"finetune {args.finetune_steps} steps, {'w == a' if equal_bits else '(w, a) pairs'}, "
+          f"max {args.max_evaluations} evaluations, seed {args.seed}; float accuracy "
+          f"{100 * problem.float_accuracy('val'):.2f} (val) / {100 * problem.float_accuracy('test'):.2f} (test)\n")
+    lines = ["| method | val acc (%) | test acc (%) | budget used | evaluations | wall time (s) | bits per layer (w or w/a) |",
+             "|---|---|---|---|---|---|---|"]
+    records: list[dict[str, Any]] = []
+    for m in methods:
+        try:
+            r = solve(problem, m, max_evaluations=args.max_evaluations, seed=args.seed, equal_bits=equal_bits)
+        except ValueError as exc:
+            lines.append(f"| {m} | n/a | n/a | | | | {exc} |")
+            print(f"{m}: skipped: {exc}", file=sys.stderr)
+            continue
+        test = problem.evaluate(r.policy, split="test").accuracy
+        lines.append(_row(r, test))
+        print(r.summary(), file=sys.stderr)
+        records.append({"method": m, "policy": [list(p) for p in r.policy], "val_accuracy": r.accuracy,
+                        "test_accuracy": test, "budget_used": r.evaluation.budget_used,
+                        "num_evaluations": r.num_evaluations, "wall_time_s": r.wall_time_s,
+                        "history": [[[list(p) for p in pol], acc, cost] for pol, acc, cost in r.history]})
+    print("\n".join(lines))
+    if args.json:
+        from quant_envs._io import atomic_write_json
+
+        atomic_write_json(args.json, {"args": vars(args), "results": records})
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

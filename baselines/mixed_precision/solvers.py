@@ -1,0 +1,478 @@
+"""Non-RL solvers of the mixed-precision problem behind one interface, :func:`solve`.
+
+Every method searches the space of the environment it is compared with (one width per layer, or
+HAQ's (weight, activation) pairs), returns a feasible policy (budget respected), is deterministic
+under ``seed`` and never asks for more than ``max_evaluations`` distinct policies' accuracies (the
+reward evaluations; a policy already in the problem's cache costs no retraining but still counts
+against the allowance, so a method's course does not depend on what the cache holds).
+
+Methods:
+
+* ``uniform`` -- PACT-style fixed bits: the widest uniform width within the budget (1 evaluation).
+* ``random`` -- random search: policies drawn uniformly from the feasible set (exact rejection
+  sampling over the grid; when feasible policies are too rare for that, layer by layer from the
+  exact mask in a random layer order), best of ``max_evaluations``.
+* ``greedy_sensitivity`` -- per-layer accuracy drop measured by evaluation (layer ``i`` alone at
+  width ``b``, every other layer at the widest), then a greedy allocation: from all-widest, lower
+  the layer with the least sensitivity increase per unit of cost saved until the policy fits, then
+  raise the layer with the most sensitivity decrease per unit of cost added while it still fits.
+  In two-step mode the weight and the activation drops are measured separately and added.
+* ``greedy_std`` -- the same greedy with a sensitivity from each layer's weight standard deviation
+  (no evaluations before the final one): ``std_i^2 * (4^-w + 4^-a) / 2``, the noise power of a
+  uniform quantizer whose step scales with the weights' spread, so wide-spread layers keep bits.
+* ``hawq_v3`` -- HAWQ-V3 (Yao et al., ICML 2021) with HAWQ-V2's sensitivity (Dong et al., NeurIPS
+  2020): Hutchinson Hessian traces of the float model's training loss, ``Omega_i(b) =
+  Tr(H_i)/n_i * ||Q_b(W_i) - W_i||^2``, and an integer program (``scipy.optimize.milp``) choosing
+  one width per layer with the least total Omega under the budget (see :mod:`.hessian`,
+  :mod:`.ilp`). Only its answer is evaluated (1 evaluation).
+* ``evolution`` -- a (mu + lambda) genetic search: feasible initial population (the uniform
+  answer and uniform feasible samples), tournament selection, uniform crossover, per-layer
+  mutation, repair to feasibility by projecting onto the exact mask in a random layer order,
+  elitist survival of the best ``population``.
+* ``enumeration`` -- the exact optimum: every feasible policy evaluated (refused with a
+  ValueError when there are more than ``max_evaluations``, e.g. anything beyond digits-cnn).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from baselines.mixed_precision.space import SearchSpace
+from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.mixed_precision.problem import Evaluation, MixedPrecisionProblem, Policy
+
+METHODS = ("uniform", "random", "greedy_sensitivity", "greedy_std", "hawq_v3", "evolution", "enumeration")
+
+
+@dataclass
+class SearchResult:
+    """The best policy a method found and what it took (in the spirit of ``scipy.optimize.OptimizeResult``).
+
+    Attributes:
+        method: the method's name.
+        policy: the best policy found, one (w_bits, a_bits) per layer; always within budget.
+        evaluation: its :class:`~quant_envs.mixed_precision.problem.Evaluation` (accuracy, costs).
+        accuracy: its accuracy (the objective), in [0, 1].
+        num_evaluations: reward evaluations used: policies the problem had to retrain and evaluate
+            (its cache misses during the call).
+        wall_time_s: wall-clock time of the whole call, sensitivities included (s).
+        history: every policy the method evaluated, in order: (policy, accuracy, cost in the budget
+            metric's SI unit). All within budget except greedy_sensitivity's probes (all-widest but
+            one layer), which measure sensitivities and are never the answer.
+        extra: method-specific details (sensitivities, Hessian traces, ILP objective, ...), and
+            ``policies_evaluated`` (distinct policies asked for, cache hits included: what the
+            allowance limits), ``equal_bits``, ``max_evaluations``, ``seed``.
+    """
+
+    method: str
+    policy: Policy
+    evaluation: Evaluation
+    accuracy: float
+    num_evaluations: int
+    wall_time_s: float
+    history: list[tuple[Policy, float, float]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cost(self) -> float:
+        """The best policy's cost in the budget metric (SI units)."""
+        return _metric_cost(self.evaluation)
+
+    def summary(self) -> str:
+        e = self.evaluation
+        widths = " ".join(f"{w}" if w == a else f"{w}/{a}" for w, a in self.policy)
+        return (f"{self.method}: accuracy {self.accuracy:.4f} (float {e.float_accuracy:.4f}), "
+                f"{e.budget_metric} {e.budget_used:.3f} of budget, {self.num_evaluations} evaluations, "
+                f"{self.wall_time_s:.1f} s; bits [{widths}]")
+
+
+def _metric_cost(e: Evaluation) -> float:
+    return {"latency": e.latency_s, "energy": e.energy_j, "size": e.size_bytes}[e.budget_metric]
+
+
+class AllowanceExhausted(Exception):
+    """Internal: the method asked for one evaluation more than it is allowed."""
+
+
+class _Evaluator:
+    """Counts distinct policies against the allowance and records the history."""
+
+    def __init__(self, problem: MixedPrecisionProblem, space: SearchSpace, max_evaluations: int) -> None:
+        self.problem, self.space, self.max_evaluations = problem, space, max_evaluations
+        self.seen: dict[Policy, Evaluation] = {}
+        self.history: list[tuple[Policy, float, float]] = []
+        self.start_evaluations = problem.num_evaluations
+
+    @property
+    def remaining(self) -> int:
+        return self.max_evaluations - len(self.seen)
+
+    def __call__(self, choice: Sequence[int]) -> Evaluation:
+        policy = self.space.policy(choice)
+        hit = self.seen.get(policy)
+        if hit is not None:
+            return hit
+        if self.remaining <= 0:
+            raise AllowanceExhausted
+        evaluation = self.problem.evaluate(policy)
+        self.seen[policy] = evaluation
+        self.history.append((policy, evaluation.accuracy, _metric_cost(evaluation)))
+        return evaluation
+
+    def best(self) -> Evaluation:
+        """Highest accuracy among feasible policies; ties to the cheaper, then the earlier one."""
+        feasible = [e for e in self.seen.values() if e.within_budget]
+        order = {p: n for n, p in enumerate(self.seen)}
+        return min(feasible, key=lambda e: (-e.accuracy, e.budget_used, order[e.policy]))
+
+
+# ------------------------------------------------------------------------------------------ methods
+
+
+def _uniform(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+    choice = _uniform_choice(space)
+    if choice is None:
+        raise ValueError(f"no uniform width fits the budget ({space.problem.budget:.6g} in "
+                         f"{space.problem.budget_metric}); widths tried: {list(space.problem.bits)}")
+    evaluation = evaluate(choice)
+    return {"bits": evaluation.policy[len(evaluation.policy) // 2][0]}
+
+
+def _uniform_choice(space: SearchSpace) -> np.ndarray | None:
+    """The widest uniform policy (fixed layers stay at 8 bits) within budget, as a choice vector."""
+    p = space.problem
+    for b in reversed(p.bits):
+        policy = p.uniform_policy(b)
+        if p.is_feasible(policy):
+            return space.choice(policy)
+    return None
+
+
+def _feasible_samples(space: SearchSpace, rng: np.random.Generator, count: int,
+                      sampler: str) -> tuple[list[np.ndarray], str]:
+    """``count`` feasible choice vectors: exactly uniform (rejection) if feasible policies are common
+    enough, else from the exact mask in a random layer order."""
+    if sampler == "uniform":
+        got = space.sample_uniform(rng, count)
+        if len(got) == count:
+            return got, "uniform"
+        return got + [space.sample_masked(rng) for _ in range(count - len(got))], "uniform+mask"
+    return [space.sample_masked(rng, random_order=sampler == "mask") for _ in range(count)], sampler
+
+
+def _random(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator,
+            sampler: str = "uniform") -> dict[str, Any]:
+    """Best of random feasible policies until the allowance is spent or no new policy turns up."""
+    check_choice("sampler", sampler, ("uniform", "mask", "mask_in_order"))
+    draws = 0
+    used = sampler
+    stale = 0
+    while evaluate.remaining > 0 and stale < 20:
+        batch, now = _feasible_samples(space, rng, evaluate.remaining, sampler)
+        if now == "uniform+mask":  # feasible policies are too rare for rejection: stay with the mask
+            sampler, used = "mask", now
+        draws += len(batch)
+        new = 0
+        for choice in batch:
+            if space.policy(choice) not in evaluate.seen:
+                evaluate(choice)
+                new += 1
+        stale = 0 if new else stale + 1
+    return {"sampler": used, "draws": draws}
+
+
+def _greedy(space: SearchSpace, sensitivity: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Lower from all-widest by least sensitivity per cost saved until feasible, then raise by most
+    sensitivity decrease per cost added while feasible. Returns the choice and the moves made."""
+    choice = np.array(space.top, dtype=int)
+    cost = space.cost(choice)
+    moves: list[tuple[int, int]] = []
+    while cost > space.limit:  # lowering phase
+        best = None
+        for i in range(space.num_layers):
+            cur = choice[i]
+            saving = space.costs[i][cur] - space.costs[i]
+            for k in np.flatnonzero(saving > 0):
+                key = ((sensitivity[i][k] - sensitivity[i][cur]) / saving[k], -saving[k], i, k)
+                best = key if best is None or key < best else best
+        if best is None:
+            raise ValueError("the greedy allocation cannot reach the budget")  # excluded by has_feasible
+        _, _, i, k = best
+        cost += float(space.costs[i][k] - space.costs[i][choice[i]])
+        choice[i] = k
+        moves.append((int(i), int(k)))
+    while True:  # raising phase
+        best = None
+        for i in range(space.num_layers):
+            cur = choice[i]
+            gain = sensitivity[i][cur] - sensitivity[i]
+            added = space.costs[i] - space.costs[i][cur]
+            for k in np.flatnonzero((gain > 0) & (cost + added <= space.limit)):
+                rate = gain[k] / added[k] if added[k] > 0 else np.inf
+                key = (-rate, -gain[k], i, k)
+                best = key if best is None or key < best else best
+        if best is None:
+            break
+        _, _, i, k = best
+        cost += float(space.costs[i][k] - space.costs[i][choice[i]])
+        choice[i] = k
+        moves.append((int(i), int(k)))
+    if not space.feasible(choice):  # float round-off at the very edge of the budget
+        choice = space.project(choice)
+    return choice, moves
+
+
+def _interpolate(bits: Sequence[int], measured: dict[int, float], top: int) -> np.ndarray:
+    """Drop at every width from drops measured at some, linear in bits, 0 at the widest."""
+    points = {top: 0.0, **measured}
+    xs = sorted(points)
+    return np.interp(bits, xs, [points[x] for x in xs])
+
+
+def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator,
+                        sensitivity_bits: Sequence[int] | None = None) -> dict[str, Any]:
+    p = space.problem
+    top = max(p.bits)
+    lower = [b for b in p.bits if b < top]
+    parts = ("w",) if space.equal_bits else ("w", "a")
+    free = [i for i in range(space.num_layers) if space.sizes[i] > 1]
+    per_width = len(free) * len(parts)
+    if sensitivity_bits is None:  # all widths if the allowance permits, else an evenly spread subset
+        n = min(len(lower), (evaluate.max_evaluations - 2) // max(per_width, 1))
+        if n < 1:
+            raise ValueError(
+                f"max_evaluations={evaluate.max_evaluations} is too small for greedy_sensitivity: "
+                f"it needs at least {per_width + 2} (the all-{top}-bit reference, one measurement per "
+                f"layer{' and tensor' if len(parts) == 2 else ''} at one width, the final policy)")
+        sensitivity_bits = [lower[j] for j in np.unique(np.round(np.linspace(0, len(lower) - 1, n)).astype(int))]
+    else:
+        sensitivity_bits = sorted({check_choice("sensitivity_bits", int(b), lower) for b in sensitivity_bits})
+        need = per_width * len(sensitivity_bits) + 2
+        if need > evaluate.max_evaluations:
+            raise ValueError(f"max_evaluations={evaluate.max_evaluations} is too small for greedy_sensitivity "
+                             f"with sensitivity_bits={sensitivity_bits}: it needs {need}")
+    reference = evaluate(np.array(space.top))
+    drops: dict[str, np.ndarray] = {part: np.zeros((space.num_layers, len(p.bits))) for part in parts}
+    base = list(p.uniform_policy(top))
+    for i in free:
+        for part in parts:
+            measured = {}
+            for b in sensitivity_bits:
+                policy = list(base)
+                policy[i] = (b, b) if space.equal_bits else ((b, top) if part == "w" else (top, b))
+                evaluation = evaluate(space.choice(tuple(policy)))
+                measured[b] = reference.accuracy - evaluation.accuracy
+            drops[part][i] = _interpolate(p.bits, measured, top)
+    index = {b: j for j, b in enumerate(p.bits)}
+    sens = []
+    for i in range(space.num_layers):
+        w = np.array([index[x] for x in space.widths[i][:, 0]])
+        a = np.array([index[x] for x in space.widths[i][:, 1]])
+        sens.append(drops["w"][i, w] + (drops["a"][i, a] if "a" in drops else 0.0))
+    choice, moves = _greedy(space, sens)
+    evaluate(choice)
+    out: dict[str, Any] = {"sensitivity_bits": list(sensitivity_bits), "reference_accuracy": reference.accuracy,
+                           "greedy_moves": len(moves)}
+    if space.equal_bits:
+        out["accuracy_drop"] = drops["w"]
+    else:
+        out["weight_accuracy_drop"], out["activation_accuracy_drop"] = drops["w"], drops["a"]
+    return out
+
+
+def _greedy_std(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+    std = space.problem.weight_std
+    sens = [std[i] ** 2 * (4.0 ** -space.widths[i][:, 0] + 4.0 ** -space.widths[i][:, 1]) / 2
+            for i in range(space.num_layers)]
+    choice, moves = _greedy(space, sens)
+    evaluate(choice)
+    return {"weight_std": std.copy(), "greedy_moves": len(moves)}
+
+
+def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator, *, seed: int,
+             hutchinson_samples: int = 16, hessian_data: int = 256, activations: bool | None = None,
+             ilp_time_limit_s: float | None = None) -> dict[str, Any]:
+    from baselines.mixed_precision.hessian import hawq_sensitivities
+    from baselines.mixed_precision.ilp import solve_assignment_ilp
+
+    check_int("hutchinson_samples", hutchinson_samples, min_value=1)
+    check_int("hessian_data", hessian_data, min_value=1)
+    if activations is None:
+        activations = not space.equal_bits  # HAWQ-V3's objective is over weights; pairs need both
+    p = space.problem
+    omega, traces = hawq_sensitivities(p, hutchinson_samples, hessian_data, seed, bool(activations))
+    index = {b: j for j, b in enumerate(p.bits)}
+    objective = [omega[i, [index[w] for w in space.widths[i][:, 0]], [index[a] for a in space.widths[i][:, 1]]]
+                 for i in range(space.num_layers)]
+    solution = solve_assignment_ilp(objective, space.costs, p.budget, space.feasible, ilp_time_limit_s)
+    evaluate(solution.choice)
+    return {
+        "omega": omega, "ilp_objective": solution.objective, "ilp_status": solution.status,
+        "ilp_message": solution.message, "weight_trace": traces.weight_trace,
+        "weight_avg_trace": traces.weight_avg_trace, "activation_trace": traces.activation_trace,
+        "activation_avg_trace": traces.activation_avg_trace, "activations": bool(activations),
+        "hutchinson_samples": hutchinson_samples, "hessian_data": traces.data_size,
+    }
+
+
+def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator, population: int = 20,
+               mutation_rate: float | None = None, crossover_rate: float = 0.5, tournament: int = 2,
+               include_uniform: bool = True) -> dict[str, Any]:
+    check_int("population", population, min_value=2)
+    check_int("tournament", tournament, min_value=1)
+    check_float("crossover_rate", crossover_rate, min_value=0.0, max_value=1.0)
+    if mutation_rate is None:
+        mutation_rate = max(1.0 / space.num_layers, 0.1)
+    check_float("mutation_rate", mutation_rate, min_value=0.0, max_value=1.0)
+    size = min(population, evaluate.max_evaluations)
+    start: list[np.ndarray] = []
+    uniform = _uniform_choice(space) if include_uniform else None
+    if uniform is not None:
+        start.append(uniform)
+    samples, sampler = _feasible_samples(space, rng, 4 * size, "uniform")
+    for c in samples:
+        if len(start) == size:
+            break
+        if not any(np.array_equal(c, s) for s in start):
+            start.append(c)
+    pool = [(evaluate(c), c) for c in start]
+
+    def fitness(item: tuple[Evaluation, np.ndarray]) -> tuple[float, float]:
+        return (item[0].accuracy, -item[0].budget_used)
+
+    generations = stale = 0
+    while evaluate.remaining > 0 and stale < 10:
+        children: list[np.ndarray] = []
+        tries = 0
+        while len(children) < size and tries < 20 * size:
+            tries += 1
+            parents = []
+            for _ in range(2):
+                entrants = rng.choice(len(pool), size=min(tournament, len(pool)), replace=False)
+                parents.append(pool[max(entrants, key=lambda j: fitness(pool[j]))][1])
+            child = parents[0].copy()
+            if rng.random() < crossover_rate:
+                take = rng.random(space.num_layers) < 0.5
+                child[take] = parents[1][take]
+            mutate = rng.random(space.num_layers) < mutation_rate
+            for i in np.flatnonzero(mutate):
+                child[i] = rng.integers(space.sizes[i])
+            child = space.project(child, rng.permutation(space.num_layers))
+            policy = space.policy(child)
+            if policy in evaluate.seen or any(np.array_equal(child, c) for c in children):
+                continue
+            children.append(child)
+        if not children:
+            stale += 1
+            continue
+        stale = 0
+        for c in children:
+            if evaluate.remaining <= 0:
+                break
+            pool.append((evaluate(c), c))
+        pool = sorted(pool, key=fitness, reverse=True)[:size]  # elitist (mu + lambda) survival
+        generations += 1
+    return {"generations": generations, "population": size, "mutation_rate": mutation_rate,
+            "initial_sampler": sampler}
+
+
+def _enumeration(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+    count = space.count_feasible(evaluate.max_evaluations)
+    if count > evaluate.max_evaluations:
+        raise ValueError(
+            f"enumeration needs one evaluation per feasible policy: there are more than max_evaluations="
+            f"{evaluate.max_evaluations} here; use a small task (digits-cnn), fewer bits, a tighter budget "
+            f"or a larger max_evaluations")
+    for choice in space.iter_feasible():
+        evaluate(choice)
+    return {"feasible_policies": count}
+
+
+_METHODS: dict[str, Callable[..., dict[str, Any]]] = {
+    "uniform": _uniform, "random": _random, "greedy_sensitivity": _greedy_sensitivity, "greedy_std": _greedy_std,
+    "hawq_v3": _hawq_v3, "evolution": _evolution, "enumeration": _enumeration,
+}
+_MIN_EVALUATIONS = {"evolution": 2}
+
+
+# ---------------------------------------------------------------------------------------- interface
+
+
+def _resolve(problem_or_env: Any, equal_bits: bool | None) -> tuple[MixedPrecisionProblem, bool]:
+    if isinstance(problem_or_env, MixedPrecisionProblem):
+        return problem_or_env, True if equal_bits is None else bool(equal_bits)
+    env = getattr(problem_or_env, "unwrapped", problem_or_env)
+    problem = getattr(env, "problem", None)
+    if not isinstance(problem, MixedPrecisionProblem) or not hasattr(env, "two_steps_per_layer"):
+        raise TypeError(f"problem_or_env must be a MixedPrecisionProblem or a MixedPrecisionEnv "
+                        f"(gym-wrapped or not), got {type(problem_or_env).__name__}")
+    env_equal = not env.two_steps_per_layer
+    if equal_bits is not None and bool(equal_bits) != env_equal:
+        raise ValueError(f"equal_bits={equal_bits!r} contradicts the environment (two_steps_per_layer="
+                         f"{env.two_steps_per_layer}); a baseline searches the environment's own space: "
+                         f"leave equal_bits=None")
+    return problem, env_equal
+
+
+def solve(problem_or_env: Any, method: str, max_evaluations: int = 200, seed: int = 0,
+          equal_bits: bool | None = None, **options: Any) -> SearchResult:
+    """Run a non-RL ``method`` on a mixed-precision problem and return its best feasible policy.
+
+    Args:
+        problem_or_env: a :class:`MixedPrecisionProblem`, or a ``MixedPrecisionEnv`` (also through
+            ``gym.make`` wrappers): its problem is used and its step mode sets ``equal_bits``.
+        method: one of :data:`METHODS`.
+        max_evaluations: the allowance of reward evaluations (distinct policies whose accuracy is
+            asked for).
+        seed: seeds every random choice (numpy ``default_rng``, torch ``Generator``).
+        equal_bits: search w == a per layer (the one-step environment) or any (w, a) pair (two
+            steps per layer). Default: the environment's mode, or True for a bare problem.
+        **options: method options, e.g. ``sampler`` (random), ``sensitivity_bits``
+            (greedy_sensitivity), ``hutchinson_samples``, ``hessian_data``, ``activations``
+            (hawq_v3), ``population``, ``mutation_rate``, ``crossover_rate``, ``tournament``,
+            ``include_uniform`` (evolution).
+
+    Raises:
+        ValueError: an unknown method or option, an allowance too small for the method, a space
+            with no feasible policy, or (enumeration) more feasible policies than the allowance.
+    """
+    method = check_choice("method", method, METHODS)
+    max_evaluations = check_int("max_evaluations", max_evaluations, min_value=1)
+    seed = check_int("seed", seed, min_value=0)
+    need = _MIN_EVALUATIONS.get(method, 1)
+    if max_evaluations < need:
+        raise ValueError(f"max_evaluations={max_evaluations} is too small for {method}; it needs at least {need}")
+    problem, equal_bits = _resolve(problem_or_env, equal_bits)
+    fn = _METHODS[method]
+    accepted = [n for n in inspect.signature(fn).parameters if n not in ("space", "evaluate", "rng", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"option(s) {', '.join(map(repr, unknown))} not allowed for method={method!r}; "
+                         f"expected: {', '.join(accepted) or 'none'}")
+    if "seed" in inspect.signature(fn).parameters:
+        options["seed"] = seed
+
+    start = time.perf_counter()
+    space = SearchSpace(problem, equal_bits)
+    if not space.has_feasible:
+        raise ValueError(
+            f"no policy with {'equal weight and activation widths' if equal_bits else 'any widths'} fits "
+            f"the budget {problem.budget:.6g} ({problem.budget_metric}); the cheapest costs "
+            f"{space.min_next[0]:.6g}")
+    evaluate = _Evaluator(problem, space, max_evaluations)
+    extra = fn(space, evaluate, np.random.default_rng(seed), **options)
+    best = evaluate.best()
+    wall = time.perf_counter() - start
+    extra.update(policies_evaluated=len(evaluate.seen), equal_bits=equal_bits,
+                 max_evaluations=max_evaluations, seed=seed)
+    return SearchResult(
+        method=method, policy=best.policy, evaluation=best, accuracy=best.accuracy,
+        num_evaluations=problem.num_evaluations - evaluate.start_evaluations, wall_time_s=wall,
+        history=evaluate.history, extra=extra,
+    )
