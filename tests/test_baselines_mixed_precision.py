@@ -284,6 +284,11 @@ def test_env_gives_its_problem_and_step_mode() -> None:
     assert terminated and info["accuracy"] == r.accuracy
     with pytest.raises(ValueError, match="contradicts the environment"):
         solve(env, "uniform", equal_bits=True)
+    from stable_baselines3.common.env_util import make_vec_env
+
+    vec = make_vec_env("quant_envs/MixedPrecision-v0", n_envs=2,
+                       env_kwargs={"task": "digits-cnn", "finetune_steps": 0, "budget_fraction": 0.4})
+    assert solve(vec, "uniform").extra["equal_bits"] is True
 
 
 def test_bad_input_is_a_clear_error(problem) -> None:

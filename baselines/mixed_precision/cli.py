@@ -5,7 +5,7 @@
 
 The table gives the validation accuracy each method searched on, the test accuracy of its final
 policy (measured after the search, not counted in its evaluations), the budget used, the reward
-evaluations used and the wall time.
+evaluations used and the wall time. Every method gets a fresh problem (an empty evaluation cache).
 """
 
 from __future__ import annotations
@@ -55,11 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quant_envs.mixed_precision.problem import MixedPrecisionProblem
 
     torch.set_num_threads(1)
-    try:
-        problem = MixedPrecisionProblem(
+
+    def fresh_problem() -> MixedPrecisionProblem:  # one per method: its evaluations are its own
+        return MixedPrecisionProblem(
             task=args.task, hardware=args.hardware, bits=args.bits, budget_metric=args.budget_metric,
             budget_fraction=args.budget_fraction, finetune_steps=args.finetune_steps,
             keep_first_last_8bit=args.keep_first_last_8bit)
+
+    try:
+        problem = fresh_problem()
     except (TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -71,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = ["| method | val acc (%) | test acc (%) | budget used | evaluations | wall time (s) | bits per layer (w or w/a) |",
              "|---|---|---|---|---|---|---|"]
     records: list[dict[str, Any]] = []
-    for m in methods:
+    for n, m in enumerate(methods):
+        if n:
+            problem = fresh_problem()
         try:
             r = solve(problem, m, max_evaluations=args.max_evaluations, seed=args.seed, equal_bits=equal_bits)
         except ValueError as exc:

@@ -13,10 +13,14 @@ Methods:
   sampling over the grid; when feasible policies are too rare for that, layer by layer from the
   exact mask in a random layer order), best of ``max_evaluations``.
 * ``greedy_sensitivity`` -- per-layer accuracy drop measured by evaluation (layer ``i`` alone at
-  width ``b``, every other layer at the widest), then a greedy allocation: from all-widest, lower
-  the layer with the least sensitivity increase per unit of cost saved until the policy fits, then
-  raise the layer with the most sensitivity decrease per unit of cost added while it still fits.
-  In two-step mode the weight and the activation drops are measured separately and added.
+  width ``b``, every other layer at the widest; by default post-training, ``sensitivity_finetune_steps
+  =0``: a few retraining steps recover almost all of one layer's loss, leaving drops of one or two
+  validation images, i.e. noise), made non-increasing in the width, then a greedy allocation: from
+  all-widest, lower the layer with the least sensitivity increase per unit of cost saved until the
+  policy fits, then raise the layer with the most sensitivity decrease per unit of cost added while
+  it still fits. In two-step mode the weight and the activation drops are measured separately and
+  added. The probes (over budget, at their own fidelity) count against the allowance and appear in
+  the history; the answer is evaluated at the problem's fidelity.
 * ``greedy_std`` -- the same greedy with a sensitivity from each layer's weight standard deviation
   (no evaluations before the final one): ``std_i^2 * (4^-w + 4^-a) / 2``, the noise power of a
   uniform quantizer whose step scales with the weights' spread, so wide-spread layers keep bits.
@@ -63,8 +67,9 @@ class SearchResult:
             (its cache misses during the call).
         wall_time_s: wall-clock time of the whole call, sensitivities included (s).
         history: every policy the method evaluated, in order: (policy, accuracy, cost in the budget
-            metric's SI unit). All within budget except greedy_sensitivity's probes (all-widest but
-            one layer), which measure sensitivities and are never the answer.
+            metric's SI unit). All within budget and at the problem's ``finetune_steps`` except
+            greedy_sensitivity's probes (all-widest but one layer, post-training by default), which
+            measure sensitivities and are never the answer.
         extra: method-specific details (sensitivities, Hessian traces, ILP objective, ...), and
             ``policies_evaluated`` (distinct policies asked for, cache hits included: what the
             allowance limits), ``equal_bits``, ``max_evaluations``, ``seed``.
@@ -105,7 +110,7 @@ class _Evaluator:
 
     def __init__(self, problem: MixedPrecisionProblem, space: SearchSpace, max_evaluations: int) -> None:
         self.problem, self.space, self.max_evaluations = problem, space, max_evaluations
-        self.seen: dict[Policy, Evaluation] = {}
+        self.seen: dict[tuple[Policy, int], Evaluation] = {}
         self.history: list[tuple[Policy, float, float]] = []
         self.start_evaluations = problem.num_evaluations
 
@@ -113,23 +118,30 @@ class _Evaluator:
     def remaining(self) -> int:
         return self.max_evaluations - len(self.seen)
 
-    def __call__(self, choice: Sequence[int]) -> Evaluation:
+    def evaluated(self, choice: Sequence[int]) -> bool:
+        return (self.space.policy(choice), self.problem.finetune_steps) in self.seen
+
+    def __call__(self, choice: Sequence[int], finetune_steps: int | None = None) -> Evaluation:
+        """Accuracy of ``choice`` at the problem's fidelity (or ``finetune_steps``, for probes)."""
         policy = self.space.policy(choice)
-        hit = self.seen.get(policy)
+        key = (policy, self.problem.finetune_steps if finetune_steps is None else finetune_steps)
+        hit = self.seen.get(key)
         if hit is not None:
             return hit
         if self.remaining <= 0:
             raise AllowanceExhausted
-        evaluation = self.problem.evaluate(policy)
-        self.seen[policy] = evaluation
+        evaluation = self.problem.evaluate(policy, finetune_steps=key[1])
+        self.seen[key] = evaluation
         self.history.append((policy, evaluation.accuracy, _metric_cost(evaluation)))
         return evaluation
 
     def best(self) -> Evaluation:
-        """Highest accuracy among feasible policies; ties to the cheaper, then the earlier one."""
-        feasible = [e for e in self.seen.values() if e.within_budget]
-        order = {p: n for n, p in enumerate(self.seen)}
-        return min(feasible, key=lambda e: (-e.accuracy, e.budget_used, order[e.policy]))
+        """Highest accuracy among feasible policies at the problem's fidelity; ties to the cheaper,
+        then the earlier one."""
+        steps = self.problem.finetune_steps
+        order = {k: n for n, k in enumerate(self.seen)}
+        candidates = [(k, e) for k, e in self.seen.items() if e.within_budget and k[1] == steps]
+        return min(candidates, key=lambda ke: (-ke[1].accuracy, ke[1].budget_used, order[ke[0]]))[1]
 
 
 # ------------------------------------------------------------------------------------------ methods
@@ -180,7 +192,7 @@ def _random(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator,
         draws += len(batch)
         new = 0
         for choice in batch:
-            if space.policy(choice) not in evaluate.seen:
+            if not evaluate.evaluated(choice):
                 evaluate(choice)
                 new += 1
         stale = 0 if new else stale + 1
@@ -236,8 +248,11 @@ def _interpolate(bits: Sequence[int], measured: dict[int, float], top: int) -> n
 
 
 def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator,
-                        sensitivity_bits: Sequence[int] | None = None) -> dict[str, Any]:
+                        sensitivity_bits: Sequence[int] | None = None,
+                        sensitivity_finetune_steps: int | None = 0) -> dict[str, Any]:
     p = space.problem
+    probe_steps = p.finetune_steps if sensitivity_finetune_steps is None else check_int(
+        "sensitivity_finetune_steps", sensitivity_finetune_steps, min_value=0)
     top = max(p.bits)
     lower = [b for b in p.bits if b < top]
     parts = ("w",) if space.equal_bits else ("w", "a")
@@ -257,7 +272,7 @@ def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, rng: np.random
         if need > evaluate.max_evaluations:
             raise ValueError(f"max_evaluations={evaluate.max_evaluations} is too small for greedy_sensitivity "
                              f"with sensitivity_bits={sensitivity_bits}: it needs {need}")
-    reference = evaluate(np.array(space.top))
+    reference = evaluate(np.array(space.top), probe_steps)
     drops: dict[str, np.ndarray] = {part: np.zeros((space.num_layers, len(p.bits))) for part in parts}
     base = list(p.uniform_policy(top))
     for i in free:
@@ -266,9 +281,11 @@ def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, rng: np.random
             for b in sensitivity_bits:
                 policy = list(base)
                 policy[i] = (b, b) if space.equal_bits else ((b, top) if part == "w" else (top, b))
-                evaluation = evaluate(space.choice(tuple(policy)))
+                evaluation = evaluate(space.choice(tuple(policy)), probe_steps)
                 measured[b] = reference.accuracy - evaluation.accuracy
-            drops[part][i] = _interpolate(p.bits, measured, top)
+            # a narrower width is never less sensitive: the running maximum from the widest down
+            # removes measurement noise that would otherwise reward fewer bits
+            drops[part][i] = np.maximum.accumulate(_interpolate(p.bits, measured, top)[::-1])[::-1]
     index = {b: j for j, b in enumerate(p.bits)}
     sens = []
     for i in range(space.num_layers):
@@ -278,7 +295,7 @@ def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, rng: np.random
     choice, moves = _greedy(space, sens)
     evaluate(choice)
     out: dict[str, Any] = {"sensitivity_bits": list(sensitivity_bits), "reference_accuracy": reference.accuracy,
-                           "greedy_moves": len(moves)}
+                           "sensitivity_finetune_steps": probe_steps, "greedy_moves": len(moves)}
     if space.equal_bits:
         out["accuracy_drop"] = drops["w"]
     else:
@@ -364,8 +381,7 @@ def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generato
             for i in np.flatnonzero(mutate):
                 child[i] = rng.integers(space.sizes[i])
             child = space.project(child, rng.permutation(space.num_layers))
-            policy = space.policy(child)
-            if policy in evaluate.seen or any(np.array_equal(child, c) for c in children):
+            if evaluate.evaluated(child) or any(np.array_equal(child, c) for c in children):
                 continue
             children.append(child)
         if not children:
@@ -407,16 +423,19 @@ _MIN_EVALUATIONS = {"evolution": 2}
 def _resolve(problem_or_env: Any, equal_bits: bool | None) -> tuple[MixedPrecisionProblem, bool]:
     if isinstance(problem_or_env, MixedPrecisionProblem):
         return problem_or_env, True if equal_bits is None else bool(equal_bits)
-    env = getattr(problem_or_env, "unwrapped", problem_or_env)
-    problem = getattr(env, "problem", None)
-    if not isinstance(problem, MixedPrecisionProblem) or not hasattr(env, "two_steps_per_layer"):
-        raise TypeError(f"problem_or_env must be a MixedPrecisionProblem or a MixedPrecisionEnv "
-                        f"(gym-wrapped or not), got {type(problem_or_env).__name__}")
-    env_equal = not env.two_steps_per_layer
+    if hasattr(problem_or_env, "get_attr") and hasattr(problem_or_env, "num_envs"):  # an SB3 VecEnv
+        problem = problem_or_env.get_attr("problem", [0])[0]
+        two_steps = problem_or_env.get_attr("two_steps_per_layer", [0])[0]
+    else:
+        env = getattr(problem_or_env, "unwrapped", problem_or_env)
+        problem, two_steps = getattr(env, "problem", None), getattr(env, "two_steps_per_layer", None)
+    if not isinstance(problem, MixedPrecisionProblem) or two_steps is None:
+        raise TypeError(f"problem_or_env must be a MixedPrecisionProblem or a MixedPrecisionEnv (gym-wrapped, "
+                        f"or an SB3 VecEnv of them), got {type(problem_or_env).__name__}")
+    env_equal = not two_steps
     if equal_bits is not None and bool(equal_bits) != env_equal:
         raise ValueError(f"equal_bits={equal_bits!r} contradicts the environment (two_steps_per_layer="
-                         f"{env.two_steps_per_layer}); a baseline searches the environment's own space: "
-                         f"leave equal_bits=None")
+                         f"{two_steps}); a baseline searches the environment's own space: leave equal_bits=None")
     return problem, env_equal
 
 
@@ -426,7 +445,8 @@ def solve(problem_or_env: Any, method: str, max_evaluations: int = 200, seed: in
 
     Args:
         problem_or_env: a :class:`MixedPrecisionProblem`, or a ``MixedPrecisionEnv`` (also through
-            ``gym.make`` wrappers): its problem is used and its step mode sets ``equal_bits``.
+            ``gym.make`` wrappers, or an SB3 VecEnv of them): its problem is used and its step mode
+            sets ``equal_bits``.
         method: one of :data:`METHODS`.
         max_evaluations: the allowance of reward evaluations (distinct policies whose accuracy is
             asked for).
