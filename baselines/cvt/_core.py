@@ -146,3 +146,52 @@ def tn_iteration(obj: Objective, p0: Point, max_cg: int, eta: float) -> Point | 
     h = obj.hessian(p0.z)
     d = newton_cg_direction(h, p0.g, lloyd_preconditioner(p0.masses, obj.problem.dim), max_cg, eta)
     return line_search(obj, p0, d)
+
+
+class LBFGSMemory:
+    """Limited-memory BFGS inverse-Hessian model with Lloyd's scaling 1 / (2 m_i) as H0.
+
+    Kept across calls (and across V-cycles): any step of the level, smoothing or coarse
+    correction, adds its (s, y) pair; the shift <v, z> of a coarse objective changes from cycle to
+    cycle but cancels in y = grad f(z + s) - grad f(z).
+    """
+
+    def __init__(self, size: int = 10) -> None:
+        self.size = size
+        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
+
+    def add(self, s: np.ndarray, y: np.ndarray) -> None:
+        s, y = s.ravel(), y.ravel()
+        sy = float(s @ y)
+        if sy > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(y)):
+            self.pairs.append((s, y, 1.0 / sy))
+            if len(self.pairs) > self.size:
+                self.pairs.pop(0)
+
+    def direction(self, g: np.ndarray, precond: np.ndarray) -> np.ndarray:
+        q = g.ravel().copy()
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            a = rho * float(s @ q)
+            alphas.append(a)
+            q -= a * y
+        r = q / precond
+        if self.pairs:  # scale H0 = gamma D^-1 by the newest pair
+            s, y, _ = self.pairs[-1]
+            r *= float(s @ y) / float(y @ (y / precond))
+        for (s, y, rho), a in zip(self.pairs, reversed(alphas), strict=True):
+            b = rho * float(y @ r)
+            r += (a - b) * s
+        return -r.reshape(g.shape)
+
+
+def lbfgs_iteration(obj: Objective, p0: Point, memory: LBFGSMemory) -> Point | None:
+    """One L-BFGS step with the derivative-based line search; updates ``memory``."""
+    d = memory.direction(p0.g, lloyd_preconditioner(p0.masses, obj.problem.dim))
+    if not float(np.sum(d * p0.g)) < 0.0:  # stale memory: restart from the scaled gradient
+        memory.pairs.clear()
+        d = memory.direction(p0.g, lloyd_preconditioner(p0.masses, obj.problem.dim))
+    p1 = line_search(obj, p0, d)
+    if p1 is not None:
+        memory.add(p1.z - p0.z, p1.g - p0.g)
+    return p1

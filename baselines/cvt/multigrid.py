@@ -41,7 +41,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from baselines.cvt._core import Objective, Point, line_search, tn_iteration
+from baselines.cvt._core import (
+    LBFGSMemory,
+    Objective,
+    Point,
+    lbfgs_iteration,
+    line_search,
+    tn_iteration,
+)
 from baselines.cvt.transfer import PROLONGATIONS, _linear_1d, _linear_2d, build_transfer
 from quant_envs._checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
@@ -61,8 +68,10 @@ class MGOptions:
     prolongation: str = "linear"
     coarse_start: str | None = None  # "restrict" or "reference"; None: restrict in 1-D, reference in 2-D
     kappa: float | None = None  # None: (k_fine / k_coarse) ** (2 / d)
-    reference_tol: float = 1e-6
+    reference_tol: float = 1e-3
     reference_cycles: int = 30
+    smoother: str = "tn"  # "tn" (truncated Newton) or "lbfgs" (memory kept per level)
+    memory: int = 10
 
     def __post_init__(self) -> None:
         check_int("nu1", self.nu1, min_value=0)
@@ -79,9 +88,12 @@ class MGOptions:
             check_float("kappa", self.kappa, min_value=0.0, min_inclusive=False)
         check_float("reference_tol", self.reference_tol, min_value=0.0, min_inclusive=False)
         check_int("reference_cycles", self.reference_cycles, min_value=1)
+        check_choice("smoother", self.smoother, SMOOTHERS)
+        check_int("memory", self.memory, min_value=1)
 
 
 COARSE_STARTS = ("restrict", "reference")
+SMOOTHERS = ("tn", "lbfgs")
 
 
 class MGOpt:
@@ -97,6 +109,7 @@ class MGOpt:
         while round(self.sizes[-1] / 2**problem.dim) >= options.coarsest:
             self.sizes.append(round(self.sizes[-1] / 2**problem.dim))
         self._refs: dict[int, Point] = {}
+        self._memories: dict[int, LBFGSMemory] = {}
         self.accepted = self.rejected = 0
 
     def _problem(self, k: int) -> CVTProblem:
@@ -109,9 +122,17 @@ class MGOpt:
         return sum(q.n_evaluations * q.k / self.fine.k for k, q in self._problems.items() if k != self.fine.k)
 
     # ------------------------------------------------------------------ building blocks
+    def _memory(self, k: int) -> LBFGSMemory:
+        if k not in self._memories:
+            self._memories[k] = LBFGSMemory(self.opt.memory)
+        return self._memories[k]
+
     def _smooth(self, obj: Objective, p: Point, steps: int) -> Point:
         for _ in range(steps):
-            q = tn_iteration(obj, p, self.opt.max_cg, self.opt.eta)
+            if self.opt.smoother == "lbfgs":
+                q = lbfgs_iteration(obj, p, self._memory(obj.problem.k))
+            else:
+                q = tn_iteration(obj, p, self.opt.max_cg, self.opt.eta)
             if q is None:
                 break
             p = q
@@ -181,6 +202,8 @@ class MGOpt:
         y = self.cycle(start, level + 1, Objective(coarse, w)).z
         q = line_search(obj, p, prolong @ (y - y0))
         if q is not None:
+            if self.opt.smoother == "lbfgs":
+                self._memory(problem.k).add(q.z - p.z, q.g - p.g)
             self.accepted += 1
             p = q
         else:

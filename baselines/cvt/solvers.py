@@ -26,6 +26,7 @@ from quant_envs._checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
 
 METHODS = ("lloyd", "lbfgs", "multigrid")
+_LBFGS_RESTARTS = 5
 DEFAULT_MAX_ITER = {"lloyd": 100_000, "lbfgs": 100_000, "multigrid": 200}
 
 
@@ -45,6 +46,7 @@ class CVTResult:
     tol: float
     coarse_work: float = 0.0  # multigrid: coarse-level passes in fine-pass equivalents
     energies: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    work_history: np.ndarray = field(default_factory=lambda: np.zeros(0))  # work + coarse work at each grad_norms entry
 
     @property
     def rel_grad_norm(self) -> float:
@@ -119,7 +121,7 @@ class _Budget:
         return None
 
 
-def _result(method, problem, z, energy, it, norms, energies, start, tol, stop, coarse=0.0) -> CVTResult:
+def _result(method, problem, z, energy, it, norms, energies, start, tol, stop, coarse=0.0, works=()) -> CVTResult:
     converged = stop is None
     return CVTResult(
         method=method,
@@ -134,6 +136,7 @@ def _result(method, problem, z, energy, it, norms, energies, start, tol, stop, c
         tol=tol,
         coarse_work=coarse,
         energies=np.asarray(energies, dtype=float),
+        work_history=np.asarray(works, dtype=float),
     )
 
 
@@ -154,7 +157,8 @@ def _lloyd(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
         it += 1
         norms.append(float(np.linalg.norm(ev.gradient)))
         energies.append(ev.energy)
-    return _result("lloyd", problem, z, ev.energy, it, norms, energies, start, tol, stop)
+    works = np.arange(1, len(norms) + 1)
+    return _result("lloyd", problem, z, ev.energy, it, norms, energies, start, tol, stop, works=works)
 
 
 def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start,
@@ -162,8 +166,10 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
     """L-BFGS-B (scipy) on E with box bounds (the interval, or the polygon's bounding box).
 
     scipy's own tests are switched off (gtol = ftol = 0); the relative gradient test runs in the
-    callback. When scipy's line search fails to make progress (near rounding level), L-BFGS is
-    restarted once from the last point with a fresh memory before giving up.
+    callback. scipy's line search compares energies, so it stops once a step's energy decrease
+    falls below the energy's rounding error (it reports "relative reduction of f <= factr*epsmch");
+    L-BFGS is then restarted from the last point with a fresh memory, up to 5 times while a
+    restart still lowers the gradient norm by 10 %, and otherwise reported as not converged.
     """
     memory = check_int("memory", memory, min_value=1)
     budget = _Budget(max_iter, max_time_s, start)
@@ -177,6 +183,7 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
 
     ev0 = problem.evaluate(z)
     norms, energies = [float(np.linalg.norm(ev0.gradient))], [ev0.energy]
+    works = [problem.n_evaluations]
     target = tol * norms[0]
     best = {"x": z.ravel().copy(), "f": ev0.energy}
     state = {"it": 0, "stop": None}
@@ -187,6 +194,7 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
         state["it"] += 1
         norms.append(float(np.linalg.norm(ev.gradient)))
         energies.append(ev.energy)
+        works.append(problem.n_evaluations)
         best["x"], best["f"] = x.copy(), ev.energy
         if norms[-1] <= target:
             raise StopIteration
@@ -199,9 +207,10 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
     bounds = scipy.optimize.Bounds(np.tile(lo, problem.k), np.tile(hi, problem.k))
     x = z.ravel().copy()
     stop = None
-    for attempt in range(2):
+    for _ in range(_LBFGS_RESTARTS + 1):
         if norms[-1] <= target:
             break
+        before = norms[-1]
         res = scipy.optimize.minimize(
             fun, x, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
             options={"maxcor": memory, "maxiter": max(max_iter - state["it"], 1), "maxfun": 10**9,
@@ -212,12 +221,12 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
         if stop is not None or norms[-1] <= target:
             break
         stop = f"scipy L-BFGS-B stopped: {res.message}"
-        if attempt == 0:
-            continue
+        if norms[-1] > 0.9 * before:  # a restart with fresh memory no longer helps
+            break
     if norms[-1] <= target:
         stop = None
     z = x.reshape(shape)
-    return _result("lbfgs", problem, z, best["f"], state["it"], norms, energies, start, tol, stop)
+    return _result("lbfgs", problem, z, best["f"], state["it"], norms, energies, start, tol, stop, works=works)
 
 
 def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start,
@@ -228,6 +237,7 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
     mg = MGOpt(problem, opts)
     p = Objective(problem).at(z)
     norms, energies = [float(np.linalg.norm(p.g))], [p.f]
+    works = [problem.n_evaluations]
     target = tol * norms[0]
     it = 0
     stop = None
@@ -239,5 +249,6 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
         it += 1
         norms.append(float(np.linalg.norm(p.g)))
         energies.append(p.f)
+        works.append(problem.n_evaluations + mg.coarse_work())
     coarse = mg.coarse_work()
-    return _result("multigrid", problem, p.z, p.f, it, norms, energies, start, tol, stop, coarse)
+    return _result("multigrid", problem, p.z, p.f, it, norms, energies, start, tol, stop, coarse, works)

@@ -11,8 +11,8 @@ owns it and the others get an empty cell (mass 0, gradient 0, centroid at the ge
 
 Integrals. Cells are stored in the generator's local coordinates y = x - z_i, fanned into
 triangles from their first vertex, and integrated with Dunavant's symmetric degree-8 rule
-(:mod:`quant_envs.cvt.quadrature`); triangles larger than half the density's length scale are
-split into 4**level pieces first. Moments about z_i are then sums of small numbers, with no
+(:mod:`quant_envs.cvt.quadrature`); triangles larger than the density's length scale are split
+into 4**level pieces first. Moments about z_i are then sums of small numbers, with no
 cancellation.
 
 Hessian (Iri, Murota & Ohya 1984; Liu et al. 2009, "On centroidal Voronoi tessellation - energy

@@ -1,0 +1,256 @@
+"""Convergence study: Lloyd vs L-BFGS vs MG/Opt multigrid, 1-D k = 64 ... 4096 and a 2-D sweep.
+
+``python -m baselines.cvt study --out results/cvt`` writes (each file atomically)
+
+* ``convergence.csv`` / ``convergence.md``: iterations, work and time to a relative gradient
+  norm of ``tol`` (default 1e-8), one row per (dimension, k, method); a run that hits its
+  iteration or time cap is reported as not converged, with the relative gradient it reached;
+* ``convergence.png``: work and wall time against k, log-log;
+* ``histories.png``: relative gradient norm against work for the largest 1-D and 2-D k;
+* ``density_1d.png``: the point density of 1-D CVTs against the rho^(1/3) prediction;
+* ``tessellation_2d.png``: a 2-D CVT for a Gaussian-bump density.
+
+All methods of one (dimension, k) start from the same generators (uniform, seeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from baselines.cvt.solvers import METHODS, CVTResult, solve
+from quant_envs._io import atomic_path, atomic_write_text
+from quant_envs.cvt import CVTProblem
+
+K_1D = (64, 128, 256, 512, 1024, 2048, 4096)
+K_2D = (64, 128, 256, 512, 1024)
+QUICK_K_1D = (64, 256, 1024)
+QUICK_K_2D = (64, 256)
+DOMAINS = {1: (0.0, 1.0), 2: "unit-square"}
+
+
+@dataclass
+class StudyRow:
+    dim: int
+    density: str
+    k: int
+    method: str
+    converged: bool
+    iterations: int
+    work: int
+    coarse_work: float
+    wall_time_s: float
+    rel_grad_norm: float
+    energy: float
+    message: str
+
+    @classmethod
+    def of(cls, dim: int, density: str, k: int, res: CVTResult) -> StudyRow:
+        return cls(dim, density, k, res.method, res.converged, res.iterations, res.work,
+                   round(res.coarse_work, 1), res.wall_time_s, res.rel_grad_norm, res.energy, res.message)
+
+
+def run_study(
+    out: Path,
+    density: str = "linear",
+    k_1d: Sequence[int] = K_1D,
+    k_2d: Sequence[int] = K_2D,
+    methods: Sequence[str] = METHODS,
+    tol: float = 1e-8,
+    max_time_s: float = 60.0,
+    lloyd_max_iter: int = 1_000_000,
+    seed: int = 0,
+    log=print,
+) -> list[StudyRow]:
+    """Run every (dimension, k, method), write the table, CSV and figures; return the rows."""
+    out = Path(out)
+    rows: list[StudyRow] = []
+    histories: dict[tuple[int, int, str], CVTResult] = {}
+    for dim, ks in ((1, k_1d), (2, k_2d)):
+        for k in ks:
+            problem = CVTProblem(k, density, DOMAINS[dim])
+            z0 = problem.random_generators(np.random.default_rng(seed))
+            for method in methods:
+                cap = lloyd_max_iter if method == "lloyd" else None
+                res = solve(problem, method, tol=tol, max_iter=cap, z0=z0, max_time_s=max_time_s)
+                rows.append(StudyRow.of(dim, density, k, res))
+                histories[(dim, k, method)] = res
+                log(f"  {dim}-D k={k:5d} {method:9s} {'ok ' if res.converged else 'cap'} it={res.iterations:7d} "
+                    f"work={res.work:7d} t={res.wall_time_s:7.2f}s rel.grad={res.rel_grad_norm:.1e}")
+    write_outputs(out, rows, histories, density, tol)
+    return rows
+
+
+def format_table(rows: Sequence[StudyRow], tol: float) -> str:
+    """Markdown table of the study (as printed and saved)."""
+    lines = [
+        f"| dim | k | method | converged to {tol:g} | iterations | work (fine evals) | coarse work (fine-eval equiv.) "
+        "| wall time (s) | final rel. grad. norm |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        conv = "yes" if r.converged else f"no: {r.message}"
+        coarse = f"{r.coarse_work:.0f}" if r.method == "multigrid" else "-"
+        lines.append(
+            f"| {r.dim}-D | {r.k} | {r.method} | {conv} | {r.iterations} | {r.work} | {coarse} "
+            f"| {r.wall_time_s:.2f} | {r.rel_grad_norm:.1e} |"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(out: Path, rows: Sequence[StudyRow], histories: dict, density: str, tol: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    fields = list(StudyRow.__dataclass_fields__)
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({f: getattr(r, f) for f in fields})
+    atomic_write_text(out / "convergence.csv", buf.getvalue())
+    table = format_table(rows, tol)
+    atomic_write_text(out / "convergence.md", f"CVT convergence study, density '{density}', tol {tol:g}\n\n{table}\n")
+    _plot_convergence(out / "convergence.png", rows, tol)
+    _plot_histories(out / "histories.png", histories)
+    _plot_density_1d(out / "density_1d.png")
+    _plot_tessellation_2d(out / "tessellation_2d.png")
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plot_convergence(path: Path, rows: Sequence[StudyRow], tol: float) -> None:
+    fig = _figure(10, 4)
+    axes = fig.subplots(1, 2)
+    colors = {"lloyd": "C0", "lbfgs": "C1", "multigrid": "C2"}
+    for dim, ls in ((1, "-"), (2, "--")):
+        for method in METHODS:
+            sel = [r for r in rows if r.dim == dim and r.method == method]
+            if not sel:
+                continue
+            k = np.array([r.k for r in sel])
+            for ax, val in ((axes[0], [r.work + r.coarse_work for r in sel]), (axes[1], [r.wall_time_s for r in sel])):
+                ax.plot(k, val, ls, color=colors[method], label=f"{method}, {dim}-D")
+                ok = np.array([r.converged for r in sel])
+                ax.plot(k[ok], np.array(val)[ok], "o", color=colors[method])
+                ax.plot(k[~ok], np.array(val)[~ok], "^", mfc="none", color=colors[method])
+    axes[0].set_ylabel("work to tolerance (energy/gradient evaluations, fine-level equivalent)")
+    axes[1].set_ylabel("wall time to tolerance (s)")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("number of generators k")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"CVT solvers to relative gradient norm {tol:g} (open triangles: stopped by the cap)", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+
+
+def _plot_histories(path: Path, histories: dict) -> None:
+    fig = _figure(10, 4)
+    axes = fig.subplots(1, 2)
+    for ax, dim in zip(axes, (1, 2), strict=True):
+        ks = sorted({k for (d, k, _) in histories if d == dim})
+        if not ks:
+            continue
+        k = ks[-1]
+        for method in METHODS:
+            res = histories.get((dim, k, method))
+            if res is None:
+                continue
+            ax.plot(res.work_history, res.grad_norms / res.grad_norms[0], label=method)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("work (evaluations, fine-level equivalent)")
+        ax.set_ylabel("relative gradient norm")
+        ax.set_title(f"{dim}-D, k = {k}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+
+
+def _plot_density_1d(path: Path, k: int = 256) -> None:
+    """Point density 1 / (k (z_{i+1} - z_i)) of 1-D CVTs against rho^(1/3) / int rho^(1/3)."""
+    fig = _figure(10, 3.6)
+    axes = fig.subplots(1, 2)
+    for ax, name in zip(axes, ("linear", "gaussian"), strict=True):
+        problem = CVTProblem(k, name)
+        res = solve(problem, "multigrid", tol=1e-10, seed=0)
+        z = res.generators
+        mid = 0.5 * (z[1:] + z[:-1])
+        ax.plot(mid, 1.0 / (k * np.diff(z)), ".", ms=3, label=f"CVT, k = {k}")
+        x = np.linspace(0.0, 1.0, 2001)
+        r3 = problem.density(x) ** (1.0 / 3.0)
+        ax.plot(x, r3 / np.trapezoid(r3, x), "k-", lw=1, label="rho^(1/3) / int rho^(1/3)")
+        ax.set_xlabel("x")
+        ax.set_ylabel("generator density (per unit length, normalised)")
+        ax.set_title(f"density '{name}'", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+
+
+def _plot_tessellation_2d(path: Path, k: int = 256) -> None:
+    problem = CVTProblem(k, "gaussian", "unit-square")
+    res = solve(problem, "multigrid", tol=1e-8, seed=0)
+    z = res.generators
+    fig = _figure(5.2, 5)
+    ax = fig.add_subplot(1, 1, 1)
+    g = np.linspace(0, 1, 200)
+    xx, yy = np.meshgrid(g, g)
+    rho = problem.density(np.stack([xx.ravel(), yy.ravel()], axis=1)).reshape(xx.shape)
+    ax.imshow(rho, origin="lower", extent=(0, 1, 0, 1), cmap="Greys", alpha=0.5)
+    for poly in problem.cell_polygons(z):
+        if len(poly):
+            closed = np.vstack([poly, poly[:1]])
+            ax.plot(closed[:, 0], closed[:, 1], color="C0", lw=0.6)
+    ax.plot(z[:, 0], z[:, 1], ".", color="C3", ms=2.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(f"2-D CVT, k = {k}, density 'gaussian' (grey), E = {res.energy:.4e}", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m baselines.cvt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    st = sub.add_parser("study", help="run the convergence study and write table, CSV and figures")
+    st.add_argument("--out", default="results/cvt", help="output folder (default results/cvt)")
+    st.add_argument("--density", default="linear", help="density name (default linear)")
+    st.add_argument("--tol", type=float, default=1e-8, help="relative gradient-norm tolerance (default 1e-8)")
+    st.add_argument("--max-time", type=float, default=60.0, help="wall-clock cap per run in seconds (default 60)")
+    st.add_argument("--lloyd-max-iter", type=int, default=1_000_000, help="iteration cap for Lloyd (default 1e6)")
+    st.add_argument("--seed", type=int, default=0, help="seed of the starting generators (default 0)")
+    st.add_argument("--quick", action="store_true", help="fewer k (1-D 64/256/1024, 2-D 64/256) and 20 s caps")
+    args = parser.parse_args(argv)
+    k1, k2 = (QUICK_K_1D, QUICK_K_2D) if args.quick else (K_1D, K_2D)
+    max_time = min(args.max_time, 20.0) if args.quick else args.max_time
+    start = time.perf_counter()
+    print(f"CVT convergence study: density '{args.density}', tol {args.tol:g}, cap {max_time:g} s per run")
+    rows = run_study(Path(args.out), args.density, k1, k2, tol=args.tol, max_time_s=max_time,
+                     lloyd_max_iter=args.lloyd_max_iter, seed=args.seed)
+    print()
+    print(format_table(rows, args.tol))
+    print(f"\nwrote {args.out}/convergence.csv, convergence.md, convergence.png, histories.png, "
+          f"density_1d.png, tessellation_2d.png in {time.perf_counter() - start:.0f} s")
+    return 0
