@@ -133,7 +133,7 @@ class FeelAllocationEnv(gym.Env):
         reward_clip: float = 100.0,
         render_mode: str | None = None,
     ) -> None:
-        self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=539)
+        self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=538)
         self.total_bandwidth = check_float("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
         self.max_levels = check_int("max_levels", max_levels, min_value=1)
         self.scenario_seed = None if scenario_seed is None else check_int("scenario_seed", scenario_seed, min_value=0)
@@ -279,7 +279,7 @@ class FeelTrainingEnv(gym.Env):
         eval_split: str = "val",
         render_mode: str | None = None,
     ) -> None:
-        self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=539)
+        self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=538)
         self.total_bandwidth = check_float("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
         self.scenario_seed = None if scenario_seed is None else check_int("scenario_seed", scenario_seed, min_value=0)
         menu = tuple(int(check_int("level_menu", s, min_value=0)) for s in level_menu)

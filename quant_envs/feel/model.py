@@ -40,7 +40,7 @@ FLOAT_BITS = 32
 def qsgd_variance_bound(levels: np.ndarray, dim: int) -> np.ndarray:
     """QSGD's bound on E||Q_s(v) - v||^2 / ||v||^2: min(d / s^2, sqrt(d) / s); 0 for full precision."""
     s = np.asarray(levels, dtype=np.float64)
-    safe = np.maximum(s, 1e-300)
+    safe = np.maximum(s, 1e-150)
     return np.where(s == FULL_PRECISION, 0.0, np.minimum(dim / safe**2, np.sqrt(dim) / safe))
 
 
@@ -141,7 +141,7 @@ class ConvergenceModel:
         if self.variance == "bound":
             return qsgd_variance_bound(levels, dim)
         s = np.asarray(levels, dtype=np.float64)
-        safe = np.maximum(s, 1e-300)
+        safe = np.maximum(s, 1e-150)
         return np.where(s == FULL_PRECISION, 0.0, self.eff_dim / (safe * (safe + self.knee)))
 
     def gap_numerator(self, q_sum: np.ndarray) -> np.ndarray:

@@ -1,0 +1,194 @@
+"""Tables and figures for quantized FEEL: solver comparison, sweeps, fit, predicted vs simulated."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from baselines.feel import FeelSolveResult, solve
+from quant_envs._io import atomic_path, atomic_write_text
+from quant_envs.feel.scenario import Scenario, make_scenario
+
+#: (label, method, keyword arguments) of every solver in the comparison, AO first.
+SOLVERS: tuple[tuple[str, str, dict], ...] = (
+    ("AO", "ao", {}),
+    ("equal bandwidth", "equal_bandwidth", {}),
+    ("fixed sign (s=1)", "fixed_levels", {"fixed": "sign"}),
+    ("fixed 8-bit (s=127)", "fixed_levels", {"fixed": "8bit"}),
+    ("full precision", "fixed_levels", {"fixed": "full"}),
+)
+
+
+def solve_all(scenario: Scenario) -> dict[str, FeelSolveResult]:
+    return {label: solve(scenario, method, **kw) for label, method, kw in SOLVERS}
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def fmt(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[object]]
+
+    def markdown(self) -> str:
+        return markdown_table(self.header, self.rows)
+
+
+def comparison_table(devices: Sequence[int], bandwidths: Sequence[float], seeds: Sequence[int],
+                     progress: Callable[[str], None] = lambda s: None) -> Table:
+    """Mean total training time (s) of every solver over ``seeds`` scenarios per (K, B) cell."""
+    labels = [s[0] for s in SOLVERS]
+    header = ["K", "B (kHz)"] + [f"{lab} T (s)" for lab in labels] + ["best baseline / AO", "AO wall (s)"]
+    rows = []
+    for k in devices:
+        for b in bandwidths:
+            times = {lab: [] for lab in labels}
+            wall = []
+            for seed in seeds:
+                res = solve_all(make_scenario(k, seed=seed, total_bandwidth=b))
+                for lab in labels:
+                    times[lab].append(res[lab].total_time)
+                wall.append(res["AO"].wall_time_s)
+            mean = {lab: float(np.mean(v)) for lab, v in times.items()}
+            best_base = min(mean[lab] for lab in labels[1:])
+            rows.append([k, b / 1e3] + [mean[lab] for lab in labels] + [best_base / mean["AO"], float(np.mean(wall))])
+            progress(f"K={k} B={b / 1e3:g} kHz: AO {mean['AO']:.4g} s, best baseline {best_base:.4g} s")
+    return Table(header, rows)
+
+
+def sweep(values: Sequence[float], make: Callable[[float, int], Scenario], seeds: Sequence[int]) -> dict[str, np.ndarray]:
+    """Mean total time of every solver for each value (a bandwidth or a K); ``make(value, seed)``."""
+    out = {lab: np.zeros(len(values)) for lab, _, _ in SOLVERS}
+    for i, v in enumerate(values):
+        for seed in seeds:
+            res = solve_all(make(v, seed))
+            for lab in out:
+                out[lab][i] += res[lab].total_time / len(seeds)
+    return out
+
+
+def plot_sweep(path: Path, x: np.ndarray, curves: dict[str, np.ndarray], xlabel: str, title: str, logx: bool = True) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (lab, y), marker in zip(curves.items(), "os^vD", strict=False):
+        ax.plot(x, y, marker=marker, label=lab)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("total training time (s)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def plot_fit(path: Path, report, title: str) -> None:
+    """Seed-mean gap curves of the fit against the fitted closed form."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conv = report.convergence
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (curve, q) in enumerate(zip(report.curves, report.q_sums, strict=True)):
+        n = np.arange(1, len(curve) + 1)
+        s = int(report.level_configs[i, 0])
+        line = ax.plot(n, curve, lw=1.0, label=f"s={s}" if s else "full")[0]
+        ax.plot(n, conv.gap(n, float(q)), ls="--", lw=1.0, color=line.get_color())
+    ax.axhline(conv.target_gap, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(conv.target_gap / 5, 2.0)
+    ax.set_xlabel("round n")
+    ax.set_ylabel("optimality gap F(w_n) - F* (seed mean)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def predicted_vs_simulated(scenarios: Sequence[tuple[str, Scenario]], *, seeds: int = 4, max_rounds: int = 4000,
+                           progress: Callable[[str], None] = lambda s: None) -> Table:
+    """For each scenario and solver: the model's rounds and time against the simulator's."""
+    from quant_envs.feel.fitting import rounds_to_target, simulate_gap_curves
+
+    header = ["scenario", "method", "levels (min-max)", "round latency (ms)", "predicted rounds", "simulated rounds",
+              "predicted T (s)", "simulated T (s)", "error (%)"]
+    rows = []
+    for name, sc in scenarios:
+        res = solve_all(sc)
+        eps = sc.convergence.target_gap
+        configs = np.stack([r.levels for r in res.values()])
+        curves = simulate_gap_curves(sc, configs, seeds=seeds, max_rounds=max_rounds, stop_below=eps)
+        for (lab, r), curve in zip(res.items(), curves, strict=True):
+            n_sim = rounds_to_target(curve, eps)
+            lv = f"{r.levels.min()}-{r.levels.max()}" if r.levels.min() != r.levels.max() else f"{r.levels.min()}"
+            rows.append([name, lab, lv, r.round_latency * 1e3, r.rounds, n_sim, r.total_time, n_sim * r.round_latency,
+                         100.0 * (r.rounds / n_sim - 1.0)])
+            progress(f"{name} {lab}: predicted {r.rounds:.0f} rounds, simulated {n_sim:.0f}")
+    return Table(header, rows)
+
+
+def plot_predicted_vs_simulated(path: Path, table: Table) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    pred = np.array([r[6] for r in table.rows], dtype=float)
+    sim = np.array([r[7] for r in table.rows], dtype=float)
+    for sc_name, marker in zip(sorted({r[0] for r in table.rows}), "os^v", strict=False):
+        m = np.array([r[0] == sc_name for r in table.rows])
+        ax.scatter(sim[m], pred[m], marker=marker, label=sc_name)
+        for r, x, y in zip([r for r in table.rows if r[0] == sc_name], sim[m], pred[m], strict=True):
+            ax.annotate(r[1].split(" (")[0], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    lo, hi = np.nanmin([pred.min(), sim.min()]) / 1.5, np.nanmax([pred.max(), sim.max()]) * 1.5
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="predicted = simulated")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("simulated training time (s)")
+    ax.set_ylabel("predicted training time (s)")
+    ax.set_title("Training time to the target gap: model vs simulator")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
