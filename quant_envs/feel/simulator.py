@@ -164,7 +164,7 @@ class FederatedSimulator:
     def step(self, levels: np.ndarray) -> RoundMetrics:
         """Run one FL round with ``levels`` ([K] shared by all replicas, or [R, K]); 0 = unquantized."""
         lv = np.asarray(levels)
-        if lv.ndim == 1:
+        if lv.shape == (self.num_devices,):
             lv = np.broadcast_to(lv, (self.replicas, self.num_devices))
         if lv.shape != (self.replicas, self.num_devices):
             raise ValueError(

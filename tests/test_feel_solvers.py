@@ -1,0 +1,100 @@
+"""Quantized FEEL solvers: feasibility, AO monotonicity, AO against brute force, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from baselines.feel import METHODS, brute_force_grid, solve
+from quant_envs.feel import FULL_PRECISION, make_scenario, total_time
+from quant_envs.feel.bandwidth import min_max_bandwidth
+
+ALL = [("ao", {}), ("equal_bandwidth", {}), ("fixed_levels", {"fixed": "sign"}), ("fixed_levels", {"fixed": "8bit"}),
+       ("fixed_levels", {"fixed": "full"}), ("fixed_levels", {"fixed": 5})]
+
+
+@pytest.mark.parametrize("num_devices, seed, bandwidth", [(5, 0, 50e3), (30, 1, 1e6)])
+def test_every_solution_is_feasible(num_devices, seed, bandwidth) -> None:
+    sc = make_scenario(num_devices, seed=seed, total_bandwidth=bandwidth)
+    for method, kw in ALL:
+        r = solve(sc, method, **kw)
+        assert r.bandwidth.shape == (num_devices,) and np.all(r.bandwidth > 0)
+        assert r.bandwidth.sum() <= sc.total_bandwidth * (1 + 1e-12)
+        ok = ((r.levels >= 1) & (r.levels <= sc.max_levels)) | (r.levels == FULL_PRECISION)
+        assert np.all(ok) and r.levels.dtype == np.int64
+        # The reported objective is the model's objective at the reported answer.
+        assert r.total_time == pytest.approx(total_time(sc, r.levels, r.bandwidth), rel=1e-12)
+        assert r.total_time == pytest.approx(r.rounds * r.round_latency, rel=1e-12)
+        assert r.wall_time_s >= 0 and r.evaluations >= 1
+
+
+def test_fixed_levels_presets_and_equal_bandwidth() -> None:
+    sc = make_scenario(6, seed=2)
+    assert np.all(solve(sc, "fixed_levels", fixed="sign").levels == 1)
+    assert np.all(solve(sc, "fixed_levels", fixed="8bit").levels == 127)
+    assert np.all(solve(sc, "fixed_levels", fixed="full").levels == FULL_PRECISION)
+    np.testing.assert_allclose(solve(sc, "equal_bandwidth").bandwidth, sc.total_bandwidth / 6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ao_never_worse_than_start_and_baselines(seed: int) -> None:
+    sc = make_scenario(12, seed=seed, total_bandwidth=[30e3, 200e3, 2e6][seed])
+    r = solve(sc, "ao")
+    assert r.start_time is not None and r.total_time <= r.start_time
+    assert list(r.history) == sorted(r.history, reverse=True)  # monotone over iterations
+    # AO's levels step covers the fixed-level and equal-bandwidth points, so it never loses to them.
+    for method, kw in ALL[1:]:
+        assert r.total_time <= solve(sc, method, **kw).total_time * (1 + 1e-9)
+    eq = solve(sc, "equal_bandwidth")
+    assert eq.total_time <= eq.start_time
+
+
+# (K, max_levels, seed, bandwidth): the brute-force grid is every integer 1..max_levels, so it
+# is the exact optimum over integer levels (each candidate with its exact optimal bandwidth).
+SMALL = [(2, 63, 1, 20e3), (3, 20, 3, 20e3), (2, 63, 4, 200e3)]
+SMALL_SLOW = [(2, 255, s, b) for s in range(6) for b in (20e3, 200e3, 2e6)] + [(3, 40, s, 20e3) for s in range(6)]
+
+
+def _ao_vs_brute(k: int, smax: int, seed: int, bandwidth: float) -> None:
+    sc = make_scenario(k, seed=seed, total_bandwidth=bandwidth, max_levels=smax)
+    assert len(brute_force_grid(sc, 200_000)) == smax  # exhaustive
+    bf = solve(sc, "brute_force")
+    ao = solve(sc, "ao")
+    assert bf.total_time <= ao.total_time * (1 + 1e-9)  # ground truth is never beaten
+    assert ao.total_time <= 1.01 * bf.total_time
+
+
+@pytest.mark.parametrize("k, smax, seed, bandwidth", SMALL)
+def test_ao_within_one_percent_of_brute_force(k, smax, seed, bandwidth) -> None:
+    _ao_vs_brute(k, smax, seed, bandwidth)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k, smax, seed, bandwidth", SMALL_SLOW)
+def test_ao_within_one_percent_of_brute_force_many(k, smax, seed, bandwidth) -> None:
+    _ao_vs_brute(k, smax, seed, bandwidth)
+
+
+def test_brute_force_batch_matches_single_evaluation() -> None:
+    # The batched bisection used by brute force agrees with one-at-a-time evaluation.
+    sc = make_scenario(3, seed=5, max_levels=15)
+    lv = np.array([[1, 2, 3], [15, 15, 15], [7, 1, 4]])
+    batch = min_max_bandwidth(sc, lv)
+    for i in range(3):
+        single = min_max_bandwidth(sc, lv[i])
+        assert batch.latency[i] == pytest.approx(float(single.latency), rel=1e-9)
+
+
+def test_solver_bad_input() -> None:
+    sc = make_scenario(4, seed=0)
+    with pytest.raises(ValueError, match="method"):
+        solve(sc, "genetic")
+    with pytest.raises(ValueError, match="fixed"):
+        solve(sc, "fixed_levels", fixed="4bit")
+    with pytest.raises(ValueError, match="fixed"):
+        solve(sc, "fixed_levels", fixed=1000)
+    with pytest.raises(TypeError, match="scenario"):
+        solve("not a scenario", "ao")
+    with pytest.raises(ValueError, match="brute_force"):
+        solve(make_scenario(12, seed=0), "brute_force", max_combinations=1000)
+    assert set(METHODS) == {"ao", "equal_bandwidth", "fixed_levels", "brute_force"}
