@@ -110,7 +110,7 @@ def _brute_force(scenario: Scenario, max_combinations: int, chunk: int = 8192) -
         block = np.array(list(itertools.islice(combos, chunk)), dtype=np.int64)
         if len(block) == 0:
             break
-        split = min_max_bandwidth(scenario, block)  # batched over candidates
+        split = min_max_bandwidth(scenario, block, sections=1)  # batched: plain bisection does least work
         n = scenario.convergence.rounds_from_variance(quantization_noise(scenario, block))
         t = n * split.latency
         i = int(np.argmin(t))
