@@ -14,6 +14,17 @@ quantization shortens each round but costs rounds. Modules:
 * :mod:`~quant_envs.feel.env`: ``FeelAllocation-v0`` and ``FeelTraining-v0``.
 
 Importing this package does not import torch.
+
+Sources. The paper's full text could not be consulted offline; its abstract fixes the structure
+(stochastic QSGD quantization with per-device levels, orthogonal channels, training time =
+rounds x per-round latency with computation and communication, a convergence bound on the
+optimality gap whose constants are fitted jointly from data and model, closed forms for the
+rounds and the total time, and alternating optimisation with SCA for the levels and bisection
+for the bandwidth). QSGD's definition and variance bound are from Alistarh et al. (NeurIPS 2017),
+the path loss from 3GPP TR 36.814, the O(1/n) bound from the standard analysis of SGD with a
+diminishing step size. Every form the paper's text would have pinned down and that we had to
+choose (bit count, the smooth max in the rounds, the fitted variance shape, per-device G_k^2,
+rounding, AO's starting points) is stated in the docstring of the module that implements it.
 """
 
 from quant_envs.feel.bandwidth import bandwidth_for_rate, min_max_bandwidth, project_shares
