@@ -7,11 +7,10 @@ ends of the shortest Delaunay edges first (greedy heavy-edge matching) and then 
 pair means.
 
 * Restriction of positions: a coarse generator starts at the mean of its group.
-* Prolongation of a coarse correction: every generator of a group moves with the group
-  ("constant"), as in Du & Emelianenko's multilevel quantization, whose coarse variables are
-  displacements of blocks of generators; or "linear": interpolated between coarse generators.
-* Restriction of gradients: kappa P^T with the scale kappa chosen so that the coarse CVT Hessian
-  matches the Galerkin product P^T H P on smooth modes (see :func:`default_kappa`).
+* Prolongation of a coarse correction: ``"linear"`` interpolation between coarse generators
+  (the default), or ``"constant"``: every generator of a group moves with the group, as in Du &
+  Emelianenko's multilevel quantization.
+* Restriction of gradients: kappa P^T (kappa is set by :mod:`baselines.cvt.multigrid`).
 """
 
 from __future__ import annotations
@@ -109,7 +108,8 @@ def _linear_1d(z: np.ndarray, nodes: np.ndarray) -> sp.csr_array:
     if kc == 1:
         return sp.csr_array((np.ones(k), (np.arange(k), np.zeros(k, dtype=np.intp))), shape=(k, kc))
     j = np.clip(np.searchsorted(xs, z), 1, kc - 1)
-    t = np.clip((z - xs[j - 1]) / (xs[j] - xs[j - 1]), 0.0, 1.0)
+    gap = xs[j] - xs[j - 1]
+    t = np.clip((z - xs[j - 1]) / np.where(gap > 0, gap, 1.0), 0.0, 1.0)  # equal nodes: weight on one
     rows = np.concatenate([np.arange(k), np.arange(k)])
     cols = np.concatenate([order[j - 1], order[j]])
     return sp.csr_array((np.concatenate([1 - t, t]), (rows, cols)), shape=(k, kc))

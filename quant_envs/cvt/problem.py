@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from quant_envs._checks import check_int
 from quant_envs.cvt.cells1d import cells_1d, hessian_1d, integrals_1d
-from quant_envs.cvt.cells2d import Cells2D, cell_integrals, clip_cells, hessian_2d
+from quant_envs.cvt.cells2d import CellIntegrals2D, Cells2D, cell_integrals, clip_cells, hessian_2d
 from quant_envs.cvt.density import Density, make_density
 from quant_envs.cvt.domain import ConvexPolygon, Domain, Interval, make_domain
 
@@ -55,7 +55,8 @@ class CVTProblem:
 
     Generators ``z`` are arrays of shape (k,) in 1-D and (k, 2) in 2-D, in any order. The problem
     counts its cell passes in ``n_evaluations`` (every call of energy, gradient, evaluate or
-    hessian is one), which the solvers report as work.
+    hessian is one, even when the 2-D cells of the previous call are reused), which the solvers
+    report as work.
     """
 
     def __init__(self, k: int, density: Any = "uniform", domain: Any = (0.0, 1.0)) -> None:
@@ -64,6 +65,7 @@ class CVTProblem:
         self.dim: int = self.domain.dim
         self.density: Density = make_density(density, self.domain)
         self.n_evaluations = 0
+        self._last_cells: tuple[bytes, Cells2D, CellIntegrals2D] | None = None
 
     # ---------------------------------------------------------------- construction helpers
     def with_k(self, k: int) -> CVTProblem:
@@ -106,8 +108,7 @@ class CVTProblem:
             mass, first, second = integrals_1d(z, self.domain, self.density)
         else:
             assert isinstance(self.domain, ConvexPolygon)
-            cells = clip_cells(z, self.domain)
-            ints = cell_integrals(cells, self.density)
+            cells, ints = self._cells_2d(z)
             owned = cells.owner >= 0
             mass, first, second = np.zeros(self.k), np.zeros((self.k, 2)), np.zeros(self.k)
             mass[owned] = ints.mass[cells.owner[owned]]
@@ -140,9 +141,17 @@ class CVTProblem:
             assert isinstance(self.domain, Interval)
             mass = integrals_1d(z, self.domain, self.density)[0]
             return hessian_1d(z, mass, self.domain, self.density)
-        assert isinstance(self.domain, ConvexPolygon)
-        cells = clip_cells(z, self.domain)
-        return hessian_2d(cells, cell_integrals(cells, self.density), self.density, self.k)
+        cells, ints = self._cells_2d(z)
+        return hessian_2d(cells, ints, self.density, self.k)
+
+    def _cells_2d(self, z: np.ndarray) -> tuple[Cells2D, CellIntegrals2D]:
+        # One-entry cache: a solver asks for the Hessian where it has just evaluated the gradient.
+        key = z.tobytes()
+        if self._last_cells is None or self._last_cells[0] != key:
+            assert isinstance(self.domain, ConvexPolygon)
+            cells = clip_cells(z, self.domain)
+            self._last_cells = (key, cells, cell_integrals(cells, self.density))
+        return self._last_cells[1], self._last_cells[2]
 
     # ---------------------------------------------------------------- geometry
     def cells(self, z: Any) -> Any:

@@ -1,0 +1,112 @@
+"""CVT benchmark: MG/Opt multigrid scaling in k, and its work against Lloyd's at k = 1024 (1-D).
+
+    python benchmarks/bench_cvt.py            # k = 64 ... 4096, Lloyd capped at 120 s
+    python benchmarks/bench_cvt.py --quick    # k = 64 ... 1024, Lloyd capped at 20 s
+
+Targets (issue 6), printed beside the measured values:
+
+* multigrid V-cycles to a relative gradient norm of 1e-8 roughly independent of k
+  (here: largest count at most the smallest + 2);
+* multigrid wall time growing no faster than k^1.15 (least-squares slope of log time on log k);
+* at k = 1024 in 1-D, Lloyd needs at least 10x the work of multigrid (work = energy/gradient
+  evaluations; multigrid's coarse-level evaluations are added in fine-level equivalents).
+  Lloyd converges at a rate 1 - O(1/k^2) and cannot reach 1e-8 at k = 1024 in reasonable time,
+  so it runs to a cap; the ratio at the cap is a lower bound, and the run's own asymptotic rate
+  extrapolates how much more work Lloyd would need (shown as an estimate).
+
+All runs use density "linear" on [0, 1] and the same seeded uniform starting generators.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from baselines.cvt import solve
+from quant_envs.cvt import CVTProblem
+
+
+def fit_exponent(k: list[int], t: list[float]) -> float:
+    return float(np.polyfit(np.log(k), np.log(t), 1)[0])
+
+
+def lloyd_extrapolated_work(res) -> float:
+    """Lloyd passes to reach the tolerance, extrapolated with the rate of its last half."""
+    g = res.grad_norms
+    n = len(g) - 1
+    half = n // 2
+    rate = (g[-1] / g[half]) ** (1.0 / max(n - half, 1))
+    if not rate < 1.0:
+        return math.inf
+    more = math.log(res.tol * g[0] / g[-1]) / math.log(rate)
+    return res.work + max(more, 0.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="k up to 1024 and a 20 s Lloyd cap")
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats per k (best is kept)")
+    args = parser.parse_args()
+    ks = [64, 128, 256, 512, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096]
+    lloyd_cap_s = 20.0 if args.quick else 120.0
+    tol = 1e-8
+
+    print("MG/Opt multigrid, 1-D, density 'linear', tol 1e-8 (relative gradient norm)")
+    print(f"{'k':>6} {'V-cycles':>9} {'work':>6} {'coarse work':>12} {'best time (s)':>14}")
+    cycles, times, total_work = [], [], {}
+    for k in ks:
+        problem = CVTProblem(k, "linear")
+        best = math.inf
+        for _ in range(args.repeats):
+            res = solve(problem, "multigrid", tol=tol, seed=0)
+            assert res.converged, res.message
+            best = min(best, res.wall_time_s)
+        cycles.append(res.iterations)
+        times.append(best)
+        total_work[k] = res.work + res.coarse_work
+        print(f"{k:>6} {res.iterations:>9} {res.work:>6} {res.coarse_work:>12.1f} {best:>14.4f}")
+    slope_all = fit_exponent(ks, times)
+    big = [i for i, k in enumerate(ks) if k >= 256]
+    slope_big = fit_exponent([ks[i] for i in big], [times[i] for i in big])
+    spread = max(cycles) - min(cycles)
+
+    print("\nLloyd vs multigrid at k = 1024, 1-D")
+    problem = CVTProblem(1024, "linear")
+    lloyd = solve(problem, "lloyd", tol=tol, seed=0, max_iter=10**7, max_time_s=lloyd_cap_s)
+    mg_work = total_work[1024]
+    if lloyd.converged:
+        ratio_text = f"{lloyd.work / mg_work:.0f}x (Lloyd converged in {lloyd.iterations} iterations)"
+        ratio_low = lloyd.work / mg_work
+    else:
+        ratio_low = lloyd.work / mg_work
+        est = lloyd_extrapolated_work(lloyd)
+        ratio_text = (f">= {ratio_low:.0f}x (Lloyd {lloyd.message}; it reached relative gradient "
+                      f"{lloyd.rel_grad_norm:.1e}); extrapolated from its rate: Lloyd would need ~{est:.2e} "
+                      f"evaluations, ~{est / mg_work:.1e}x")
+    print(f"  multigrid work {mg_work:.0f} evaluations (fine + coarse equivalents); Lloyd work {lloyd.work}")
+
+    print("\n2-D information (no target): density 'linear' on the unit square, k = 256")
+    p2 = CVTProblem(256, "linear", "unit-square")
+    for method in ("lbfgs", "multigrid"):
+        r = solve(p2, method, tol=tol, seed=0, max_time_s=120)
+        print(f"  {method:9s} converged={r.converged} iterations={r.iterations} work={r.work} "
+              f"coarse={r.coarse_work:.0f} time={r.wall_time_s:.2f} s")
+
+    print("\n| quantity | target | measured | met |")
+    print("|---|---|---|---|")
+    print(f"| multigrid V-cycles over k = {ks[0]}..{ks[-1]} | roughly constant (spread <= 2) | "
+          f"{min(cycles)}..{max(cycles)} (spread {spread}) | {'yes' if spread <= 2 else 'no'} |")
+    print(f"| multigrid time exponent, all k | <= 1.15 | {slope_all:.2f} | {'yes' if slope_all <= 1.15 else 'no'} |")
+    print(f"| multigrid time exponent, k >= 256 | <= 1.15 | {slope_big:.2f} | {'yes' if slope_big <= 1.15 else 'no'} |")
+    print(f"| work Lloyd / multigrid at k = 1024 | >= 10x | {ratio_text} | {'yes' if ratio_low >= 10 else 'no'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    code = main()
+    print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+    raise SystemExit(code)
