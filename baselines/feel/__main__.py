@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=args.threads)
+    with threadpool_limits(limits=args.threads):  # tiny matrices: extra BLAS threads only contend
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
