@@ -1,5 +1,6 @@
 """Centroidal Voronoi tessellations (CVT) in 1-D and 2-D: the model shared by env and solvers.
 
+>>> import numpy as np
 >>> from quant_envs.cvt import CVTProblem
 >>> p = CVTProblem(8, density="uniform", domain=(0.0, 1.0))
 >>> z = (2 * np.arange(1, 9) - 1) / 16          # the exact uniform CVT
@@ -8,8 +9,6 @@
 """
 
 from __future__ import annotations
-
-import numpy as np  # noqa: F401  (used by the doctest above)
 
 from quant_envs.cvt.density import DENSITY_NAMES, Density
 from quant_envs.cvt.domain import ConvexPolygon, Interval
