@@ -319,3 +319,21 @@ def test_cli_prints_a_table(capsys) -> None:
     assert "| uniform |" in out and "| greedy_std |" in out
     assert main(["--method", "annealing"]) == 2
     assert "--method 'annealing' is not allowed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("two_steps", [False, True])
+def test_default_task_every_method_within_budget_and_allowance(two_steps: bool) -> None:
+    # The default task (digits-mbnet, 20 retraining steps) through the environment, as train.py uses it.
+    env = MixedPrecisionEnv(two_steps_per_layer=two_steps)
+    p = env.problem
+    for method in METHODS:
+        if method == "enumeration":
+            with pytest.raises(ValueError, match="enumeration needs"):
+                solve(env, method, max_evaluations=50)
+            continue
+        before = p.num_evaluations
+        r = solve(env, method, max_evaluations=50 if two_steps else 25, seed=0)
+        assert p.is_feasible(r.policy) and r.extra["policies_evaluated"] <= (50 if two_steps else 25)
+        assert r.num_evaluations == p.num_evaluations - before
+        assert two_steps or all(w == a for w, a in r.policy)
