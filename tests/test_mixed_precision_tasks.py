@@ -51,7 +51,7 @@ def test_reward_equals_an_independent_evaluation_of_the_quantized_model() -> Non
     policy = ((3, 5), (4, 3), (2, 6), (5, 4))
     reported = problem.evaluate(policy).accuracy
 
-    fq = problem._fake_quant_model()
+    fq = problem.fake_quant_model()
     model = fq.set_policy(policy)  # only to read the chosen clip ratios / activation ranges
     wrappers = fq.wrappers
     manual = {}
@@ -129,10 +129,10 @@ def test_clip_ratio_minimises_mse_over_the_grid() -> None:
 def test_straight_through_gradients_reach_the_weights() -> None:
     task = make_task("digits-cnn")
     problem = MixedPrecisionProblem(task=task, budget_fraction=1.0, finetune_steps=0)
-    model = problem._fake_quant_model().set_policy(problem.uniform_policy(4))
+    model = problem.fake_quant_model().set_policy(problem.uniform_policy(4))
     x, y = task.train_set.tensors[0][:32], task.train_set.tensors[1][:32]
     nn.functional.cross_entropy(model(x), y).backward()
-    grads = [w.layer.weight.grad for w in problem._fake_quant_model().wrappers]
+    grads = [w.layer.weight.grad for w in problem.fake_quant_model().wrappers]
     assert all(g is not None and float(g.abs().sum()) > 0 for g in grads)
     # the task's float model is never modified by retraining
     before = [p.clone() for p in task.model.parameters()]
@@ -247,3 +247,17 @@ def test_torchvision_task_from_imagefolder_and_checkpoint(tmp_path: Path) -> Non
     assert all(torch.equal(a, b) for a, b in zip(task.model.state_dict().values(), net.state_dict().values()))
     with pytest.raises(ValueError, match="checkpoint="):
         make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / "nope.pt")
+
+
+def test_float_training_is_reproducible_whatever_the_callers_threads(tmp_path: Path) -> None:
+    # Two caches, two thread settings: the float model must come out bit-identical, or a user's
+    # numbers would depend on the machine they first trained it on.
+    states = []
+    for threads, sub in ((1, "a"), (2, "b")):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            states.append(make_task("digits-cnn", cache_dir=tmp_path / sub).model.state_dict())
+        finally:
+            torch.set_num_threads(previous)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -147,7 +147,7 @@ def hutchinson_traces(model: nn.Module, layer_names: Sequence[str], inputs: torc
 @torch.no_grad()
 def weight_perturbations(problem: MixedPrecisionProblem) -> np.ndarray:
     """[L, len(bits)]: ||Q_b(W_i) - W_i||^2 with the repository's weight quantizer."""
-    fq = problem._fake_quant_model()
+    fq = problem.fake_quant_model()
     fq.reset_weights()
     out = np.zeros((problem.num_layers, len(problem.bits)))
     for j, b in enumerate(problem.bits):
@@ -161,7 +161,7 @@ def weight_perturbations(problem: MixedPrecisionProblem) -> np.ndarray:
 def activation_perturbations(problem: MixedPrecisionProblem, inputs: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """[L, len(bits)]: ||Q_a(X_i) - X_i||^2 summed over ``inputs``, X_i the float model's layer inputs,
     Q_a the repository's calibrated activation quantizer."""
-    fq = problem._fake_quant_model()
+    fq = problem.fake_quant_model()
     fq.reset_weights()
     names = [layer.name for layer in problem.layers]
     model = problem.task.model

@@ -9,9 +9,9 @@ A solver searches the same space as the environment it is compared with:
 A *choice vector* holds, per layer, an index into that layer's allowed ``(w, a)`` pairs
 (:attr:`SearchSpace.pairs`), which are listed in ascending (w, a) order.
 
-:func:`allowed_at_step` is the exact mask of the environments written once for solvers: a
-``(w, a)`` pair of a layer is allowed iff some completion of the layers still open fits the
-budget. ``MixedPrecisionEnv.action_masks`` computes the same thing inline and could call it.
+:func:`allowed_at_step` is the environments' exact mask (``MixedPrecisionProblem.allowed_pairs``,
+written once in the problem model): a ``(w, a)`` pair of a layer is allowed iff some completion of
+the layers still open fits the budget.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quant_envs.mixed_precision.problem import _RELATIVE_SLACK, MixedPrecisionProblem, Policy
+from quant_envs.mixed_precision.problem import RELATIVE_SLACK, MixedPrecisionProblem, Policy
 
 
 def allowed_at_step(problem: MixedPrecisionProblem, layer: int, spent: float, equal_bits: bool,
@@ -32,11 +32,7 @@ def allowed_at_step(problem: MixedPrecisionProblem, layer: int, spent: float, eq
     left-to-right order, from ``problem.min_completion``). With ``equal_bits`` only ``w == a`` pairs
     are allowed. Same comparison as the environments (budget with a 1e-9 relative slack).
     """
-    if rest_min is None:
-        rest_min = float(problem.min_completion(problem.budget_metric, equal_bits)[layer + 1])
-    table = problem.layer_costs(problem.budget_metric)[layer]
-    fits = spent + table + rest_min <= problem.budget * (1 + _RELATIVE_SLACK)
-    return problem.allowed_grid(equal_bits)[layer] & fits
+    return problem.allowed_pairs(layer, spent, equal_bits, rest_min)
 
 
 class SearchSpace:
@@ -63,7 +59,7 @@ class SearchSpace:
         self.layer_min = np.array([c.min() for c in self.costs])
         self.top = [int(np.lexsort((w[:, 1], w[:, 0]))[-1]) for w in self.widths]
         self.min_next = problem.min_completion(problem.budget_metric, self.equal_bits)
-        self.limit = problem.budget * (1 + _RELATIVE_SLACK)
+        self.limit = problem.budget * (1 + RELATIVE_SLACK)
         self.sizes = np.array([len(p) for p in self.pairs])
 
     # ------------------------------------------------------------------------ conversions

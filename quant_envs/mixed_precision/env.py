@@ -12,7 +12,6 @@ from gymnasium import spaces
 from quant_envs._checks import check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.problem import (
-    _RELATIVE_SLACK,
     METRIC_UNITS,
     Evaluation,
     MixedPrecisionProblem,
@@ -161,8 +160,6 @@ class MixedPrecisionEnv(gym.Env):
         cost8 = metric_table[:, -1, -1]
         self._static = features.static_features(p.layers, p.weight_std, cost8 / cost8.sum())
         self._table = metric_table
-        self._min_next = p.min_completion(p.budget_metric, equal_bits=not self.two_steps_per_layer)
-        self._limit = p.budget * (1 + _RELATIVE_SLACK)
         self._enforce_budget = True
         self._reset_state()
 
@@ -193,9 +190,10 @@ class MixedPrecisionEnv(gym.Env):
         if self._t >= self.num_steps:
             return np.ones(len(self.bits), dtype=bool)
         i = self._layer
-        ok = self.problem.allowed[i]
         if self._enforce_budget:
-            ok = ok & (self._spent + self._table[i] + self._min_next[i + 1] <= self._limit)  # [w, a]
+            ok = self.problem.allowed_pairs(i, self._spent, equal_bits=not self.two_steps_per_layer)  # [w, a]
+        else:
+            ok = self.problem.allowed[i]
         if not self.two_steps_per_layer:
             return ok.diagonal().copy()
         return ok.any(axis=1) if self._is_weight_step else ok[self._w_idx[i]].copy()

@@ -32,7 +32,8 @@ METRIC_UNITS = {"latency": "s", "energy": "J", "size": "B"}
 #: One (weight bits, activation bits) pair per quantizable layer.
 Policy = tuple[tuple[int, int], ...]
 
-_RELATIVE_SLACK = 1e-9  # float round-off when comparing summed costs with the budget
+#: Relative slack when comparing summed costs with the budget (float round-off of the sums).
+RELATIVE_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Evaluation:
 
     @property
     def within_budget(self) -> bool:
-        return self.budget_used <= 1.0 + _RELATIVE_SLACK
+        return self.budget_used <= 1.0 + RELATIVE_SLACK
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -144,6 +145,7 @@ class MixedPrecisionProblem:
                 self.allowed[i] = False
                 self.allowed[i, eight, eight] = True
 
+        self._min_completion: dict[tuple[str, bool], np.ndarray] = {}
         self.reference_cost = self.cost(self.uniform_policy(max(self.bits)))  # all-8-bit, by metric
         self.min_cost = float(self.min_completion(self.budget_metric, equal_bits=False)[0])
         if budget is None:
@@ -151,7 +153,7 @@ class MixedPrecisionProblem:
             self.budget = budget_fraction * self.reference_cost[self.budget_metric]
         else:
             self.budget = check_float("budget", budget, min_value=0.0, min_inclusive=False)
-        if self.budget < self.min_cost * (1 - _RELATIVE_SLACK):
+        if self.budget < self.min_cost * (1 - RELATIVE_SLACK):
             ref = self.reference_cost[self.budget_metric]
             unit = METRIC_UNITS[self.budget_metric]
             raise ValueError(
@@ -216,7 +218,7 @@ class MixedPrecisionProblem:
         return {m: float(self.layer_costs(m)[rows, w, a].sum()) for m in METRICS}
 
     def is_feasible(self, policy: Policy) -> bool:
-        return self.cost(policy)[self.budget_metric] <= self.budget * (1 + _RELATIVE_SLACK)
+        return self.cost(policy)[self.budget_metric] <= self.budget * (1 + RELATIVE_SLACK)
 
     def allowed_grid(self, equal_bits: bool) -> np.ndarray:
         """The per-layer allowed (w, a) grid; ``equal_bits`` keeps only w == a (one step per layer)."""
@@ -226,7 +228,24 @@ class MixedPrecisionProblem:
 
     def min_completion(self, metric: str, equal_bits: bool) -> np.ndarray:
         """[layers + 1]: the least cost of layers i.. over allowed choices (0 at the end)."""
-        return np.asarray(self.costs.min_completion_cost(metric, allowed=self.allowed_grid(equal_bits)))
+        key = (metric, bool(equal_bits))
+        if key not in self._min_completion:
+            self._min_completion[key] = np.asarray(
+                self.costs.min_completion_cost(metric, allowed=self.allowed_grid(equal_bits)))
+        return self._min_completion[key]
+
+    def allowed_pairs(self, layer: int, spent: float, equal_bits: bool, rest_min: float | None = None) -> np.ndarray:
+        """The exact mask: the [w-bits, a-bits] grid of ``layer``'s pairs that keep the budget reachable.
+
+        ``spent`` is the budget-metric cost of the layers already chosen; ``rest_min`` the least cost
+        of the layers still open besides ``layer`` (default: layers ``layer + 1 ..``, the
+        environments' order). A pair is allowed iff some completion of the open layers fits.
+        """
+        if rest_min is None:
+            rest_min = float(self.min_completion(self.budget_metric, equal_bits)[layer + 1])
+        table = self.layer_costs(self.budget_metric)[layer]
+        fits = spent + table + rest_min <= self.budget * (1 + RELATIVE_SLACK)
+        return self.allowed_grid(equal_bits)[layer] & fits
 
     def budget_fractions(self, costs: dict[str, float]) -> dict[str, float]:
         return {m: costs[m] / self.reference_cost[m] for m in METRICS}
@@ -235,7 +254,8 @@ class MixedPrecisionProblem:
     def _float_weight(self, i: int):
         return self.task.model.get_submodule(self.layers[i].name).weight.detach()
 
-    def _fake_quant_model(self):
+    def fake_quant_model(self):
+        """The task's model wrapped for fake quantization (built once, shared between evaluations)."""
         if self._fq is None:
             from quant_envs.mixed_precision.quantize import FakeQuantModel
 
@@ -247,7 +267,7 @@ class MixedPrecisionProblem:
         """The task's model quantized with ``policy`` and retrained (a model shared between calls)."""
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
-        fq = self._fake_quant_model()
+        fq = self.fake_quant_model()
         fq.reset_weights()
         model = fq.set_policy(pol)
         return self.task.finetune(model, steps, seed=self.eval_seed)

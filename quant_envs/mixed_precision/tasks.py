@@ -121,7 +121,7 @@ def _digits_task(name: str, build: Callable[[], nn.Module], *, seed: int, train_
         return TensorDataset(torch.from_numpy(split.x.copy()), torch.from_numpy(split.y.copy()))
 
     train_set, val_set, test_set = tensors(splits.train), tensors(splits.val), tensors(splits.test)
-    config = {"seed": seed, "steps": train_steps_, "lr": lr, "weight_decay": 1e-4, "batch": 64, "v": 1}
+    config = {"seed": seed, "steps": train_steps_, "lr": lr, "weight_decay": 1e-4, "batch": 64, "v": 2}  # v2: trained single-threaded (reproducible)
 
     def seeded_build() -> nn.Module:
         torch.manual_seed(seed)  # initial weights
