@@ -165,8 +165,10 @@ class MGOpt:
             self._memories[k] = LBFGSMemory(self.opt.memory)
         return self._memories[k]
 
-    def _smooth(self, obj: Objective, p: Point, steps: int) -> Point:
+    def _smooth(self, obj: Objective, p: Point, steps: int, stop_below: float = 0.0) -> Point:
         for _ in range(steps):
+            if float(np.linalg.norm(p.g)) <= stop_below:
+                break
             if self.opt.smoother == "lbfgs":
                 q = lbfgs_iteration(obj, p, self._memory(obj.problem.k))
             else:
@@ -210,15 +212,21 @@ class MGOpt:
         return self._refs[level]
 
     # ------------------------------------------------------------------ the V-cycle
-    def cycle(self, p: Point, level: int = 0, obj: Objective | None = None) -> Point:
-        """One V-cycle from the evaluated point ``p`` on ``level``; returns the new evaluated point."""
+    def cycle(self, p: Point, level: int = 0, obj: Objective | None = None, stop_below: float = 0.0) -> Point:
+        """One V-cycle from the evaluated point ``p`` on ``level``; returns the new evaluated point.
+
+        ``stop_below`` (finest level): return as soon as a point with ||grad|| <= stop_below has
+        been evaluated (skipping the rest of the cycle), so the last cycle does no extra work.
+        """
         obj = obj if obj is not None else Objective(self.fine)
         problem = obj.problem
         if (self.mode == "restrict" and problem.k <= self.opt.coarsest) or (
             self.mode == "reference" and level == len(self.sizes) - 1
         ):
             return self._solve_coarsest(obj, p)
-        p = self._smooth(obj, p, self.opt.nu1)
+        p = self._smooth(obj, p, self.opt.nu1, stop_below)
+        if float(np.linalg.norm(p.g)) <= stop_below:
+            return p
         if self.mode == "restrict":
             transfer = build_transfer(p.z, problem.dim, self.opt.prolongation)
             coarse = self._problem(transfer.k_coarse)
@@ -246,7 +254,7 @@ class MGOpt:
             p = q
         else:
             self.rejected += 1
-        return self._smooth(obj, p, self.opt.nu2)
+        return self._smooth(obj, p, self.opt.nu2, stop_below)
 
 
 def interpolation(z: np.ndarray, nodes: np.ndarray, problem: CVTProblem):

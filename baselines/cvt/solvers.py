@@ -47,6 +47,7 @@ class CVTResult:
     coarse_work: float = 0.0  # multigrid: coarse-level passes in fine-pass equivalents
     energies: np.ndarray = field(default_factory=lambda: np.zeros(0))
     work_history: np.ndarray = field(default_factory=lambda: np.zeros(0))  # work + coarse work at each grad_norms entry
+    cpu_time_s: float = 0.0  # process CPU time (robust to other load on the machine, unlike wall time)
 
     @property
     def rel_grad_norm(self) -> float:
@@ -105,8 +106,11 @@ def solve(
         raise TypeError(f"method='lloyd' takes no options, got {sorted(options)}")
     if method == "lbfgs" and set(options) - {"memory"}:
         raise TypeError(f"method='lbfgs' takes only the option 'memory', got {sorted(options)}")
+    cpu0 = time.process_time()
     start = time.perf_counter()
-    return runner(own, z0, tol, max_iter, max_time_s, start, **options)
+    res = runner(own, z0, tol, max_iter, max_time_s, start, **options)
+    res.cpu_time_s = time.process_time() - cpu0
+    return res
 
 
 class _Budget:
@@ -220,7 +224,7 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
         stop = state["stop"]
         if stop is not None or norms[-1] <= target:
             break
-        stop = f"scipy L-BFGS-B stopped: {res.message}"
+        stop = f"scipy L-BFGS-B stopped, no measurable energy decrease: {res.message}"
         if norms[-1] > 0.9 * before:  # a restart with fresh memory no longer helps
             break
     if norms[-1] <= target:
@@ -245,7 +249,7 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
         stop = budget.reason(it)
         if stop is not None:
             break
-        p = mg.cycle(p)
+        p = mg.cycle(p, stop_below=target)
         it += 1
         norms.append(float(np.linalg.norm(p.g)))
         energies.append(p.f)
