@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from quant_envs._io import atomic_path, atomic_write_text
-from quant_envs._render import new_figure
+from quant_envs._io import atomic_write_text
+from quant_envs._render import new_figure, save_figure
 
 
 def iqm(values: Sequence[float]) -> float:
@@ -55,11 +55,6 @@ def markdown_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]
     rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
     body = ["| " + " | ".join(fmt(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
     return "\n".join([head, rule, *body]) + "\n"
-
-
-def save_figure(fig: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
 
 
 def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budget_line: float | None,

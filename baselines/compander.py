@@ -39,7 +39,7 @@ import numpy as np
 from scipy import optimize
 
 from quant_envs._checks import check_choice, check_float, check_int
-from quant_envs._io import atomic_path, atomic_write_text
+from quant_envs._io import atomic_write_text
 from quant_envs.compander.compressor import (
     ALawCompressor,
     Compressor,
@@ -477,12 +477,10 @@ def plot_dynamic_range(
     curves: dict[str, dict[str, QuantizerResult]], variance_db: np.ndarray, path: Path, levels: int
 ) -> Path:
     """SQNR against input variance (dB relative to the design variance) per source and method."""
-    import matplotlib
+    from quant_envs._render import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(6.0 * len(curves), 4.8), squeeze=False)
+    fig = new_figure(6.0 * len(curves), 4.8, dpi=100)
+    axes = fig.subplots(1, len(curves), squeeze=False)
     for ax, (name, designs) in zip(axes[0], curves.items(), strict=True):
         for label, res in designs.items():
             ax.plot(variance_db, res.sqnr_vs_variance(variance_db), label=label)
@@ -493,9 +491,7 @@ def plot_dynamic_range(
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0.0, 0.07, 1.0, 1.0))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

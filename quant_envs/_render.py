@@ -19,3 +19,12 @@ def figure_to_rgb(fig) -> np.ndarray:
     """Draw ``fig`` (made by :func:`new_figure`) and return its pixels as uint8 [H, W, 3]."""
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def save_figure(fig, path, dpi: int = 120):
+    """Write ``fig`` to ``path`` atomically (the format follows the extension); return the path."""
+    from quant_envs._io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    return path

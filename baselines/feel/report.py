@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from baselines.feel import FeelSolveResult, solve
-from quant_envs._io import atomic_path, atomic_write_text
+from quant_envs._io import atomic_write_text
 from quant_envs.feel.scenario import Scenario, make_scenario
 
 #: (label, method, keyword arguments) of every solver in the comparison, AO first.
@@ -90,12 +90,10 @@ def sweep(values: Sequence[float], make: Callable[[float, int], Scenario], seeds
 
 
 def plot_sweep(path: Path, x: np.ndarray, curves: dict[str, np.ndarray], xlabel: str, title: str, logx: bool = True) -> None:
-    import matplotlib
+    from quant_envs._render import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = new_figure(6.4, 4.2, dpi=100)
+    ax = fig.subplots()
     for (lab, y), marker in zip(curves.items(), "os^vD", strict=False):
         ax.plot(x, y, marker=marker, label=lab)
     if logx:
@@ -107,20 +105,16 @@ def plot_sweep(path: Path, x: np.ndarray, curves: dict[str, np.ndarray], xlabel:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_fit(path: Path, report, title: str) -> None:
     """Seed-mean gap curves of the fit against the fitted closed form."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from quant_envs._render import new_figure, save_figure
 
     conv = report.convergence
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = new_figure(6.4, 4.2, dpi=100)
+    ax = fig.subplots()
     for i, (curve, q) in enumerate(zip(report.curves, report.q_sums, strict=True)):
         n = np.arange(1, len(curve) + 1)
         s = int(report.level_configs[i, 0])
@@ -136,9 +130,7 @@ def plot_fit(path: Path, report, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def predicted_vs_simulated(scenarios: Sequence[tuple[str, Scenario]], *, seeds: int = 4, max_rounds: int = 4000,
@@ -164,12 +156,10 @@ def predicted_vs_simulated(scenarios: Sequence[tuple[str, Scenario]], *, seeds: 
 
 
 def plot_predicted_vs_simulated(path: Path, table: Table) -> None:
-    import matplotlib
+    from quant_envs._render import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    fig = new_figure(5.2, 5.0, dpi=100)
+    ax = fig.subplots()
     pred = np.array([r[6] for r in table.rows], dtype=float)
     sim = np.array([r[7] for r in table.rows], dtype=float)
     for sc_name, marker in zip(sorted({r[0] for r in table.rows}), "os^v", strict=False):
@@ -189,6 +179,4 @@ def plot_predicted_vs_simulated(path: Path, table: Table) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -56,12 +56,6 @@ def _ordered(x: np.ndarray, lo: float, hi: float, gap: float) -> np.ndarray:
     return x
 
 
-def _figure_to_rgb(fig: Any) -> np.ndarray:
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
-    return np.ascontiguousarray(rgba[..., :3])
-
-
 class SplineCompanderEnv(gym.Env):
     """Optimise the segment threshold(s) of the spline-approximated optimal compander.
 
@@ -229,15 +223,13 @@ class SplineCompanderEnv(gym.Env):
         if self.render_mode == "ansi":
             t = ", ".join(f"{v:.4f}" for v in self._u * x_max)
             return f"step {self._steps}/{self.max_steps}: t = [{t}] (x_max = {x_max:.4f}), SQNR {self._sqnr:.4f} dB, optimal compander {oc:.4f} dB\n"
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from quant_envs._render import figure_to_rgb, new_figure
 
         target = OptimalCompressor(source=self.source, x_max=x_max)
         spline = fit_spline_compressor(target, self._u * x_max, degree=self.degree, fit=self.fit)
         x = np.linspace(0.0, x_max, 300)
-        fig, ax = plt.subplots(figsize=(4.0, 3.0), dpi=80)
+        fig = new_figure(4.0, 3.0, dpi=80)
+        ax = fig.subplots()
         ax.plot(x, target(x), label="optimal compressor")
         ax.plot(x, spline(x), "--", label=f"spline, degree {self.degree}")
         for t in self._u * x_max:
@@ -247,8 +239,7 @@ class SplineCompanderEnv(gym.Env):
         ax.set_title(f"SQNR {self._sqnr:.3f} dB", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        frame = _figure_to_rgb(fig)
-        plt.close(fig)
+        frame = figure_to_rgb(fig)
         return frame
 
 
@@ -414,14 +405,12 @@ class ScalarQuantizerEnv(gym.Env):
                 f"step {self._steps}/{self.max_steps}: t = [{t}], D = {self._dist:.6g} "
                 f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
             )
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from quant_envs._render import figure_to_rgb, new_figure
 
         b = self._bound
         x = np.linspace(-b, b, 400)
-        fig, ax = plt.subplots(figsize=(4.0, 3.0), dpi=80)
+        fig = new_figure(4.0, 3.0, dpi=80)
+        ax = fig.subplots()
         ax.plot(x, self.source.pdf(x), color="black", lw=1.0)
         for t in self._t:
             ax.axvline(t, color="tab:blue", lw=0.8)
@@ -432,6 +421,5 @@ class ScalarQuantizerEnv(gym.Env):
         ax.set_ylabel("density f(x)")
         ax.set_title(f"{sqnr_db(self._dist):.2f} dB (Lloyd-Max {sqnr_db(d_opt):.2f} dB)", fontsize=9)
         fig.tight_layout()
-        frame = _figure_to_rgb(fig)
-        plt.close(fig)
+        frame = figure_to_rgb(fig)
         return frame
