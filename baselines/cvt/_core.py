@@ -66,13 +66,12 @@ def line_search(obj: Objective, p0: Point, direction: np.ndarray, max_steps: int
     [0.05, 8]). Falls back to halving. A point is accepted if it satisfies Armijo up to rounding.
     """
     alpha = 1.0
-    best: Point | None = None
     for _ in range(max_steps):
         z1 = obj.project(p0.z + alpha * direction)
         s = z1 - p0.z
         d0 = float(np.sum(p0.g * s))
         if not d0 < 0.0:
-            return best
+            return None
         p1 = obj.at(z1)
         tol = _ROUNDING * (p0.scale + p1.scale)
         ok = p1.f <= p0.f + _ARMIJO * d0 + tol
@@ -95,7 +94,7 @@ def line_search(obj: Objective, p0: Point, direction: np.ndarray, max_steps: int
         if ok:
             return p1
         alpha *= 0.5
-    return best
+    return None
 
 
 def newton_cg_direction(
