@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from baselines.cvt.solvers import METHODS, CVTResult, solve
-from quant_envs._io import atomic_path, atomic_write_text
+from quant_envs._io import atomic_write_text
+from quant_envs._render import new_figure, save_figure
 from quant_envs.cvt import CVTProblem
 
 K_1D = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -70,6 +71,7 @@ def run_study(
     lloyd_max_iter: int = 1_000_000,
     seed: int = 0,
     log=print,
+    picture_k: tuple[int, int] = (256, 256),
 ) -> list[StudyRow]:
     """Run every (dimension, k, method), write the table, CSV and figures; return the rows."""
     out = Path(out)
@@ -87,7 +89,7 @@ def run_study(
                 log(f"  {dim}-D k={k:5d} {method:9s} {'ok  ' if res.converged else 'stop'} it={res.iterations:7d} "
                     f"work={res.work:7d} wall={res.wall_time_s:7.2f}s cpu={res.cpu_time_s:7.2f}s "
                     f"rel.grad={res.rel_grad_norm:.1e}")
-    write_outputs(out, rows, histories, density, tol)
+    write_outputs(out, rows, histories, density, tol, picture_k)
     return rows
 
 
@@ -108,7 +110,8 @@ def format_table(rows: Sequence[StudyRow], tol: float) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, rows: Sequence[StudyRow], histories: dict, density: str, tol: float) -> None:
+def write_outputs(out: Path, rows: Sequence[StudyRow], histories: dict, density: str, tol: float,
+                  picture_k: tuple[int, int] = (256, 256)) -> None:
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     fields = list(StudyRow.__dataclass_fields__)
@@ -121,21 +124,12 @@ def write_outputs(out: Path, rows: Sequence[StudyRow], histories: dict, density:
     atomic_write_text(out / "convergence.md", f"CVT convergence study, density '{density}', tol {tol:g}\n\n{table}\n")
     _plot_convergence(out / "convergence.png", rows, tol)
     _plot_histories(out / "histories.png", histories)
-    _plot_density_1d(out / "density_1d.png")
-    _plot_tessellation_2d(out / "tessellation_2d.png")
-
-
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
+    _plot_density_1d(out / "density_1d.png", picture_k[0])
+    _plot_tessellation_2d(out / "tessellation_2d.png", picture_k[1])
 
 
 def _plot_convergence(path: Path, rows: Sequence[StudyRow], tol: float) -> None:
-    fig = _figure(10, 4)
+    fig = new_figure(10, 4)
     axes = fig.subplots(1, 2)
     colors = {"lloyd": "C0", "lbfgs": "C1", "multigrid": "C2"}
     for dim, ls in ((1, "-"), (2, "--")):
@@ -160,12 +154,11 @@ def _plot_convergence(path: Path, rows: Sequence[StudyRow], tol: float) -> None:
     fig.suptitle(f"CVT solvers to relative gradient norm {tol:g}; multigrid work includes coarse levels "
                  "(open triangles: stopped by a cap)", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_histories(path: Path, histories: dict) -> None:
-    fig = _figure(10, 4)
+    fig = new_figure(10, 4)
     axes = fig.subplots(1, 2)
     for ax, dim in zip(axes, (1, 2), strict=True):
         ks = sorted({k for (d, k, _) in histories if d == dim})
@@ -185,13 +178,12 @@ def _plot_histories(path: Path, histories: dict) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_density_1d(path: Path, k: int = 256) -> None:
     """Point density 1 / (k (z_{i+1} - z_i)) of 1-D CVTs against rho^(1/3) / int rho^(1/3)."""
-    fig = _figure(10, 3.6)
+    fig = new_figure(10, 3.6)
     axes = fig.subplots(1, 2)
     for ax, name in zip(axes, ("linear", "gaussian"), strict=True):
         problem = CVTProblem(k, name)
@@ -207,15 +199,14 @@ def _plot_density_1d(path: Path, k: int = 256) -> None:
         ax.set_title(f"density '{name}'", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_tessellation_2d(path: Path, k: int = 256) -> None:
     problem = CVTProblem(k, "gaussian", "unit-square")
     res = solve(problem, "multigrid", tol=1e-8, seed=0)
     z = res.generators
-    fig = _figure(5.2, 5)
+    fig = new_figure(5.2, 5)
     ax = fig.add_subplot(1, 1, 1)
     g = np.linspace(0, 1, 200)
     xx, yy = np.meshgrid(g, g)
@@ -231,8 +222,7 @@ def _plot_tessellation_2d(path: Path, k: int = 256) -> None:
     ax.set_ylabel("y")
     ax.set_title(f"2-D CVT, k = {k}, density 'gaussian' (grey), E = {res.energy:.4e}", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
