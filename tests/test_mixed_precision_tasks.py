@@ -261,3 +261,12 @@ def test_float_training_is_reproducible_whatever_the_callers_threads(tmp_path: P
         finally:
             torch.set_num_threads(previous)
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
+    from quant_envs._io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "x.txt", "hello")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.read_text() == "hello" and (path.stat().st_mode & 0o777) == 0o666 & ~mask
