@@ -112,3 +112,32 @@ def test_gym_make_and_render() -> None:
     env2.reset(seed=0)
     env2.step(env2.action_space.sample())
     assert "round 1" in env2.render()
+
+
+@pytest.mark.parametrize(
+    "action",
+    [np.full(8, np.nan), np.r_[np.zeros(7), np.inf], np.zeros(3), np.zeros((8, 1)), np.zeros((2, 4)), "x"],
+    ids=["nan", "inf", "short", "column", "matrix", "string"],
+)
+def test_allocation_env_rejects_bad_actions_by_name(action) -> None:
+    # K = 4: the action space is (8,); before the check NaN reached project_shares (IndexError).
+    env = FeelAllocationEnv(num_devices=4, scenario_seed=0)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action.*expected.*8 finite numbers.*\[-1, 1\]") as err:
+        env.step(action)
+    if not isinstance(action, str):
+        assert str(np.shape(action)) in str(err.value)  # the message names the value's shape
+    # Finite values outside the box are still clipped (the documented behaviour), not rejected.
+    _, reward, *_ = env.step(np.full(8, 5.0))
+    assert np.isfinite(reward)
+
+
+def test_training_env_rejects_bad_actions_by_name() -> None:
+    env = FeelTrainingEnv(num_devices=4)
+    env.reset(seed=0)
+    for action in (np.full(4, np.nan), np.full(4, 1.5), np.zeros((4, 1)), np.zeros(5)):
+        with pytest.raises(ValueError, match=r"action.*expected.*4 integer indices.*\[0, 6\)"):
+            env.step(action)
+    assert env.sim.round == 0  # nothing was simulated for a rejected action
+    env.step(np.array([0.0, 1.0, 2.0, 5.0]))  # integral floats are fine indices
+    assert env.sim.round == 1

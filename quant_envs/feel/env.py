@@ -55,6 +55,23 @@ def device_features(scenario: Scenario) -> np.ndarray:
     return np.clip(feats, 0.0, 1.0)
 
 
+def _action_array(action: Any, shape: tuple[int, ...], allowed: str) -> np.ndarray:
+    """``action`` as a finite float64 array of exactly ``shape``, else ValueError naming what is allowed.
+
+    Checked before any arithmetic: NaN survives ``np.clip`` and a wrong shape would otherwise
+    surface as an IndexError deep inside the bandwidth projection.
+    """
+    try:
+        a = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"action={action!r} is not allowed; expected {allowed}") from None
+    if a.shape != shape:
+        raise ValueError(f"action has shape {a.shape}, which is not allowed; expected shape {shape}: {allowed}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action with shape {a.shape} holds NaN or inf ({a[~np.isfinite(a)][:5].tolist()}), which is not allowed; expected {allowed}")
+    return a
+
+
 def _check_render_mode(render_mode: str | None, modes: list[str]) -> str | None:
     if render_mode is not None:
         check_choice("render_mode", render_mode, modes)
@@ -84,6 +101,8 @@ class FeelAllocationEnv(gym.Env):
     replaced by their Euclidean projection onto {x : x_k >= min_share, sum_k x_k <= 1}
     (sort-based simplex projection; shares already inside are only raised to ``min_share``),
     so the limit sum_k B_k <= B is never broken; B_k = x_k B. Unused bandwidth is wasted.
+    Finite entries outside [-1, 1] are clipped to it; NaN, inf or any shape other than (2K,)
+    raise ValueError.
 
     ## Observation Space
     ``Box(0, 1, (5K + 1,), float32)``: for each device k (row-major, K rows of 5), all computed
@@ -155,10 +174,9 @@ class FeelAllocationEnv(gym.Env):
 
     def decode_action(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """(levels, bandwidth in Hz, projected?) for an action of the action space."""
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
-        if a.shape != (2 * self.num_devices,):
-            raise ValueError(f"action must have shape ({2 * self.num_devices},), got {np.shape(action)}")
         k = self.num_devices
+        a = _action_array(action, (2 * k,), f"{2 * k} finite numbers (K levels, then K bandwidth shares) in [-1, 1]")
+        a = np.clip(a, -1.0, 1.0)  # finite values outside the box are clipped, as the box's own bounds
         bits = 1.0 + (a[:k] + 1.0) / 2.0 * (np.log2(self.max_levels + 1.0) - 1.0)
         levels = np.clip(np.round(np.exp2(bits) - 1.0), 1, self.max_levels).astype(np.int64)
         shares = (a[k:] + 1.0) / 2.0
@@ -224,6 +242,7 @@ class FeelTrainingEnv(gym.Env):
     ``MultiDiscrete([len(level_menu)] * K)``: entry k indexes ``level_menu`` for device k. The
     default menu (1, 3, 7, 15, 127, 0) is QSGD with 2, 3, 4, 5 and 8 bits per coordinate
     (sign + log2(s + 1) level bits) and 0 = unquantized float32.
+    Indices out of range, non-integers, NaN/inf or a shape other than (K,) raise ValueError.
 
     ## Observation Space
     ``Box(0, 1, (6K + 4,), float32)``: for each device k (K rows of 6): the five static
@@ -332,10 +351,12 @@ class FeelTrainingEnv(gym.Env):
     def step(self, action):
         if self.sim is None:
             raise RuntimeError("call reset() before step()")
-        a = np.asarray(action, dtype=np.int64).reshape(-1)
-        if a.shape != (self.num_devices,) or np.any(a < 0) or np.any(a >= len(self.level_menu)):
-            raise ValueError(f"action must be {self.num_devices} indices in [0, {len(self.level_menu)}), got {action!r}")
-        levels = self.level_menu[a]
+        allowed = f"{self.num_devices} integer indices into level_menu, each in [0, {len(self.level_menu)})"
+        a = _action_array(action, (self.num_devices,), allowed)
+        bad = (a != np.round(a)) | (a < 0) | (a >= len(self.level_menu))
+        if np.any(bad):
+            raise ValueError(f"action={a[bad][:5].tolist()} (devices {np.flatnonzero(bad)[:5].tolist()}) is not allowed; expected {allowed}")
+        levels = self.level_menu[a.astype(np.int64)]
         if self.bandwidth_mode == "min_max":
             split = min_max_bandwidth(self.scenario, levels)
             bandwidth, round_time = split.bandwidth, float(split.latency)
