@@ -237,9 +237,9 @@ def compare(
     import gymnasium as gym
 
     from agents import AGENTS
-    from agents.reporting import bootstrap_ci, compare_figure, iqm, markdown_table, write_csv
+    from agents.reporting import bootstrap_ci, compare_figure, iqm
     from baselines.mixed_precision import METHODS
-    from quant_envs._io import atomic_write_text
+    from quant_envs._io import atomic_write_csv, atomic_write_text, markdown_table
 
     _check_env_id(env_id)
     if env_id not in MIXED_PRECISION_IDS:
@@ -292,8 +292,8 @@ def compare(
                      "evaluations": sum(r["reward_evaluations"] for r in mine) / len(mine),
                      "wall_time_s": sum(r["wall_time_s"] for r in mine) / len(mine)})
     out = Path(out)
-    write_csv(out / "runs.csv", runs)
-    write_csv(out / "summary.csv", rows)
+    atomic_write_csv(out / "runs.csv", runs)
+    atomic_write_csv(out / "summary.csv", rows)
     columns = [("method", "method"), ("kind", "kind"), ("test_mean", "test acc. mean"), ("test_iqm", "test acc. IQM"),
                ("ci_low", "95% CI low"), ("ci_high", "95% CI high"), ("val_mean", "val. acc. mean"),
                ("evaluations", "reward evaluations"), ("wall_time_s", "wall time [s]")]

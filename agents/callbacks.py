@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from quant_envs._io import atomic_path, atomic_write_json, atomic_write_text
+from quant_envs._io import atomic_path, atomic_write_csv, atomic_write_json
 
 #: Columns of evaluations.csv (those an environment does not report are left empty).
 RECORD_FIELDS = (
@@ -82,12 +80,8 @@ class EpisodeRecorder(BaseCallback):
         self.num_evaluations = int(state.get("num_evaluations", 0))
 
     def write_csv(self, path: Path) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for r in self.records:
-            writer.writerow({**r, "policy": json.dumps(r["policy"]) if "policy" in r else ""})
-        atomic_write_text(path, buf.getvalue())
+        rows = [{**r, "policy": json.dumps(r["policy"]) if "policy" in r else ""} for r in self.records]
+        atomic_write_csv(path, rows, RECORD_FIELDS)
 
 
 class AtomicCheckpoint(BaseCallback):

@@ -7,8 +7,6 @@ bootstrap confidence interval (``scipy.stats.bootstrap``, seeded).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from quant_envs._io import atomic_write_text
 from quant_envs._render import new_figure, save_figure
 
 
@@ -33,28 +30,6 @@ def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, seed: int = 
     res = stats.bootstrap((x,), np.mean, confidence_level=confidence, method="percentile",
                           n_resamples=10_000, random_state=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], fields: Sequence[str] | None = None) -> None:
-    fields = list(fields or (rows[0].keys() if rows else []))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def markdown_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """``columns`` = (key, header); floats are printed with 4 significant decimals."""
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
-        return str(v)
-
-    head = "| " + " | ".join(h for _, h in columns) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
-    body = ["| " + " | ".join(fmt(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
-    return "\n".join([head, rule, *body]) + "\n"
 
 
 def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budget_line: float | None,

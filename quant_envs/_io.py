@@ -7,10 +7,12 @@ renames it over the destination (``os.replace`` is atomic on POSIX and Windows).
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,4 +76,32 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def atomic_write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]],
+                     fields: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` (dicts) as CSV with a header to ``path`` atomically; keys not in ``fields`` are dropped."""
+    fields = list(fields if fields is not None else (rows[0].keys() if rows else []))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def _default_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
+                   floatfmt: Callable[[Any], str] | None = None) -> str:
+    """A GitHub markdown table: ``columns`` are (key, header) pairs; the first column is left-aligned,
+    the others right-aligned; ``floatfmt`` formats each cell (default: floats to 4 decimals)."""
+    cell = floatfmt or _default_cell
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+    body = ["| " + " | ".join(cell(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
+    return "\n".join([head, rule, *body]) + "\n"
 

@@ -16,8 +16,6 @@ All methods of one (dimension, k) start from the same generators (uniform, seede
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from baselines.cvt.solvers import METHODS, CVTResult, solve
-from quant_envs._io import atomic_write_text
+from quant_envs._io import atomic_write_csv, atomic_write_text
 from quant_envs._render import new_figure, save_figure
 from quant_envs.cvt import CVTProblem
 
@@ -113,13 +111,8 @@ def format_table(rows: Sequence[StudyRow], tol: float) -> str:
 def write_outputs(out: Path, rows: Sequence[StudyRow], histories: dict, density: str, tol: float,
                   picture_k: tuple[int, int] = (256, 256)) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
     fields = list(StudyRow.__dataclass_fields__)
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({f: getattr(r, f) for f in fields})
-    atomic_write_text(out / "convergence.csv", buf.getvalue())
+    atomic_write_csv(out / "convergence.csv", [{f: getattr(r, f) for f in fields} for r in rows], fields)
     table = format_table(rows, tol)
     atomic_write_text(out / "convergence.md", f"CVT convergence study, density '{density}', tol {tol:g}\n\n{table}\n")
     _plot_convergence(out / "convergence.png", rows, tol)
