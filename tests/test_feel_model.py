@@ -23,7 +23,7 @@ from quant_envs.feel import (
     uplink_rate,
 )
 from quant_envs.feel.quantizer import qsgd_quantize
-from quant_envs.feel.training_time import device_latency
+from quant_envs.feel.training_time import device_latency, time_breakdown, total_time_unchecked
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +160,28 @@ def test_total_time_independent_computation(scenario) -> None:
     n = (conv.a0**conv.p + (conv.a1 * big_q) ** conv.p) ** (1 / conv.p) / conv.target_gap - conv.gamma
     assert total_time(scenario, levels, bw) == pytest.approx(n * latency, rel=1e-12)
     assert rounds(scenario, levels) == pytest.approx(n, rel=1e-12)
+    # The solvers' unvalidated form is the same objective, from bandwidth or from a given latency.
+    assert total_time_unchecked(scenario, levels, bw) == pytest.approx(n * latency, rel=1e-12)
+    assert total_time_unchecked(scenario, levels, round_latency=latency) == pytest.approx(n * latency, rel=1e-12)
+    assert time_breakdown(scenario, levels, bw).total_time == pytest.approx(n * latency, rel=1e-12)
+
+
+def test_total_time_unchecked_batches_and_needs_one_latency_source(scenario) -> None:
+    k = scenario.num_devices
+    rng = np.random.default_rng(0)
+    batch = rng.integers(1, scenario.max_levels + 1, size=(5, k))
+    bw = rng.dirichlet(np.ones(k), size=5) * scenario.total_bandwidth * 0.99
+    got = total_time_unchecked(scenario, batch, bw)
+    assert got.shape == (5,)
+    for i in range(5):  # each row equals the validated objective of that row
+        assert got[i] == pytest.approx(total_time(scenario, batch[i], bw[i]), rel=1e-13)
+    tau = np.linspace(0.1, 0.5, 5)
+    by_latency = total_time_unchecked(scenario, batch, round_latency=tau)
+    np.testing.assert_allclose(by_latency / tau, [rounds(scenario, b) for b in batch], rtol=1e-13)
+    with pytest.raises(TypeError, match="exactly one"):
+        total_time_unchecked(scenario, batch[0])
+    with pytest.raises(TypeError, match="exactly one"):
+        total_time_unchecked(scenario, batch[0], bw[0], round_latency=0.1)
 
 
 def test_total_time_bad_input(scenario) -> None:

@@ -12,8 +12,9 @@
   most ``max_combinations`` points, else a geometric grid of integers), each with its optimal
   bandwidth: the ground truth for small K.
 
-All return one :class:`FeelSolveResult`. The objective is always
-:func:`quant_envs.feel.total_time`; no formula is re-derived here.
+All return one :class:`FeelSolveResult`. The objective is always the model's
+(:func:`quant_envs.feel.training_time.total_time_unchecked` in the inner loops, the validated
+:func:`~quant_envs.feel.training_time.time_breakdown` for the answer); no formula is re-derived here.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from quant_envs._checks import check_choice, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth
 from quant_envs.feel.model import FULL_PRECISION
 from quant_envs.feel.scenario import Scenario
-from quant_envs.feel.training_time import quantization_noise, time_breakdown
+from quant_envs.feel.training_time import time_breakdown, total_time_unchecked
 
 METHODS = ("ao", "equal_bandwidth", "fixed_levels", "brute_force")
 FIXED_PRESETS = {"sign": 1, "8bit": 127, "full": FULL_PRECISION}
@@ -111,8 +112,7 @@ def _brute_force(scenario: Scenario, max_combinations: int, chunk: int = 8192) -
         if len(block) == 0:
             break
         split = min_max_bandwidth(scenario, block, sections=1)  # batched: plain bisection does least work
-        n = scenario.convergence.rounds_from_variance(quantization_noise(scenario, block))
-        t = n * split.latency
+        t = total_time_unchecked(scenario, block, round_latency=split.latency)
         i = int(np.argmin(t))
         counters.bisections += len(block)
         counters.evaluations += len(block)

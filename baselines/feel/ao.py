@@ -46,7 +46,7 @@ from scipy.optimize import minimize_scalar
 from quant_envs.feel.bandwidth import min_max_bandwidth
 from quant_envs.feel.model import uplink_rate
 from quant_envs.feel.scenario import Scenario
-from quant_envs.feel.training_time import device_latency, quantization_noise
+from quant_envs.feel.training_time import device_latency, quantization_noise, total_time_unchecked
 
 LN2 = float(np.log(2.0))
 
@@ -63,8 +63,7 @@ class Counters:
 
 def objective(scenario: Scenario, levels: np.ndarray, bandwidth: np.ndarray) -> float:
     """T(s, B) without input validation (levels may be real-valued inside SCA)."""
-    n = scenario.convergence.rounds_from_variance(quantization_noise(scenario, levels))
-    return float(n * np.max(device_latency(scenario, levels, bandwidth)))
+    return float(total_time_unchecked(scenario, levels, bandwidth))
 
 
 def best_bandwidth(scenario: Scenario, levels: np.ndarray, counters: Counters) -> tuple[np.ndarray, float]:
@@ -72,8 +71,7 @@ def best_bandwidth(scenario: Scenario, levels: np.ndarray, counters: Counters) -
     split = min_max_bandwidth(scenario, levels)
     counters.bisections += 1
     counters.evaluations += 1
-    n = scenario.convergence.rounds_from_variance(quantization_noise(scenario, levels))
-    return split.bandwidth, float(n * split.latency)
+    return split.bandwidth, float(total_time_unchecked(scenario, levels, round_latency=split.latency))
 
 
 def _variance_surrogate(scenario: Scenario, x_ref: np.ndarray):
@@ -104,10 +102,10 @@ def sca_levels(
     bits0 = 32.0 + d  # bits at s -> 0 excluded: s >= 1 means log2(s + 1) >= 1
     x = np.log(np.clip(np.asarray(levels, dtype=np.float64), 1.0, scenario.max_levels))
 
-    def actual(xv: np.ndarray) -> tuple[float, float]:
+    def actual(xv: np.ndarray) -> tuple[float, float]:  # (N, tau) of the model at s = e^x
         s = np.exp(xv)
-        n = float(conv.rounds_from_variance(np.sum(w * conv.variance_factor(s, d))))
-        tau = float(np.max(t_cmp + (bits0 + d * np.log2(s + 1.0)) / rate))
+        n = float(conv.rounds_from_variance(quantization_noise(scenario, s)))
+        tau = float(np.max(device_latency(scenario, s, bandwidth)))
         return n, tau
 
     n_j, tau_j = actual(x)

@@ -3,6 +3,8 @@
 ``total_time(scenario, levels, bandwidth)`` = N(levels) x max_k (t_k^cmp + S(s_k) / r_k(B_k)); the
 formulas are in :mod:`quant_envs.feel.model`. Inputs are validated: a bandwidth split that
 breaks sum_k B_k <= B or a level outside {0 (full precision)} U [1, max_levels] is an error.
+:func:`total_time_unchecked` is the same objective without validation, for solvers' inner loops
+(the one place T = N x tau is written; :func:`total_time` and every solver use it).
 """
 
 from __future__ import annotations
@@ -78,6 +80,21 @@ def rounds(scenario: Scenario, levels) -> float:
     return float(scenario.convergence.rounds_from_variance(quantization_noise(scenario, levels)))
 
 
+def total_time_unchecked(scenario: Scenario, levels, bandwidth=None, *, round_latency=None):
+    """T = N(levels) x round latency in seconds, without validation (solvers' inner loops).
+
+    Give either ``bandwidth`` (Hz per device; the latency is then the slowest device's
+    t_k^cmp + t_k^com) or ``round_latency`` (s, e.g. the common latency of a min-max split).
+    ``levels`` may be real-valued and may carry leading batch axes ([..., K]); the result has
+    those axes (a numpy scalar for one level vector).
+    """
+    if (bandwidth is None) == (round_latency is None):
+        raise TypeError("total_time_unchecked needs exactly one of bandwidth and round_latency")
+    if round_latency is None:
+        round_latency = np.max(device_latency(scenario, levels, bandwidth), axis=-1)
+    return scenario.convergence.rounds_from_variance(quantization_noise(scenario, levels)) * round_latency
+
+
 @dataclass(frozen=True)
 class TimeBreakdown:
     """Everything the objective is made of, for reports and ``info`` dicts."""
@@ -97,7 +114,8 @@ def time_breakdown(scenario: Scenario, levels, bandwidth) -> TimeBreakdown:
     latency = float(np.max(scenario.compute_time + up))
     q = float(quantization_noise(scenario, levels))
     n = float(scenario.convergence.rounds_from_variance(q))
-    return TimeBreakdown(n * latency, n, latency, scenario.compute_time, up, q)
+    total = float(total_time_unchecked(scenario, levels, round_latency=latency))  # == n x latency
+    return TimeBreakdown(total, n, latency, scenario.compute_time, up, q)
 
 
 def total_time(scenario: Scenario, levels, bandwidth) -> float:
@@ -106,4 +124,6 @@ def total_time(scenario: Scenario, levels, bandwidth) -> float:
     ``levels``: QSGD levels per device (ints in [1, max_levels], or 0 for an unquantized upload);
     ``bandwidth``: Hz per device with sum <= ``scenario.total_bandwidth``.
     """
-    return time_breakdown(scenario, levels, bandwidth).total_time
+    levels = check_levels(scenario, levels)
+    bandwidth = check_bandwidth(scenario, bandwidth)
+    return float(total_time_unchecked(scenario, levels, bandwidth))
