@@ -98,3 +98,32 @@ def test_solver_bad_input() -> None:
     with pytest.raises(ValueError, match="brute_force"):
         solve(make_scenario(12, seed=0), "brute_force", max_combinations=1000)
     assert set(METHODS) == {"ao", "equal_bandwidth", "fixed_levels", "brute_force"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"tol": -1}, ValueError, r"tol=-1\.0 is not allowed; expected a number >= 0\.0 and < 1\.0"),
+        ({"tol": 1.0}, ValueError, r"tol=1\.0 is not allowed"),
+        ({"tol": float("nan")}, ValueError, r"tol=nan .*finite"),
+        ({"tol": "x"}, TypeError, r"tol='x' must be a number"),
+        ({"max_iter": 0}, ValueError, r"max_iter=0 is not allowed"),
+        ({"max_iter": 2.5}, TypeError, r"max_iter=2\.5 must be an integer"),
+        ({"max_combinations": -5}, ValueError, r"max_combinations=-5 is not allowed"),
+        ({"max_combinations": "many"}, TypeError, r"max_combinations='many' must be an integer"),
+        ({"multistart": "yes"}, ValueError, r"multistart='yes' is not allowed; expected one of: True, False"),
+    ],
+)
+@pytest.mark.parametrize("method", ["ao", "fixed_levels"])
+def test_solver_options_checked_by_name(method, kwargs, error, match) -> None:
+    # Every option is checked up front, even one the method does not use (tol for fixed_levels).
+    with pytest.raises(error, match=match):
+        solve(make_scenario(3, seed=0), method, **kwargs)
+
+
+def test_solver_tol_zero_runs_to_no_gain() -> None:
+    # tol = 0 is allowed: AO stops only when an iteration brings no gain at all, so it is never
+    # worse than the default tolerance's answer from the same starts.
+    sc = make_scenario(4, seed=1)
+    exact, default = solve(sc, "ao", tol=0.0), solve(sc, "ao")
+    assert exact.total_time <= default.total_time * (1 + 1e-12)

@@ -32,7 +32,7 @@ from baselines.feel.ao import (
     objective,
     solve_ao,
 )
-from quant_envs._checks import check_choice, check_int
+from quant_envs._checks import check_choice, check_float, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth
 from quant_envs.feel.model import FULL_PRECISION
 from quant_envs.feel.scenario import Scenario
@@ -136,13 +136,17 @@ def solve(
     """Minimise the total training time of ``scenario`` with ``method`` (see the module docstring).
 
     ``fixed`` picks the level of ``"fixed_levels"`` ("sign", "8bit", "full" or an int s in
-    [1, max_levels]); ``multistart``, ``max_iter`` and ``tol`` tune AO; ``max_combinations``
-    bounds the brute-force grid.
+    [1, max_levels]); ``multistart`` (bool), ``max_iter`` (int >= 1) and ``tol`` (relative gain
+    below which AO stops, 0 <= tol < 1) tune AO; ``max_combinations`` (int >= 1) bounds the
+    brute-force grid. These four are checked before any work, whatever the method.
     """
     if not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a quant_envs.feel.Scenario, got {type(scenario).__name__}")
     check_choice("method", method, METHODS)
+    multistart = check_choice("multistart", multistart, (True, False))
     max_iter = check_int("max_iter", max_iter, min_value=1)
+    # AO stops when an iteration gains less than the fraction tol: 0 <= tol < 1.
+    tol = check_float("tol", tol, min_value=0.0, max_value=1.0, max_inclusive=False)
     max_combinations = check_int("max_combinations", max_combinations, min_value=1)
     k = scenario.num_devices
     t0 = time.perf_counter()
