@@ -118,3 +118,28 @@ def test_env_bad_arguments() -> None:
         SplineCompanderEnv(render_mode="human")
     with pytest.raises(ValueError, match="step_size"):
         SplineCompanderEnv(step_size=0.0)
+
+
+@pytest.mark.parametrize("make", [lambda: SplineCompanderEnv(levels=8), lambda: ScalarQuantizerEnv(levels=8)], ids=["spline", "scalar"])
+def test_env_bad_actions_named_before_the_state_moves(make) -> None:
+    env = make()
+    obs0, _ = env.reset(seed=0)
+    n = env.action_space.shape[0]
+    cases = [
+        (np.full(n, np.nan), r"action holds NaN or inf"),
+        (np.full(n, np.inf), r"action holds NaN or inf"),
+        (np.zeros(n + 4), rf"action has shape \({n + 4},\).*expected {n} finite numbers in \[-1, 1\]"),
+        (np.zeros((1, n)), rf"action has shape \(1, {n}\)"),
+        ("x", r"action='x' is not allowed"),
+    ]
+    for action, match in cases:
+        with pytest.raises(ValueError, match=match):
+            env.step(action)
+    # A rejected action leaves the episode where it was: the next valid step starts from obs0.
+    obs, _, _, _, info = env.step(np.zeros(n, dtype=np.float32))
+    assert info["step"] == 1
+    np.testing.assert_array_equal(obs[:n], obs0[:n])  # zero move keeps the thresholds
+    with pytest.raises(ValueError, match="random_start='no'"):
+        SplineCompanderEnv(random_start="no")
+    with pytest.raises(ValueError, match="normalize_reward=2"):
+        ScalarQuantizerEnv(normalize_reward=2)

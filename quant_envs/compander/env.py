@@ -45,6 +45,27 @@ def _lloyd_max_reference(src: Source, levels: int) -> tuple[np.ndarray, np.ndarr
     return sol.thresholds, sol.levels, distortion(src, sol.thresholds, sol.levels).total
 
 
+def _action_array(action: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``action`` as a finite float array of exactly ``shape``; else ValueError naming ``action``.
+
+    Checked before the state moves: a NaN would otherwise surface as a bad threshold deep in the
+    model, and a wrong shape as numpy's "cannot reshape".
+    """
+    allowed = f"{shape[0]} finite numbers in [-1, 1] (shape {shape})"
+    try:
+        a = np.asarray(action, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"action={action!r} is not allowed; expected {allowed}") from None
+    if a.shape != shape:
+        raise ValueError(f"action has shape {a.shape}, which is not allowed; expected {allowed}")
+    if not np.all(np.isfinite(a)):
+        bad = np.flatnonzero(~np.isfinite(a))
+        raise ValueError(
+            f"action holds NaN or inf (entries {bad[:5].tolist()}: {a[bad[:5]].tolist()}), which is not allowed; expected {allowed}"
+        )
+    return np.clip(a, -1.0, 1.0)  # finite values outside the box are clipped to it
+
+
 def _ordered(x: np.ndarray, lo: float, hi: float, gap: float) -> np.ndarray:
     """Sort, clip into [lo, hi] and keep neighbours at least ``gap`` apart (feasible when
     (len(x) + 1) * gap <= hi - lo)."""
@@ -77,6 +98,7 @@ class SplineCompanderEnv(gym.Env):
     ``Box(-1, 1, shape=(L-1,), float32)``: the change of each segment threshold in units of
     ``step_size * x_max``. After the move the thresholds are sorted, clipped to
     [0.01 x_max, 0.99 x_max] and kept at least 0.01 x_max apart.
+    Finite entries outside [-1, 1] are clipped to it; NaN, inf or another shape raise ValueError.
 
     ## Observation Space
 
@@ -145,7 +167,7 @@ class SplineCompanderEnv(gym.Env):
         self.fit = check_choice("fit", fit, FITS)
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
         self.step_size = check_float("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
-        self.random_start = bool(random_start)
+        self.random_start = bool(check_choice("random_start", random_start, (True, False)))
         self.render_mode = check_choice("render_mode", render_mode, [None, *_RENDER_MODES])
         n_free = self.segments - 1
         self._margin = 0.01
@@ -208,7 +230,7 @@ class SplineCompanderEnv(gym.Env):
         return self._obs(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = np.clip(np.asarray(action, dtype=float).reshape(self.action_space.shape), -1.0, 1.0)
+        a = _action_array(action, self.action_space.shape)
         before = self._sqnr
         self._u = self._order(self._u + self.step_size * a)
         self._dist, self._sqnr = self._sqnr_at(self._u)
@@ -260,6 +282,7 @@ class ScalarQuantizerEnv(gym.Env):
     ``Box(-1, 1, shape=(N-1,), float32)``: the change of each threshold in units of
     ``step_size * B``, where B = 1.5 |y*_N| is 1.5 times the largest Lloyd-Max output level.
     After the move the thresholds are sorted, clipped to [-B, B] and kept at least 0.001 B apart.
+    Finite entries outside [-1, 1] are clipped to it; NaN, inf or another shape raise ValueError.
 
     ## Observation Space
 
@@ -324,7 +347,7 @@ class ScalarQuantizerEnv(gym.Env):
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
         self.step_size = check_float("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
         self.start_noise = check_float("start_noise", start_noise, min_value=0.0, max_value=1.0)
-        self.normalize_reward = bool(normalize_reward)
+        self.normalize_reward = bool(check_choice("normalize_reward", normalize_reward, (True, False)))
         self.render_mode = check_choice("render_mode", render_mode, [None, *_RENDER_MODES])
         n = self.levels
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n - 1,), dtype=np.float32)
@@ -384,7 +407,7 @@ class ScalarQuantizerEnv(gym.Env):
         return self._obs(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = np.clip(np.asarray(action, dtype=float).reshape(self.action_space.shape), -1.0, 1.0)
+        a = _action_array(action, self.action_space.shape)
         before = self._dist
         self._t = self._order(self._t + self.step_size * self._bound * a)
         self._evaluate()
