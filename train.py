@@ -95,15 +95,18 @@ def train(
     from stable_baselines3.common.logger import configure
 
     from agents import AGENTS, agent_class, make_agent
-    from agents.callbacks import AtomicCheckpoint, EpisodeRecorder
+    from agents.callbacks import AtomicCheckpoint, EpisodeRecorder, load_checkpoint
     from agents.reporting import run_figure
     from quant_envs._io import atomic_path, atomic_write_json
 
     _check_env_id(env_id)
     if algo not in AGENTS:
         raise UsageError(f"--algo {algo!r} is not allowed; expected one of: {', '.join(AGENTS)}")
-    if timesteps < 1:
-        raise UsageError(f"--timesteps {timesteps} is not allowed; expected an integer >= 1")
+    for flag, value, lowest in (("--timesteps", timesteps, 1), ("--seed", seed, 0), ("--n-envs", n_envs, 1),
+                                ("--checkpoint-freq", checkpoint_freq, 1),
+                                ("--max-evaluations", 1 if max_evaluations is None else max_evaluations, 1)):
+        if value < lowest:
+            raise UsageError(f"{flag} {value} is not allowed; expected an integer >= {lowest}")
     torch.set_num_threads(1)  # small MLP policies and tiny task networks: threads only add contention
     env_kwargs = dict(env_kwargs or {})
     run_dir = Path(out) if out is not None else Path("runs") / _env_name(env_id) / f"{algo}-s{seed}"
@@ -115,10 +118,10 @@ def train(
     resumed_from = 0
     state_file = ckpt_dir / "state.json"
     if resume and state_file.exists():
-        state = json.loads(state_file.read_text())
-        model = agent_class(algo).load(ckpt_dir / "model.zip", env=vec_env, device="cpu")
-        if state.get("has_replay_buffer"):
-            model.load_replay_buffer(ckpt_dir / "replay_buffer.pkl")
+        try:
+            model, state = load_checkpoint(ckpt_dir, agent_class(algo), vec_env)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"--resume: cannot load the checkpoint in {ckpt_dir}: {exc}") from None
         recorder.load_state(state)
         resumed_from = int(model.num_timesteps)
         if verbose:

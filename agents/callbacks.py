@@ -87,15 +87,17 @@ class EpisodeRecorder(BaseCallback):
 class AtomicCheckpoint(BaseCallback):
     """Every ``every`` steps, save the model (+ replay buffer) and the recorder's state atomically.
 
-    The checkpoint directory holds ``model.zip``, ``replay_buffer.pkl`` (off-policy agents) and
-    ``state.json``, always a consistent set: ``state.json`` is written last and names the step its
-    model was saved at, so a crash between files is detected on resume.
+    Each save writes ``model-<step>.zip`` (and ``replay_buffer-<step>.pkl`` for off-policy agents)
+    and then ``state.json``, which names those files; older files are removed only after that. A
+    crash at any point therefore leaves ``state.json`` pointing at a complete, consistent set.
     """
 
     def __init__(self, directory: Path, every: int, recorder: EpisodeRecorder, on_save: Any = None) -> None:
         super().__init__()
         self.directory = Path(directory)
-        self.every = max(int(every), 1)
+        self.every = int(every)
+        if self.every < 1:
+            raise ValueError(f"every={every!r} is not allowed; expected an integer >= 1")
         self.recorder = recorder
         self.on_save = on_save
         self._last = 0
@@ -106,15 +108,30 @@ class AtomicCheckpoint(BaseCallback):
         return True
 
     def save(self) -> None:
-        self._last = self.num_timesteps = int(self.model.num_timesteps)
+        self._last = self.num_timesteps = step = int(self.model.num_timesteps)
         self.directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.directory / "model.zip") as tmp:
+        files = {"model": f"model-{step}.zip"}
+        with atomic_path(self.directory / files["model"]) as tmp:
             self.model.save(tmp)
-        has_buffer = getattr(self.model, "replay_buffer", None) is not None
-        if has_buffer:
-            with atomic_path(self.directory / "replay_buffer.pkl") as tmp:
+        if getattr(self.model, "replay_buffer", None) is not None:
+            files["replay_buffer"] = f"replay_buffer-{step}.pkl"
+            with atomic_path(self.directory / files["replay_buffer"]) as tmp:
                 self.model.save_replay_buffer(tmp)
-        atomic_write_json(self.directory / "state.json", {
-            "num_timesteps": int(self.num_timesteps), "has_replay_buffer": has_buffer, **self.recorder.state()})
+        atomic_write_json(self.directory / "state.json", {"num_timesteps": step, **files, **self.recorder.state()})
+        for old in [*self.directory.glob("model-*.zip"), *self.directory.glob("replay_buffer-*.pkl")]:
+            if old.name not in files.values():
+                old.unlink(missing_ok=True)
         if self.on_save is not None:
             self.on_save()
+
+
+def load_checkpoint(directory: Path, algo_class: type, env: Any) -> tuple[Any, dict[str, Any]]:
+    """The model and state saved by :class:`AtomicCheckpoint` in ``directory``."""
+    state = json.loads((Path(directory) / "state.json").read_text())
+    model = algo_class.load(Path(directory) / state["model"], env=env, device="cpu")
+    if state.get("replay_buffer"):
+        model.load_replay_buffer(Path(directory) / state["replay_buffer"])
+    if int(model.num_timesteps) != int(state["num_timesteps"]):
+        raise ValueError(f"checkpoint in {directory} is inconsistent: {state['model']} is at step "
+                         f"{model.num_timesteps}, state.json at {state['num_timesteps']}")
+    return model, state

@@ -59,6 +59,8 @@ class CostTable:
         batch: int = 1,
     ) -> None:
         self.accelerator = get_accelerator(accelerator)
+        if isinstance(layers, LayerShape) or not isinstance(layers, Iterable):
+            raise TypeError(f"layers must be a sequence of hw_sim.LayerShape, got {type(layers).__name__}")
         layers = tuple(layers)
         if not layers:
             raise ValueError("layers=() is not allowed; expected at least one hw_sim.LayerShape")

@@ -8,32 +8,12 @@ a traceback from deep inside numpy or torch.
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+# hw_sim (the bottom layer) owns the integer and choice checks; quant_envs shares them.
+from hw_sim._checks import check_choice, check_int
 
-
-def check_choice(name: str, value: T, allowed: Iterable[T]) -> T:
-    """Return ``value`` if it is one of ``allowed``; otherwise raise ValueError listing them."""
-    allowed = list(allowed)
-    if value not in allowed:
-        shown = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name}={value!r} is not allowed; expected one of: {shown}")
-    return value
-
-
-def check_int(name: str, value: Any, *, min_value: int | None = None, max_value: int | None = None) -> int:
-    """Return ``value`` as an int if it is an integer within [min_value, max_value]."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)  # int and numpy integers, never floats
-    except TypeError:
-        raise TypeError(f"{name}={value!r} must be an integer, got {type(value).__name__}") from None
-    _check_range(name, value, min_value, max_value, "an integer")
-    return value
+__all__ = ["check_choice", "check_float", "check_int"]
 
 
 def check_float(

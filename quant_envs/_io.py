@@ -18,7 +18,14 @@ from typing import IO, Any
 
 
 def _read_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it; restored at once, at import time
+    try:  # Linux: read it without changing it
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)  # elsewhere: set and restore at once, at import time
     os.umask(mask)
     return mask
 

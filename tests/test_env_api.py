@@ -117,10 +117,14 @@ def test_import_registers_without_importing_torch() -> None:
 
 
 def test_module_colon_id_syntax_in_fresh_subprocess() -> None:
+    # the default task, as a new user gets it (trained once into $QUANT_ENVS_CACHE, then cached)
     code = (
         "import gymnasium as gym\n"
-        "env = gym.make('quant_envs:quant_envs/MixedPrecision-v0', task='digits-cnn')\n"
+        "env = gym.make('quant_envs:quant_envs/MixedPrecision-v0')\n"
         "obs, info = env.reset(seed=0)\n"
         "assert env.observation_space.contains(obs)\n"
+        "for _ in range(env.unwrapped.num_steps):\n"
+        "    obs, r, term, trunc, info = env.step(int(info['action_mask'].nonzero()[0][-1]))\n"
+        "assert term and info['budget_used'] <= 1 + 1e-9 and 0 < info['accuracy'] <= 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=600)

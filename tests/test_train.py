@@ -33,8 +33,12 @@ def test_train_end_to_end_writes_every_promised_output(tmp_path: Path) -> None:
     proc = run_train(*TINY, "--timesteps", "300", "--seed", "1", "--out", str(out), "--checkpoint-freq", "100")
     assert proc.returncode == 0, proc.stderr
     for name in ("best_policy.json", "evaluations.csv", "summary.png", "model.zip",
-                 "checkpoints/model.zip", "checkpoints/state.json", "logs/part-0/progress.csv"):
+                 "checkpoints/state.json", "logs/part-0/progress.csv"):
         assert (out / name).is_file(), name
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    # state.json names the one model file kept, saved at the step it records
+    assert state["model"] == f"model-{state['num_timesteps']}.zip"
+    assert [p.name for p in (out / "checkpoints").glob("model-*.zip")] == [state["model"]]
     assert list((out / "logs" / "part-0").glob("events.out.tfevents.*"))  # TensorBoard
     summary = json.loads((out / "best_policy.json").read_text())
     rows = list(csv.DictReader((out / "evaluations.csv").open()))
@@ -80,6 +84,10 @@ def test_resume_continues_after_the_process_is_killed(tmp_path: Path) -> None:
     (["--env-kwargs", "task"], "expected key=value"),
     (["--algo", "ddpg_haq", "--env-kwargs", "task=digits-cnn"], "needs a Box action space"),
     (["--timesteps", "0"], "--timesteps"),
+    (["--n-envs", "0"], "--n-envs"),
+    (["--seed", "-1"], "--seed"),
+    (["--max-evaluations", "0"], "--max-evaluations"),
+    (["--checkpoint-freq", "0"], "--checkpoint-freq"),
 ])
 def test_bad_input_gives_one_clear_line(args: list[str], needle: str, tmp_path: Path, capsys) -> None:
     import train
@@ -157,3 +165,25 @@ def test_reporting_statistics_against_direct_computation() -> None:
     lo, hi = bootstrap_ci(x)
     assert lo < np.mean(x) < hi and hi - lo < 0.3
     assert bootstrap_ci([0.9, 0.9, 0.9]) == (0.9, 0.9)
+
+
+def test_resume_restores_the_replay_buffer_of_off_policy_agents(tmp_path: Path) -> None:
+    import train
+
+    kw = {"env_id": "quant_envs/MixedPrecisionContinuous-v0", "algo": "ddpg_haq", "seed": 0,
+          "env_kwargs": {"task": "digits-cnn", "finetune_steps": 0, "budget_fraction": 0.5},
+          "hyperparams": {"warmup_episodes": 2}, "out": tmp_path / "ddpg", "checkpoint_freq": 40,
+          "progress_bar": False, "verbose": False, "test_best": False}
+    first = train.train(timesteps=80, **kw)
+    state = json.loads((tmp_path / "ddpg" / "checkpoints" / "state.json").read_text())
+    assert first["timesteps"] == 80 and state["replay_buffer"] == "replay_buffer-80.pkl"
+    second = train.train(timesteps=120, resume=True, **kw)
+    assert second["resumed_from"] == 80 and second["timesteps"] == 120
+    from agents.callbacks import load_checkpoint
+    from agents.ddpg_haq import HAQDDPG
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(kw["env_id"], n_envs=1, env_kwargs=kw["env_kwargs"])
+    model, _ = load_checkpoint(tmp_path / "ddpg" / "checkpoints", HAQDDPG, env)
+    assert model.replay_buffer.size() == 120  # the 80 transitions from before the resume are kept
+    assert model.episodes_done == 120 // 4

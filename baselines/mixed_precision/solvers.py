@@ -85,6 +85,11 @@ class SearchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def iterations(self) -> int:
+        """The search's steps: policies evaluated, in order (``len(history)``)."""
+        return len(self.history)
+
+    @property
     def cost(self) -> float:
         """The best policy's cost in the budget metric (SI units)."""
         return _metric_cost(self.evaluation)

@@ -26,6 +26,8 @@ _FORMAT = 1
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The directory where trained float models are kept (see the module docstring)."""
     if cache_dir is not None:
+        if not isinstance(cache_dir, (str, os.PathLike)):
+            raise TypeError(f"cache_dir={cache_dir!r} must be a path (str or os.PathLike), got {type(cache_dir).__name__}")
         return Path(cache_dir).expanduser()
     if os.environ.get(CACHE_ENV_VAR):
         return Path(os.environ[CACHE_ENV_VAR]).expanduser()

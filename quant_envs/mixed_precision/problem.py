@@ -213,9 +213,8 @@ class MixedPrecisionProblem:
 
     def cost(self, policy: Policy) -> dict[str, float]:
         """Latency (s), energy (J) and size (B) of ``policy``."""
-        w, a = self._indices(policy)
-        rows = np.arange(self.num_layers)
-        return {m: float(self.layer_costs(m)[rows, w, a].sum()) for m in METRICS}
+        total = self.costs.policy_costs(np.array(policy, dtype=int))  # [L, 2] (w, a) pairs
+        return {"latency": total.latency_s, "energy": total.energy_j, "size": total.size_bytes}
 
     def is_feasible(self, policy: Policy) -> bool:
         return self.cost(policy)[self.budget_metric] <= self.budget * (1 + RELATIVE_SLACK)
