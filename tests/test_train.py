@@ -179,9 +179,10 @@ def test_resume_restores_the_replay_buffer_of_off_policy_agents(tmp_path: Path) 
     assert first["timesteps"] == 80 and state["replay_buffer"] == "replay_buffer-80.pkl"
     second = train.train(timesteps=120, resume=True, **kw)
     assert second["resumed_from"] == 80 and second["timesteps"] == 120
+    from stable_baselines3.common.env_util import make_vec_env
+
     from agents.callbacks import load_checkpoint
     from agents.ddpg_haq import HAQDDPG
-    from stable_baselines3.common.env_util import make_vec_env
 
     env = make_vec_env(kw["env_id"], n_envs=1, env_kwargs=kw["env_kwargs"])
     model, _ = load_checkpoint(tmp_path / "ddpg" / "checkpoints", HAQDDPG, env)
