@@ -52,6 +52,7 @@ from quant_envs.compander.compressor import (
 )
 from quant_envs.compander.lloyd import solve_lloyd_max
 from quant_envs.compander.quantizer import (
+    VARIANCE_DB_LIMIT,
     Distortion,
     distortion,
     output_entropy,
@@ -309,19 +310,32 @@ def spline_compander(
     n_seg = check_int("segments", segments, min_value=1, max_value=64)
     check_choice("fit", fit, FITS)
     grid = check_int("grid", grid, min_value=3)
+    optimize_thresholds = check_choice("optimize_thresholds", optimize_thresholds, (True, False))
+    seed = check_int("seed", seed, min_value=0)
+    given = None
+    if segment_thresholds is not None:  # type and shape first, the range once x_max is known
+        try:
+            given = np.asarray(segment_thresholds, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"segment_thresholds={segment_thresholds!r} is not allowed; expected a sequence of segments - 1 = {n_seg - 1} numbers"
+            ) from None
+        if given.ndim > 1 or given.size != n_seg - 1:
+            raise ValueError(
+                f"segment_thresholds has shape {given.shape} ({given.size} entries), which is not allowed; "
+                f"expected segments - 1 = {n_seg - 1} numbers"
+            )
+        if not np.all(np.isfinite(given)):
+            raise ValueError(f"segment_thresholds={given.tolist()!r} is not allowed; expected finite numbers in (0, x_max)")
     if support is None:
         x_max = optimal_support(src, lambda x: OptimalCompressor(source=src, x_max=x), n).x_max
     else:
         x_max = check_float("support", support, min_value=0.0, min_inclusive=False)
     target = OptimalCompressor(source=src, x_max=x_max)
-    if segment_thresholds is None:
+    if given is None:
         start = equal_segment_thresholds(x_max, n_seg)
     else:
-        start = np.sort(np.asarray(segment_thresholds, dtype=float).reshape(-1))
-        if start.size != n_seg - 1:
-            raise ValueError(
-                f"segment_thresholds has {start.size} entries; expected segments - 1 = {n_seg - 1}"
-            )
+        start = np.sort(given.reshape(-1))
         if not np.all(np.isfinite(start)) or np.any(start <= 0) or np.any(start >= x_max) or np.any(np.diff(start) <= 0):
             raise ValueError(
                 f"segment_thresholds={start.tolist()!r} is not allowed; expected distinct values strictly inside (0, x_max={x_max:.6g})"
@@ -513,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fig_n = args.figure_levels or sorted(args.levels)[len(args.levels) // 2]
     if fig_n < 2:
         parser.error("--figure-levels must be >= 2")
+    if not all(abs(v) <= VARIANCE_DB_LIMIT for v in args.variance_db):
+        parser.error(f"--variance-db {args.variance_db} is not allowed; expected values in [-{VARIANCE_DB_LIMIT:g}, {VARIANCE_DB_LIMIT:g}] dB")
     variance_db = np.linspace(args.variance_db[0], args.variance_db[1], 201)
     curves: dict[str, dict[str, QuantizerResult]] = {}
     for name in sources:

@@ -302,3 +302,21 @@ def test_bad_input_is_rejected_with_clear_errors() -> None:
         fit_spline_compressor(OptimalCompressor(source=get_source("gaussian"), x_max=3.0), [1.0], fit="cubic")
     with pytest.raises(ValueError, match="built in"):
         unregister_source("gaussian")
+
+
+def test_sqnr_vs_variance_names_variance_db() -> None:
+    t, y = [0.0], [-0.8, 0.8]
+    with pytest.raises(TypeError, match="variance_db='x'"):
+        sqnr_vs_variance("gaussian", t, y, "x")
+    with pytest.raises(ValueError, match=r"variance_db=\[nan\] is not allowed; expected finite values in \[-300, 300\] dB"):
+        sqnr_vs_variance("gaussian", t, y, [0.0, math.nan])
+    with pytest.raises(ValueError, match=r"variance_db=\[10000.0\]"):  # 10^1000 overflows: refused, not a deep error
+        sqnr_vs_variance("gaussian", t, y, [10000.0])
+    with pytest.raises(ValueError, match=r"variance_db has shape \(1, 2\)"):
+        sqnr_vs_variance("gaussian", t, y, [[0.0, 1.0]])
+    # The limits themselves still give finite answers; a scalar gives one value. Expected: the
+    # 1-bit quantizer +-0.8 on a Gaussian of variance sigma^2 has D = sigma^2 - 2 (0.8) sigma
+    # sqrt(2/pi) + 0.64 (E|X| = sigma sqrt(2/pi)), computed here by hand at sigma = 1.
+    assert np.all(np.isfinite(sqnr_vs_variance("gaussian", t, y, [-300.0, 300.0])))
+    by_hand = 10 * math.log10(1.0 / (1.0 - 1.6 * math.sqrt(2 / math.pi) + 0.64))
+    np.testing.assert_allclose(sqnr_vs_variance("gaussian", t, y, 0.0), [by_hand], rtol=1e-12)

@@ -240,6 +240,19 @@ def test_solver_bad_input() -> None:
         spline_compander("gaussian", 8, support=3.0, segment_thresholds=[4.0])
     with pytest.raises(ValueError, match="segments - 1"):
         spline_compander("gaussian", 8, support=3.0, segment_thresholds=[1.0, 2.0])
+    # Type, shape and NaN are named before any search runs (support=None would search x_max).
+    with pytest.raises(TypeError, match=r"segment_thresholds=\['a'\] is not allowed; expected a sequence of segments - 1 = 1 numbers"):
+        spline_compander("gaussian", 8, segment_thresholds=["a"])
+    with pytest.raises(ValueError, match=r"segment_thresholds has shape \(1, 1\)"):
+        spline_compander("gaussian", 8, segment_thresholds=[[1.0]])
+    with pytest.raises(ValueError, match=r"segment_thresholds=\[nan\] is not allowed; expected finite"):
+        spline_compander("gaussian", 8, segment_thresholds=[math.nan])
+    with pytest.raises(ValueError, match="optimize_thresholds='no'"):
+        spline_compander("gaussian", 8, optimize_thresholds="no")
+    with pytest.raises(ValueError, match="seed=-1"):
+        spline_compander("gaussian", 8, segments=3, seed=-1)
+    with pytest.raises(SystemExit):
+        main(["--variance-db", "-1000", "0"])
     with pytest.raises(ValueError, match="mu"):
         mu_law("gaussian", 8, mu=-1.0)
     with pytest.raises(ValueError, match="support"):

@@ -28,6 +28,7 @@ from quant_envs._checks import check_float
 from quant_envs.compander.sources import Source, get_source
 
 __all__ = [
+    "VARIANCE_DB_LIMIT",
     "Distortion",
     "cell_moments",
     "centroids",
@@ -37,6 +38,10 @@ __all__ = [
     "sqnr_db",
     "sqnr_vs_variance",
 ]
+
+
+#: Largest |10 log10(sigma^2)| accepted by :func:`sqnr_vs_variance`, in dB.
+VARIANCE_DB_LIMIT = 300.0
 
 
 @dataclass(frozen=True)
@@ -151,12 +156,26 @@ def sqnr_vs_variance(
     variance_db: np.ndarray | list[float],
 ) -> np.ndarray:
     """SQNR in dB of a quantizer designed for unit variance when the input variance is
-    ``10^(variance_db / 10)``: the dynamic-range curve of companding quantizers."""
+    ``10^(variance_db / 10)``: the dynamic-range curve of companding quantizers.
+
+    ``variance_db`` is a number or a 1-D sequence of finite values in [-300, 300] dB (beyond
+    that the scaled thresholds t / sigma leave the range of floating point); returns one SQNR
+    per value."""
     src = get_source(source)
     t, y = check_quantizer(thresholds, levels)
-    vdb = np.asarray(variance_db, dtype=float).reshape(-1)
-    if not np.all(np.isfinite(vdb)):
-        raise ValueError("variance_db must be finite")
+    try:
+        vdb = np.asarray(variance_db, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"variance_db={variance_db!r} is not allowed; expected a number or a sequence of numbers (dB)") from None
+    if vdb.ndim > 1:
+        raise ValueError(f"variance_db has shape {vdb.shape}, which is not allowed; expected a number or a 1-D sequence")
+    vdb = vdb.reshape(-1)
+    bad = ~np.isfinite(vdb) | (np.abs(vdb) > VARIANCE_DB_LIMIT)
+    if np.any(bad):
+        raise ValueError(
+            f"variance_db={vdb[bad][:5].tolist()} is not allowed; expected finite values in "
+            f"[-{VARIANCE_DB_LIMIT:g}, {VARIANCE_DB_LIMIT:g}] dB"
+        )
     out = np.empty(vdb.size)
     for i, v in enumerate(vdb):
         sigma = 10.0 ** (v / 20.0)
