@@ -26,8 +26,6 @@ Command line (prints the table, writes a CSV per source and the SQNR-versus-vari
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +37,7 @@ import numpy as np
 from scipy import optimize
 
 from quant_envs._checks import check_choice, check_float, check_int
-from quant_envs._io import atomic_write_text
+from quant_envs._io import atomic_write_csv
 from quant_envs.compander.compressor import (
     ALawCompressor,
     Compressor,
@@ -478,13 +476,9 @@ def format_table(rows: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _csv_text(rows: list[dict[str, float]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow([title for _, title in COLUMNS])
-    for r in rows:
-        writer.writerow([int(r["N"])] + [f"{r[key]:.6f}" for key, _ in COLUMNS[1:]])
-    return buf.getvalue()
+def _csv_rows(rows: list[dict[str, float]]) -> list[dict[str, object]]:
+    """Rows keyed by column title (the CSV header): N as an integer, every value to 6 decimals."""
+    return [{COLUMNS[0][1]: int(r["N"]), **{title: f"{r[key]:.6f}" for key, title in COLUMNS[1:]}} for r in rows]
 
 
 def plot_dynamic_range(
@@ -538,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table(rows))
         print(f"\n({time.perf_counter() - t0:.2f} s; t* = optimised segment threshold of the degree-2 spline,"
               " x_max = optimal compander support region, both in units of sigma)")
-        atomic_write_text(args.out / f"table_{name}.csv", _csv_text(rows))
+        atomic_write_csv(args.out / f"table_{name}.csv", _csv_rows(rows), [title for _, title in COLUMNS])
         if fig_n in designs:
             curves[name] = designs[fig_n]
         else:
