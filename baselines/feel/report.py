@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from baselines.feel import FeelSolveResult, solve
-from quant_envs._io import atomic_write_text
+from quant_envs._io import atomic_write_csv
 from quant_envs.feel.scenario import Scenario, make_scenario
 
 #: (label, method, keyword arguments) of every solver in the comparison, AO first.
@@ -40,11 +38,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    """Positional rows under ``header`` (unique names), written by :func:`quant_envs._io.atomic_write_csv`."""
+    if len(set(header)) != len(header):
+        raise ValueError(f"header={list(header)!r} is not allowed; expected unique column names")
+    atomic_write_csv(path, [dict(zip(header, r, strict=True)) for r in rows], header)
 
 
 @dataclass(frozen=True)
