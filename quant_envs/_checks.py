@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 # hw_sim (the bottom layer) owns the integer and choice checks; quant_envs shares them.
 from hw_sim._checks import check_choice, check_int
 
-__all__ = ["check_choice", "check_float", "check_int"]
+__all__ = ["check_choice", "check_finite_array", "check_float", "check_int"]
 
 
 def check_float(
@@ -56,3 +58,23 @@ def _check_range(
         if hi is not None:
             parts.append(f"{'<=' if hi_inclusive else '<'} {hi}")
         raise ValueError(f"{name}={value!r} is not allowed; expected {what} {' and '.join(parts)}")
+
+
+def check_finite_array(name: str, value: Any, shape: tuple[int, ...], allowed: str) -> np.ndarray:
+    """``value`` as a finite float64 array of exactly ``shape``; else ValueError naming ``name``.
+
+    For environment actions: checked before any arithmetic, since NaN survives ``np.clip`` and a
+    wrong shape would otherwise surface deep inside the model. ``allowed`` describes valid values.
+    """
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not allowed; expected {allowed}") from None
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {a.shape}, which is not allowed; expected shape {tuple(shape)}: {allowed}")
+    if not np.all(np.isfinite(a)):
+        bad = np.flatnonzero(~np.isfinite(a.reshape(-1)))
+        raise ValueError(f"{name} with shape {a.shape} holds NaN or inf (entries {bad[:5].tolist()}: "
+                         f"{a.reshape(-1)[bad[:5]].tolist()}), which is not allowed; expected {allowed}")
+    return a
+

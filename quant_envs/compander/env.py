@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs._checks import check_choice, check_finite_array, check_float, check_int
 from quant_envs.compander.compressor import OptimalCompressor, compander_mse, optimal_support
 from quant_envs.compander.lloyd import solve_lloyd_max
 from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
@@ -46,24 +46,9 @@ def _lloyd_max_reference(src: Source, levels: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _action_array(action: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """``action`` as a finite float array of exactly ``shape``; else ValueError naming ``action``.
-
-    Checked before the state moves: a NaN would otherwise surface as a bad threshold deep in the
-    model, and a wrong shape as numpy's "cannot reshape".
-    """
+    """``action`` checked by name (finite, exactly ``shape``), clipped to the [-1, 1] box."""
     allowed = f"{shape[0]} finite numbers in [-1, 1] (shape {shape})"
-    try:
-        a = np.asarray(action, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"action={action!r} is not allowed; expected {allowed}") from None
-    if a.shape != shape:
-        raise ValueError(f"action has shape {a.shape}, which is not allowed; expected {allowed}")
-    if not np.all(np.isfinite(a)):
-        bad = np.flatnonzero(~np.isfinite(a))
-        raise ValueError(
-            f"action holds NaN or inf (entries {bad[:5].tolist()}: {a[bad[:5]].tolist()}), which is not allowed; expected {allowed}"
-        )
-    return np.clip(a, -1.0, 1.0)  # finite values outside the box are clipped to it
+    return np.clip(check_finite_array("action", action, shape, allowed), -1.0, 1.0)
 
 
 def _ordered(x: np.ndarray, lo: float, hi: float, gap: float) -> np.ndarray:

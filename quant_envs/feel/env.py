@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs._checks import check_choice, check_finite_array, check_float, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth, project_shares
 from quant_envs.feel.model import FULL_PRECISION, bits_per_upload, uplink_rate
 from quant_envs.feel.scenario import Scenario, make_scenario
@@ -53,23 +53,6 @@ def device_features(scenario: Scenario) -> np.ndarray:
         axis=1,
     )
     return np.clip(feats, 0.0, 1.0)
-
-
-def _action_array(action: Any, shape: tuple[int, ...], allowed: str) -> np.ndarray:
-    """``action`` as a finite float64 array of exactly ``shape``, else ValueError naming what is allowed.
-
-    Checked before any arithmetic: NaN survives ``np.clip`` and a wrong shape would otherwise
-    surface as an IndexError deep inside the bandwidth projection.
-    """
-    try:
-        a = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"action={action!r} is not allowed; expected {allowed}") from None
-    if a.shape != shape:
-        raise ValueError(f"action has shape {a.shape}, which is not allowed; expected shape {shape}: {allowed}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"action with shape {a.shape} holds NaN or inf ({a[~np.isfinite(a)][:5].tolist()}), which is not allowed; expected {allowed}")
-    return a
 
 
 def _check_render_mode(render_mode: str | None, modes: list[str]) -> str | None:
@@ -175,7 +158,7 @@ class FeelAllocationEnv(gym.Env):
     def decode_action(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """(levels, bandwidth in Hz, projected?) for an action of the action space."""
         k = self.num_devices
-        a = _action_array(action, (2 * k,), f"{2 * k} finite numbers (K levels, then K bandwidth shares) in [-1, 1]")
+        a = check_finite_array("action", action, (2 * k,), f"{2 * k} finite numbers (K levels, then K bandwidth shares) in [-1, 1]")
         a = np.clip(a, -1.0, 1.0)  # finite values outside the box are clipped, as the box's own bounds
         bits = 1.0 + (a[:k] + 1.0) / 2.0 * (np.log2(self.max_levels + 1.0) - 1.0)
         levels = np.clip(np.round(np.exp2(bits) - 1.0), 1, self.max_levels).astype(np.int64)
@@ -352,7 +335,7 @@ class FeelTrainingEnv(gym.Env):
         if self.sim is None:
             raise RuntimeError("call reset() before step()")
         allowed = f"{self.num_devices} integer indices into level_menu, each in [0, {len(self.level_menu)})"
-        a = _action_array(action, (self.num_devices,), allowed)
+        a = check_finite_array("action", action, (self.num_devices,), allowed)
         bad = (a != np.round(a)) | (a < 0) | (a >= len(self.level_menu))
         if np.any(bad):
             raise ValueError(f"action={a[bad][:5].tolist()} (devices {np.flatnonzero(bad)[:5].tolist()}) is not allowed; expected {allowed}")
