@@ -128,7 +128,7 @@ def test_env_bad_actions_named_before_the_state_moves(make) -> None:
     cases = [
         (np.full(n, np.nan), r"action with shape .* holds NaN or inf"),
         (np.full(n, np.inf), r"action with shape .* holds NaN or inf"),
-        (np.zeros(n + 4), rf"action has shape \({n + 4},\).*expected {n} finite numbers in \[-1, 1\]"),
+        (np.zeros(n + 4), rf"action has shape \({n + 4},\).*expected shape \({n},\): {n} finite numbers in \[-1, 1\]"),
         (np.zeros((1, n)), rf"action has shape \(1, {n}\)"),
         ("x", r"action='x' is not allowed"),
     ]

@@ -47,7 +47,7 @@ def _lloyd_max_reference(src: Source, levels: int) -> tuple[np.ndarray, np.ndarr
 
 def _action_array(action: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``action`` checked by name (finite, exactly ``shape``), clipped to the [-1, 1] box."""
-    allowed = f"{shape[0]} finite numbers in [-1, 1] (shape {shape})"
+    allowed = f"{shape[0]} finite numbers in [-1, 1]"
     return np.clip(check_finite_array("action", action, shape, allowed), -1.0, 1.0)
 
 
