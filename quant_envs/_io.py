@@ -98,7 +98,7 @@ def atomic_write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]
 
 def _default_cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)
 
 

@@ -120,6 +120,11 @@ def test_compare_end_to_end(tmp_path: Path) -> None:
     assert all(int(r["reward_evaluations"]) <= 6 and float(r["budget_used"]) <= 1 + 1e-9 for r in runs)
     table = (out / "results.md").read_text()
     assert "| maskable_ppo |" in table and "| uniform |" in table and "IQM" in table
+    # --report-only redraws the same table from runs.csv without running anything
+    (out / "results.md").unlink()
+    again = run_train("compare", *TINY, "--out", str(out), "--report-only")
+    assert again.returncode == 0, again.stderr
+    assert (out / "results.md").read_text() == table
 
 
 def test_compare_rejects_other_problems(tmp_path: Path) -> None:
