@@ -261,7 +261,7 @@ def compare(
     from agents import AGENTS
     from agents.reporting import bootstrap_ci, compare_figure, iqm
     from baselines.mixed_precision import METHODS
-    from quant_envs._io import atomic_write_csv, atomic_write_text, markdown_table
+    from quant_envs._io import atomic_write_csv, atomic_write_json, atomic_write_text, markdown_table
 
     _check_env_id(env_id)
     if env_id not in MIXED_PRECISION_IDS:
@@ -291,6 +291,8 @@ def compare(
     start = time.perf_counter()
     out = Path(out)
     if report_only:
+        if (out / "compare.json").is_file():  # the settings the runs were made with
+            max_evaluations = json.loads((out / "compare.json").read_text())["max_evaluations"]
         runs = _read_runs(out / "runs.csv")
         methods = list(dict.fromkeys(r["method"] for r in runs))
         seeds = len({r["seed"] for r in runs})
@@ -309,6 +311,7 @@ def compare(
     if not report_only:
         methods = agents + baselines
         atomic_write_csv(out / "runs.csv", runs)
+        atomic_write_json(out / "compare.json", {**cfg, "agents": agents, "baselines": baselines, "seeds": seeds})
     rows = []
     for m in methods:
         mine = [r for r in runs if r["method"] == m]
