@@ -261,7 +261,12 @@ def compare(
     from agents import AGENTS
     from agents.reporting import bootstrap_ci, compare_figure, iqm
     from baselines.mixed_precision import METHODS
-    from quant_envs._io import atomic_write_csv, atomic_write_json, atomic_write_text, markdown_table
+    from quant_envs._io import (
+        atomic_write_csv,
+        atomic_write_json,
+        atomic_write_text,
+        markdown_table,
+    )
 
     _check_env_id(env_id)
     if env_id not in MIXED_PRECISION_IDS:
