@@ -109,7 +109,7 @@ def train(
             raise UsageError(f"{flag} {value} is not allowed; expected an integer >= {lowest}")
     torch.set_num_threads(1)  # small MLP policies and tiny task networks: threads only add contention
     env_kwargs = dict(env_kwargs or {})
-    run_dir = Path(out) if out is not None else Path("runs") / _env_name(env_id) / f"{algo}-s{seed}"
+    run_dir = Path(out) if out is not None else _default_run_dir(env_id, algo, seed)
     ckpt_dir = run_dir / "checkpoints"
     start = time.perf_counter()
 
@@ -129,6 +129,9 @@ def train(
     else:
         if resume and verbose:
             print(f"--resume: no checkpoint in {ckpt_dir}; starting a new run")
+        atomic_write_json(run_dir / "config.json", {
+            "env_id": env_id, "algo": algo, "timesteps": timesteps, "seed": seed, "env_kwargs": env_kwargs,
+            "hyperparams": hyperparams or {}, "max_evaluations": max_evaluations})
         try:
             model = make_agent(algo, vec_env, env_id=env_id, seed=seed, verbose=0, **(hyperparams or {}))
         except ValueError as exc:
@@ -352,10 +355,11 @@ def _train_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="train.py", description="Train an agent on a quant_envs environment "
                                 "(or: train.py compare --help).")
-    p.add_argument("--env", default=DEFAULT_ENV, help=f"environment id (default {DEFAULT_ENV})")
-    p.add_argument("--algo", default="maskable_ppo", choices=list(AGENTS), help="agent (default maskable_ppo)")
-    p.add_argument("--timesteps", type=int, default=1000, help="environment steps (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    # None = not given: a new run takes TRAIN_DEFAULTS, --resume takes the run's own config.json
+    p.add_argument("--env", help=f"environment id (default {DEFAULT_ENV})")
+    p.add_argument("--algo", choices=list(AGENTS), help="agent (default maskable_ppo)")
+    p.add_argument("--timesteps", type=int, help="total environment steps (default 1000)")
+    p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment arguments, values as YAML")
     p.add_argument("--hyperparams", nargs="*", metavar="KEY=VALUE", help="override the YAML hyperparameters")
     p.add_argument("--out", help="run directory (default runs/<env>/<algo>-s<seed>)")
@@ -383,6 +387,40 @@ def _compare_parser() -> argparse.ArgumentParser:
     return p
 
 
+TRAIN_DEFAULTS: dict[str, Any] = {"env_id": DEFAULT_ENV, "algo": "maskable_ppo", "timesteps": 1000, "seed": 0,
+                                  "env_kwargs": {}, "hyperparams": {}, "max_evaluations": None}
+_FLAGS = {"env_id": "--env", "algo": "--algo", "seed": "--seed", "env_kwargs": "--env-kwargs",
+          "hyperparams": "--hyperparams", "max_evaluations": "--max-evaluations"}
+
+
+def _run_config(given: dict[str, Any], out: str | None, resume: bool) -> dict[str, Any]:
+    """The run's settings: what was given, else (with --resume) the run's config.json, else defaults.
+
+    Resuming with a setting that differs from the one the run was made with is an error: the
+    checkpoint would continue on another problem.
+    """
+    config = {k: (v if v is not None else TRAIN_DEFAULTS[k]) for k, v in given.items()}
+    if not resume:
+        return config
+    run_dir = Path(out) if out is not None else _default_run_dir(config["env_id"], config["algo"], config["seed"])
+    saved_file = run_dir / "config.json"
+    if not saved_file.is_file():
+        return config
+    saved = json.loads(saved_file.read_text())
+    for key, flag in _FLAGS.items():
+        if given[key] is not None and given[key] != saved.get(key):
+            raise UsageError(f"--resume: {flag} {given[key]!r} differs from the run's {saved.get(key)!r} "
+                             f"({saved_file}); pass the same value or leave it out")
+        config[key] = saved.get(key, config[key])
+    if given["timesteps"] is None:  # a larger --timesteps extends the run
+        config["timesteps"] = saved["timesteps"]
+    return config
+
+
+def _default_run_dir(env_id: str, algo: str, seed: int) -> Path:
+    return Path("runs") / _env_name(env_id) / f"{algo}-s{seed}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -398,9 +436,13 @@ def main(argv: list[str] | None = None) -> int:
                     _parse_kwargs(a.env_kwargs, "--env-kwargs"), per_algo, a.out, a.jobs, a.report_only)
             return 0
         a = _train_parser().parse_args(argv)
-        train(a.env, a.algo, a.timesteps, a.seed, _parse_kwargs(a.env_kwargs, "--env-kwargs"),
-              _parse_kwargs(a.hyperparams, "--hyperparams"), a.out, a.resume, a.checkpoint_freq,
-              a.max_evaluations, a.n_envs, progress_bar=not a.no_progress_bar)
+        given = {"env_id": a.env, "algo": a.algo, "timesteps": a.timesteps, "seed": a.seed,
+                 "env_kwargs": _parse_kwargs(a.env_kwargs, "--env-kwargs") if a.env_kwargs is not None else None,
+                 "hyperparams": _parse_kwargs(a.hyperparams, "--hyperparams") if a.hyperparams is not None else None,
+                 "max_evaluations": a.max_evaluations}
+        config = _run_config(given, a.out, a.resume)
+        train(**config, out=a.out, resume=a.resume, checkpoint_freq=a.checkpoint_freq, n_envs=a.n_envs,
+              progress_bar=not a.no_progress_bar)
         return 0
     except UsageError as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)

@@ -65,8 +65,10 @@ def test_resume_continues_after_the_process_is_killed(tmp_path: Path) -> None:
     proc.wait()
     saved = json.loads(state.read_text())
     assert 400 <= saved["num_timesteps"] < 6000
-    resumed = run_train(*TINY, "--timesteps", "6000", "--out", str(out), "--checkpoint-freq", "2000", "--resume",
-                        "--no-progress-bar")
+    # a different setting than the run's is refused; left out, the run's own config.json is used
+    refused = run_train("--env-kwargs", "task=digits-mbnet", "--out", str(out), "--resume")
+    assert refused.returncode == 2 and "differs from the run's" in refused.stderr
+    resumed = run_train("--out", str(out), "--checkpoint-freq", "2000", "--resume", "--no-progress-bar")
     assert resumed.returncode == 0, resumed.stderr
     assert f"from timestep {saved['num_timesteps']}" in resumed.stdout
     summary = json.loads((out / "best_policy.json").read_text())
