@@ -258,7 +258,8 @@ class MixedPrecisionEnv(gym.Env):
             terminated = True
             policy = self._finalise_policy()
             # HAQ's budget rule may have lowered widths: the state shows the policy evaluated.
-            self._w_idx[:], self._a_idx[:] = self.problem._indices(policy)
+            self._w_idx[:] = self.problem.costs.bit_index([w for w, _ in policy])
+            self._a_idx[:] = self.problem.costs.bit_index([a for _, a in policy])
             self._spent = self.problem.cost(policy)[self.problem.budget_metric]
             evaluation = self.problem.evaluate(policy)
             self._last_evaluation = evaluation

@@ -202,11 +202,6 @@ class MixedPrecisionProblem:
             pol[0] = pol[-1] = (8, 8)
         return tuple(pol)
 
-    def _indices(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
-        index = {b: j for j, b in enumerate(self.bits)}
-        return (np.fromiter((index[w] for w, _ in policy), int, len(policy)),
-                np.fromiter((index[a] for _, a in policy), int, len(policy)))
-
     def layer_costs(self, metric: str) -> np.ndarray:
         """The [layers, w-bits, a-bits] cost table of ``metric``."""
         return getattr(self.costs, check_choice("metric", metric, METRICS))
