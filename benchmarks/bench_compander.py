@@ -20,12 +20,9 @@ at a worse point is no bargain). Run on the project's 2-core CI budget::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
+from _timing import median_time
 from scipy import optimize
 
 from baselines.compander import lloyd_max, optimal_compander, spline_compander
@@ -39,18 +36,9 @@ LLOYD_TARGET_S = 0.100
 SPLINE_TARGET_S = 1.0
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
 def bench_lloyd_max(name: str, n: int, repeats: int, plain: bool) -> list[str]:
     src = get_source(name)
-    ours_t, ours = _median_time(lambda: lloyd_max(src, n, tol=1e-12), repeats)
+    ours_t, ours = median_time(lambda: lloyd_max(src, n, tol=1e-12), repeats)
 
     x0 = asymptotic_thresholds(src, n)
     d0 = distortion(src, x0, centroids(src, x0)).total
@@ -64,7 +52,7 @@ def bench_lloyd_max(name: str, n: int, repeats: int, plain: bool) -> list[str]:
 
     # Default options: it stops at scipy's evaluation limit (15000), far from a 1e-12 residual;
     # the residual and SQNR it reached are printed.
-    ref_t, ref = _median_time(lambda: optimize.minimize(raw, x0, method="L-BFGS-B"), 1)
+    ref_t, ref = median_time(lambda: optimize.minimize(raw, x0, method="L-BFGS-B"), 1)
     ref_x = np.sort(ref.x)
     lines = [
         f"Lloyd-Max {name} N={n}: ours {ours_t * 1e3:8.2f} ms, residual {ours.params['residual']:.1e}, "
@@ -75,7 +63,7 @@ def bench_lloyd_max(name: str, n: int, repeats: int, plain: bool) -> list[str]:
         f"{'MET' if ours_t <= LLOYD_TARGET_S and ours.params['residual'] <= 1e-12 else 'NOT MET'}",
     ]
     if plain:
-        pl_t, pl = _median_time(lambda: lloyd_max(src, n, tol=1e-12, method="lloyd", max_iter=2_000_000), 1)
+        pl_t, pl = median_time(lambda: lloyd_max(src, n, tol=1e-12, method="lloyd", max_iter=2_000_000), 1)
         lines.append(
             f"    plain Lloyd iteration: {pl_t * 1e3:8.1f} ms, {pl.iterations} iterations, residual {pl.params['residual']:.1e} "
             f"(ratio {pl_t / ours_t:.0f}x)"
@@ -86,7 +74,7 @@ def bench_lloyd_max(name: str, n: int, repeats: int, plain: bool) -> list[str]:
 def bench_spline(name: str, n: int, repeats: int) -> list[str]:
     src = get_source(name)
     x_max = optimal_compander(src, n).support
-    ours_t, ours = _median_time(lambda: spline_compander(src, n, degree=2, support=x_max), repeats)
+    ours_t, ours = median_time(lambda: spline_compander(src, n, degree=2, support=x_max), repeats)
     target = OptimalCompressor(source=src, x_max=x_max)
 
     def raw(u: np.ndarray) -> float:
@@ -95,11 +83,11 @@ def bench_spline(name: str, n: int, repeats: int) -> list[str]:
             return 1.0
         return compander_mse(src, fit_spline_compressor(target, [v * x_max], degree=2), n)
 
-    ref_t, ref = _median_time(
+    ref_t, ref = median_time(
         lambda: optimize.minimize(raw, np.array([0.5]), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-16}),
         repeats,
     )
-    full_t, _ = _median_time(lambda: spline_compander(src, n, degree=2), max(1, repeats // 2))
+    full_t, _ = median_time(lambda: spline_compander(src, n, degree=2), max(1, repeats // 2))
     return [
         f"spline threshold {name} N={n}: ours {ours_t * 1e3:8.1f} ms, t*/x_max {ours.params['segment_thresholds_over_support'][0]:.6f}, "
         f"SQNR {ours.sqnr_db:.6f} dB ({ours.evaluations} evaluations)",

@@ -20,23 +20,13 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from _timing import best_per_call
 
 import quant_envs  # noqa: F401
 from quant_envs.mixed_precision.env import MixedPrecisionEnv
 
 STEP_TARGET_S = 50e-6
 REWARD_TARGET_S = 0.5
-
-
-def per_call(fn, number: int, repeat: int) -> float:
-    """Minimum over ``repeat`` runs of the mean seconds per call (least disturbed by other load)."""
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        runs.append((time.perf_counter() - start) / number)
-    return min(runs)
 
 
 def main() -> None:
@@ -57,9 +47,9 @@ def main() -> None:
             env.step(0)  # the narrowest width is always allowed (costs grow with bits; exact masks)
 
     # one call = n - 1 non-terminal steps and a reset; the step computes the next step's mask
-    step_s = per_call(non_terminal_steps, 100, args.repeat) / (n - 1)
+    step_s = best_per_call(non_terminal_steps, 100, args.repeat) / (n - 1)
     env.reset()
-    masks_s = per_call(env.action_masks, 5000, args.repeat)
+    masks_s = best_per_call(env.action_masks, 5000, args.repeat)
 
     cartpole = gym.make("CartPole-v1").unwrapped
     cartpole.reset(seed=0)
@@ -69,11 +59,11 @@ def main() -> None:
         if terminated:
             cartpole.reset()
 
-    cartpole_s = per_call(cartpole_step, 2000, args.repeat)
+    cartpole_s = best_per_call(cartpole_step, 2000, args.repeat)
 
     problem = env.problem
     task = problem.task
-    float_eval_s = per_call(lambda: task.evaluate(task.model, "val"), 5, args.repeat)
+    float_eval_s = best_per_call(lambda: task.evaluate(task.model, "val"), 5, args.repeat)
 
     def terminal_reward(steps: int) -> list[float]:
         times = []
@@ -91,7 +81,7 @@ def main() -> None:
 
     policy = problem.uniform_policy(4)
     problem.evaluate(policy)
-    hit_s = per_call(lambda: problem.evaluate(policy), 1000, args.repeat)
+    hit_s = best_per_call(lambda: problem.evaluate(policy), 1000, args.repeat)
 
     print(f"MixedPrecision-v0 on {args.task} ({problem.num_layers} layers, {problem.hardware}), "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads 1")

@@ -13,25 +13,15 @@ import argparse
 import os
 import platform
 import time
-import timeit
 
 import numpy as np
+from _timing import best_per_call
 
 import hw_sim
 from hw_sim import networks
 
 QUERY_TARGET_S = 5e-6
 BUILD_TARGET_S = 50e-3
-
-
-def best_per_call(fn, number: int, repeat: int) -> float:
-    """Best (minimum) over ``repeat`` runs of the mean time per call over ``number`` calls, in s.
-
-    The minimum is the least disturbed by other processes (the timeit documentation's advice);
-    the median is printed too where it differs much, since this machine may be shared.
-    """
-    times = timeit.Timer(fn).repeat(repeat=repeat, number=number)
-    return min(times) / number
 
 
 def main() -> None:
