@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_choice, check_float
+from quant_envs._checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
@@ -138,8 +138,8 @@ class MixedPrecisionEnv(gym.Env):
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
-        self.two_steps_per_layer = bool(two_steps_per_layer)
-        make_problem = shared_problem if share_problem else MixedPrecisionProblem
+        self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
+        make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
         self.problem: MixedPrecisionProblem = make_problem(
             task=task, hardware=hardware, bits=tuple(MixedPrecisionProblem._check_bits(bits)),
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
