@@ -240,3 +240,70 @@ def test_unwritable_cache_dir_is_refused_before_training(where: str, tmp_path: P
     with pytest.raises(ValueError, match="cache_dir .*(file|not a writable directory)"):
         load_or_train("toy", lambda: nn.Linear(3, 2), _toy_train(calls), cache_dir)
     assert calls == []  # no training was wasted
+
+
+# -------------------------------------------------------------------------------- unwritable outputs
+def _unwritable(kind: str, tmp_path: Path) -> str:
+    """An output path no writer can use: under a regular file, an existing file, a virtual file system."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    return {"under_file": str(blocker / "out"), "file": str(blocker), "proc": "/proc/quant_envs_out", "empty": ""}[kind]
+
+
+def _one_line_exit_2(main, argv: list[str], flag: str, capsys) -> None:
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert flag in err, err
+
+
+@pytest.mark.parametrize("kind", ["under_file", "file", "proc", "empty"])
+def test_train_refuses_an_unwritable_out_before_any_work(kind: str, tmp_path: Path, capsys) -> None:
+    import train
+
+    cache = tmp_path / "cache"  # a float model built before the refusal would land here
+    _one_line_exit_2(train.main, ["--env-kwargs", "task=digits-cnn", f"cache_dir={cache}", "--timesteps", "10",
+                                  "--out", _unwritable(kind, tmp_path)], "--out", capsys)
+    assert not cache.exists()
+    assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("kind", ["under_file", "file", "proc", "empty"])
+def test_cost_table_refuses_an_unwritable_out_before_any_work(kind: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    from quant_envs.mixed_precision import cost_table_cli
+
+    built = []
+    monkeypatch.setattr(cost_table_cli, "_build_arch", lambda name: built.append(name))
+    out = _unwritable(kind, tmp_path)
+    if kind == "file":
+        out = str(tmp_path / "a_file")
+    _one_line_exit_2(cost_table_cli.main, ["--arch", "resnet18", "--out", out], "--out", capsys)
+    assert built == []  # refused before the model was built
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--max-evaluations", "0"], "--max-evaluations 0"),
+    (["--max-evaluations", "-5"], "--max-evaluations -5"),
+    (["--seed", "-1"], "--seed -1"),
+    (["--finetune-steps", "-1"], "--finetune-steps -1"),
+    (["--budget-fraction", "nan"], "--budget-fraction nan"),
+    (["--method", "nope"], "--method 'nope'"),
+    (["--seed", "x"], "--seed"),
+    (["--bits", "1", "2"], "bits=[1, 2] is not allowed"),
+])
+def test_mixed_precision_baseline_cli_bad_arguments(argv: list[str], flag: str, capsys) -> None:
+    from baselines.mixed_precision.cli import main
+
+    _one_line_exit_2(main, ["--task", "digits-cnn", *argv], flag, capsys)
+
+
+@pytest.mark.parametrize("kind", ["under_file", "proc", "empty", "dir"])
+def test_mixed_precision_baseline_cli_refuses_an_unwritable_json(kind: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    import quant_envs.mixed_precision.problem as problem_module
+    from baselines.mixed_precision.cli import main
+
+    monkeypatch.setattr(problem_module, "MixedPrecisionProblem", None)  # any work at all would fail loudly
+    target = str(tmp_path) if kind == "dir" else _unwritable(kind, tmp_path)
+    _one_line_exit_2(main, ["--task", "digits-cnn", "--json", target], "--json", capsys)

@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         help="bit widths: a range like 2-8 or a list like 2 4 8 (default: 2-8)",
     )
     p.add_argument(
-        "--out", type=Path, help="directory for .npy, .csv and .json files (default: print only)"
+        "--out", help="directory for .npy, .csv and .json files (default: print only)"
     )
     p.add_argument("--plain", action="store_true", help="plain-text table instead of rich")
     p.add_argument(
@@ -332,6 +332,13 @@ def _print_table(
 
 def run(args: argparse.Namespace) -> int:
     profiles, bits = _check_args(args)
+    if args.out is not None:  # before the model is built: an unwritable --out fails at once
+        from quant_envs._io import check_writable_dir
+
+        try:
+            args.out = check_writable_dir(args.out, "--out")  # a str until here: --out '' is refused
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     import torch
 
     from quant_envs.mixed_precision.layer_shapes import quantizable_layers
@@ -358,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
         title = f"{model_name} on {profile} (batch {args.batch}, bits {bits[0]}..{bits[-1]}): {acc.description}"
         footer = "lat b/b: latency with b-bit weights and activations; bound: compute- or memory-bound at the highest / lowest width"
         summary.append(_profile_totals(profile, table))
-        if args.out:
+        if args.out is not None:
             stem = f"{model_name}_{profile}_b{args.batch}"
             meta = {
                 "model": model_name,
@@ -369,7 +376,12 @@ def run(args: argparse.Namespace) -> int:
                 "axes": ["layer", "w_bits", "a_bits"],
                 "units": {"latency": "s", "energy": "J", "size": "bytes"},
             }
-            written = _write_files(args.out, stem, layers, table, meta)
+            try:
+                written = _write_files(args.out, stem, layers, table, meta)
+            except OSError as exc:  # e.g. the disk filled up
+                from quant_envs._io import describe_os_error
+
+                raise UsageError(f"--out {str(args.out)!r}: cannot write: {describe_os_error(exc)}") from None
             written_all += written
             footer += f"\nwrote {', '.join(str(p) for p in written)}"
         if not args.summary:
