@@ -37,12 +37,30 @@ def parse_kwargs(items: list[str] | None, flag: str) -> dict[str, Any]:
         raise UsageError(str(exc)) from None
 
 
-def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]) -> Any:
-    """SB3's vectorised environment; bad ``env_kwargs`` are a :class:`UsageError`."""
-    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+VEC_ENV_KINDS = ("dummy", "subproc")
 
+
+def gym_id(env_id: str) -> str:
+    """``env_id`` in Gymnasium's ``module:id`` form for this package's ids, so that a fresh worker
+    process (spawn, forkserver, a Ray worker) imports ``quant_envs`` and finds the id."""
+    import quant_envs
+
+    return f"quant_envs:{env_id}" if env_id in quant_envs.ENV_IDS else env_id
+
+
+def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], vec_env: str = "dummy") -> Any:
+    """SB3's vectorised environment (``vec_env``: "dummy", one process, or "subproc", one process per
+    copy, started with ``forkserver``); bad ``env_kwargs`` are a :class:`UsageError`."""
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    if vec_env not in VEC_ENV_KINDS:
+        raise UsageError(f"--vec-env {vec_env!r} is not allowed; expected one of: {', '.join(VEC_ENV_KINDS)}")
+    # forkserver, not fork: a parent that already ran torch must not fork its thread pool (workers hang)
+    cls, cls_kwargs = (DummyVecEnv, None) if vec_env == "dummy" else (SubprocVecEnv, {"start_method": "forkserver"})
     try:
-        return sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+        return sb3_make_vec_env(gym_id(env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
+                                vec_env_cls=cls, vec_env_kwargs=cls_kwargs)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--env-kwargs {env_kwargs}: {exc}") from None
 
