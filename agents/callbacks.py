@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -193,12 +194,19 @@ def _chain(env: Any) -> list[Any]:
     return out
 
 
-def env_state(vec_env: Any) -> dict[str, Any]:
-    """The state of an SB3 ``DummyVecEnv`` and every environment in it (attributes, generators)."""
+def env_state(vec_env: Any) -> dict[str, Any] | None:
+    """The state of an SB3 ``DummyVecEnv`` and every environment in it (attributes, generators).
+
+    None for other vectorised environments (their environments live in other processes): a resume
+    then continues from the checkpoint, but not bit-identically (said once, as a warning).
+    """
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     if not isinstance(vec_env, DummyVecEnv):
-        raise ValueError(f"exact checkpoints need a DummyVecEnv, got {type(vec_env).__name__}")
+        warnings.warn(f"{type(vec_env).__name__}: environment state is not checkpointed, so --resume continues "
+                      "from the checkpoint but not bit-identically (use the dummy vec env for exact resume)",
+                      stacklevel=2)
+        return None
     state = {"vec": {k: v for k, v in vars(vec_env).items() if k not in _SKIP},
              "envs": [[{k: v for k, v in vars(obj).items() if k not in _SKIP} for obj in _chain(e)]
                       for e in vec_env.envs]}
@@ -209,7 +217,9 @@ def env_state(vec_env: Any) -> dict[str, Any]:
     return state
 
 
-def set_env_state(vec_env: Any, state: dict[str, Any]) -> None:
+def set_env_state(vec_env: Any, state: dict[str, Any] | None) -> None:
+    if state is None:
+        return
     if len(state["envs"]) != vec_env.num_envs:
         raise ValueError(f"the checkpoint holds {len(state['envs'])} environments; this run has {vec_env.num_envs} "
                          "(pass the same --n-envs)")

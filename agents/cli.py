@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not dot:
                     raise UsageError(f"--hyperparams {key!r} is not allowed; expected ALGO.KEY=VALUE")
                 per_algo.setdefault(algo, {})[name] = value
+            if not a.report_only:  # before any run: an unwritable --out fails now, not after hours
+                _check_out(a.out)
             compare(env_id=a.env, agents=a.agents, baselines=a.baselines, seeds=a.seeds,
                     max_evaluations=a.max_evaluations, timesteps=a.timesteps,
                     env_kwargs=parse_kwargs(a.env_kwargs, "--env-kwargs"), hyperparams=per_algo, out=a.out,
@@ -83,3 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write that failed where no narrower handler knew the argument
+        from quant_envs._io import describe_os_error
+
+        print(f"train.py: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def _check_out(out: str) -> None:
+    from quant_envs._io import check_writable_dir
+
+    try:
+        check_writable_dir(out, "--out")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

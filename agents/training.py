@@ -144,7 +144,10 @@ def train(
             return _train_locked(env_id, algo, timesteps, seed, env_kwargs, hyperparams, run_dir, resume,
                                  checkpoint_freq, max_evaluations, n_envs, progress_bar, test_best, verbose)
         except OSError as exc:  # a full disk, a folder made read-only under the run, ...
-            raise UsageError(f"--out {str(run_dir)!r}: cannot write: {describe_os_error(exc)}") from None
+            where = Path(exc.filename).resolve() if isinstance(exc.filename, (str, os.PathLike)) else None
+            if where is None or where.is_relative_to(run_dir.resolve()):
+                raise UsageError(f"--out {str(run_dir)!r}: cannot write: {describe_os_error(exc)}") from None
+            raise UsageError(f"{describe_os_error(exc)}") from None
 
 
 def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs: dict[str, Any],

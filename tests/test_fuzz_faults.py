@@ -307,3 +307,58 @@ def test_mixed_precision_baseline_cli_refuses_an_unwritable_json(kind: str, tmp_
     monkeypatch.setattr(problem_module, "MixedPrecisionProblem", None)  # any work at all would fail loudly
     target = str(tmp_path) if kind == "dir" else _unwritable(kind, tmp_path)
     _one_line_exit_2(main, ["--task", "digits-cnn", "--json", target], "--json", capsys)
+
+
+# ------------------------------------------------------------------------------------- bad actions
+#: (env id, action, regex of the ValueError): the action is named, with what is allowed.
+BAD_ACTIONS: list[tuple[str, object, str]] = [
+    (MP, 7, r"action=7 is not allowed; expected an integer in \[0, 6\]"),
+    (MP, -1, r"action=-1 is not allowed"),
+    (MP, "3", r"action='3' is not allowed"),
+    (MP, 1.5, r"action=1.5 is not allowed"),
+    (MP, True, r"action=True is not allowed"),
+    (MP, np.array([1, 2]), r"action=array\(\[1, 2\]\) is not allowed"),
+    (MP, None, r"action=None is not allowed"),
+    (MPC, np.array([np.nan], dtype=np.float32), r"action=array\(\[nan\].* is not allowed; expected one finite number"),
+    (MPC, np.array([np.inf]), r"action=array\(\[inf\]\) is not allowed"),
+    (MPC, [0.2, 0.3], r"action=\[0.2, 0.3\] is not allowed"),
+    (MPC, "0.5", r"action='0.5' is not allowed"),
+    (MPC, "abc", r"action='abc' is not allowed"),
+    (MPC, None, r"action=None is not allowed"),
+]
+
+
+@pytest.mark.parametrize("env_id,action,match", BAD_ACTIONS,
+                         ids=[f"{e.split('/')[-1]}-{i}" for i, (e, _, _) in enumerate(BAD_ACTIONS)])
+def test_bad_action_is_a_value_error_naming_it(env_id: str, action, match: str) -> None:
+    env = gym.make(env_id, **FAST_KWARGS[env_id])
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.unwrapped.step(action)  # unwrapped: gymnasium's checker would warn first
+    assert env.unwrapped._t == 0  # nothing was applied
+    env.close()
+
+
+@pytest.mark.parametrize("kind", ["under_file", "proc", "empty"])
+def test_compare_refuses_an_unwritable_out_before_any_run(kind: str, tmp_path: Path, capsys) -> None:
+    import train
+
+    _one_line_exit_2(train.main, ["compare", "--env-kwargs", "task=digits-cnn", "--seeds", "1",
+                                  "--out", _unwritable(kind, tmp_path)], "--out", capsys)
+
+
+def test_a_full_disk_during_training_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    """ENOSPC in the middle of a run (here: at the first checkpoint) is reported, not a traceback."""
+    import errno
+
+    import agents.callbacks
+    import train
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(agents.callbacks, "atomic_write_json", full)
+    out = tmp_path / "run"
+    _one_line_exit_2(train.main, ["--env-kwargs", "task=digits-cnn", "finetune_steps=0", "--timesteps", "10",
+                                  "--out", str(out), "--no-progress-bar"],
+                     f"--out {str(out)!r}: cannot write: No space left on device", capsys)

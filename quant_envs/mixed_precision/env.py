@@ -382,7 +382,12 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
         self._reset_state()  # the mask depends on the budget enforcement
 
     def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
-        u = np.asarray(action, dtype=np.float64).reshape(-1)
+        try:  # strings are never numbers, though numpy would parse "0.5"
+            if isinstance(action, (str, bytes)) or np.asarray(action).dtype.kind not in "iuf":
+                raise TypeError
+            u = np.asarray(action, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]") from None
         if u.shape != (1,) or not np.isfinite(u[0]):
             raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]")
         u0 = float(np.clip(u[0], 0.0, 1.0))
