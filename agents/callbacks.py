@@ -244,7 +244,7 @@ def read_state(directory: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"{path} is missing: this run has no checkpoint to continue from") from None
+        raise ValueError(f"{path} is missing: this run has no checkpoint to continue from (start it again without --resume)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path} is unreadable ({exc}); the checkpoint cannot be trusted") from None
     if not isinstance(state, dict) or not {"num_timesteps", "model"} <= state.keys():
