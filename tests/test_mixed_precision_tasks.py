@@ -277,6 +277,14 @@ def test_torchvision_task_from_imagefolder_and_checkpoint(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="checkpoint="):
         make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / "nope.pt",
                   missing_test="use_val")
+    state = net.state_dict()
+    state["fc.weight"][0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    for name, match in (("nan.pt", "holds NaN or inf in fc.weight"), ("junk.pt", "cannot be loaded")):
+        with pytest.raises(ValueError, match=f"checkpoint=.*{name}.*{match}"):
+            make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / name,
+                      image_size=16, missing_test="use_val")
 
 
 def test_float_training_is_reproducible_whatever_the_callers_threads(tmp_path: Path) -> None:

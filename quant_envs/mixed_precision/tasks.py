@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from quant_envs._checks import check_bool, check_choice, check_int
 from quant_envs.datasets import digits_splits
-from quant_envs.mixed_precision.model_cache import load_or_train
+from quant_envs.mixed_precision.model_cache import load_or_train, non_finite_tensors
 from quant_envs.mixed_precision.models import DigitsCNN, DigitsMobileNet
 from quant_envs.mixed_precision.training import accuracy, torch_threads, train_steps
 
@@ -266,8 +266,17 @@ def torchvision_task(
         if not path.is_file():
             raise ValueError(f"checkpoint={str(path)!r} does not exist; expected a file saved with torch.save(model.state_dict())")
         model = build()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state))
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state)
+            model.load_state_dict(state)
+        except Exception as exc:  # not a state_dict, damaged, another architecture: one clear line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"checkpoint={str(path)!r} cannot be loaded into torchvision:{arch} ({first}); "
+                             "expected a file saved with torch.save(model.state_dict())") from None
+        bad = non_finite_tensors(state)
+        if bad:
+            raise ValueError(f"checkpoint={str(path)!r} holds NaN or inf in {', '.join(bad[:3])}; not used")
         meta: dict[str, Any] = {"checkpoint": str(path)}
     else:
         config = {"arch": arch, "dataset": dataset, "data_dir": str(data_dir), "image_size": image_size,
