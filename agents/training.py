@@ -82,7 +82,8 @@ def _check_saved_config(run_dir: Path, given: dict[str, Any]) -> None:
     """With --resume: the run's config.json exists, is readable and agrees with ``given``."""
     saved = read_saved_config(run_dir)
     for key, flag in _FLAGS.items():
-        if key in given and given[key] != saved.get(key):
+        # compared as config.json holds them (tuples become lists)
+        if key in given and json.loads(json.dumps(given[key], default=str)) != saved.get(key):
             raise UsageError(f"--resume: {flag} {given[key]!r} differs from the run's {saved.get(key)!r} "
                              f"({run_dir / 'config.json'})")
 
