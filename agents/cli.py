@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from agents.comparison import DEFAULT_BASELINES, compare
+from agents.replay import replay
 from agents.runs import DEFAULT_ENV, UsageError, parse_kwargs
 from agents.training import run_config, train
 
@@ -20,7 +21,7 @@ def train_parser() -> argparse.ArgumentParser:
     from agents import AGENTS
 
     p = argparse.ArgumentParser(prog="train.py", description="Train an agent on a quant_envs environment "
-                                "(or: train.py compare --help).")
+                                "(or: train.py compare --help, train.py replay --help).")
     # None = not given: a new run takes TRAIN_DEFAULTS, --resume takes the run's own config.json
     p.add_argument("--env", help=f"environment id (default {DEFAULT_ENV})")
     p.add_argument("--algo", choices=list(AGENTS), help="agent (default maskable_ppo)")
@@ -54,10 +55,23 @@ def compare_parser() -> argparse.ArgumentParser:
     return p
 
 
+def replay_parser() -> argparse.ArgumentParser:
+    """Flags of ``train.py replay``."""
+    p = argparse.ArgumentParser(prog="train.py replay", description="Run a trained model.zip deterministically.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by train.py (config.json, model.zip)")
+    p.add_argument("--episodes", type=int, default=1, help="episodes to run (default 1)")
+    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (default 10000: held out)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``train`` (default) or ``compare`` (first argument); user errors: one line, exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] == "replay":
+            a = replay_parser().parse_args(argv[1:])
+            replay(a.run_dir, episodes=a.episodes, seed=a.seed)
+            return 0
         if argv and argv[0] == "compare":
             a = compare_parser().parse_args(argv[1:])
             per_algo: dict[str, dict[str, Any]] = {}
