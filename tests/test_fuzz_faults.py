@@ -118,6 +118,7 @@ BAD_ARGUMENTS: list[tuple[str, dict, type[Exception], str]] = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:.*render_mode='text'")  # gymnasium's own warning, before ours
 @pytest.mark.parametrize("env_id,kwargs,error,match", BAD_ARGUMENTS,
                          ids=[f"{e.split('/')[-1]}-{next(iter(k))}-{i}" for i, (e, k, _, _) in enumerate(BAD_ARGUMENTS)])
 def test_bad_constructor_argument_is_named(env_id: str, kwargs: dict, error: type, match: str) -> None:

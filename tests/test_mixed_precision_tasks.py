@@ -252,6 +252,7 @@ def test_torchvision_pretraining_shows_its_length_and_pins_threads(tmp_path: Pat
         make_task("torchvision:resnet18", dataset="fake", num_threads=0)
 
 
+@pytest.mark.filterwarnings("ignore:.*has no test/ folder")  # asserted once below; the later calls repeat it
 def test_torchvision_task_from_imagefolder_and_checkpoint(tmp_path: Path) -> None:
     from PIL import Image
 
