@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not dot:
                     raise UsageError(f"--hyperparams {key!r} is not allowed; expected ALGO.KEY=VALUE")
                 per_algo.setdefault(algo, {})[name] = value
+            _check_compare_hyperparams(a.env, per_algo)
             if not a.report_only:  # before any run: an unwritable --out fails now, not after hours
                 _check_out(a.out)
             compare(env_id=a.env, agents=a.agents, baselines=a.baselines, seeds=a.seeds,
@@ -104,6 +105,19 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"train.py: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
+
+
+def _check_compare_hyperparams(env_id: str, per_algo: dict[str, dict[str, Any]]) -> None:
+    """Each ALGO.KEY=VALUE of ``compare --hyperparams`` in its documented range, before any run."""
+    from agents import AGENTS, check_hyperparams, hyperparams_for
+
+    for algo, overrides in per_algo.items():
+        if algo not in AGENTS:
+            raise UsageError(f"--hyperparams {algo}.*: {algo!r} is not an agent; expected one of: {', '.join(AGENTS)}")
+        try:
+            check_hyperparams(algo, hyperparams_for(algo, env_id, overrides))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--hyperparams {algo}.{exc}") from None
 
 
 def _check_out(out: str) -> None:

@@ -363,3 +363,16 @@ def test_a_full_disk_during_training_is_one_line(tmp_path: Path, capsys, monkeyp
     _one_line_exit_2(train.main, ["--env-kwargs", "task=digits-cnn", "finetune_steps=0", "--timesteps", "10",
                                   "--out", str(out), "--no-progress-bar"],
                      f"--out {str(out)!r}: cannot write: No space left on device", capsys)
+
+
+@pytest.mark.parametrize("hyper,needle", [
+    ("maskable_ppo.n_epochs=0", "maskable_ppo.n_epochs=0 is not allowed"),
+    ("ppo.gamma=2", "ppo.gamma=2.0 is not allowed"),
+    ("dqn.gamma=0.9", "'dqn' is not an agent"),
+])
+def test_compare_checks_hyperparameters_before_any_run(hyper: str, needle: str, tmp_path: Path, capsys) -> None:
+    import train
+
+    _one_line_exit_2(train.main, ["compare", "--env-kwargs", "task=digits-cnn", "--seeds", "1", "--hyperparams", hyper,
+                                  "--out", str(tmp_path / "c")], needle, capsys)
+    assert not (tmp_path / "c").exists()  # refused before anything was written
