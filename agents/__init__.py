@@ -33,12 +33,39 @@ def agent_class(name: str) -> type:
     return getattr(__import__(module, fromlist=[cls]), cls)
 
 
-def load_hyperparams(name: str, env_id: str | None = None) -> dict[str, Any]:
-    """The YAML hyperparameters of agent ``name`` for ``env_id`` (or its ``default`` entry)."""
+#: RL-Zoo keys of a YAML entry that set up the run, not the algorithm: the default ``--timesteps``
+#: and ``--n-envs`` for that environment.
+RUN_KEYS = ("n_timesteps", "n_envs")
+
+
+def _yaml_entry(name: str, env_id: str | None) -> dict[str, Any]:
     check_choice("algo", name, AGENTS)
     with open(HYPERPARAMS_DIR / f"{name}.yml", encoding="utf-8") as f:
         table = yaml.safe_load(f) or {}
     return dict(table.get(env_id) or table.get("default") or {})
+
+
+def load_hyperparams(name: str, env_id: str | None = None) -> dict[str, Any]:
+    """The YAML hyperparameters of agent ``name`` for ``env_id`` (or its ``default`` entry).
+
+    Only the algorithm's constructor arguments: the run keys (:data:`RUN_KEYS`) are in :func:`run_defaults`.
+    """
+    return {k: v for k, v in _yaml_entry(name, env_id).items() if k not in RUN_KEYS}
+
+
+def run_defaults(name: str, env_id: str | None = None) -> dict[str, int]:
+    """The YAML entry's ``n_timesteps`` and ``n_envs`` (RL Zoo's keys), where it sets them.
+
+    They are the defaults of ``--timesteps`` and ``--n-envs`` for this (agent, environment).
+    """
+    out = {}
+    for key, value in _yaml_entry(name, env_id).items():
+        if key in RUN_KEYS:
+            value = int(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}.yml [{env_id}]: {key}={value!r} is not allowed; expected an integer >= 1")
+            out[key] = value
+    return out
 
 
 def parse_overrides(items: list[str] | None, what: str = "--hyperparams") -> dict[str, Any]:

@@ -17,7 +17,8 @@ from quant_envs._io import atomic_path, atomic_write, atomic_write_csv, atomic_w
 #: Columns of evaluations.csv (those an environment does not report are left empty).
 RECORD_FIELDS = (
     "episode", "timestep", "return", "accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes",
-    "budget_used", "latency_fraction", "energy_fraction", "size_fraction", "cached", "eval_time_s", "policy",
+    "budget_used", "latency_fraction", "energy_fraction", "size_fraction", "cached", "eval_time_s",
+    "projected_actions", "policy",
 )
 
 
@@ -48,14 +49,20 @@ class EpisodeRecorder(BaseCallback):
         self.best: dict[str, Any] | None = None
         self.num_evaluations = 0
         self._returns: np.ndarray | None = None
+        self._projected: np.ndarray | None = None
 
     def _on_training_start(self) -> None:
         if self._returns is None or len(self._returns) != self.training_env.num_envs:
             self._returns = np.zeros(self.training_env.num_envs)
+        if self._projected is None or len(self._projected) != self.training_env.num_envs:
+            self._projected = np.zeros(self.training_env.num_envs, dtype=np.int64)
 
     def _on_step(self) -> bool:
         rewards, dones, infos = self.locals["rewards"], self.locals["dones"], self.locals["infos"]
         self._returns += rewards
+        assert self._projected is not None
+        # masked actions the environment replaced (invalid_action="project"): counted, never silent
+        self._projected += np.fromiter(("projected_from" in info for info in infos), dtype=np.int64, count=len(infos))
         for i, done in enumerate(dones):
             if not done:
                 continue
@@ -64,7 +71,10 @@ class EpisodeRecorder(BaseCallback):
             for key in RECORD_FIELDS[3:]:
                 if key in info:
                     record[key] = _plain(info[key])
+            record["projected_actions"] = int(self._projected[i])
+            self.logger.record_mean("rollout/projected_actions", int(self._projected[i]))
             self._returns[i] = 0.0
+            self._projected[i] = 0
             self.records.append(record)
             if not record.get("cached", False):
                 self.num_evaluations += 1
@@ -79,7 +89,8 @@ class EpisodeRecorder(BaseCallback):
 
     def partial_state(self) -> dict[str, Any]:
         """The returns of the episodes under way (checkpoints fall between rollouts, not episodes)."""
-        return {"returns": None if self._returns is None else self._returns.tolist()}
+        return {"returns": None if self._returns is None else self._returns.tolist(),
+                "projected": None if self._projected is None else self._projected.tolist()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.records = list(state.get("records", []))
@@ -88,10 +99,76 @@ class EpisodeRecorder(BaseCallback):
         partial = state.get("partial") or {}
         if partial.get("returns") is not None:
             self._returns = np.array(partial["returns"], dtype=float)
+        if partial.get("projected") is not None:
+            self._projected = np.array(partial["projected"], dtype=np.int64)
 
     def write_csv(self, path: Path) -> None:
         rows = [{**r, "policy": json.dumps(r["policy"]) if "policy" in r else ""} for r in self.records]
         atomic_write_csv(path, rows, RECORD_FIELDS)
+
+
+class PeriodicEvaluation(BaseCallback):
+    """RL Zoo's evaluation: every ``every`` timesteps, ``episodes`` deterministic episodes on a separate env.
+
+    The evaluation environment is re-seeded with ``seed`` before each evaluation, so every
+    evaluation plays the same episodes and its result depends on the policy alone (and a resumed
+    run evaluates exactly as an uninterrupted one). The grid is absolute (multiples of ``every``).
+    Writes ``evaluations.npz`` (``timesteps``, ``results`` [evaluations x episodes], ``ep_lengths``,
+    as SB3's EvalCallback) and ``best_model.zip`` (the policy with the best mean return) atomically
+    into ``directory``; the mean return is logged as ``eval/mean_reward``.
+    """
+
+    def __init__(self, eval_env: Any, directory: Path, every: int, episodes: int, seed: int, masked: bool) -> None:
+        super().__init__()
+        if every < 1 or episodes < 1:
+            raise ValueError(f"every={every!r} and episodes={episodes!r} are not allowed; expected integers >= 1")
+        self.eval_env, self.directory, self.every, self.episodes = eval_env, Path(directory), every, episodes
+        self.seed, self.masked = seed, masked
+        self.timesteps: list[int] = []
+        self.results: list[list[float]] = []
+        self.ep_lengths: list[list[int]] = []
+        self.best_mean = -np.inf
+        self._last = 0
+
+    def load(self, num_timesteps: int) -> None:
+        """Continue after a resume: earlier evaluations from ``evaluations.npz``, the grid position."""
+        self._last = num_timesteps // self.every
+        path = self.directory / "evaluations.npz"
+        if path.is_file():
+            with np.load(path) as data:
+                keep = data["timesteps"] <= num_timesteps  # those after the checkpoint will be redone
+                self.timesteps = data["timesteps"][keep].tolist()
+                self.results = data["results"][keep].tolist()
+                self.ep_lengths = data["ep_lengths"][keep].tolist()
+            if self.results:
+                self.best_mean = float(np.max(np.mean(self.results, axis=1)))
+
+    def _on_step(self) -> bool:
+        k = self.num_timesteps // self.every
+        if k <= self._last:
+            return True
+        self._last = k
+        if self.masked:
+            from sb3_contrib.common.maskable.evaluation import evaluate_policy
+        else:
+            from stable_baselines3.common.evaluation import evaluate_policy
+        self.eval_env.seed(self.seed)
+        returns, lengths = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes,
+                                           deterministic=True, return_episode_rewards=True, warn=False)
+        self.timesteps.append(int(self.num_timesteps))
+        self.results.append([float(r) for r in returns])
+        self.ep_lengths.append([int(n) for n in lengths])
+        mean = float(np.mean(returns))
+        self.logger.record("eval/mean_reward", mean)
+        self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
+        atomic_write(self.directory / "evaluations.npz", lambda f: np.savez(
+            f, timesteps=np.array(self.timesteps), results=np.array(self.results), ep_lengths=np.array(self.ep_lengths)),
+            binary=True)
+        if mean > self.best_mean:
+            self.best_mean = mean
+            with atomic_path(self.directory / "best_model.zip") as tmp:
+                self.model.save(tmp)
+        return True
 
 
 class AtomicCheckpoint(BaseCallback):

@@ -33,7 +33,13 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--checkpoint-freq", type=int, default=500, help="steps between checkpoints (default 500)")
     p.add_argument("--max-evaluations", type=int, help="stop after this many reward evaluations")
-    p.add_argument("--n-envs", type=int, default=1, help="parallel environment copies (one process)")
+    p.add_argument("--n-envs", type=int, help="parallel environment copies (default: the YAML's n_envs, else 1)")
+    p.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy",
+                   help="dummy: copies in this process (default; exact --resume); subproc: a process per copy")
+    p.add_argument("--eval-freq", type=int, default=0,
+                   help="evaluate the deterministic policy every N timesteps on a separate env (default 0: off)")
+    p.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (default 5)")
+    p.add_argument("--force", action="store_true", help="replace the run already in --out")
     p.add_argument("--no-progress-bar", action="store_true")
     return p
 
@@ -62,6 +68,17 @@ def replay_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=1, help="episodes to run (default 1)")
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (default 10000: held out)")
     return p
+
+
+def _yaml_n_envs(algo: str, env_id: str) -> int:
+    from agents import AGENTS, run_defaults
+
+    if algo not in AGENTS:
+        return 1  # train() names the bad --algo
+    try:
+        return run_defaults(algo, env_id).get("n_envs", 1)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                  "hyperparams": parse_kwargs(a.hyperparams, "--hyperparams") if a.hyperparams is not None else None,
                  "max_evaluations": a.max_evaluations}
         config = run_config(given, a.out, a.resume)
-        train(**config, out=a.out, resume=a.resume, checkpoint_freq=a.checkpoint_freq, n_envs=a.n_envs,
-              progress_bar=not a.no_progress_bar)
+        n_envs = a.n_envs if a.n_envs is not None else _yaml_n_envs(config["algo"], config["env_id"])
+        train(**config, out=a.out, resume=a.resume, checkpoint_freq=a.checkpoint_freq, n_envs=n_envs,
+              progress_bar=not a.no_progress_bar, eval_freq=a.eval_freq, eval_episodes=a.eval_episodes,
+              vec_env=a.vec_env, force=a.force)
         return 0
     except UsageError as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)

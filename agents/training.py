@@ -10,12 +10,15 @@ import fcntl
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agents import AGENTS, run_defaults
 from agents.runs import (
     DEFAULT_ENV,
+    VEC_ENV_KINDS,
     UsageError,
     check_env_id,
     default_run_dir,
@@ -118,21 +121,41 @@ def train(
     progress_bar: bool = True,
     test_best: bool = True,
     verbose: bool = True,
+    eval_freq: int = 0,
+    eval_episodes: int = 5,
+    vec_env: str = "dummy",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train ``algo`` on ``env_id``; return a summary (best episode, paths, wall time).
 
     Every argument and the output folder are checked before any work; the folder is locked for
     the run. With ``resume`` the run continues from its last checkpoint and ends exactly as an
     uninterrupted run with the same settings would (see :class:`agents.callbacks.AtomicCheckpoint`).
+    A folder that already holds a run is refused unless ``resume`` (continue it) or ``force``
+    (replace it); without ``out`` a new run goes to ``runs/<env>/<algo>-s<seed>`` or, when that
+    holds a run, the next free ``..._2``, ``..._3`` (as RL Zoo numbers its runs).
+
+    ``eval_freq`` > 0 evaluates the deterministic policy every ``eval_freq`` timesteps on a separate
+    environment (``eval_episodes`` episodes from the same seeds each time), writing
+    ``evaluations.npz`` and ``best_model.zip`` (:class:`agents.callbacks.PeriodicEvaluation`).
+    ``vec_env`` is "dummy" (one process) or "subproc" (a process per copy; exact resume needs "dummy").
     """
     from quant_envs._io import check_writable_dir, describe_os_error
 
     env_kwargs = dict(env_kwargs or {})
     hyperparams = dict(hyperparams or {})
     _check_arguments(env_id, algo, timesteps, seed, n_envs, checkpoint_freq, max_evaluations, hyperparams)
+    for flag, value, lowest in (("--eval-freq", eval_freq, 0), ("--eval-episodes", eval_episodes, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise UsageError(f"{flag} {value!r} is not allowed; expected an integer >= {lowest}")
+    if vec_env not in VEC_ENV_KINDS:
+        raise UsageError(f"--vec-env {vec_env!r} is not allowed; expected one of: {', '.join(VEC_ENV_KINDS)}")
     if out is not None and os.fspath(out) == "":
         raise UsageError("--out '' is not allowed; expected a directory path")
-    run_dir = Path(out) if out is not None else default_run_dir(env_id, algo, seed)
+    run_dir = Path(out) if out is not None else default_run_dir(env_id, algo, seed, existing=resume)
+    if not resume and not force and (run_dir / "config.json").exists():
+        raise UsageError(f"--out {str(run_dir)!r} already holds a run; pass --resume to continue it, --force to "
+                         "replace it, or choose another --out")
     if resume:
         _check_saved_config(run_dir, {"env_id": env_id, "algo": algo, "seed": seed, "env_kwargs": env_kwargs,
                                       "hyperparams": hyperparams, "max_evaluations": max_evaluations})
@@ -141,9 +164,12 @@ def train(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     with run_lock(run_dir):
+        if force and not resume:
+            _clear_run(run_dir)
         try:
             return _train_locked(env_id, algo, timesteps, seed, env_kwargs, hyperparams, run_dir, resume,
-                                 checkpoint_freq, max_evaluations, n_envs, progress_bar, test_best, verbose)
+                                 checkpoint_freq, max_evaluations, n_envs, progress_bar, test_best, verbose,
+                                 eval_freq, eval_episodes, vec_env)
         except OSError as exc:  # a full disk, a folder made read-only under the run, ...
             where = Path(exc.filename).resolve() if isinstance(exc.filename, (str, os.PathLike)) else None
             if where is None or where.is_relative_to(run_dir.resolve()):
@@ -151,15 +177,45 @@ def train(
             raise UsageError(f"{describe_os_error(exc)}") from None
 
 
+#: What a run writes into its folder (``--force`` removes these, and nothing else, before a new run).
+RUN_FILES = ("config.json", "best_policy.json", "evaluations.csv", "summary.png", "model.zip", "evaluations.npz",
+             "best_model.zip")
+RUN_FOLDERS = ("checkpoints", "logs")
+
+
+def _clear_run(run_dir: Path) -> None:
+    import shutil
+
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def _eval_env(env_id: str, env_kwargs: dict[str, Any], seed: int) -> Any:
+    """The evaluation environment: its own problem (a mixed-precision evaluation cache of its own, so
+    evaluations neither count as the agent's reward evaluations nor answer its episodes)."""
+    try:
+        return make_vec_env(env_id, 1, seed, {**env_kwargs, "share_problem": False})
+    except UsageError:
+        return make_vec_env(env_id, 1, seed, env_kwargs)  # environments without a shared problem
+
+
 def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs: dict[str, Any],
                   hyperparams: dict[str, Any], run_dir: Path, resume: bool, checkpoint_freq: int,
                   max_evaluations: int | None, n_envs: int, progress_bar: bool, test_best: bool,
-                  verbose: bool) -> dict[str, Any]:
+                  verbose: bool, eval_freq: int = 0, eval_episodes: int = 5, vec_env_kind: str = "dummy") -> dict[str, Any]:
     import torch
     from stable_baselines3.common.logger import configure
 
     from agents import agent_class, check_compatible, make_agent
-    from agents.callbacks import AtomicCheckpoint, EpisodeRecorder, load_checkpoint, read_state
+    from agents.callbacks import (
+        AtomicCheckpoint,
+        EpisodeRecorder,
+        PeriodicEvaluation,
+        load_checkpoint,
+        read_state,
+    )
     from agents.reporting import run_figure
     from quant_envs._io import atomic_path, atomic_write_json
 
@@ -173,12 +229,19 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
     torch.set_num_threads(1)  # small MLP policies and tiny task networks: threads only add contention
     start = time.perf_counter()
 
-    vec_env = make_vec_env(env_id, n_envs, seed, env_kwargs)
+    vec_env = make_vec_env(env_id, n_envs, seed, env_kwargs, vec_env=vec_env_kind)
     try:
         check_compatible(algo, vec_env.action_space)
     except ValueError as exc:
         vec_env.close()
         raise UsageError(f"--algo {algo} on --env {env_id}: {exc}") from None
+    from gymnasium import spaces
+
+    masked_env = vec_env.has_attr("action_masks") and isinstance(vec_env.action_space, spaces.Discrete)
+    if masked_env and algo != "maskable_ppo":
+        warnings.warn(f"{env_id} has action masks but --algo {algo} does not read them: actions the masks forbid "
+                      "are replaced by the environment (invalid_action='project'); evaluations.csv counts them "
+                      "per episode (projected_actions)", stacklevel=2)
     recorder = EpisodeRecorder(max_evaluations=max_evaluations)
     checkpoint = AtomicCheckpoint(ckpt_dir, checkpoint_freq, recorder,
                                   on_save=lambda: recorder.write_csv(run_dir / "evaluations.csv"))
@@ -204,12 +267,20 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
         checkpoint.save()  # step 0: a run killed before its first grid checkpoint resumes exactly too
     part = len(list((run_dir / "logs").glob("part-*"))) if (run_dir / "logs").exists() else 0
     model.set_logger(configure(str(run_dir / "logs" / f"part-{part}"), ["csv", "tensorboard"]))
+    callbacks: list[Any] = [recorder, checkpoint]
+    evaluation = None
+    if eval_freq > 0:
+        eval_seed = seed + 1_000_003  # held-out episodes: never a training seed
+        evaluation = PeriodicEvaluation(_eval_env(env_id, env_kwargs, eval_seed), run_dir, eval_freq, eval_episodes,
+                                        eval_seed, masked=masked_env and algo == "maskable_ppo")
+        evaluation.load(resumed_from)
+        callbacks.append(evaluation)
 
     remaining = timesteps - resumed_from
     interrupted = False
     if remaining > 0 and (max_evaluations is None or recorder.num_evaluations < max_evaluations):
         try:
-            model.learn(remaining, callback=[recorder, checkpoint], reset_num_timesteps=resumed_from == 0,
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=resumed_from == 0,
                         progress_bar=progress_bar)
         except KeyboardInterrupt:
             interrupted = True
@@ -236,6 +307,9 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
                    run_dir / "summary.png", problem.budget_metric)
     else:
         run_figure(recorder.records, best, None, None, run_dir / "summary.png")
+    if evaluation is not None:
+        summary["eval_best_mean_return"] = evaluation.best_mean if evaluation.results else None
+        evaluation.eval_env.close()
     atomic_write_json(run_dir / "best_policy.json", summary)
     vec_env.close()
     if verbose:
@@ -272,11 +346,17 @@ def run_config(given: dict[str, Any], out: str | None, resume: bool) -> dict[str
     checkpoint would continue on another problem.
     """
     config = {k: (v if v is not None else TRAIN_DEFAULTS[k]) for k, v in given.items()}
+    if given.get("timesteps") is None and config["algo"] in AGENTS:  # the YAML's n_timesteps, RL Zoo's default
+        try:
+            config["timesteps"] = run_defaults(config["algo"], config["env_id"]).get("n_timesteps", config["timesteps"])
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if not resume:
         return config
     if out is not None and out == "":
         raise UsageError("--out '' is not allowed; expected a directory path")
-    run_dir = Path(out) if out is not None else default_run_dir(config["env_id"], config["algo"], config["seed"])
+    run_dir = Path(out) if out is not None else default_run_dir(config["env_id"], config["algo"], config["seed"],
+                                                                existing=True)
     saved_file = run_dir / "config.json"
     saved = read_saved_config(run_dir)
     for key, flag in _FLAGS.items():
