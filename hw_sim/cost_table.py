@@ -126,6 +126,12 @@ class CostTable:
             )
         return table
 
+    def metric_array(self, metric: str) -> np.ndarray:
+        """Like :meth:`metric`, but an unpublished metric of a measured table is returned (NaN)
+        rather than refused."""
+        check_choice("metric", metric, METRICS)
+        return self._by_metric[metric]
+
     def bit_index(self, bits: int | Iterable[int]) -> int | np.ndarray:
         """Index of ``bits`` on the table's bit axis (an int, or an array for several widths)."""
         arr = np.asarray(bits)
