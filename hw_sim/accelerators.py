@@ -451,12 +451,15 @@ class BitFusionAccelerator(Accelerator):
     * DRAM traffic (bits): partial sums are 32-bit and are read back and written once per
       input-channel tile (``P = 2 * 32 * B * O_p^2 * OC_padded * n_ic``); inputs ``A`` are read
       once per spatial tile including the halo (lowered for im2col); weights ``W`` at ``b_w``.
-      Two loop orders bound the search: output-channel tiles outermost (weights read once,
-      inputs once per output-channel tile: ``P + A * ceil(OC/oc_t) + W``) or spatial tiles
-      outermost (inputs once, weights once per spatial tile unless all of them fit the weight
-      buffer: ``P + A + W * (1 or B * ceil(O/t)^2)``).
+      Three loop orders stand for the simulator's 120: output-channel tiles outermost (weights
+      read once, inputs once per output-channel tile: ``P + A * ceil(OC/oc_t) + W``), spatial
+      tiles outermost (inputs once, weights once per spatial tile unless all of them fit the
+      weight buffer: ``P + A + W * (1 or B * ceil(O/t)^2)``), or input-channel tiles outermost
+      with a tile small enough for the whole batch's inputs to stay in the input buffer
+      (``P' + A + W``, ``P'`` with that tile's ``n_ic``; how the simulator runs fully connected
+      layers, whose batch is their only spatial extent).
     * cycles: the candidate (t, oc_t, loop order) with the fewest ``max(compute, traffic /
-      bits_per_cycle)``, plus ``rows + cols`` fill/drain cycles (our choice: the simulator adds the
+      bits_per_cycle)`` (ties: the least traffic), plus ``rows + cols`` fill/drain cycles (our choice: the simulator adds the
       first tile's load instead). The simulator's energy tie-break among equal-cycle tilings is
       not modelled.
 
@@ -519,8 +522,9 @@ class BitFusionAccelerator(Accelerator):
         out_side = np.sqrt(ly.n)
         square = out_side == np.round(out_side)
         stride = np.maximum(1.0, np.round(np.sqrt(ly.inputs / c_in) / out_side))
-        # grouped layers: G groups per pass, block-diagonally packed
-        g = packed_groups(ly.m, c_in_g, ly.groups, self.cols, lanes)
+        # grouped layers: G groups per pass, block-diagonally packed into the 8-bit lanes (the
+        # same G at every width, so that narrower widths never cost more)
+        g = packed_groups(ly.m, c_in_g, ly.groups, self.cols, float(self.rows))
         passes = np.ceil(ly.groups / g)
         ic_all = g * c_in_g
         oc_all = g * ly.m
@@ -531,7 +535,10 @@ class BitFusionAccelerator(Accelerator):
         o_buf = self.output_buffer_bytes * 8.0
         psum = float(self.partial_sum_bits)
         weights_bits = ly.m * ly.k * g * w_sto  # stored weights of one pass (no packing zeros)
-        w_all_fit = _ceil_div(kk * ic_all, lanes) * lanes * oc_pad * w_sto <= w_buf
+        # all weights resident? (padded to the array's rows; the simulator pads to the fused
+        # lanes, which would let a wider activation, with fewer lanes, fit where a narrower
+        # one does not)
+        w_all_fit = _ceil_div(kk * ic_all, self.rows) * self.rows * oc_pad * w_sto <= w_buf
 
         # compute: every input channel on a lane once per tap (ceil(IC / lanes) lane groups); the
         # simulator's power-of-two input-channel tiles can cost a partly empty lane group more,
@@ -564,7 +571,12 @@ class BitFusionAccelerator(Accelerator):
                 sp_outer = partial + inputs + weights_bits * np.where(
                     w_all_fit, 1.0, batch * sp_tiles
                 )
-                for traffic in (oc_outer, sp_outer):
+                # input-channel tiles outermost, each tile's inputs of the whole batch resident:
+                # inputs and weights are read once, partial sums once per (smaller) tile
+                ic_b = np.minimum(w_buf / (oc_t * w_sto * kk), i_buf / (batch * sp_tiles * a_tile))
+                ic_b = np.minimum(ic_all, 2.0 ** np.floor(np.log2(np.maximum(ic_b, 1.0))))
+                ic_outer = partial / n_ic * np.ceil(ic_all / ic_b) + inputs + weights_bits
+                for traffic in (oc_outer, sp_outer, ic_outer):
                     cyc = np.maximum(comp, np.ceil(traffic / self._bits_per_cycle))
                     if best is None:
                         best = (cyc, comp, traffic)

@@ -46,10 +46,10 @@ def _sim_layer(row: dict[str, str]) -> hw_sim.LayerShape:
 # ---------------------------------------------------------------------------- Bit Fusion
 def test_bitfusion_matches_the_published_sweep_row_by_row():
     # 61 rows (AlexNet, SVHN, CIFAR-10, LeNet-5, VGG-7, ResNet-18 (WRPN), RNN, LSTM; conv and FC)
-    # at each layer's own precisions. Tolerance: every row within [0.85, 1.35] of the simulator's
-    # cycles, the median within 3%. The model keeps two loop orders of the simulator's 120 and
-    # assumes a batch tile of one; its worst rows are fully connected layers (up to 1.33x), where
-    # the simulator tiles the batch, and 2-bit rows where it tiles input channels unevenly.
+    # at each layer's own precisions. Tolerance: every row within [0.85, 1.10] of the simulator's
+    # cycles (measured [0.89, 1.05]), the median within 3% (measured 1.000). The model keeps three
+    # loop orders of the simulator's 120 and one batch tile per loop order; its lowest rows are
+    # 2-bit layers whose input channels the simulator tiles unevenly (see BitFusionAccelerator).
     rows = _rows("bitfusion_eyeriss_sweep.csv")
     assert len(rows) == 61
     ratios = []
@@ -58,21 +58,20 @@ def test_bitfusion_matches_the_published_sweep_row_by_row():
         cost = BF.layer_cost(_sim_layer(row), int(row["w_bits"]), int(row["a_bits"]), batch=16)
         ratios.append(cost.cycles / int(row["cycles"]))
     ratios = np.array(ratios)
-    assert np.all((ratios >= 0.85) & (ratios <= 1.35)), ratios.round(2)
+    assert np.all((ratios >= 0.85) & (ratios <= 1.10)), ratios.round(2)
     assert np.median(ratios) == pytest.approx(1.0, abs=0.03)
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2])
 def test_bitfusion_matches_the_simulator_on_resnet18(bits):
     # The simulator run on torchvision's ResNet-18 (21 layers, batch 16; bitfusion_sim_resnet18.csv).
-    # Tolerance: every layer within [0.9, 1.2] (the classifier, a 512 -> 1000 FC at batch 16, is
-    # the outlier at 1.17 at 8/8: the simulator tiles its batch), the median within 2%.
+    # Tolerance: every layer within [0.95, 1.05] (measured [0.983, 1.000]), the median within 2%.
     rows = [r for r in _rows("bitfusion_sim_resnet18.csv") if int(r["bits"]) == bits]
     shapes = networks.resnet18()
     assert len(rows) == len(shapes) == 21
     table = hw_sim.CostTable(shapes, BF, bits=[bits], batch=16)
     ratios = table.cycles[:, 0, 0] / np.array([int(r["cycles"]) for r in rows])
-    assert np.all((ratios >= 0.9) & (ratios <= 1.2)), ratios.round(3)
+    assert np.all((ratios >= 0.95) & (ratios <= 1.05)), ratios.round(3)
     assert np.median(ratios) == pytest.approx(1.0, abs=0.02)
 
 
