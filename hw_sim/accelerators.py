@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -131,6 +131,9 @@ class Accelerator:
     reuses one operand read. Every profile reports energy on this one 45 nm scale so profiles
     compare; absolute figures for a 12 nm GPU would be lower.
     """
+
+    #: False for a measured table, which does not say which resource bound a layer
+    reports_bound: ClassVar[bool] = True
 
     name: str
     description: str = ""

@@ -344,7 +344,11 @@ class CostTable:
                             "size_bytes": float(self.size[i, wi, ai]),
                             "dram_bytes": float(self.dram_bytes[i, wi, ai]),
                             "cycles": float(self.cycles[i, wi, ai]),
-                            "bound": "memory" if self.memory_bound[i, wi, ai] else "compute",
+                            "bound": (
+                                ("memory" if self.memory_bound[i, wi, ai] else "compute")
+                                if self.accelerator.reports_bound
+                                else "n/a"
+                            ),
                         }
                     )
         return out

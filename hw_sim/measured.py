@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import ClassVar
 
 import numpy as np
 
@@ -59,6 +60,8 @@ class TableAccelerator(Accelerator):
         frequency_hz: the clock ``cycles`` are reported at (``latency_s * frequency_hz``).
         source: where the numbers come from (repository, file, commit, license).
     """
+
+    reports_bound: ClassVar[bool] = False
 
     network: str
     layers: tuple[LayerShape, ...]

@@ -301,12 +301,20 @@ def _summary_rows(layers, table: hw_sim.CostTable) -> tuple[list[str], list[list
             shape += f" g{ly.groups}"
         row = [str(i), ly.name, ly.kind, shape, f"{ly.shape.macs / 1e6:.2f}"]
         row += [f"{table.latency[i, j, j] * 1e6:.1f}" for j in idx]
-        row += ["mem" if table.memory_bound[i, j, j] else "comp" for j in (idx[0], idx[-1])]
+        row += [
+            ("mem" if table.memory_bound[i, j, j] else "comp")
+            if table.accelerator.reports_bound
+            else "n/a"
+            for j in (idx[0], idx[-1])
+        ]
         rows.append(row)
     n = table.n_layers
     totals = ["", "total", "", "", f"{sum(ly.shape.macs for ly in layers) / 1e6:.1f}"]
     totals += [f"{table.policy_cost([b] * n, [b] * n) * 1e6:.1f}" for b in shown]
-    totals += [f"{int(table.memory_bound[:, j, j].sum())} mem" for j in (idx[0], idx[-1])]
+    totals += [
+        f"{int(table.memory_bound[:, j, j].sum())} mem" if table.accelerator.reports_bound else "n/a"
+        for j in (idx[0], idx[-1])
+    ]
     return header, rows, totals
 
 
@@ -425,7 +433,7 @@ def _profile_totals(profile: str, table: hw_sim.CostTable) -> list[str]:
             for b in (hi, lo)
         ]
         + [f"{cost[b].size_bytes / 1e6:.3f}" for b in (hi, lo)]
-        + [f"{bound[b]}/{n}" for b in (hi, lo)]
+        + [f"{bound[b]}/{n}" if table.accelerator.reports_bound else "n/a" for b in (hi, lo)]
     )
 
 
