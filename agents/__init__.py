@@ -76,6 +76,9 @@ def make_agent(name: str, env: Any, *, env_id: str | None = None, **overrides: A
     params.update(overrides)
     params.setdefault("device", "cpu")  # small MLPs: the CPU is faster than a GPU round trip
     policy = params.pop("policy", "MlpPolicy")
+    if isinstance(policy, str) and ":" in policy:  # "module:Class", e.g. agents.cvt_policy:PerGeneratorPolicy
+        module, attr = policy.split(":", 1)
+        policy = getattr(__import__(module, fromlist=[attr]), attr)
     action_space = getattr(env, "action_space", None)
     from gymnasium import spaces
 

@@ -238,13 +238,21 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
     """MG/Opt V-cycles (see :mod:`baselines.cvt.multigrid`) until the relative gradient test holds."""
     opts = MGOptions(**options)
     budget = _Budget(max_iter, max_time_s, start)
-    mg = MGOpt(problem, opts)
+    mg = MGOpt(problem, opts, seed_points=z)
     p = Objective(problem).at(z)
     norms, energies = [float(np.linalg.norm(p.g))], [p.f]
     works = [problem.n_evaluations]
     target = tol * norms[0]
     it = 0
     stop = None
+    if mg.opt.start == "nested" and norms[-1] > target:
+        # Full multigrid: z0 seeds the coarsest level and sets the reference gradient norm; the
+        # V-cycles start from the refined coarse CVT (its cost is in coarse_work).
+        z_nested = mg.nested_start()
+        if z_nested is not None:
+            q = Objective(problem).at(z_nested)
+            if q.f < p.f:
+                p = q
     while norms[-1] > target:
         stop = budget.reason(it)
         if stop is not None:
