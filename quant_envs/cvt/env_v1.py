@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from quant_envs._checks import check_finite_array, check_int
-from quant_envs.cvt.env import _CVTEnv
+from quant_envs.cvt.env import _CVTEnv, _number
 from quant_envs.cvt.reference import cached_reference_energy
 
 __all__ = ["CVT1DEnvV1", "CVT2DEnvV1", "GLOBAL_COLUMNS", "feature_columns"]
@@ -59,9 +59,12 @@ class _CVTEnvV1(_CVTEnv):
         action_scale: float = 1.0,
         reward_scale: float = 1.0,
         render_mode: str | None = None,
+        reference_energy: float | None = None,
     ) -> None:
         check_int("k", k, min_value=1, max_value=MAX_K)
         super().__init__(k, density, domain, max_steps, tol, action_scale, reward_scale, render_mode)
+        if self.tol >= 1.0:
+            raise ValueError(f"tol={tol!r} is not allowed; expected a number > 0 and < 1")
         d = self._dim
         self.n_features = 3 * d + 1 + len(GLOBAL_COLUMNS)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.k, d), dtype=np.float32)
@@ -71,8 +74,11 @@ class _CVTEnvV1(_CVTEnv):
                                np.full(len(GLOBAL_COLUMNS), RATIO_CLIP)])
         self.observation_space = spaces.Box(np.tile(low, (self.k, 1)).astype(np.float32),
                                             np.tile(high, (self.k, 1)).astype(np.float32), dtype=np.float32)
-        #: Reference CVT energy E* (see quant_envs.cvt.reference).
-        self.reference_energy = cached_reference_energy(self.problem, density)
+        #: Reference CVT energy E* (see quant_envs.cvt.reference), or the one given.
+        if reference_energy is None:
+            self.reference_energy = cached_reference_energy(self.problem, density)
+        else:
+            self.reference_energy = _number("reference_energy", reference_energy, min_value=0.0, min_inclusive=False)
         self._mass_total = 1.0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -176,7 +182,7 @@ _DOC_V1 = """
     ## Episode End
 
     Terminated when converged: E / E* - 1 <= ``tol`` (default 1e-3), with E* the reference CVT
-    energy (:mod:`quant_envs.cvt.reference`: the best of 12 seeded Lloyd + Newton runs), or at
+    energy (:mod:`quant_envs.cvt.reference`: the best of 8 seeded Lloyd + Newton runs), or at
     another CVT (a local minimum, which exist in 2-D and for the ``gaussian`` density): Lloyd's
     guaranteed decrease sum_i m_i |z_i - c_i|^2 <= 0.01 tol E. ``info["converged"]`` says which
     (``"reference"``, ``"stationary"`` or None). Truncated after ``max_steps`` (default 50)
@@ -192,6 +198,9 @@ _DOC_V1 = """
     * ``action_scale`` (1.0): the largest move per step in mean cell sizes.
     * ``reward_scale`` (1.0): multiplies every reward.
     * ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
+    * ``reference_energy`` (None): E* if known (skips its computation, which takes about a
+      second for 2-D named densities at k = 8 and is cached per process; needed for speed with
+      a callable density).
 
     Every argument is checked by type and range (a string is never a number). ``info`` carries
     ``energy``, ``energy_ratio`` (E / E0), ``energy_ratio_reference`` (E / E*),
@@ -217,8 +226,9 @@ class CVT1DEnvV1(_CVTEnvV1):
 
     def __init__(self, k: int = 8, density: Any = "linear", domain: Any = (0.0, 1.0), max_steps: int = 50,
                  tol: float = 1e-3, action_scale: float = 1.0, reward_scale: float = 1.0,
-                 render_mode: str | None = None) -> None:
-        super().__init__(k, density, domain, max_steps, tol, action_scale, reward_scale, render_mode)
+                 render_mode: str | None = None, reference_energy: float | None = None) -> None:
+        super().__init__(k, density, domain, max_steps, tol, action_scale, reward_scale, render_mode,
+                         reference_energy)
 
 
 class CVT2DEnvV1(_CVTEnvV1):
@@ -226,8 +236,9 @@ class CVT2DEnvV1(_CVTEnvV1):
 
     def __init__(self, k: int = 8, density: Any = "linear", domain: Any = "unit-square", max_steps: int = 50,
                  tol: float = 1e-3, action_scale: float = 1.0, reward_scale: float = 1.0,
-                 render_mode: str | None = None) -> None:
-        super().__init__(k, density, domain, max_steps, tol, action_scale, reward_scale, render_mode)
+                 render_mode: str | None = None, reference_energy: float | None = None) -> None:
+        super().__init__(k, density, domain, max_steps, tol, action_scale, reward_scale, render_mode,
+                         reference_energy)
 
 
 CVT1DEnvV1.__doc__ = """Move k generators on an interval to a CVT, one shared rule per generator (1-D quantizer).

@@ -1,14 +1,14 @@
 """The reference CVT energy E* that the environments report E / E* against.
 
 E* is the lowest energy found from ``starts`` seeded uniform starts, each driven to a CVT by
-Lloyd's method (30 steps) and then Newton's method on the exact sparse Hessian, with a Lloyd
+Lloyd's method (10 steps) and then Newton's method on the exact sparse Hessian, with a Lloyd
 step whenever Newton's step does not lower the energy. For log-concave 1-D densities (uniform,
 linear, exponential) the CVT is unique (Fleischer 1964; Trushkin 1982), so E* is the global
 minimum. Otherwise (the ``gaussian`` density, all 2-D problems) CVT energies have several local
 minima and E* is the best of the starts: at k = 8 we measured, from 20 Lloyd runs each, two
 distinct minima 0.56 % apart for the 2-D ``linear`` density and 0.22 % apart for ``gaussian``,
-each reached from about half of the starts, so 12 starts miss the lower one with probability
-~2^-12.
+each reached from about half of the starts, so 8 starts miss the lower one with probability
+~2^-8.
 
 Search algorithms proper live in :mod:`baselines.cvt`; this is only what an environment needs
 to report a converged value, kept small and cached per problem.
@@ -23,7 +23,7 @@ import scipy.sparse.linalg as spla
 
 from quant_envs.cvt.problem import CVTProblem
 
-_LLOYD_STEPS = 30
+_LLOYD_STEPS = 10
 _NEWTON_STEPS = 40
 
 
@@ -53,7 +53,7 @@ def local_cvt(problem: CVTProblem, z: np.ndarray, rel_tol: float = 1e-12) -> tup
     return z, ev.energy
 
 
-def reference_energy(problem: CVTProblem, starts: int = 12, seed: int = 0) -> float:
+def reference_energy(problem: CVTProblem, starts: int = 8, seed: int = 0) -> float:
     """E*: the lowest CVT energy from ``starts`` seeded starts (see the module docstring)."""
     rng = np.random.default_rng(seed)
     best = np.inf
