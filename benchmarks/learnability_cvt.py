@@ -108,14 +108,14 @@ def cvt_learnability_rows(
         budget = timesteps.get(env_id, 0) if isinstance(timesteps, dict) else timesteps
         if budget is None:
             budget = DEFAULT_TIMESTEPS.get(env_id, 40_000)
-        rows.append(_row(env_id, "random", [_episode(env, s, lambda o: env.action_space.sample()) for s in seeds]))
+        rows.append(_row(env_id, "random", [_episode(env, s, lambda o, e=env: e.action_space.sample()) for s in seeds]))
         if budget > 0:
             start = time.perf_counter()
             model = train_ppo(env_id, budget, seed=seed, env_kwargs=env_kwargs)
             train_s = time.perf_counter() - start
-            eps = [_episode(env, s, lambda o: model.predict(o, deterministic=True)[0]) for s in seeds]
+            eps = [_episode(env, s, lambda o, m=model: m.predict(o, deterministic=True)[0]) for s in seeds]
             rows.append(_row(env_id, "ppo", eps, timesteps=budget, train_wall_s=train_s))
-        rows.append(_row(env_id, "lloyd", [_episode(env, s, lambda o: _lloyd_action(env, o)) for s in seeds]))
+        rows.append(_row(env_id, "lloyd", [_episode(env, s, lambda o, e=env: _lloyd_action(e, o)) for s in seeds]))
         rows.append(_row(env_id, "solver", [_solver_episode(env, s) for s in seeds], method="lbfgs"))
         for r in rows[-4:]:
             if r["env_id"] == env_id:

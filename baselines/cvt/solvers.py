@@ -233,11 +233,11 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
     return _result("lbfgs", problem, z, best["f"], state["it"], norms, energies, start, tol, stop, works=works)
 
 
-def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start,
+def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, t_start,
                **options: Any) -> CVTResult:
     """MG/Opt V-cycles (see :mod:`baselines.cvt.multigrid`) until the relative gradient test holds."""
     opts = MGOptions(**options)
-    budget = _Budget(max_iter, max_time_s, start)
+    budget = _Budget(max_iter, max_time_s, t_start)
     mg = MGOpt(problem, opts, seed_points=z)
     p = Objective(problem).at(z)
     norms, energies = [float(np.linalg.norm(p.g))], [p.f]
@@ -263,4 +263,4 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
         energies.append(p.f)
         works.append(problem.n_evaluations + mg.coarse_work())
     coarse = mg.coarse_work()
-    return _result("multigrid", problem, p.z, p.f, it, norms, energies, start, tol, stop, coarse, works)
+    return _result("multigrid", problem, p.z, p.f, it, norms, energies, t_start, tol, stop, coarse, works)
