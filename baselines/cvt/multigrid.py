@@ -41,6 +41,18 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   Within V-cycles, where coarse problems are only smoothed, restriction also works
   (``coarse_start="restrict"``, groups by heavy-edge matching): at k = 1024 (two seeds) it took
   508 fine-evaluation equivalents in all against 470 for the references.
+* Start (``start``): 1-D cycles from the given z0 (``"given"``). 2-D default ``"nested"``
+  (full multigrid, issue 14): z0 seeds the coarsest level (its first k_L points) and sets the
+  reference gradient norm of the stopping rule; the coarse reference CVTs are computed by nested
+  iteration as above, and the fine level starts from the level-1 reference refined by
+  :func:`_refine` (coarse points plus the midpoints of their Delaunay edges, pushed towards the
+  boundary, count matched through cell masses), if that start has lower energy than z0.
+  Measured (linear density, seed 0, tol 1e-8, 2 shared cores): V-cycles 9, 6, 16, 11, 22, 24,
+  23 for k = 64 ... 4096 (from z0: 8, 18, 29 for k = 64, 256, 1024), so the count still grows
+  with k: even from the nested start, exact Newton needs 29 iterations at k = 256 and 121 at
+  k = 1024, most of them at a relative gradient of 1e-2 ... 1e-3 where the Hessian is
+  indefinite and generators rearrange (defects near the boundary migrate). Multigrid's cost
+  there is that of a few Newton steps per cycle; its cycle count is not k-independent in 2-D.
 * Smoother: truncated Newton (Nash): the exact sparse CVT Hessian assembled once per iteration
   (counted as one evaluation), preconditioned CG capped at ``max_cg`` iterations or residual
   ``eta`` ||g||, stopped at negative curvature; diagonal preconditioner 2 m_i (Lloyd's

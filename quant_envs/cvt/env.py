@@ -230,7 +230,9 @@ _COMMON_DOC = """
 
     The energy decrease of the step relative to the episode's initial energy,
     ``reward_scale * (E(z_(t-1)) - E(z_t)) / E(z_0)``. The undiscounted return is
-    ``reward_scale * (1 - E(z_T) / E(z_0))``.
+    ``reward_scale * (1 - E(z_T) / E(z_0))``. Levels reported in issue 14 (k = 8, SB3 defaults,
+    held-out seeds; not re-measured here): PPO ends at E / E* = 3.6, Lloyd's rule reaches 1.01
+    in 26-42 steps, a solver 1.00. The learnable formulation is ``CVT{d}D-v1``.
 
     ## Starting State
 
