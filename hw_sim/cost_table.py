@@ -56,7 +56,7 @@ class CostTable:
         layers: Sequence[LayerShape],
         accelerator: Accelerator | str,
         bits: Iterable[int] = range(2, 9),
-        batch: int = 1,
+        batch: int | None = None,
     ) -> None:
         self.accelerator = get_accelerator(accelerator)
         if isinstance(layers, LayerShape) or not isinstance(layers, Iterable):
@@ -70,7 +70,9 @@ class CostTable:
                     f"layers[{i}]={layer!r} must be a hw_sim.LayerShape, got {type(layer).__name__}"
                 )
         self.layers = layers
-        self.batch = check_int("batch", batch, min_value=1)
+        # the accelerator's own setting by default (HAQ: edge batch 1, cloud batch 16)
+        default = getattr(self.accelerator, "default_batch", 1)
+        self.batch = check_int("batch", default if batch is None else batch, min_value=1)
         bit_list = [self.accelerator.check_bits("bits", b) for b in bits]
         if not bit_list:
             raise ValueError("bits is empty; expected at least one bit width")
@@ -116,7 +118,19 @@ class CostTable:
     def metric(self, metric: str) -> np.ndarray:
         """The [layers, w-bits, a-bits] array of ``metric`` ("latency", "energy" or "size")."""
         check_choice("metric", metric, METRICS)
-        return {"latency": self.latency, "energy": self.energy, "size": self.size}[metric]
+        table = {"latency": self.latency, "energy": self.energy, "size": self.size}[metric]
+        if np.isnan(table).all():
+            raise ValueError(
+                f"metric={metric!r} is not allowed on accelerator {self.accelerator.name!r}: its "
+                "source publishes no such figure"
+            )
+        return table
+
+    def metric_array(self, metric: str) -> np.ndarray:
+        """Like :meth:`metric`, but an unpublished metric of a measured table is returned (NaN)
+        rather than refused."""
+        check_choice("metric", metric, METRICS)
+        return self._by_metric[metric]
 
     def bit_index(self, bits: int | Iterable[int]) -> int | np.ndarray:
         """Index of ``bits`` on the table's bit axis (an int, or an array for several widths)."""
@@ -330,7 +344,11 @@ class CostTable:
                             "size_bytes": float(self.size[i, wi, ai]),
                             "dram_bytes": float(self.dram_bytes[i, wi, ai]),
                             "cycles": float(self.cycles[i, wi, ai]),
-                            "bound": "memory" if self.memory_bound[i, wi, ai] else "compute",
+                            "bound": (
+                                ("memory" if self.memory_bound[i, wi, ai] else "compute")
+                                if self.accelerator.reports_bound
+                                else "n/a"
+                            ),
                         }
                     )
         return out
