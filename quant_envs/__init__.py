@@ -27,6 +27,8 @@ ENV_IDS: dict[str, str] = {
     # 4. centroidal Voronoi tessellations
     "quant_envs/CVT1D-v0": "quant_envs.cvt.env:CVT1DEnv",
     "quant_envs/CVT2D-v0": "quant_envs.cvt.env:CVT2DEnv",
+    "quant_envs/CVT1D-v1": "quant_envs.cvt.env_v1:CVT1DEnvV1",
+    "quant_envs/CVT2D-v1": "quant_envs.cvt.env_v1:CVT2DEnvV1",
 }
 
 
