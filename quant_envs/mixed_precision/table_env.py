@@ -199,11 +199,11 @@ class MixedPrecisionTableEnv(gym.Env):
             return None
         p = self.problem
         unit = self.table.metric_units[p.budget_metric]
-        lines = [f"{'#':>3} {'unit':<40} {'bits':>4} {p.budget_metric + ' (' + unit + ')':>18}"]
+        lines = [f"{'#':>3} {'unit':<64} {'bits':>4} {p.budget_metric + ' (' + unit + ')':>18}"]
         for i, names in enumerate(self.table.units):
             k = self._idx[i]
             cost = float(p.unit_cost[i, k]) if k >= 0 else float("nan")
-            lines.append(f"{i:>3} {'+'.join(names)[:40]:<40} {self.bits[k] if k >= 0 else '-'!s:>4} {cost:>18.6g}")
+            lines.append(f"{i:>3} {'+'.join(names)[:64]:<64} {self.bits[k] if k >= 0 else '-'!s:>4} {cost:>18.6g}")
         lines.append(f"spent {self._spent:.6g} {unit} of budget {p.budget:.6g} {unit} ({self._spent / p.budget:.1%})")
         if self._last_evaluation is not None:
             e = self._last_evaluation

@@ -104,6 +104,8 @@ class TableProblem(MixedPrecisionProblem):
         if not given:
             given = {f"budget_{k}": v for k, v in default.items() if k in ("fraction", "level")}
         (kind, value), = given.items()
+        if isinstance(value, str):
+            raise TypeError(f"{kind}={value!r} must be a number, got str")
         value = check_float(kind, value, min_value=0.0, min_inclusive=kind != "budget")
         self.budget = {"budget": value, "budget_fraction": value * hi, "budget_level": lo + value * (hi - lo)}[kind]
         if self.budget < self.min_cost * (1 - RELATIVE_SLACK):
@@ -112,17 +114,25 @@ class TableProblem(MixedPrecisionProblem):
                 f"cheapest policy's {self.min_cost:.6g}; feasible: budget >= {lo:.6g}, budget_fraction >= "
                 f"{lo / hi:.4f}, budget_level >= 0")
         self.limit = self.budget * (1 + RELATIVE_SLACK)
+        # step_mask's ``spent + cost + rest_min <= limit`` rearranged: ``spent <= threshold``
+        self._threshold = self.limit - self._rest_min[1:, None] - cost
         self.optimum: TableOptimum = exact_optimum(t, cost, self.budget)
         self._cache: OrderedDict[tuple, TableEvaluation] = OrderedDict()
         self.num_evaluations = 0
         self.num_queries = 0
         self._layer_costs: dict[str, np.ndarray] = {}
 
+    def reset_counts(self) -> None:
+        """Forget the policies seen (``num_evaluations`` and ``num_queries`` restart at 0)."""
+        self._cache.clear()
+        self.num_evaluations = self.num_queries = 0
+
     # ------------------------------------------------------------------------------- the model
     def step_mask(self, unit: int, spent: float, rest_min: float | None = None) -> np.ndarray:
         """Bool mask over ``bits`` of unit ``unit``'s widths that keep the budget reachable (exact)."""
-        rest = self._rest_min[unit + 1] if rest_min is None else rest_min
-        return spent + self.unit_cost[unit] + rest <= self.limit
+        if rest_min is None:  # the environments' left-to-right order: one comparison per width
+            return spent <= self._threshold[unit]
+        return spent + self.unit_cost[unit] + rest_min <= self.limit
 
     def allowed_pairs(self, layer: int, spent: float, equal_bits: bool, rest_min: float | None = None) -> np.ndarray:
         return np.diag(self.step_mask(layer, spent, rest_min))
@@ -176,8 +186,10 @@ class TableProblem(MixedPrecisionProblem):
         return self.table.score_offset
 
     def regret(self, score: float) -> float:
-        """``score_scale * (optimum - score)``: the regret in the table's ``regret_unit``."""
-        return self.table.score_scale * (self.optimum.score - score)
+        """``score_scale * (optimum - score)``: the regret in the table's ``regret_unit`` (float
+        round-off of summed scores can put an equal-scoring policy a few ulps above the optimum:
+        clipped at 0)."""
+        return max(0.0, self.table.score_scale * (self.optimum.score - score))
 
     # ------------------------------------------------------------------------------ evaluation
     def evaluate(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,

@@ -66,9 +66,11 @@ def exact_optimum(table: PolicyTable, cost: np.ndarray, budget: float) -> TableO
         best = feasible[order[0]]
         worst = feasible[np.lexsort((feasible, score[feasible]))[0]]
         shape = (nb,) * n
+        best_idx, worst_idx = np.array(np.unravel_index(best, shape)), np.array(np.unravel_index(worst, shape))
+        # scores summed as the environment sums them, so the optimum's own regret is exactly 0
         return TableOptimum(
-            index=np.array(np.unravel_index(best, shape)), score=float(score[best]), cost=float(total[best]),
-            worst_index=np.array(np.unravel_index(worst, shape)), worst_score=float(score[worst]),
+            index=best_idx, score=float(table.scores(best_idx)), cost=float(total[best]),
+            worst_index=worst_idx, worst_score=float(table.scores(worst_idx)),
             method="enumeration", feasible_scores=np.sort(score[feasible]))
     if not table.separable:
         raise ValueError(f"table {table.name!r} is exhaustive with {nb}^{n} entries: too many to enumerate")
