@@ -72,11 +72,12 @@ def main() -> None:
               f"{len(TABLE_METHODS)} methods: {wall:.1f} s = {wall / STUDY_TARGET_S:.2f} of the "
               f"{STUDY_TARGET_S:.0f} s target")
         print(study.markdown())
-        expected = study.random_expectation()
-        if expected:
-            rows = {r["method"]: r for r in study.rows()}["random"]
-            inside = [lo <= expected[n] <= hi for n in expected for (_, lo, hi) in [rows[f"regret@{n}"]]]
-            print(f"random search vs closed form: inside the 95% CI at {sum(inside)}/{len(inside)} checkpoints")
+        check = study.random_check()
+        if check:
+            for n, c in check.items():
+                print(f"random search @ {n}: measured {c['measured']:.4g}, closed form {c['expected']:.4g} "
+                      f"+- {c['half_width']:.3g} (95%): {'inside' if c['inside'] else 'OUTSIDE'}; "
+                      f"ratio {c['measured'] / c['expected']:.3f}")
 
 
 if __name__ == "__main__":

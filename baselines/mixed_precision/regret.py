@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from agents.regret import CHECKPOINTS, RunRecord, plot_regret, regret_curves, summarize
 from baselines.mixed_precision.solvers import SearchResult, solve
 from quant_envs.mixed_precision.table_problem import TableProblem
-from quant_envs.mixed_precision.table_reference import expected_best_of_n
+from quant_envs.mixed_precision.table_reference import best_of_n_moments
 
 #: Methods that make sense on a table (hawq_v3 needs a model's Hessian; enumeration all of it).
 TABLE_METHODS = ("random", "evolution", "greedy_std", "greedy_sensitivity", "uniform")
@@ -61,12 +62,36 @@ class RegretStudy:
     def random_expectation(self, checkpoints: Sequence[int] = CHECKPOINTS) -> dict[int, float] | None:
         """Closed-form expected regret of random search (best of n distinct uniform feasible
         policies), or None where the feasible set is not enumerated."""
+        moments = self.random_moments(checkpoints)
+        return None if moments is None else {n: m for n, (m, _) in moments.items()}
+
+    def random_moments(self, checkpoints: Sequence[int] = CHECKPOINTS) -> dict[int, tuple[float, float]] | None:
+        """Closed-form (mean, standard deviation) of random search's regret after n evaluations."""
         o = self.problem.optimum
         if o.feasible_scores is None:
             return None
         ns = [n for n in checkpoints if n <= self.max_evaluations]
-        exp = expected_best_of_n(o.feasible_scores, ns)
-        return {n: self.problem.table.score_scale * (o.score - e) for n, e in zip(ns, exp)}
+        mean, sd = best_of_n_moments(o.feasible_scores, ns)
+        scale = self.problem.table.score_scale
+        return {n: (scale * (o.score - m), scale * d) for n, m, d in zip(ns, mean, sd)}
+
+    def random_check(self, level: float = 0.95) -> dict[int, dict[str, float | bool]] | None:
+        """Measured mean regret of ``random`` against the closed form at every checkpoint: inside
+        ``E +- t * sd / sqrt(seeds)``, the interval the mean over the seeds falls in with
+        probability ``level`` (sd of the best-of-n distribution, exact)."""
+        moments = self.random_moments()
+        if moments is None or "random" not in self.runs:
+            return None
+        curves = self.runs["random"].curves
+        k = curves.shape[0]
+        t = float(stats.t.ppf(0.5 + level / 2, max(k - 1, 1)))
+        out = {}
+        for n, (mean, sd) in moments.items():
+            measured = float(curves[:, n - 1].mean())
+            half = t * sd / np.sqrt(k)
+            out[n] = {"measured": measured, "expected": mean, "half_width": half,
+                      "inside": bool(abs(measured - mean) <= half)}
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per method: mean [95% CI] regret at every checkpoint, wall time."""
@@ -122,6 +147,45 @@ def regret_study(problem: TableProblem, methods: Sequence[str] = TABLE_METHODS, 
     return RegretStudy(problem, max_evaluations, list(map(int, seeds)), runs)
 
 
+#: The leaderboard's (table, budget) settings: HAWQ-V3's own levels and the digits CNN's default.
+LEADERBOARD_SETTINGS: tuple[dict[str, Any], ...] = (
+    {"table": "hawq-resnet18", "budget_metric": "latency", "budget_level": 0.5},
+    {"table": "hawq-resnet18", "budget_metric": "size", "budget_level": 0.25},
+    {"table": "hawq-resnet18", "budget_metric": "bops", "budget_level": 0.75},
+    {"table": "hawq-resnet50", "budget_metric": "latency", "budget_level": 0.5},
+    {"table": "hawq-resnet50", "budget_metric": "size", "budget_level": 0.25},
+    {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.25},
+    {"table": "digits-cnn", "hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.3},
+)
+
+
+def setting_flags(setting: dict[str, Any]) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in setting.items())
+
+
+def leaderboard_section(study: RegretStudy, setting: dict[str, Any]) -> str:
+    """One leaderboard table: method, final regret at 100 and 1000 evaluations, wall time, command."""
+    seeds = len(study.seeds)
+    lines = [f"### {setting_flags(setting)}", "", study.describe() + ".", "",
+             f"| method | regret @ 100 (mean [95% CI], {seeds} seeds) | regret @ 1000 | wall time, {seeds} seeds (s) "
+             f"| command |", "|---|---|---|---|---|"]
+    by_method = {r["method"]: r for r in study.rows()}
+    for name, row in sorted(by_method.items(), key=lambda kv: (kv[1].get("regret@1000", (np.inf,))[0],
+                                                              kv[1].get("regret@100", (np.inf,))[0])):
+        cells = []
+        for n in (100, 1000):
+            m, lo, hi = row.get(f"regret@{n}", (np.nan,) * 3)
+            cells.append(f"{m:.4g} [{lo:.3g}, {hi:.3g}]")
+        cmd = (f"`python -m baselines.mixed_precision.regret {setting_flags(setting)} --methods {name} "
+               f"--seeds {seeds} --max-evaluations {study.max_evaluations}`")
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {row['wall_time_s']:.1f} | {cmd} |")
+    expected = study.random_expectation((100, 1000))
+    if expected:
+        lines.append(f"| random search, closed form | {expected.get(100, np.nan):.4g} | "
+                     f"{expected.get(1000, np.nan):.4g} | - | (expected best of n distinct uniform feasible policies) |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m baselines.mixed_precision.regret", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,7 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1")
     parser.add_argument("--max-evaluations", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="directory for regret.json and regret.png")
+    parser.add_argument("--leaderboard", type=Path, default=None,
+                        help="run every LEADERBOARD_SETTINGS setting and write the leaderboard's tables here "
+                             "(markdown); --table and the budget flags are ignored")
     args = parser.parse_args(argv)
+    if args.leaderboard is not None:
+        return _write_leaderboard(args)
     try:
         problem = TableProblem(args.table, hardware=args.hardware, budget_metric=args.budget_metric,
                                budget_fraction=args.budget_fraction, budget_level=args.budget_level,
@@ -159,6 +228,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_regret({m: r.curves for m, r in study.runs.items()}, args.out / "regret.png", study.unit,
                     title=study.describe())
         print(f"wrote {args.out / 'regret.json'} and {args.out / 'regret.png'}")
+    return 0
+
+
+
+def _write_leaderboard(args: argparse.Namespace) -> int:
+    from quant_envs._io import atomic_write_text
+    from quant_envs.mixed_precision.table import TABLES
+
+    sections = []
+    for setting in LEADERBOARD_SETTINGS:
+        if setting["table"] not in TABLES:
+            print(f"skipping {setting_flags(setting)}: table not shipped")
+            continue
+        problem = TableProblem(**setting)
+        study = regret_study(problem, args.methods, range(args.seeds), args.max_evaluations)
+        sections.append(leaderboard_section(study, setting))
+        print(sections[-1], "\n", flush=True)
+    atomic_write_text(args.leaderboard, "\n\n".join(sections) + "\n")
+    print(f"wrote {args.leaderboard}")
     return 0
 
 

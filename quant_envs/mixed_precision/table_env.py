@@ -86,14 +86,14 @@ class MixedPrecisionTableEnv(gym.Env):
       unit): at most one; default the table's (HAWQ: level 0.5; digits-cnn: fraction 0.25).
     * ``invalid_action``: "project" (default) or "raise".
     * ``reward_scale``: multiplies the reward (default: the table's).
-    * ``render_mode``: "ansi" or None.
+    * ``render_mode``: "ansi", "rgb_array" (bits per unit and each unit's cost share) or None.
 
     ## Version History
 
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, table: str | PolicyTable = "hawq-resnet18", hardware: str | None = None,
                  budget_metric: str | None = None, budget_fraction: float | None = None,
@@ -193,10 +193,28 @@ class MixedPrecisionTableEnv(gym.Env):
         """The widths chosen so far ((w, a) per unit; None for units not yet set)."""
         return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
 
-    def render(self) -> str | None:
+    def _render_rgb(self) -> np.ndarray:
+        from quant_envs._render import figure_to_rgb, new_figure
+
+        x = np.arange(self.num_layers)
+        fig = new_figure()
+        ax = fig.add_subplot()
+        ax.bar(x, [self.bits[k] if k >= 0 else 0 for k in self._idx], 0.6, label="bits")
+        ax.set_xlabel("unit")
+        ax.set_ylabel("bits")
+        ax.set_ylim(0, max(self.bits) + 1)
+        ax2 = ax.twinx()
+        ax2.plot(x, self._static[:, 11], "k.-")
+        ax2.set_ylabel(f"share of all-widest {self.problem.budget_metric}")
+        fig.tight_layout()
+        return figure_to_rgb(fig)
+
+    def render(self) -> str | np.ndarray | None:
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
             return None
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
         p = self.problem
         unit = self.table.metric_units[p.budget_metric]
         lines = [f"{'#':>3} {'unit':<64} {'bits':>4} {p.budget_metric + ' (' + unit + ')':>18}"]

@@ -108,7 +108,13 @@ def _milp(score: np.ndarray, cost: np.ndarray, budget: float, maximise: bool) ->
 
 
 def expected_best_of_n(feasible_scores: np.ndarray, n: np.ndarray | int) -> np.ndarray:
-    """Expected best score of ``n`` distinct policies drawn uniformly from the feasible set.
+    """Expected best score of ``n`` distinct uniform feasible policies (see :func:`best_of_n_moments`)."""
+    return best_of_n_moments(feasible_scores, n)[0]
+
+
+def best_of_n_moments(feasible_scores: np.ndarray, n: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the best score of ``n`` distinct policies drawn uniformly
+    from the feasible set.
 
     With the ``N`` feasible scores sorted ascending, the best of ``n`` draws without replacement is
     the ``k``-th smallest with probability ``(C(k, n) - C(k - 1, n)) / C(N, n)``. (Random search
@@ -118,7 +124,7 @@ def expected_best_of_n(feasible_scores: np.ndarray, n: np.ndarray | int) -> np.n
 
     s = np.sort(np.asarray(feasible_scores, dtype=float))
     big_n = len(s)
-    out = []
+    out, sd = [], []
     for m in np.atleast_1d(n):
         m = int(min(m, big_n))
         k = np.arange(1, big_n + 1)
@@ -129,5 +135,7 @@ def expected_best_of_n(feasible_scores: np.ndarray, n: np.ndarray | int) -> np.n
 
         cdf = np.exp(log_choose(k, m) - log_choose(np.array([big_n]), m))  # P(best <= s_k)
         pmf = np.diff(np.concatenate([[0.0], cdf]))
-        out.append(float(pmf @ s))
-    return np.array(out)
+        mean = float(pmf @ s)
+        out.append(mean)
+        sd.append(float(np.sqrt(max(pmf @ (s - mean) ** 2, 0.0))))
+    return np.array(out), np.array(sd)
