@@ -5,7 +5,7 @@ retrained and evaluated exactly as ``quant_envs/MixedPrecision-v0`` does
 (``MixedPrecisionProblem.quantized_model``: the same fake quantization, ``--finetune-steps``
 mini-batches seeded by ``--eval-seed``), and scored on the validation and the test split of the
 same retrained network. The costs of every ``hw_sim`` profile (latency, energy, size per layer)
-are recorded beside them, with the layer facts and weight standard deviations the observation
+and the layers' ``hw_sim`` shapes (to recompute them when ``hw_sim`` changes) are recorded beside them, with the layer facts and weight standard deviations the observation
 needs, so the table environment sees what the live one sees. The result is a compressed ``.npz``
 in the generic table format (:mod:`quant_envs.mixed_precision.table`).
 
@@ -36,9 +36,7 @@ from typing import Any
 import numpy as np
 
 from quant_envs._io import atomic_path, atomic_write_json
-from quant_envs.mixed_precision.table import PolicyTable, TableLayer, save_table
-
-METRICS = ("latency", "energy", "size")
+from quant_envs.mixed_precision.table import PolicyTable, TableLayer, hw_sim_costs, save_table
 
 _PROBLEM = None  # the worker's problem, built once per process
 
@@ -84,20 +82,11 @@ def policy_grid(bits: Sequence[int], layers: int) -> list[tuple[int, ...]]:
     return list(itertools.product(bits, repeat=layers))
 
 
-def layer_costs(problem: Any, bits: Sequence[int]) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
-    """[layers, bits] costs (w == a) of every hw_sim profile; profiles refusing a width are skipped."""
-    import hw_sim
+def hw_layer_shapes(problem: Any) -> list[dict[str, Any]]:
+    """The task's layers as ``hw_sim.LayerShape`` fields (what the table's costs are computed from)."""
+    import dataclasses
 
-    costs, skipped = {}, {}
-    nb = len(bits)
-    for name in hw_sim.PROFILES:
-        try:
-            table = hw_sim.CostTable([la.shape for la in problem.layers], hw_sim.get_accelerator(name), bits=bits)
-        except ValueError as e:  # e.g. an accelerator without some widths
-            skipped[name] = str(e)
-            continue
-        costs[name] = {m: np.asarray(getattr(table, m))[:, np.arange(nb), np.arange(nb)].copy() for m in METRICS}
-    return costs, skipped
+    return [dataclasses.asdict(la.shape) for la in problem.layers]
 
 
 def build_table(config: dict[str, Any], results: np.ndarray, name: str, command: str,
@@ -106,7 +95,8 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
     bits = tuple(config["bits"])
     n = problem.num_layers
     shape = (len(bits),) * n
-    costs, skipped = layer_costs(problem, bits)
+    shapes = hw_layer_shapes(problem)
+    costs, skipped = hw_sim_costs(shapes, bits)
     layers = tuple(TableLayer(name=la.name, kind=la.kind, c_in=la.c_in, c_out=la.c_out, stride=la.stride,
                               kernel=la.kernel, num_weights=la.num_weights, in_hw=tuple(la.in_hw))
                    for la in problem.layers)
@@ -116,10 +106,10 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
         name=name, bits=bits, units=tuple((la.name,) for la in problem.layers), layers=layers,
         weight_std=np.asarray(problem.weight_std), costs=costs,
         metric_units={"latency": "s", "energy": "J", "size": "B"},
-        score=results[:, 0].reshape(shape).astype(np.float32), separable=False,
+        score=results[:, 0].reshape(shape), separable=False,
         score_name="validation accuracy", score_scale=100.0, regret_unit="accuracy points (validation)",
         score_offset=float(problem.float_accuracy("val")),
-        columns={"test_accuracy": results[:, 1].reshape(shape).astype(np.float32)},
+        columns={"test_accuracy": results[:, 1].reshape(shape)},
         default_hardware="bismo-edge", default_budget={"metric": "latency", "fraction": 0.25},
         default_reward_scale=0.1,
         meta={
@@ -128,9 +118,9 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
             "float_accuracy_test": float(problem.float_accuracy("test")),
             "retraining": "MixedPrecisionProblem.quantized_model: fake quantization, finetune_steps mini-batches "
                           "seeded by eval_seed; val and test accuracy of the same retrained network",
-            "hw_sim_profiles_skipped": skipped, "torch": torch.__version__, "python": platform.python_version(),
+            "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "torch": torch.__version__, "python": platform.python_version(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(wall_s, 1),
+            "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
             "weight_std": "std of the layer's float weights (as MixedPrecision-v0)",
         },
     )
@@ -191,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--limit {total}: not writing {args.out} (a table needs all {len(policies)} policies)")
         return 0
     results = np.concatenate([np.load(c[2]) for c in chunks])
-    table = build_table(config, results, args.name or args.task, " ".join([Path(sys.argv[0]).name, *map(str, argv or sys.argv[1:])]), wall)
+    table = build_table(config, results, args.name or args.task, " ".join(["python -m quant_envs.mixed_precision.make_table", *map(str, argv or sys.argv[1:])]), wall)
     save_table(table, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(results)} policies)")
     return 0

@@ -147,8 +147,33 @@ def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def load_npz(path: str | os.PathLike[str]) -> PolicyTable:
-    """Read a table written by :func:`save_table`."""
+def hw_sim_costs(shapes: list[dict[str, Any]], bits: tuple[int, ...]
+                 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+    """[layers, bits] latency, energy and size (w == a) of every ``hw_sim`` profile for layers given
+    as ``hw_sim.LayerShape`` fields; profiles refusing a width are skipped (name -> reason)."""
+    import hw_sim
+
+    layers = [hw_sim.LayerShape(**s) for s in shapes]
+    costs, skipped = {}, {}
+    idx = np.arange(len(bits))
+    for name in hw_sim.PROFILES:
+        try:
+            table = hw_sim.CostTable(layers, hw_sim.get_accelerator(name), bits=bits)
+        except ValueError as e:
+            skipped[name] = str(e)
+            continue
+        costs[name] = {m: np.asarray(getattr(table, m))[:, idx, idx].copy() for m in ("latency", "energy", "size")}
+    return costs, skipped
+
+
+def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTable:
+    """Read a table written by :func:`save_table`.
+
+    With ``live_costs`` (default) a table that records its layers' ``hw_sim`` shapes
+    (``meta["hw_layer_shapes"]``) takes its costs from the current ``hw_sim`` models, so its masks
+    and budgets stay those of ``MixedPrecision-v0``; the shipped costs (from the generation) are
+    used otherwise, or when the current ``hw_sim`` cannot rebuild them.
+    """
     with np.load(path, allow_pickle=False) as z:
         header = json.loads(str(z["header"]))
         facts = z["layer_facts"]
@@ -164,14 +189,27 @@ def load_npz(path: str | os.PathLike[str]) -> PolicyTable:
                 costs.setdefault(hw, {})[m] = z[key]
             elif key.startswith("column__"):
                 columns[key[len("column__"):]] = z[key]
+        bits = tuple(int(b) for b in z["bits"])
+        meta = dict(header["meta"])
+        meta["costs_source"] = "shipped (hw_sim at generation)"
+        if live_costs and "hw_layer_shapes" in meta:
+            try:
+                live, _ = hw_sim_costs(meta["hw_layer_shapes"], bits)
+            except (TypeError, ValueError) as e:  # hw_sim changed its layer description
+                import warnings
+
+                warnings.warn(f"table {header['name']!r}: shipped costs used; hw_sim cannot rebuild them: {e}",
+                              stacklevel=2)
+            else:
+                costs, meta["costs_source"] = live, "hw_sim (live)"
         return PolicyTable(
-            name=header["name"], bits=tuple(int(b) for b in z["bits"]), units=tuple(tuple(u) for u in header["units"]),
+            name=header["name"], bits=bits, units=tuple(tuple(u) for u in header["units"]),
             layers=layers, weight_std=z["weight_std"], costs=costs, metric_units=header["metric_units"],
             score=z["score"], separable=header["separable"], score_name=header["score_name"],
             score_scale=header["score_scale"], regret_unit=header["regret_unit"],
             score_offset=header["score_offset"], columns=columns, default_hardware=header["default_hardware"],
             default_budget=header["default_budget"], default_reward_scale=header["default_reward_scale"],
-            meta=header["meta"],
+            meta=meta,
         )
 
 
