@@ -42,6 +42,15 @@ class RunRecord:
         return cls(s, f)
 
 
+def record_from_episodes(episodes: Sequence[Mapping], score_key: str = "accuracy") -> RunRecord:
+    """A run record from an agent's episode records (``EpisodeRecorder.records`` or the rows of
+    ``evaluations.csv``): one entry per reward evaluation, i.e. per episode not answered from the
+    cache; feasible when ``budget_used <= 1`` (up to the problems' 1e-9 relative slack)."""
+    rows = [e for e in episodes if str(e.get("cached", False)).lower() not in ("true", "1")]
+    return RunRecord.of([float(e[score_key]) for e in rows],
+                        [float(e.get("budget_used", 0.0)) <= 1.0 + 1e-9 for e in rows])
+
+
 def best_so_far_regret(record: RunRecord, optimum: float, worst: float, length: int,
                        score_scale: float = 1.0) -> np.ndarray:
     """[length]: regret after 1..length evaluations (see the module docstring)."""

@@ -145,7 +145,8 @@ def test_table_npz_round_trip(tmp_path) -> None:
     t = load_table("hawq-resnet50")
     path = save_table(t, tmp_path / "t.npz")
     u = load_npz(path)
-    assert (u.name, u.bits, u.units, u.layers, u.meta) == (t.name, t.bits, t.units, t.layers, t.meta)
+    assert (u.name, u.bits, u.units, u.layers) == (t.name, t.bits, t.units, t.layers)
+    assert u.meta == {**t.meta, "costs_source": "shipped (hw_sim at generation)"}  # no hw_sim shapes here
     np.testing.assert_array_equal(u.score, t.score)
     np.testing.assert_array_equal(u.costs["t4"]["bops"], t.costs["t4"]["bops"])
     register_table("copy-of-r50", path)

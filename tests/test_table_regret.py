@@ -18,6 +18,7 @@ from agents.regret import (
     best_so_far_regret,
     confidence_interval,
     plot_regret,
+    record_from_episodes,
     regret_curves,
     summarize,
 )
@@ -36,6 +37,17 @@ def test_best_so_far_regret_by_hand() -> None:
         best_so_far_regret(RunRecord.of([11.0]), optimum=10.0, worst=2.0, length=1)
     with pytest.raises(ValueError, match="feasible has 1 entries"):
         RunRecord.of([1.0, 2.0], [True])
+
+
+def test_record_from_agent_episodes() -> None:
+    # evaluations.csv-style rows: the cached repeat is not a new evaluation; 1.2 of the budget is infeasible
+    rows = [{"accuracy": "0.5", "budget_used": "0.9", "cached": "False"},
+            {"accuracy": "0.9", "budget_used": "1.2", "cached": "False"},
+            {"accuracy": "0.5", "budget_used": "0.9", "cached": "True"},
+            {"accuracy": "0.7", "budget_used": "1.0", "cached": "False"}]
+    r = record_from_episodes(rows)
+    np.testing.assert_array_equal(r.scores, [0.5, 0.9, 0.7])
+    np.testing.assert_array_equal(r.feasible, [True, False, True])
 
 
 def test_confidence_interval_is_students_t() -> None:

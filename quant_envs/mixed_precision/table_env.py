@@ -62,8 +62,10 @@ class MixedPrecisionTableEnv(gym.Env):
     (default ``reward_scale`` 1). ``info`` of the last step holds the policy, score (in
     ``accuracy``), costs (``latency_s``, ``size_bytes``, ``energy_j`` where the table has them; all
     of the hardware's metrics, ``bops`` included, in ``costs``), ``budget_used``, extra columns
-    (``columns["test_accuracy"]``), the exact optimum's score (``optimum_score``) and the policy's
-    ``regret``: ``score_scale * (optimum_score - score) >= 0`` in the table's ``regret_unit``.
+    (``columns["test_accuracy"]``), the exact optimum's score (``optimum_score``), the policy's
+    ``regret``: ``score_scale * (optimum_score - score) >= 0`` in the table's ``regret_unit``, and
+    ``cached`` (True for a policy this environment answered before: not a new reward evaluation,
+    as in ``MixedPrecision-v0``).
 
     ## Starting State
 

@@ -14,6 +14,7 @@ problem's relative slack), i.e. iff some completion fits.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -207,9 +208,9 @@ class TableProblem(MixedPrecisionProblem):
         self.num_queries += 1
         key = (tuple(idx.tolist()), split)
         hit = self._cache.get(key)
-        if hit is not None:
+        if hit is not None:  # a policy seen before: no new evaluation (as MixedPrecision-v0's cache)
             self._cache.move_to_end(key)
-            return hit
+            return dataclasses.replace(hit, cached=True)
         t = self.table
         if split == "test":
             if "test_accuracy" not in t.columns:
