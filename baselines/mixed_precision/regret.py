@@ -154,8 +154,8 @@ LEADERBOARD_SETTINGS: tuple[dict[str, Any], ...] = (
     {"table": "hawq-resnet18", "budget_metric": "bops", "budget_level": 0.75},
     {"table": "hawq-resnet50", "budget_metric": "latency", "budget_level": 0.5},
     {"table": "hawq-resnet50", "budget_metric": "size", "budget_level": 0.25},
-    {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.25},
-    {"table": "digits-cnn", "hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.3},
+    {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.4},
+    {"table": "digits-cnn", "hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.5},
 )
 
 
@@ -202,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="directory for regret.json and regret.png")
     parser.add_argument("--leaderboard", type=Path, default=None,
                         help="run every LEADERBOARD_SETTINGS setting and write the leaderboard's tables here "
-                             "(markdown); --table and the budget flags are ignored")
+                             "(markdown; an existing file keeps its text up to '## Results'); --table and the "
+                             "budget flags are ignored")
     args = parser.parse_args(argv)
     if args.leaderboard is not None:
         return _write_leaderboard(args)
@@ -245,7 +246,13 @@ def _write_leaderboard(args: argparse.Namespace) -> int:
         study = regret_study(problem, args.methods, range(args.seeds), args.max_evaluations)
         sections.append(leaderboard_section(study, setting))
         print(sections[-1], "\n", flush=True)
-    atomic_write_text(args.leaderboard, "\n\n".join(sections) + "\n")
+    head = ""
+    marker = "## Results\n"
+    if args.leaderboard.exists():  # keep the hand-written part above the results
+        text = args.leaderboard.read_text()
+        if marker in text:
+            head = text[:text.index(marker) + len(marker)] + "\n"
+    atomic_write_text(args.leaderboard, head + "\n\n".join(sections) + "\n")
     print(f"wrote {args.leaderboard}")
     return 0
 

@@ -110,7 +110,7 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
         score_name="validation accuracy", score_scale=100.0, regret_unit="accuracy points (validation)",
         score_offset=float(problem.float_accuracy("val")),
         columns={"test_accuracy": results[:, 1].reshape(shape)},
-        default_hardware="bismo-edge", default_budget={"metric": "latency", "fraction": 0.25},
+        default_hardware="bismo-edge", default_budget={"metric": "latency", "fraction": config.get("default_budget_fraction", 0.4)},
         default_reward_scale=0.1,
         meta={
             "generator": "quant_envs.mixed_precision.make_table", "command": command, **config,
@@ -138,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=49, help="policies per resumable chunk")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N policies (timing)")
     parser.add_argument("--name", default=None, help="table name (default: the task's)")
+    parser.add_argument("--default-budget-fraction", type=float, default=0.4,
+                        help="the table environment's default latency budget (fraction of all-widest)")
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -181,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--limit {total}: not writing {args.out} (a table needs all {len(policies)} policies)")
         return 0
     results = np.concatenate([np.load(c[2]) for c in chunks])
-    table = build_table(config, results, args.name or args.task, " ".join(["python -m quant_envs.mixed_precision.make_table", *map(str, argv or sys.argv[1:])]), wall)
+    table = build_table({**config, "default_budget_fraction": args.default_budget_fraction}, results, args.name or args.task, " ".join(["python -m quant_envs.mixed_precision.make_table", *map(str, argv or sys.argv[1:])]), wall)
     save_table(table, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(results)} policies)")
     return 0

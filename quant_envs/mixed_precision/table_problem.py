@@ -64,7 +64,7 @@ class TableProblem(MixedPrecisionProblem):
         budget_level: HAWQ-V3's level ``x``: ``cost(all-narrowest) + x * (cost(all-widest) -
             cost(all-narrowest))``, or
         budget: an absolute budget in the metric's unit. At most one of the three; none: the
-            table's default (HAWQ: level 0.5; accuracy tables: fraction 0.25).
+            table's default (HAWQ: level 0.5; digits-cnn: fraction 0.4).
         cache_size: policies remembered for counting distinct evaluations (``num_evaluations``).
     """
 
