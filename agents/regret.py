@@ -51,6 +51,27 @@ def record_from_episodes(episodes: Sequence[Mapping], score_key: str = "accuracy
                         [float(e.get("budget_used", 0.0)) <= 1.0 + 1e-9 for e in rows])
 
 
+def train_records(env_kwargs: Mapping, algo: str, seeds: Sequence[int], max_evaluations: int,
+                  timesteps: int, out: str | os.PathLike[str], env_id: str = "quant_envs/MixedPrecisionTable-v0",
+                  ) -> tuple[list[RunRecord], float]:
+    """Train ``algo`` once per seed with ``train.py``'s :func:`agents.training.train` (stopping at
+    ``max_evaluations`` reward evaluations or ``timesteps`` steps) and return each run's record
+    (from its ``evaluations.csv``) and the wall time of all runs (s)."""
+    import csv
+    import time
+
+    from agents.training import train
+
+    records, start = [], time.perf_counter()
+    for seed in seeds:
+        run_dir = Path(out) / f"{algo}-s{seed}"
+        train(env_id=env_id, algo=algo, timesteps=timesteps, seed=int(seed), env_kwargs=dict(env_kwargs),
+              out=run_dir, max_evaluations=max_evaluations, progress_bar=False, test_best=False, verbose=False)
+        with open(run_dir / "evaluations.csv", newline="") as f:
+            records.append(record_from_episodes(list(csv.DictReader(f))))
+    return records, time.perf_counter() - start
+
+
 def best_so_far_regret(record: RunRecord, optimum: float, worst: float, length: int,
                        score_scale: float = 1.0) -> np.ndarray:
     """[length]: regret after 1..length evaluations (see the module docstring)."""

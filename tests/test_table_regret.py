@@ -99,3 +99,15 @@ def test_study_on_hawq_resnet50_and_cli(tmp_path, capsys) -> None:
                         "--max-evaluations", "30", "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     assert "random (closed form)" in out and (tmp_path / "cli" / "regret.json").exists()
+
+
+def test_an_agent_joins_the_study(tmp_path) -> None:
+    from baselines.mixed_precision.regret import add_agent_runs
+
+    setting = {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.4}
+    study = regret_study(TableProblem(**setting), ["uniform"], [0], 20)
+    add_agent_runs(study, setting, "maskable_ppo", tmp_path)
+    runs = study.runs["maskable_ppo"]
+    assert runs.curves.shape == (1, 20) and np.all(runs.curves >= 0)
+    assert 1 <= runs.evaluations[0] <= 20  # train.py stops at max_evaluations distinct policies
+    assert (tmp_path / "maskable_ppo-s0" / "best_policy.json").exists()
