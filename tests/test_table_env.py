@@ -141,6 +141,12 @@ def test_baselines_solve_the_table_env(method: str) -> None:
     assert p.regret(result.accuracy) >= -1e-12  # never better than the exact optimum
 
 
+def test_methods_needing_the_network_are_refused() -> None:
+    env = gym.make(ENV_ID)
+    with pytest.raises(ValueError, match="holds no network"):
+        solve(env, "hawq_v3", max_evaluations=5)
+
+
 def test_table_npz_round_trip(tmp_path) -> None:
     t = load_table("hawq-resnet50")
     path = save_table(t, tmp_path / "t.npz")

@@ -86,7 +86,6 @@ class TableProblem(MixedPrecisionProblem):
         self.finetune_steps = int(t.meta.get("finetune_steps", 0))
         self.eval_split = "val"
         self.eval_seed = int(t.meta.get("eval_seed", 0))
-        self.task = None
         self.cache_size = check_int("cache_size", cache_size, min_value=0)
         nb = len(self.bits)
         self.allowed = np.broadcast_to(np.eye(nb, dtype=bool), (self.num_layers, nb, nb))  # one width per unit
@@ -239,8 +238,13 @@ class TableProblem(MixedPrecisionProblem):
                 self._cache.popitem(last=False)
         return result
 
+    @property
+    def task(self) -> Any:
+        raise ValueError(f"table {self.table.name!r} holds no network (evaluations are look-ups): methods that "
+                         f"need the model itself, such as hawq_v3's Hessian traces, cannot run on a table")
+
     def fake_quant_model(self) -> Any:
-        raise NotImplementedError(f"table {self.table.name!r} holds no model: evaluations are look-ups")
+        return self.task
 
 
 def _equal_pair(pair: Sequence[int]) -> int:
