@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--max-evaluations", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--study-tables", nargs="*", default=None,
+                        help="tables for the regret study (default: --tables; none: step times only)")
     args = parser.parse_args()
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs")
 
@@ -62,7 +64,7 @@ def main() -> None:
         s = step_time(table, args.repeat)
         print(f"{table}: step {s * 1e6:.1f} us = {s / ref:.1f}x CartPole; target {STEP_TARGET_S * 1e6:.0f} us "
               f"-> {s / STEP_TARGET_S:.2f} of target")
-    for table in args.tables:
+    for table in args.tables if args.study_tables is None else args.study_tables:
         from quant_envs.mixed_precision.table_problem import TableProblem
 
         start = time.perf_counter()
