@@ -85,3 +85,24 @@ def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
         for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used"):
             assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
         assert info_t["regret"] >= 0
+
+
+def test_generator_is_resumable_and_refuses_another_configuration(tmp_path, capsys, live) -> None:
+    from quant_envs.mixed_precision.make_table import main
+    from quant_envs.mixed_precision.table import load_npz
+
+    args = ["--task", "digits-cnn", "--bits", "2", "8", "--finetune-steps", "0", "--chunk", "5",
+            "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "t.npz")]
+    assert main([*args, "--limit", "10"]) == 0  # two chunks, no table yet
+    assert sorted(p.name for p in (tmp_path / "work").glob("chunk_*.npy")) == ["chunk_00000.npy", "chunk_00001.npy"]
+    assert not (tmp_path / "t.npz").exists()
+    capsys.readouterr()
+    assert main(args) == 0  # resumes: only the remaining 6 of the 2^4 policies are evaluated
+    assert "6 policies in" in capsys.readouterr().out
+    t = load_npz(tmp_path / "t.npz")
+    assert t.score.shape == (2,) * 4 and t.meta["finetune_steps"] == 0
+    # an entry against the live post-training evaluation of the same policy
+    val = live.evaluate([(8, 8), (2, 2), (8, 8), (2, 2)], finetune_steps=0).accuracy
+    assert float(t.score[1, 0, 1, 0]) == pytest.approx(val, abs=1e-12)
+    with pytest.raises(SystemExit):
+        main([*args[:-4], "--work-dir", str(tmp_path / "work"), "--eval-seed", "3", "--out", str(tmp_path / "u.npz")])
