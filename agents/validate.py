@@ -88,9 +88,19 @@ def load_claim(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[str 
 
 
 def _table_kwargs(env_kwargs: Mapping[str, Any], table: str) -> dict[str, Any]:
-    """The table environment matching a live environment's hardware, budget metric and budget."""
-    keep = ("hardware", "budget_metric", "budget_fraction", "budget_level", "budget")
-    return {"table": table, **{k: v for k, v in env_kwargs.items() if k in keep}}
+    """The table environment matching a live environment's hardware, budget metric and budget
+    (``MixedPrecision-v0``'s defaults for those the file leaves out, not the table's)."""
+    import inspect
+
+    from quant_envs.mixed_precision.env import MixedPrecisionEnv
+
+    defaults = {k: v.default for k, v in inspect.signature(MixedPrecisionEnv.__init__).parameters.items()}
+    out = {"table": table, **{k: env_kwargs.get(k, defaults[k]) for k in ("hardware", "budget_metric")}}
+    if env_kwargs.get("budget") is not None:
+        out["budget"] = env_kwargs["budget"]
+    else:
+        out["budget_fraction"] = env_kwargs.get("budget_fraction", defaults["budget_fraction"])
+    return out
 
 
 def _actions(env: Any, policy: Sequence[Sequence[int]]) -> list[int]:

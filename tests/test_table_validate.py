@@ -78,3 +78,25 @@ def test_bad_files(tmp_path) -> None:
         validate({"env_id": "quant_envs/MixedPrecisionTable-v0", "best": {"accuracy": 1.0}})
     report = validate({"env_id": "quant_envs/MixedPrecisionTable-v0", "policy": [[4, 4]] * 3, "accuracy": 0.0})
     assert not report.ok and "16 steps" in report.problems[0]
+
+
+def test_a_live_digits_cnn_policy_replayed_on_the_table() -> None:
+    # One episode of the live MixedPrecision-v0 (digits-cnn, the table's retraining settings, default
+    # bismo-edge latency budget 0.25), written as train.py's best record: the digits-cnn table must
+    # confirm its accuracy, costs and budget use; a claimed accuracy one image higher must not pass.
+    from quant_envs.mixed_precision.env import MixedPrecisionEnv
+
+    env = MixedPrecisionEnv(task="digits-cnn", finetune_steps=20, eval_seed=0)
+    env.reset()
+    done = False
+    while not done:
+        _, reward, done, _, info = env.step(int(np.flatnonzero(env.action_masks())[-1]))
+    record = {k: info[k] for k in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes",
+                                   "budget_used", "policy")}
+    claim = {"env_id": "quant_envs/MixedPrecision-v0", "env_kwargs": {"task": "digits-cnn"},
+             "best": {**record, "return": reward}}
+    report = validate(claim, against="digits-cnn")
+    assert report.ok, report.format()
+    assert {"accuracy", "latency_s", "budget_used"} <= {c["name"] for c in report.checks}
+    claim["best"]["accuracy"] += 1 / 360
+    assert [c["name"] for c in validate(claim, against="digits-cnn").mismatches] == ["accuracy"]
