@@ -257,13 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _write_leaderboard(args: argparse.Namespace) -> int:
     from quant_envs._io import atomic_write_text
-    from quant_envs.mixed_precision.table import TABLES
-
     sections = []
     for setting in LEADERBOARD_SETTINGS:
-        if setting["table"] not in TABLES:
-            print(f"skipping {setting_flags(setting)}: table not shipped")
-            continue
         problem = TableProblem(**setting)
         study = regret_study(problem, args.methods, range(args.seeds), args.max_evaluations)
         sections.append(leaderboard_section(study, setting))

@@ -30,9 +30,10 @@ class MixedPrecisionTableEnv(gym.Env):
       github.com/Zhen-Dong/HAWQ ``ILP.ipynb``); widths {4, 8}; 16 and 48 decision units (HAWQ's
       tied layers share one); the score is minus HAWQ's perturbation ``sum Tr(H)/n ||W - Q_b(W)||^2``.
       Optimum by enumeration (ResNet-18, 2^16 policies) or ``scipy.optimize.milp`` (ResNet-50).
-    * ``"digits-cnn"`` (when shipped): every policy of the 4-layer digits CNN at 2..8 bits retrained
-      and evaluated exactly as ``MixedPrecision-v0`` does (validation and test accuracy), with the
-      costs of every ``hw_sim`` profile; optimum by enumeration.
+    * ``"digits-cnn"``: all 2401 policies of the 4-layer digits CNN at 2..8 bits retrained and
+      evaluated exactly as ``MixedPrecision-v0`` does (20 retraining steps, retraining seed 0;
+      validation and test accuracy), with the costs of every ``hw_sim`` profile (recomputed from
+      the current ``hw_sim`` models); optimum by enumeration.
 
     ## Action Space
 
