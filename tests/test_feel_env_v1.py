@@ -16,7 +16,12 @@ from stable_baselines3.common.env_util import make_vec_env
 import quant_envs  # noqa: F401  (registers the ids)
 from baselines.feel import solve
 from quant_envs.feel import DEFAULT_CONVERGENCE, make_scenario, total_time
-from quant_envs.feel.env import FeelAllocationEnv, FeelAllocationV1Env, FeelTrainingEnv, FeelTrainingV1Env
+from quant_envs.feel.env import (
+    FeelAllocationEnv,
+    FeelAllocationV1Env,
+    FeelTrainingEnv,
+    FeelTrainingV1Env,
+)
 from quant_envs.feel.reference import equal_bandwidth, reference_levels, reference_time
 
 FEEL_IDS = ["quant_envs/FeelAllocation-v0", "quant_envs/FeelAllocation-v1", "quant_envs/FeelTraining-v0", "quant_envs/FeelTraining-v1"]
