@@ -43,6 +43,7 @@ import numpy as np
 import quant_envs  # noqa: F401  (registers the ids)
 
 EVAL_SEED0 = 1000  # held-out reset seeds start here
+_SKIP_TRAINING = False  # --skip-training
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,9 @@ class EnvSpec:
     quick_steps: dict[str, int]
     seeds: int = 16
     quick_seeds: int = 3
-    extra_rows: list[Row] = field(default_factory=list)
+    # Untrained reference policies shown beside the agents: name -> act(obs, rng), or a
+    # (env, seed) -> objective scorer like ``solver`` (e.g. a weaker baseline solver).
+    references: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 def run_episode(env: gym.Env, seed: int, act: Callable[[np.ndarray, np.random.Generator], Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -113,6 +116,17 @@ def evaluate(spec: EnvSpec, act, seeds: list[int]) -> tuple[np.ndarray, np.ndarr
     return np.array(mine), np.array(ref)
 
 
+def score(spec: EnvSpec, scorer: Callable[[Any, int], float], seeds: list[int]) -> np.ndarray:
+    """A solver-like scorer's objective per held-out seed (no episode is played)."""
+    env = gym.make(spec.env_id, **spec.env_kwargs)
+    out = []
+    for s in seeds:
+        env.reset(seed=s)
+        out.append(scorer(env.unwrapped, s))
+    env.close()
+    return np.array(out)
+
+
 def train(spec: EnvSpec, algo: str, steps: int):
     from stable_baselines3 import PPO, SAC
 
@@ -124,7 +138,7 @@ def train(spec: EnvSpec, algo: str, steps: int):
     return model, time.perf_counter() - t0
 
 
-def spec_rows(spec: EnvSpec, quick: bool, log: Callable[[str], None]) -> list[Row]:
+def spec_rows(spec: EnvSpec, quick: bool, log: Callable[[str], None], train_agents: bool = True) -> list[Row]:
     seeds = [EVAL_SEED0 + i for i in range(spec.quick_seeds if quick else spec.seeds)]
     budgets = spec.quick_steps if quick else spec.steps
     rows = []
@@ -142,7 +156,13 @@ def spec_rows(spec: EnvSpec, quick: bool, log: Callable[[str], None]) -> list[Ro
     rows.append(row("random", None, None, mine, ref))
     log(f"{spec.name}: random {mine.mean():.4g} {spec.unit}, solver {ref.mean():.4g}")
     rows.append(row("solver", None, None, ref, ref))
-    for algo in spec.algos:
+    for name, ref_policy in spec.references.items():
+        if name.startswith("policy:"):
+            mine, _ = evaluate(spec, ref_policy, seeds)
+        else:
+            mine = score(spec, ref_policy, seeds)
+        rows.append(row(name.removeprefix("policy:"), None, None, mine, ref))
+    for algo in spec.algos if train_agents else ():
         model, wall = train(spec, algo, budgets[algo])
         mine, ref = evaluate(spec, lambda obs, rng, m=model: m.predict(obs, deterministic=True)[0], seeds)
         rows.append(row(algo.upper(), budgets[algo], wall, mine, ref))
@@ -188,11 +208,18 @@ def feel_ao_time(env, seed: int) -> float:
     return solve(env.scenario, "ao").total_time
 
 
-def feel_training_ao_time(env, seed: int) -> float:
+def feel_equal_bandwidth_time(env, seed: int) -> float:
+    from baselines.feel import solve
+
+    return solve(env.scenario, "equal_bandwidth").total_time
+
+
+def feel_training_ao_time(env, seed: int, levels: np.ndarray | None = None) -> float:
     """AO's levels (for the scenario's model) held every round, run through the same simulator."""
     from baselines.feel import solve
 
-    levels = solve(env.scenario, "ao").levels
+    if levels is None:
+        levels = solve(env.scenario, "ao").levels
     menu = env.level_menu.tolist()
     if not set(levels.tolist()) <= set(menu):
         raise ValueError(f"AO's levels {levels.tolist()} are not all in the menu {menu}")
@@ -255,6 +282,10 @@ SPECS = [
         steps={"ppo": 20_000, "sac": 5_000},
         quick_steps={"ppo": 2048, "sac": 300},
         seeds=32,
+        references={
+            "policy:zero action (equal bandwidth, s = 22)": lambda obs, rng: np.zeros(20, dtype=np.float32),
+            "equal bandwidth + SCA levels (baseline solver)": feel_equal_bandwidth_time,
+        },
     ),
     EnvSpec(
         name="FeelTraining-v1",
@@ -270,12 +301,15 @@ SPECS = [
         quick_steps={"ppo": 2048},
         seeds=4,
         quick_seeds=2,
+        references={
+            "constant 8-bit (s = 127)": lambda env, seed: feel_training_ao_time(env, seed, np.full(env.num_devices, 127)),
+        },
     ),
 ]
 
 
 def _entries() -> list[Entry]:
-    entries = [Entry(spec.name, lambda quick, spec=spec: spec_rows(spec, quick, _log)) for spec in SPECS]
+    entries = [Entry(spec.name, lambda quick, spec=spec: spec_rows(spec, quick, _log, not _SKIP_TRAINING)) for spec in SPECS]
     try:  # the CVT rows come from the CVT work of issue 14, when present
         from learnability_cvt import cvt_learnability_rows
     except ImportError:
@@ -311,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=None,
                         help="run only environments whose name contains this (repeatable), e.g. FeelAllocation, CVT")
     parser.add_argument("--quick", action="store_true", help="tiny budgets and 2-3 seeds (smoke run, minutes in all)")
+    parser.add_argument("--skip-training", action="store_true", help="only the random, solver and reference rows")
     args = parser.parse_args(argv)
+    global _SKIP_TRAINING
+    _SKIP_TRAINING = args.skip_training
     import torch
     from threadpoolctl import threadpool_limits
 
