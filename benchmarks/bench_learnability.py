@@ -44,6 +44,7 @@ import quant_envs  # noqa: F401  (registers the ids)
 
 EVAL_SEED0 = 1000  # held-out reset seeds start here
 _SKIP_TRAINING = False  # --skip-training
+_ALGOS = ("ppo", "sac")  # --algo
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def spec_rows(spec: EnvSpec, quick: bool, log: Callable[[str], None], train_agen
         else:
             mine = score(spec, ref_policy, seeds)
         rows.append(row(name.removeprefix("policy:"), None, None, mine, ref))
-    for algo in spec.algos if train_agents else ():
+    for algo in [a for a in spec.algos if a in _ALGOS] if train_agents else ():
         model, wall = train(spec, algo, budgets[algo])
         mine, ref = evaluate(spec, lambda obs, rng, m=model: m.predict(obs, deterministic=True)[0], seeds)
         rows.append(row(algo.upper(), budgets[algo], wall, mine, ref))
@@ -346,9 +347,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only environments whose name contains this (repeatable), e.g. FeelAllocation, CVT")
     parser.add_argument("--quick", action="store_true", help="tiny budgets and 2-3 seeds (smoke run, minutes in all)")
     parser.add_argument("--skip-training", action="store_true", help="only the random, solver and reference rows")
+    parser.add_argument("--algo", action="append", choices=_ALGOS, default=None, help="train only this agent (repeatable)")
     args = parser.parse_args(argv)
-    global _SKIP_TRAINING
+    global _SKIP_TRAINING, _ALGOS
     _SKIP_TRAINING = args.skip_training
+    _ALGOS = tuple(args.algo) if args.algo else _ALGOS
     import torch
     from threadpoolctl import threadpool_limits
 
