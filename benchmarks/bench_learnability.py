@@ -342,16 +342,16 @@ def format_table(rows: list[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _SKIP_TRAINING, _ALGOS
     parser = argparse.ArgumentParser(prog="bench_learnability.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", action="append", default=None,
                         help="run only environments whose name contains this (repeatable), e.g. FeelAllocation, CVT")
     parser.add_argument("--quick", action="store_true", help="tiny budgets and 2-3 seeds (smoke run, minutes in all)")
     parser.add_argument("--skip-training", action="store_true", help="only the random, solver and reference rows")
-    parser.add_argument("--algo", action="append", choices=_ALGOS, default=None, help="train only this agent (repeatable)")
+    parser.add_argument("--algo", action="append", choices=("ppo", "sac"), default=None, help="train only this agent (repeatable)")
     args = parser.parse_args(argv)
-    global _SKIP_TRAINING, _ALGOS
     _SKIP_TRAINING = args.skip_training
-    _ALGOS = tuple(args.algo) if args.algo else _ALGOS
+    _ALGOS = tuple(args.algo) if args.algo else ("ppo", "sac")
     import torch
     from threadpoolctl import threadpool_limits
 
