@@ -332,8 +332,8 @@ class FeelAllocationV1Env(FeelAllocationEnv):
     (``baselines.feel.solve(env.scenario, "ao")``) +0.59. As total time over AO's on held-out
     seeds 1000..1031 (``benchmarks/bench_learnability.py``): random x77, PPO (SB3 defaults, 20k
     steps) x1.62, SAC (5k steps) x1.52, the best constant action (every s = 15, equal bandwidth)
-    x1.36, equal bandwidth with per-device SCA levels x1.09: within 10% of AO needs per-device
-    choices from the observation, which these budgets do not learn.
+    x1.36, the zero action x1.39, equal bandwidth with per-device SCA levels x1.17: within 10%
+    of AO needs per-device choices from the observation, which these budgets do not learn.
     ``info`` holds what v0's holds (``projected`` is always False) and ``log_time_ratio`` =
     ln(T / T_ref).
 
