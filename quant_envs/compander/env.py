@@ -367,7 +367,8 @@ class SplineCompanderV1Env(SplineCompanderEnv):
     starting SQNR): defaults (laplacian, N = 32, degree 2, L = 2, interpolating, 20 steps):
     random actions 23.49 dB, PPO (SB3 defaults, 50k steps) 23.76 dB (-0.0003 dB from the
     solver), SAC (10k steps) -0.0027 dB, solver (``baselines.compander.spline_compander``)
-    23.761 dB; ``fit="least_squares"``, L = 4: random 22.74 dB, solver 23.84 dB, LS_PPO.
+    23.761 dB; ``fit="least_squares"``, L = 4: random 22.74 dB, PPO (50k steps) 23.83 dB,
+    solver 23.84 dB (both printed to 4 digits).
 
     ## Starting State
 
@@ -459,6 +460,11 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
 
     ``info`` holds ``distortion``, ``sqnr_db``, ``optimum_distortion``, ``optimum_sqnr_db``,
     ``gap_db``, ``thresholds``, ``levels`` and ``step``.
+
+    Reward levels with the defaults, as final SQNR on held-out reset seeds 1000..1015
+    (``benchmarks/bench_learnability.py``; the normalised return is (D_start - D_end) / D_opt):
+    uniform random actions 10.89 dB, PPO (SB3 defaults, 50k steps) 14.60 dB (-0.020 dB from the
+    optimum), SAC (10k steps) 12.03 dB, Lloyd-Max (the optimum) 14.616 dB.
 
     ## Version History
 

@@ -603,10 +603,12 @@ class FeelTrainingV1Env(FeelTrainingEnv):
 
     ## Rewards
     ``-tau_n / tau_ref`` per round, as v0: the return is minus the total training time in units
-    of the reference round (equal bandwidth, s = 127). Measured on the default scenario with
-    held-out reset seeds 1000..1003 (``benchmarks/bench_learnability.py``): uniform random
-    levels RETURN_RANDOM; PPO after 20k steps RETURN_PPO; AO's levels held every round
-    RETURN_AO (constant 8-bit: about -29.8; constant s = 31: about -25.2).
+    of the reference round (equal bandwidth, s = 127). Measured as training time on the default
+    scenario with held-out reset seeds 1000..1003 (``benchmarks/bench_learnability.py``;
+    reference round 33.7 ms, so -1 per 33.7 ms): uniform random levels 2.84 s (x3.07 AO's), PPO
+    (SB3 defaults, 20k steps) 1.98 s (x2.13), constant 8-bit 1.02 s (x1.10), AO's levels held
+    every round 0.93 s (return about -27.6). PPO at this budget stays far from the constant 8-bit
+    policy: an episode is 45-500 rounds, so 20k steps are only 40-400 episodes.
 
     ## Starting State
     As v0: w_0 = 0, the scenario ``make_scenario(num_devices, seed=scenario_seed)`` and
