@@ -33,7 +33,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -317,9 +317,20 @@ def _entries() -> list[Entry]:
         return entries
 
     def cvt(quick: bool) -> list[Row]:
+        # learnability_cvt's rows (env_id, policy, objective = mean E / E*, ...) as this table's Rows
+        kwargs: dict[str, Any] = {"timesteps": 0 if _SKIP_TRAINING else (2048 if quick else None),
+                                  "n_eval": 2 if quick else 10, "log": _log}
+        raw = cvt_learnability_rows(**kwargs)
+        solver = {r["env_id"]: r["objective"] for r in raw if r["policy"] == "solver"}
         out = []
-        for r in cvt_learnability_rows(quick=quick):
-            out.append(r if isinstance(r, Row) else Row(**{f.name: r.get(f.name, "") for f in fields(Row)}))
+        for r in raw:
+            best, target = solver[r["env_id"]], r.get("target")
+            is_agent = r["policy"] == "ppo"
+            out.append(Row(env=r["env_id"], policy=r["policy"], steps=r.get("timesteps"), train_s=r.get("train_wall_s"),
+                           objective=r["objective"], spread=r.get("objective_sd", 0.0), unit="E/E*", solver=best,
+                           versus=f"x{r['objective'] / best:.3f}",
+                           target=f"E/E* <= {target:g}" if is_agent and target else "",
+                           met=("yes" if r["objective"] <= target else "no") if is_agent and target else ""))
         return out
 
     entries.append(Entry("CVT", cvt))

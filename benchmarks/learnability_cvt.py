@@ -69,6 +69,7 @@ def _solver_episode(env: gym.Env, seed: int) -> dict[str, float]:
 def _row(env_id: str, policy: str, episodes: list[dict[str, float]], **extra: Any) -> dict[str, Any]:
     obj = np.array([e["objective"] for e in episodes])
     return {"env_id": env_id, "policy": policy, "objective": float(obj.mean()), "objective_max": float(obj.max()),
+            "objective_sd": float(obj.std()),
             "objective_units": "E / E*", "return": float(np.mean([e["return"] for e in episodes])),
             "steps": float(np.mean([e["steps"] for e in episodes])), "episodes": len(episodes),
             "target": TARGETS.get(env_id), **extra}
