@@ -4,7 +4,7 @@ Importing this package registers every environment id below with Gymnasium. Entr
 strings, so no environment module (and no torch model) is imported until ``gym.make`` is called.
 
 >>> import gymnasium as gym, quant_envs
->>> env = gym.make("quant_envs/MixedPrecision-v0")
+>>> env = gym.make("quant_envs/MixedPrecision-v1")
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 #: Every environment id this package registers, with its entry point.
 ENV_IDS: dict[str, str] = {
     # 1. hardware-aware mixed-precision quantization (the core problem)
+    "quant_envs/MixedPrecision-v1": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
+    "quant_envs/MixedPrecisionContinuous-v1": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
     "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
     "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
     # 2. companding scalar quantizers
@@ -29,9 +31,15 @@ ENV_IDS: dict[str, str] = {
     "quant_envs/CVT2D-v0": "quant_envs.cvt.env:CVT2DEnv",
 }
 
+#: Default arguments an id is registered with (the v0 mixed-precision ids keep their original defaults).
+ENV_KWARGS: dict[str, dict] = {
+    "quant_envs/MixedPrecision-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
+    "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
+}
+
 for _env_id, _entry_point in ENV_IDS.items():
     # Re-importing (e.g. importlib.reload) must not warn about re-registration.
     if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry_point)
+        register(id=_env_id, entry_point=_entry_point, kwargs=dict(ENV_KWARGS.get(_env_id, {})))
 
-__all__ = ["ENV_IDS", "__version__"]
+__all__ = ["ENV_IDS", "ENV_KWARGS", "__version__"]
