@@ -37,9 +37,21 @@ ENV_KWARGS: dict[str, dict] = {
     "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
 }
 
-for _env_id, _entry_point in ENV_IDS.items():
-    # Re-importing (e.g. importlib.reload) must not warn about re-registration.
-    if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry_point, kwargs=dict(ENV_KWARGS.get(_env_id, {})))
 
-__all__ = ["ENV_IDS", "ENV_KWARGS", "__version__"]
+def register_envs() -> None:
+    """Register every id in :data:`ENV_IDS` with Gymnasium (idempotent; importing the package does it).
+
+    A fresh process that never imports ``quant_envs`` (a Ray worker, a ``spawn``/``forkserver``
+    child) does not know the ids. Either name the module in the id, which Gymnasium imports first:
+    ``gym.make("quant_envs:quant_envs/MixedPrecision-v1")``, or run this function in every worker:
+    ``ray.init(runtime_env={"worker_process_setup_hook": "quant_envs.register_envs"})``.
+    """
+    for env_id, entry_point in ENV_IDS.items():
+        # Re-importing (e.g. importlib.reload) must not warn about re-registration.
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point, kwargs=dict(ENV_KWARGS.get(env_id, {})))
+
+
+register_envs()
+
+__all__ = ["ENV_IDS", "ENV_KWARGS", "__version__", "register_envs"]

@@ -195,3 +195,13 @@ def test_resume_restores_the_replay_buffer_of_off_policy_agents(tmp_path: Path) 
     model, _ = load_checkpoint(tmp_path / "ddpg" / "checkpoints", HAQDDPG, env)
     assert model.replay_buffer.size() == 120  # the 80 transitions from before the resume are kept
     assert model.episodes_done == 120 // 4
+
+
+def test_console_script_works_outside_the_repository(tmp_path: Path) -> None:
+    """``quant-envs-train`` (pyproject's [project.scripts]) runs from any folder, with train.py's CLI."""
+    script = Path(sys.executable).parent / "quant-envs-train"
+    assert script.is_file(), "reinstall with pip install -e . to get the console script"
+    proc = subprocess.run([str(script), "--env", "quant_envs/NoSuchEnv-v0", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("train.py: error: --env 'quant_envs/NoSuchEnv-v0'")

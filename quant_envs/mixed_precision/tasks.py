@@ -31,8 +31,18 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from quant_envs._checks import check_choice, check_int
 from quant_envs.datasets import MNIST1D_SAMPLES, digits_splits, mnist1d_splits
 from quant_envs.mixed_precision.model_cache import load_or_train, resolve_cache_dir
-from quant_envs.mixed_precision.models import DigitsCNN, DigitsMobileNet, Mnist1dCNN, Mnist1dMobileNet
-from quant_envs.mixed_precision.training import accuracy, recalibrate_batchnorm, torch_threads, train_steps
+from quant_envs.mixed_precision.models import (
+    DigitsCNN,
+    DigitsMobileNet,
+    Mnist1dCNN,
+    Mnist1dMobileNet,
+)
+from quant_envs.mixed_precision.training import (
+    accuracy,
+    recalibrate_batchnorm,
+    torch_threads,
+    train_steps,
+)
 
 
 @dataclass

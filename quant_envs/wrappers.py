@@ -1,0 +1,79 @@
+"""Gymnasium wrappers that meet other libraries' conventions.
+
+* :class:`ActionMaskObservation`: the observation as ``{"observations": obs, "action_mask": mask}``,
+  the Dict layout of RLlib's action-masking modules (and of many other masked-PPO codes), built from
+  the environment's own ``action_masks()``.
+* :class:`ProjectionCounter`: counts the masked actions an environment replaced
+  (``info["projected_from"]``) per episode, and puts the count into the final step's ``info``
+  (``info["projected_actions"]``), so an agent that ignores masks sees in its logs what it did.
+
+>>> import gymnasium as gym, quant_envs
+>>> from quant_envs.wrappers import ActionMaskObservation
+>>> env = ActionMaskObservation(gym.make("quant_envs/MixedPrecision-v0", task="digits-cnn"))
+>>> obs, info = env.reset(seed=0)
+>>> sorted(obs)
+['action_mask', 'observations']
+"""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["ActionMaskObservation", "ProjectionCounter"]
+
+
+class ActionMaskObservation(gym.ObservationWrapper[dict[str, np.ndarray], Any, np.ndarray]):
+    """Observation ``{"observations": obs, "action_mask": action_masks()}`` of a masked environment.
+
+    The wrapped environment needs a ``Discrete`` action space and an ``action_masks()`` method (as
+    ``quant_envs/MixedPrecision-v0`` has); the mask is an ``int8`` 0/1 vector of length ``n``, as RLlib's
+    ``ActionMaskingTorchRLModule`` expects. The mask is read after ``reset`` and after every ``step``,
+    so it always describes the actions allowed in the observation it comes with.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        if not isinstance(env.action_space, spaces.Discrete):
+            raise TypeError(f"env has action space {env.action_space}; ActionMaskObservation needs a Discrete one")
+        if not callable(getattr(env.unwrapped, "action_masks", None)):
+            raise TypeError(f"env {env.unwrapped!r} has no action_masks() method; ActionMaskObservation needs one")
+        super().__init__(env)
+        n = int(env.action_space.n)
+        self.observation_space = spaces.Dict({
+            "observations": env.observation_space,
+            "action_mask": spaces.Box(0, 1, shape=(n,), dtype=np.int8),
+        })
+
+    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+        mask = np.asarray(self.env.unwrapped.action_masks(), dtype=np.int8)  # type: ignore[attr-defined]
+        return {"observations": observation, "action_mask": mask}
+
+    def action_masks(self) -> np.ndarray:
+        """The wrapped environment's mask (so sb3-contrib's MaskablePPO also works through the wrapper)."""
+        return np.asarray(self.env.unwrapped.action_masks(), dtype=bool)  # type: ignore[attr-defined]
+
+
+class ProjectionCounter(gym.Wrapper[Any, Any, Any, Any]):
+    """Counts the actions the environment projected (replaced) in the current episode.
+
+    Every step's ``info`` gets ``projected_actions`` (the count so far in this episode); an
+    environment that never projects reports 0.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.projected_actions = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        self.projected_actions = 0
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "projected_from" in info:
+            self.projected_actions += 1
+        info = {**info, "projected_actions": self.projected_actions}
+        return obs, reward, terminated, truncated, info
