@@ -350,3 +350,13 @@ def test_haq_budget_enforcement_evaluates_the_lowered_policy() -> None:
     assert tuple(map(tuple, info["policy"])) == haq_lower_to_budget(p, p.uniform_policy(8))
     # last-to-first, activations first: the last layer's activations are lowered before any weight
     assert info["policy"][-1][1] <= info["policy"][-1][0]
+
+
+def test_ddpg_haq_replay_buffer_is_haqs_128_transitions_per_layer() -> None:
+    from agents.ddpg_haq import HAQDDPG
+
+    # HAQ's rl_quantize.py: rmsize default 128 ("memory size for each layer") x len(env.quantizable_idx)
+    env = gym.make("quant_envs/MixedPrecisionContinuous-v1", **TINY, budget_fraction=0.5, two_steps_per_layer=True)
+    model = HAQDDPG("MlpPolicy", env, seed=0)
+    assert model.buffer_size == 128 * env.unwrapped.num_layers == 512
+    assert HAQDDPG("MlpPolicy", env, seed=0, buffer_size=100).buffer_size == 100  # an explicit size wins
