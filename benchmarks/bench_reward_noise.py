@@ -42,11 +42,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import hw_sim
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+import hw_sim
 from quant_envs.mixed_precision.problem import METRICS, MixedPrecisionProblem
 from quant_envs.mixed_precision.tasks import DEFAULT_TASK, make_task
 

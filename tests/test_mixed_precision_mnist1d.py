@@ -6,16 +6,21 @@ import re
 import socket
 from pathlib import Path
 
-import hw_sim
 import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+import hw_sim
 from quant_envs.datasets import mnist1d_splits
 from quant_envs.mixed_precision.layer_shapes import quantizable_layers
-from quant_envs.mixed_precision.models import DigitsCNN, DigitsMobileNet, Mnist1dCNN, Mnist1dMobileNet
+from quant_envs.mixed_precision.models import (
+    DigitsCNN,
+    DigitsMobileNet,
+    Mnist1dCNN,
+    Mnist1dMobileNet,
+)
 from quant_envs.mixed_precision.problem import METRICS, MixedPrecisionProblem
 from quant_envs.mixed_precision.quantize import QuantLayerWrapper
 from quant_envs.mixed_precision.tasks import Task
