@@ -60,6 +60,8 @@ class Task:
     batch_size: int = 64
     #: the retraining mini-batches a reward evaluation runs by default (the task's recipe)
     finetune_steps: int = 20
+    #: the longer retraining of the final-evaluation protocol (``MixedPrecisionProblem.final_evaluation``)
+    final_finetune_steps: int = 200
     max_eval_samples: int | None = None
     calibration_size: int = 256
     #: training inputs on which batch-norm statistics are re-estimated before retraining (0: keep
@@ -194,7 +196,8 @@ MNIST1D_TRAIN = {"steps": 1000, "lr": 1e-2, "weight_decay": 1e-4, "batch": 128}
 
 #: The retraining recipe of a reward evaluation on MNIST-1D (chosen with
 #: benchmarks/bench_reward_noise.py; see its docstring for the measurements).
-MNIST1D_FINETUNE = {"steps": 10, "lr": 1e-4, "batch": 128, "bn_recalibration": 512, "max_eval_samples": None}
+MNIST1D_FINETUNE = {"steps": 10, "lr": 1e-4, "batch": 128, "bn_recalibration": 512, "max_eval_samples": None,
+                    "final_steps": 300}
 
 
 def _mnist1d_task(name: str, build: Callable[[], nn.Module], *, seed: int, num_samples: int,
@@ -227,7 +230,8 @@ def _mnist1d_task(name: str, build: Callable[[], nn.Module], *, seed: int, num_s
     ft = MNIST1D_FINETUNE
     return Task(name=name, model=model, train_set=train_set, val_set=val_set, test_set=test_set,
                 input_shape=(1, 40), num_classes=10, finetune_lr=ft["lr"], batch_size=ft["batch"],
-                finetune_steps=ft["steps"], bn_recalibration_size=ft["bn_recalibration"],
+                finetune_steps=ft["steps"], final_finetune_steps=ft["final_steps"],
+                bn_recalibration_size=ft["bn_recalibration"],
                 max_eval_samples=ft["max_eval_samples"], num_threads=1, meta=meta)
 
 
