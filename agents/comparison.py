@@ -196,7 +196,9 @@ def compare(
            "timesteps": timesteps or 20 * max_evaluations * steps_per_episode, "hyperparams": hyperparams or {},
            "final_finetune_steps": final_finetune_steps}
     final_steps = problem.task.final_finetune_steps if final_finetune_steps is None else final_finetune_steps
-    work = [("agent", a, s) for s in range(seeds) for a in agents] + [("baseline", b, s) for s in range(seeds) for b in baselines]
+    # seed-major: an interrupted comparison has every method on its first seeds (see --resume)
+    work = [(kind, m, s) for s in range(seeds) for kind, names in (("agent", agents), ("baseline", baselines))
+            for m in names]
     start = time.perf_counter()
     out = Path(out)
     methods = agents + baselines
@@ -249,9 +251,8 @@ def compare(
                 futures = [pool.submit(run_one, kind, method, seed, cfg) for kind, method, seed in work]
                 for future in as_completed(futures):
                     finished(future.result())
-        order = {(m, s): i for i, (_, m, s) in enumerate(
-            [("agent", a, s) for s in range(seeds) for a in agents] + [("baseline", b, s) for s in range(seeds) for b in baselines])}
-        runs.sort(key=lambda r: order.get((r["method"], r["seed"]), len(order)))
+        order = {m: i for i, m in enumerate(methods)}
+        runs.sort(key=lambda r: (order.get(r["method"], len(order)), r["seed"]))
         atomic_write_csv(out / "runs.csv", runs, RUN_FIELDS)
     rows = summarize(runs, methods, baselines)
     atomic_write_csv(out / "summary.csv", rows, ["method", "kind", "runs", "failed", "iqm", "ci_low", "ci_high", "mean",
