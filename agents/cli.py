@@ -33,7 +33,13 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--checkpoint-freq", type=int, default=500, help="steps between checkpoints (default 500)")
     p.add_argument("--max-evaluations", type=int, help="stop after this many reward evaluations")
-    p.add_argument("--n-envs", type=int, default=1, help="parallel environment copies (one process)")
+    p.add_argument("--n-envs", type=int, help="parallel environment copies (default: the YAML's n_envs, else 1)")
+    p.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy",
+                   help="dummy: copies in this process (default; exact --resume); subproc: a process per copy")
+    p.add_argument("--eval-freq", type=int, default=0,
+                   help="evaluate the deterministic policy every N timesteps on a separate env (default 0: off)")
+    p.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (default 5)")
+    p.add_argument("--force", action="store_true", help="replace the run already in --out")
     p.add_argument("--no-progress-bar", action="store_true")
     return p
 
@@ -67,9 +73,24 @@ def replay_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _yaml_n_envs(algo: str, env_id: str) -> int:
+    from agents import AGENTS, run_defaults
+
+    if algo not in AGENTS:
+        return 1  # train() names the bad --algo
+    try:
+        return run_defaults(algo, env_id).get("n_envs", 1)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``train`` (default) or ``compare`` (first argument); user errors: one line, exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "validate":
+        from agents.validate import main as validate_main
+
+        return validate_main(argv[1:])
     try:
         if argv and argv[0] == "replay":
             a = replay_parser().parse_args(argv[1:])
@@ -83,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                 if not dot:
                     raise UsageError(f"--hyperparams {key!r} is not allowed; expected ALGO.KEY=VALUE")
                 per_algo.setdefault(algo, {})[name] = value
+            _check_compare_hyperparams(a.env, per_algo)
+            if not a.report_only:  # before any run: an unwritable --out fails now, not after hours
+                _check_out(a.out)
             compare(env_id=a.env, agents=a.agents, baselines=a.baselines, seeds=a.seeds,
                     max_evaluations=a.max_evaluations, timesteps=a.timesteps,
                     env_kwargs=parse_kwargs(a.env_kwargs, "--env-kwargs"), hyperparams=per_algo, out=a.out,
@@ -95,9 +119,38 @@ def main(argv: list[str] | None = None) -> int:
                  "hyperparams": parse_kwargs(a.hyperparams, "--hyperparams") if a.hyperparams is not None else None,
                  "max_evaluations": a.max_evaluations}
         config = run_config(given, a.out, a.resume)
-        train(**config, out=a.out, resume=a.resume, checkpoint_freq=a.checkpoint_freq, n_envs=a.n_envs,
-              progress_bar=not a.no_progress_bar)
+        n_envs = a.n_envs if a.n_envs is not None else _yaml_n_envs(config["algo"], config["env_id"])
+        train(**config, out=a.out, resume=a.resume, checkpoint_freq=a.checkpoint_freq, n_envs=n_envs,
+              progress_bar=not a.no_progress_bar, eval_freq=a.eval_freq, eval_episodes=a.eval_episodes,
+              vec_env=a.vec_env, force=a.force)
         return 0
     except UsageError as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write that failed where no narrower handler knew the argument
+        from quant_envs._io import describe_os_error
+
+        print(f"train.py: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def _check_compare_hyperparams(env_id: str, per_algo: dict[str, dict[str, Any]]) -> None:
+    """Each ALGO.KEY=VALUE of ``compare --hyperparams`` in its documented range, before any run."""
+    from agents import AGENTS, check_hyperparams, hyperparams_for
+
+    for algo, overrides in per_algo.items():
+        if algo not in AGENTS:
+            raise UsageError(f"--hyperparams {algo}.*: {algo!r} is not an agent; expected one of: {', '.join(AGENTS)}")
+        try:
+            check_hyperparams(algo, hyperparams_for(algo, env_id, overrides))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--hyperparams {algo}.{exc}") from None
+
+
+def _check_out(out: str) -> None:
+    from quant_envs._io import check_writable_dir
+
+    try:
+        check_writable_dir(out, "--out")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

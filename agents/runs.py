@@ -66,13 +66,31 @@ def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]
 
 
 def problem_of(vec_env: Any) -> Any:
-    """The mixed-precision problem behind a vectorised environment, or None for the other problems."""
+    """The mixed-precision problem behind a vectorised environment, or None for the other problems.
+
+    Only mixed-precision environments are asked (a worker process must pickle what it sends back, and
+    the other problems' models need not be picklable).
+    """
+    spec = vec_env.get_attr("spec")[0]
+    entry = str(getattr(spec, "entry_point", "") or "")
+    if not entry.startswith("quant_envs.mixed_precision"):
+        return None
     try:
         return vec_env.get_attr("problem")[0]
     except AttributeError:
         return None
 
 
-def default_run_dir(env_id: str, algo: str, seed: int) -> Path:
-    """``runs/<env>/<algo>-s<seed>``: where a run goes without ``--out``."""
-    return Path("runs") / env_name(env_id) / f"{algo}-s{seed}"
+def default_run_dir(env_id: str, algo: str, seed: int, *, existing: bool = False) -> Path:
+    """Where a run goes without ``--out``: ``runs/<env>/<algo>-s<seed>``, numbered as RL Zoo does.
+
+    A new run (``existing=False``) takes the first of ``<algo>-s<seed>``, ``<algo>-s<seed>_2``, ...
+    that holds no run; ``existing=True`` (``--resume``) names the last one that does.
+    """
+    base = Path("runs") / env_name(env_id) / f"{algo}-s{seed}"
+    candidates = [base]
+    while (candidates[-1] / "config.json").exists():
+        candidates.append(base.with_name(f"{base.name}_{len(candidates) + 1}"))
+    if existing:
+        return candidates[-2] if len(candidates) > 1 else base
+    return candidates[-1]

@@ -5,20 +5,105 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agents import AGENTS, run_defaults
 from agents.runs import (
     DEFAULT_ENV,
+    VEC_ENV_KINDS,
     UsageError,
     check_env_id,
     default_run_dir,
     make_vec_env,
     problem_of,
 )
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` (an exclusive ``flock``) for the block; a second writer gets a UsageError.
+
+    The kernel drops the lock when the holder dies (even by SIGKILL), so a killed run never
+    blocks its ``--resume``.
+    """
+    path = run_dir / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise UsageError(f"--out {str(run_dir)!r} is in use by another run (pid {holder}); wait for it to end "
+                         "or choose another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    # atomic writes of a killed run leave ".<name>.tmp-*" files; the lock says no one else writes here
+    for sub in (run_dir, run_dir / "checkpoints"):
+        if sub.is_dir():
+            for tmp in sub.glob(".*.tmp-*"):
+                tmp.unlink(missing_ok=True)
+
+
+def _check_arguments(env_id: str, algo: str, timesteps: int, seed: int, n_envs: int, checkpoint_freq: int,
+                     max_evaluations: int | None, hyperparams: dict[str, Any]) -> None:
+    """Everything that can be checked before an environment is built (UsageError, one line)."""
+    from agents import AGENTS, check_hyperparams, hyperparams_for
+
+    check_env_id(env_id)
+    if algo not in AGENTS:
+        raise UsageError(f"--algo {algo!r} is not allowed; expected one of: {', '.join(AGENTS)}")
+    for flag, value, lowest in (("--timesteps", timesteps, 1), ("--seed", seed, 0), ("--n-envs", n_envs, 1),
+                                ("--checkpoint-freq", checkpoint_freq, 1),
+                                ("--max-evaluations", 1 if max_evaluations is None else max_evaluations, 1)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{flag} {value!r} is not allowed; expected an integer >= {lowest}")
+        if value < lowest:
+            raise UsageError(f"{flag} {value} is not allowed; expected an integer >= {lowest}")
+    try:
+        check_hyperparams(algo, hyperparams_for(algo, env_id, hyperparams))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--hyperparams {exc}") from None
+
+
+def _check_saved_config(run_dir: Path, given: dict[str, Any]) -> None:
+    """With --resume: the run's config.json exists, is readable and agrees with ``given``."""
+    saved = read_saved_config(run_dir)
+    for key, flag in _FLAGS.items():
+        # compared as config.json holds them (tuples become lists)
+        if key in given and json.loads(json.dumps(given[key], default=str)) != saved.get(key):
+            raise UsageError(f"--resume: {flag} {given[key]!r} differs from the run's {saved.get(key)!r} "
+                             f"({run_dir / 'config.json'})")
+
+
+def read_saved_config(run_dir: Path) -> dict[str, Any]:
+    """The run's ``config.json``; a UsageError (one line) when it is missing or unreadable."""
+    path = run_dir / "config.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--resume: {path} is missing: {run_dir} holds no run to continue "
+                         "(start it without --resume)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--resume: {path} is unreadable ({exc}); the run cannot be continued safely") from None
+    if not isinstance(saved, dict) or not {"env_id", "algo", "seed", "timesteps"} <= saved.keys():
+        raise UsageError(f"--resume: {path} lacks env_id, algo, seed or timesteps; the run cannot be continued safely")
+    return saved
 
 
 def train(
@@ -36,35 +121,131 @@ def train(
     progress_bar: bool = True,
     test_best: bool = True,
     verbose: bool = True,
+    eval_freq: int = 0,
+    eval_episodes: int = 5,
+    vec_env: str = "dummy",
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Train ``algo`` on ``env_id``; return a summary (best episode, paths, wall time)."""
+    """Train ``algo`` on ``env_id``; return a summary (best episode, paths, wall time).
+
+    Every argument and the output folder are checked before any work; the folder is locked for
+    the run. With ``resume`` the run continues from its last checkpoint and ends exactly as an
+    uninterrupted run with the same settings would (see :class:`agents.callbacks.AtomicCheckpoint`).
+    A folder that already holds a run is refused unless ``resume`` (continue it) or ``force``
+    (replace it); without ``out`` a new run goes to ``runs/<env>/<algo>-s<seed>`` or, when that
+    holds a run, the next free ``..._2``, ``..._3`` (as RL Zoo numbers its runs).
+
+    ``eval_freq`` > 0 evaluates the deterministic policy every ``eval_freq`` timesteps on a separate
+    environment (``eval_episodes`` episodes from the same seeds each time), writing
+    ``evaluations.npz`` and ``best_model.zip`` (:class:`agents.callbacks.PeriodicEvaluation`).
+    ``vec_env`` is "dummy" (one process) or "subproc" (a process per copy; exact resume needs "dummy").
+    """
+    from quant_envs._io import check_writable_dir, describe_os_error
+
+    env_kwargs = dict(env_kwargs or {})
+    hyperparams = dict(hyperparams or {})
+    _check_arguments(env_id, algo, timesteps, seed, n_envs, checkpoint_freq, max_evaluations, hyperparams)
+    for flag, value, lowest in (("--eval-freq", eval_freq, 0), ("--eval-episodes", eval_episodes, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise UsageError(f"{flag} {value!r} is not allowed; expected an integer >= {lowest}")
+    if vec_env not in VEC_ENV_KINDS:
+        raise UsageError(f"--vec-env {vec_env!r} is not allowed; expected one of: {', '.join(VEC_ENV_KINDS)}")
+    if out is not None and os.fspath(out) == "":
+        raise UsageError("--out '' is not allowed; expected a directory path")
+    run_dir = Path(out) if out is not None else default_run_dir(env_id, algo, seed, existing=resume)
+    if not resume and not force and (run_dir / "config.json").exists():
+        raise UsageError(f"--out {str(run_dir)!r} already holds a run; pass --resume to continue it, --force to "
+                         "replace it, or choose another --out")
+    if resume:
+        _check_saved_config(run_dir, {"env_id": env_id, "algo": algo, "seed": seed, "env_kwargs": env_kwargs,
+                                      "hyperparams": hyperparams, "max_evaluations": max_evaluations})
+    try:
+        check_writable_dir(run_dir, "--out")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with run_lock(run_dir):
+        if force and not resume:
+            _clear_run(run_dir)
+        try:
+            return _train_locked(env_id, algo, timesteps, seed, env_kwargs, hyperparams, run_dir, resume,
+                                 checkpoint_freq, max_evaluations, n_envs, progress_bar, test_best, verbose,
+                                 eval_freq, eval_episodes, vec_env)
+        except OSError as exc:  # a full disk, a folder made read-only under the run, ...
+            where = Path(exc.filename).resolve() if isinstance(exc.filename, (str, os.PathLike)) else None
+            if where is None or where.is_relative_to(run_dir.resolve()):
+                raise UsageError(f"--out {str(run_dir)!r}: cannot write: {describe_os_error(exc)}") from None
+            raise UsageError(f"{describe_os_error(exc)}") from None
+
+
+#: What a run writes into its folder (``--force`` removes these, and nothing else, before a new run).
+RUN_FILES = ("config.json", "best_policy.json", "evaluations.csv", "summary.png", "model.zip", "evaluations.npz",
+             "best_model.zip")
+RUN_FOLDERS = ("checkpoints", "logs")
+
+
+def _clear_run(run_dir: Path) -> None:
+    import shutil
+
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def _eval_env(env_id: str, env_kwargs: dict[str, Any], seed: int) -> Any:
+    """The evaluation environment: its own problem (a mixed-precision evaluation cache of its own, so
+    evaluations neither count as the agent's reward evaluations nor answer its episodes)."""
+    try:
+        return make_vec_env(env_id, 1, seed, {**env_kwargs, "share_problem": False})
+    except UsageError:
+        return make_vec_env(env_id, 1, seed, env_kwargs)  # environments without a shared problem
+
+
+def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs: dict[str, Any],
+                  hyperparams: dict[str, Any], run_dir: Path, resume: bool, checkpoint_freq: int,
+                  max_evaluations: int | None, n_envs: int, progress_bar: bool, test_best: bool,
+                  verbose: bool, eval_freq: int = 0, eval_episodes: int = 5, vec_env_kind: str = "dummy") -> dict[str, Any]:
     import torch
     from stable_baselines3.common.logger import configure
 
-    from agents import AGENTS, agent_class, make_agent
-    from agents.callbacks import AtomicCheckpoint, EpisodeRecorder, load_checkpoint
+    from agents import agent_class, check_compatible, make_agent
+    from agents.callbacks import (
+        AtomicCheckpoint,
+        EpisodeRecorder,
+        PeriodicEvaluation,
+        load_checkpoint,
+        read_state,
+    )
     from agents.reporting import run_figure
     from quant_envs._io import atomic_path, atomic_write_json
 
-    check_env_id(env_id)
-    if algo not in AGENTS:
-        raise UsageError(f"--algo {algo!r} is not allowed; expected one of: {', '.join(AGENTS)}")
-    for flag, value, lowest in (("--timesteps", timesteps, 1), ("--seed", seed, 0), ("--n-envs", n_envs, 1),
-                                ("--checkpoint-freq", checkpoint_freq, 1),
-                                ("--max-evaluations", 1 if max_evaluations is None else max_evaluations, 1)):
-        if value < lowest:
-            raise UsageError(f"{flag} {value} is not allowed; expected an integer >= {lowest}")
-    torch.set_num_threads(1)  # small MLP policies and tiny task networks: threads only add contention
-    env_kwargs = dict(env_kwargs or {})
-    run_dir = Path(out) if out is not None else default_run_dir(env_id, algo, seed)
+    _remove_stale_temporaries(run_dir)
     ckpt_dir = run_dir / "checkpoints"
+    if resume:
+        try:
+            read_state(ckpt_dir)  # before building anything: a missing checkpoint is an error, not a restart
+        except ValueError as exc:
+            raise UsageError(f"--resume: {exc}") from None
+    torch.set_num_threads(1)  # small MLP policies and tiny task networks: threads only add contention
     start = time.perf_counter()
 
-    vec_env = make_vec_env(env_id, n_envs, seed, env_kwargs)
+    vec_env = make_vec_env(env_id, n_envs, seed, env_kwargs, vec_env=vec_env_kind)
+    try:
+        check_compatible(algo, vec_env.action_space)
+    except ValueError as exc:
+        vec_env.close()
+        raise UsageError(f"--algo {algo} on --env {env_id}: {exc}") from None
+    from gymnasium import spaces
+
+    masked_env = vec_env.has_attr("action_masks") and isinstance(vec_env.action_space, spaces.Discrete)
+    if masked_env and algo != "maskable_ppo":
+        warnings.warn(f"{env_id} has action masks but --algo {algo} does not read them: actions the masks forbid "
+                      "are replaced by the environment (invalid_action='project'); evaluations.csv counts them "
+                      "per episode (projected_actions)", stacklevel=2)
     recorder = EpisodeRecorder(max_evaluations=max_evaluations)
-    resumed_from = 0
-    state_file = ckpt_dir / "state.json"
-    if resume and state_file.exists():
+    checkpoint = AtomicCheckpoint(ckpt_dir, checkpoint_freq, recorder,
+                                  on_save=lambda: recorder.write_csv(run_dir / "evaluations.csv"))
+    if resume:
         try:
             model, state = load_checkpoint(ckpt_dir, agent_class(algo), vec_env)
         except (OSError, ValueError, KeyError) as exc:
@@ -74,35 +255,41 @@ def train(
         if verbose:
             print(f"resuming {run_dir} from timestep {resumed_from}")
     else:
-        if resume and verbose:
-            print(f"--resume: no checkpoint in {ckpt_dir}; starting a new run")
         atomic_write_json(run_dir / "config.json", {
             "env_id": env_id, "algo": algo, "timesteps": timesteps, "seed": seed, "env_kwargs": env_kwargs,
-            "hyperparams": hyperparams or {}, "max_evaluations": max_evaluations})
+            "hyperparams": hyperparams, "max_evaluations": max_evaluations})
         try:
-            model = make_agent(algo, vec_env, env_id=env_id, seed=seed, verbose=0, **(hyperparams or {}))
+            model = make_agent(algo, vec_env, env_id=env_id, seed=seed, verbose=0, **hyperparams)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        resumed_from = 0
+        checkpoint.init_callback(model)
+        checkpoint.save()  # step 0: a run killed before its first grid checkpoint resumes exactly too
     part = len(list((run_dir / "logs").glob("part-*"))) if (run_dir / "logs").exists() else 0
     model.set_logger(configure(str(run_dir / "logs" / f"part-{part}"), ["csv", "tensorboard"]))
+    callbacks: list[Any] = [recorder, checkpoint]
+    evaluation = None
+    if eval_freq > 0:
+        eval_seed = seed + 1_000_003  # held-out episodes: never a training seed
+        evaluation = PeriodicEvaluation(_eval_env(env_id, env_kwargs, eval_seed), run_dir, eval_freq, eval_episodes,
+                                        eval_seed, masked=masked_env and algo == "maskable_ppo")
+        evaluation.load(resumed_from)
+        callbacks.append(evaluation)
 
-    def write_outputs() -> None:
-        recorder.write_csv(run_dir / "evaluations.csv")
-
-    checkpoint = AtomicCheckpoint(ckpt_dir, checkpoint_freq, recorder, on_save=write_outputs)
     remaining = timesteps - resumed_from
     interrupted = False
     if remaining > 0 and (max_evaluations is None or recorder.num_evaluations < max_evaluations):
         try:
-            model.learn(remaining, callback=[recorder, checkpoint], reset_num_timesteps=resumed_from == 0,
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=resumed_from == 0,
                         progress_bar=progress_bar)
         except KeyboardInterrupt:
             interrupted = True
-    checkpoint.init_callback(model)
-    checkpoint.save()  # the final state is also a checkpoint: --resume after the end does nothing more
+    if not interrupted:  # an interrupted rollout is no exact resume point: keep the last grid checkpoint
+        checkpoint.init_callback(model)
+        checkpoint.save()  # the final state is also a checkpoint: --resume after the end does nothing more
     with atomic_path(run_dir / "model.zip") as tmp:
         model.save(tmp)
-    write_outputs()
+    recorder.write_csv(run_dir / "evaluations.csv")
 
     problem = problem_of(vec_env)
     best = recorder.best
@@ -120,6 +307,9 @@ def train(
                    run_dir / "summary.png", problem.budget_metric)
     else:
         run_figure(recorder.records, best, None, None, run_dir / "summary.png")
+    if evaluation is not None:
+        summary["eval_best_mean_return"] = evaluation.best_mean if evaluation.results else None
+        evaluation.eval_env.close()
     atomic_write_json(run_dir / "best_policy.json", summary)
     vec_env.close()
     if verbose:
@@ -156,13 +346,19 @@ def run_config(given: dict[str, Any], out: str | None, resume: bool) -> dict[str
     checkpoint would continue on another problem.
     """
     config = {k: (v if v is not None else TRAIN_DEFAULTS[k]) for k, v in given.items()}
+    if given.get("timesteps") is None and config["algo"] in AGENTS:  # the YAML's n_timesteps, RL Zoo's default
+        try:
+            config["timesteps"] = run_defaults(config["algo"], config["env_id"]).get("n_timesteps", config["timesteps"])
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if not resume:
         return config
-    run_dir = Path(out) if out is not None else default_run_dir(config["env_id"], config["algo"], config["seed"])
+    if out is not None and out == "":
+        raise UsageError("--out '' is not allowed; expected a directory path")
+    run_dir = Path(out) if out is not None else default_run_dir(config["env_id"], config["algo"], config["seed"],
+                                                                existing=True)
     saved_file = run_dir / "config.json"
-    if not saved_file.is_file():
-        return config
-    saved = json.loads(saved_file.read_text())
+    saved = read_saved_config(run_dir)
     for key, flag in _FLAGS.items():
         if given[key] is not None and given[key] != saved.get(key):
             raise UsageError(f"--resume: {flag} {given[key]!r} differs from the run's {saved.get(key)!r} "

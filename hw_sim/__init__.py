@@ -4,7 +4,10 @@ A layer is a grouped GEMM (:class:`LayerShape`); an accelerator (:data:`PROFILES
 :func:`get_accelerator`) turns a layer and its weight/activation bit widths into cycles, latency,
 energy, DRAM traffic and a compute/memory-bound flag (:meth:`Accelerator.layer_cost`);
 :class:`CostTable` precomputes a whole network over a grid of bit widths for fast policy queries and
-exact action masking; :mod:`hw_sim.networks` has reference shapes (MobileNetV2, ResNet-50).
+exact action masking; :mod:`hw_sim.networks` has reference shapes (MobileNetV2, ResNet-18/50).
+Published measurements are accelerators too (:class:`TableAccelerator`, :data:`MEASURED`: HAQ's
+BISMO MobileNetV2 table, HAWQ-V3's T4 ResNet-18/50 latencies); :func:`register_profile` adds a
+user's own accelerator under a name.
 
 >>> import hw_sim
 >>> layer = hw_sim.LayerShape.conv2d(c_in=64, c_out=64, kernel=3, in_hw=56, padding=1)
@@ -15,7 +18,7 @@ True
 
 from __future__ import annotations
 
-from hw_sim import networks
+from hw_sim import measured, networks
 from hw_sim.accelerators import (
     Accelerator,
     BitFusionAccelerator,
@@ -25,9 +28,11 @@ from hw_sim.accelerators import (
 )
 from hw_sim.cost_table import METRICS, UNITS, CostTable, PolicyCost
 from hw_sim.layer import LayerShape
-from hw_sim.profiles import PROFILES, get_accelerator
+from hw_sim.measured import MEASURED, TableAccelerator
+from hw_sim.profiles import PROFILES, get_accelerator, register_profile
 
 __all__ = [
+    "MEASURED",
     "METRICS",
     "PROFILES",
     "UNITS",
@@ -39,6 +44,9 @@ __all__ = [
     "LayerCost",
     "LayerShape",
     "PolicyCost",
+    "TableAccelerator",
     "get_accelerator",
+    "measured",
     "networks",
+    "register_profile",
 ]

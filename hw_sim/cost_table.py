@@ -9,7 +9,7 @@ under a set of allowed widths, and the cheapest cost to complete a policy from a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class CostTable:
         layers: Sequence[LayerShape],
         accelerator: Accelerator | str,
         bits: Iterable[int] = range(2, 9),
-        batch: int = 1,
+        batch: int | None = None,
     ) -> None:
         self.accelerator = get_accelerator(accelerator)
         if isinstance(layers, LayerShape) or not isinstance(layers, Iterable):
@@ -70,7 +70,9 @@ class CostTable:
                     f"layers[{i}]={layer!r} must be a hw_sim.LayerShape, got {type(layer).__name__}"
                 )
         self.layers = layers
-        self.batch = check_int("batch", batch, min_value=1)
+        # the accelerator's own setting by default (HAQ: edge batch 1, cloud batch 16)
+        default = getattr(self.accelerator, "default_batch", 1)
+        self.batch = check_int("batch", default if batch is None else batch, min_value=1)
         bit_list = [self.accelerator.check_bits("bits", b) for b in bits]
         if not bit_list:
             raise ValueError("bits is empty; expected at least one bit width")
@@ -116,7 +118,19 @@ class CostTable:
     def metric(self, metric: str) -> np.ndarray:
         """The [layers, w-bits, a-bits] array of ``metric`` ("latency", "energy" or "size")."""
         check_choice("metric", metric, METRICS)
-        return {"latency": self.latency, "energy": self.energy, "size": self.size}[metric]
+        table = {"latency": self.latency, "energy": self.energy, "size": self.size}[metric]
+        if np.isnan(table).all():
+            raise ValueError(
+                f"metric={metric!r} is not allowed on accelerator {self.accelerator.name!r}: its "
+                "source publishes no such figure"
+            )
+        return table
+
+    def metric_array(self, metric: str) -> np.ndarray:
+        """Like :meth:`metric`, but an unpublished metric of a measured table is returned (NaN)
+        rather than refused."""
+        check_choice("metric", metric, METRICS)
+        return self._by_metric[metric]
 
     def bit_index(self, bits: int | Iterable[int]) -> int | np.ndarray:
         """Index of ``bits`` on the table's bit axis (an int, or an array for several widths)."""
@@ -173,7 +187,7 @@ class CostTable:
             self._raise_bad_policy(w_bits, a_bits, by_index)
         return vals
 
-    def _raise_bad_policy(self, w, a, by_index: bool) -> None:
+    def _raise_bad_policy(self, w, a, by_index: bool) -> NoReturn:
         names = ("w_index", "a_index") if by_index else ("w_bits", "a_bits")
         if a is None and not by_index:
             arr = np.asarray(w)
@@ -208,6 +222,7 @@ class CostTable:
         table = self._by_metric.get(metric)
         if table is None:
             check_choice("metric", metric, METRICS)
+            raise AssertionError(metric)  # unreachable: check_choice raised (a known metric has a table)
         wi, ai = self._bit_indices(w_bits, a_bits)
         return float(self._gather(table, wi, ai, w_bits, a_bits, False).dot(self._ones))
 
@@ -227,6 +242,7 @@ class CostTable:
         table = self._by_metric.get(metric)
         if table is None:
             check_choice("metric", metric, METRICS)
+            raise AssertionError(metric)  # unreachable: check_choice raised (a known metric has a table)
         try:  # the common case inline: one gather, one dot product
             vals = table[self._rows, w_index, a_index]
             if vals.shape == self._ones.shape:
@@ -330,7 +346,11 @@ class CostTable:
                             "size_bytes": float(self.size[i, wi, ai]),
                             "dram_bytes": float(self.dram_bytes[i, wi, ai]),
                             "cycles": float(self.cycles[i, wi, ai]),
-                            "bound": "memory" if self.memory_bound[i, wi, ai] else "compute",
+                            "bound": (
+                                ("memory" if self.memory_bound[i, wi, ai] else "compute")
+                                if self.accelerator.reports_bound
+                                else "n/a"
+                            ),
                         }
                     )
         return out

@@ -20,6 +20,7 @@ ENV_IDS: dict[str, str] = {
     "quant_envs/MixedPrecisionContinuous-v1": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
     "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
     "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
+    "quant_envs/MixedPrecisionTable-v0": "quant_envs.mixed_precision.table_env:MixedPrecisionTableEnv",
     # 2. companding scalar quantizers
     "quant_envs/SplineCompander-v0": "quant_envs.compander.env:SplineCompanderEnv",
     "quant_envs/ScalarQuantizer-v0": "quant_envs.compander.env:ScalarQuantizerEnv",
@@ -29,6 +30,8 @@ ENV_IDS: dict[str, str] = {
     # 4. centroidal Voronoi tessellations
     "quant_envs/CVT1D-v0": "quant_envs.cvt.env:CVT1DEnv",
     "quant_envs/CVT2D-v0": "quant_envs.cvt.env:CVT2DEnv",
+    "quant_envs/CVT1D-v1": "quant_envs.cvt.env_v1:CVT1DEnvV1",
+    "quant_envs/CVT2D-v1": "quant_envs.cvt.env_v1:CVT2DEnvV1",
 }
 
 #: Default arguments an id is registered with (the v0 mixed-precision ids keep their original defaults).

@@ -8,6 +8,7 @@ a traceback from deep inside numpy or torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,26 @@ import numpy as np
 # hw_sim (the bottom layer) owns the integer and choice checks; quant_envs shares them.
 from hw_sim._checks import check_choice, check_int
 
-__all__ = ["check_choice", "check_finite_array", "check_float", "check_int"]
+__all__ = ["check_bool", "check_choice", "check_finite_array", "check_float", "check_int", "check_mapping"]
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (or numpy bool); strings such as "no" are never booleans."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name}={value!r} must be a bool (True or False), got {type(value).__name__}")
+
+
+def check_mapping(name: str, value: Any) -> dict[str, Any]:
+    """``value`` (a mapping with string keys, or None) as a new dict."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}={value!r} must be a dict of keyword arguments or None, got {type(value).__name__}")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:
+        raise TypeError(f"{name}={value!r} has non-string keys {bad[:3]!r}; expected argument names")
+    return dict(value)
 
 
 def check_float(
@@ -27,9 +47,9 @@ def check_float(
     min_inclusive: bool = True,
     max_inclusive: bool = True,
 ) -> float:
-    """Return ``value`` as a finite float within the given bounds."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name}={value!r} must be a number, got bool")
+    """Return ``value`` as a finite float within the given bounds; strings are never numbers."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -57,6 +57,50 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def check_writable_dir(path: str | os.PathLike[str], name: str) -> Path:
+    """Create directory ``path`` if needed and prove it writable by creating and removing a file.
+
+    For checking output paths *before* long work. Raises ValueError naming ``name`` (the argument or
+    flag) for an empty path, an existing file, a path under a file, a read-only or virtual file
+    system (``/proc``) or any other OS error; a probe is the only test that sees all of those
+    (``os.access`` says yes to root on a read-only directory).
+    """
+    raw = os.fspath(path)
+    if raw == "":
+        raise ValueError(f"{name} '' is not allowed; expected a directory path (use . for the current directory)")
+    p = Path(raw).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name} {raw!r} is an existing file; expected a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{name} {raw!r} is not a writable directory: {describe_os_error(exc)}") from None
+    return p
+
+
+def check_writable_file(path: str | os.PathLike[str], name: str) -> Path:
+    """Check that a file can be written at ``path`` (its directory is created if needed); see above."""
+    raw = os.fspath(path)
+    if raw == "":
+        raise ValueError(f"{name} '' is not allowed; expected a file path")
+    p = Path(raw).expanduser()
+    if p.is_dir() or raw.endswith(os.sep):
+        raise ValueError(f"{name} {raw!r} is a directory; expected a file path")
+    check_writable_dir(p.parent, f"{name} {raw!r}: its directory")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"{name} {raw!r} exists and is not writable")
+    return p
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: its message and the file it concerns."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return f"{text} ({exc.filename})" if exc.filename else text
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], *, binary: bool = False) -> Path:
     """Call ``write(file)`` on a temporary file, then move it onto ``path``."""
     with atomic_path(path) as tmp, open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import warnings
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -124,7 +125,9 @@ def test_mobilenet_v2_table_for_every_profile(tmp_path, capsys):
     reference = networks.mobilenet_v2()
     for name in hw_sim.PROFILES:
         assert f"mobilenet_v2 on {name}" in out
-        stem = tmp_path / f"mobilenet_v2_{name}_b1"
+        # each profile at its own default batch (bismo-cloud 16, gpu-int4-int8 8, others 1)
+        batch = hw_sim.get_accelerator(name).default_batch
+        stem = tmp_path / f"mobilenet_v2_{name}_b{batch}"
         lat = np.load(f"{stem}_latency_s.npy")
         assert lat.shape == (53, 7, 7)
         # the files hold the table of the paper's shapes (independent of the hooks)
@@ -137,8 +140,9 @@ def test_mobilenet_v2_table_for_every_profile(tmp_path, capsys):
         assert len(rows) == 53 * 49
         assert {"latency_s", "energy_j", "size_bytes", "dram_bytes"} <= set(rows[0])
         assert float(rows[0]["latency_s"]) == pytest.approx(lat[0, 0, 0], rel=1e-8)
-        meta = json.loads((tmp_path / f"mobilenet_v2_{name}_b1.json").read_text())
+        meta = json.loads((tmp_path / f"mobilenet_v2_{name}_b{batch}.json").read_text())
         assert meta["bits"] == list(range(2, 9)) and len(meta["layers"]) == 53
+        assert meta["batch"] == batch
     # nothing but the 5 files per profile (no temporary files left behind)
     assert len(list(tmp_path.iterdir())) == 5 * len(hw_sim.PROFILES)
 
@@ -199,8 +203,31 @@ def test_summary_has_one_row_per_profile(tmp_path, capsys):
     shapes = [ly.shape for ly in quantizable_layers(model, torch.zeros(1, 1, 28, 28))]
     for name, row in rows.items():
         table = hw_sim.CostTable(shapes, name)
-        assert float(row[1]) == pytest.approx(table.policy_cost([8] * 4, [8] * 4) * 1e3, abs=1e-3)
-        assert float(row[2]) == pytest.approx(table.policy_cost([2] * 4, [2] * 4) * 1e3, abs=1e-3)
+        assert int(row[1]) == table.batch == hw_sim.get_accelerator(name).default_batch
+        assert float(row[2]) == pytest.approx(table.policy_cost([8] * 4, [8] * 4) * 1e3, abs=1e-3)
+        assert float(row[3]) == pytest.approx(table.policy_cost([2] * 4, [2] * 4) * 1e3, abs=1e-3)
+
+
+def test_measured_table_as_a_profile(tmp_path, capsys):
+    # HAQ's BISMO table answers for torchvision's MobileNetV2 (the hooks give the table's 53
+    # layers): the written latencies are the table's entries (cycles at 200 MHz), at batch 16.
+    argv = ["--arch", "mobilenet_v2", "--profile", "haq-bismo-cloud-mobilenetv2", "--bits", "1-8"]
+    assert cost_table_cli.main([*argv, "--plain", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    stem = tmp_path / "mobilenet_v2_haq-bismo-cloud-mobilenetv2_b16"
+    data = resources.files("hw_sim").joinpath("data")
+    with data.joinpath("haq_qmobilenetv2_imagenet100_batch16_latency_table.npy").open("rb") as f:
+        raw = np.load(f)
+    np.testing.assert_allclose(np.load(f"{stem}_latency_s.npy"), raw / 200e6, rtol=1e-12)
+    # HAQ publishes no energy: no energy file
+    assert not (tmp_path / f"{stem.name}_energy_j.npy").exists()
+    assert (tmp_path / f"{stem.name}_size_bytes.npy").exists()
+    # another network, or another batch, is refused in one line
+    assert cost_table_cli.main(["--arch", "resnet18", "--profile", "haq-bismo-cloud-mobilenetv2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "table measured on mobilenet_v2" in err
+    assert cost_table_cli.main([*argv, "--batch", "1"]) == 2
+    assert "measured at batch 16" in capsys.readouterr().err
 
 
 def test_parse_bits():

@@ -61,7 +61,11 @@ def test_bismo_cycles_hand_computed():
     pure = dataclasses.replace(EDGE, exec_overhead_cycles=0)
     assert pure.layer_cost(layer, 3, 5).compute_cycles == 180
     # with one issue cycle per execute instruction: 3 * 2 * 15 instructions * (2 + 1) cycles = 270
-    assert EDGE.layer_cost(layer, 3, 5).compute_cycles == 270
+    issue = dataclasses.replace(EDGE, exec_overhead_cycles=1)
+    assert issue.layer_cost(layer, 3, 5).compute_cycles == 270
+    # the profiles use no issue overhead: HAQ's table is matched by the pure formula (see
+    # tests/test_hw_sim_fidelity.py; one cycle per instruction overshoots its 8/8 -> 2/2 speed-up)
+    assert EDGE.exec_overhead_cycles == CLOUD.exec_overhead_cycles == 0
     # batch multiplies N: ceil(40/8) = 5 column tiles -> 3 * 5 * 2 * 15 = 450
     assert pure.layer_cost(layer, 3, 5, batch=4).compute_cycles == 450
 
@@ -100,9 +104,39 @@ def test_bismo_moves_the_lowered_matrix():
     # lowered input 576 * 256 = 147456 B (9x the 16384 B feature map), output 16384 B.
     layer = hw_sim.LayerShape.conv2d(64, 64, 3, 16, padding=1)
     assert EDGE.layer_cost(layer, 8, 8).dram_bytes == 36864 + 147456 + 16384
-    # Bit Fusion reads the feature map itself: 36864 weights exceed its 32 KB weight buffer, so the
-    # 16 KB input (which fits its 16 KB buffer) stays resident and weights stream once.
-    assert BF.layer_cost(layer, 8, 8).dram_bytes == 36864 + 16384 + 16384
+    # its fetch ports move one Dk = 256-bit word per cycle: the lowered activations take
+    # ceil(576/256) = 3 words per column x 256 columns x 8 bit-planes = 6144 cycles, the weights
+    # 3 words x 64 rows x 8 planes = 1536; DRAM (2.1 GB/s at 200 MHz = 84 bits/cycle) is slower:
+    # 200704 B * 8 / 84 = 19115 cycles
+    assert EDGE.layer_cost(layer, 8, 8).memory_cycles == pytest.approx(200704 * 8 / 84)
+    # the cloud's DRAM (25.6 GB/s = 1024 bits/cycle) is not the limit: the activation port is
+    assert CLOUD.layer_cost(layer, 8, 8, batch=1).memory_cycles == 3 * 256 * 8
+
+
+def test_bismo_fetches_weights_per_sample_in_convolutions():
+    # HAQ's table: a convolution's weight fetch grows with the batch (the weights are fetched
+    # again for each sample), a fully connected layer's does not (the batch is its N).
+    conv = hw_sim.LayerShape.conv2d(320, 1280, 1, 7)
+    fc = hw_sim.LayerShape.linear(1280, 1000)
+    # weights 1280 rows x ceil(320/256) = 2 words x 8 planes, per sample: 16 * 20480 cycles
+    assert CLOUD.layer_cost(conv, 8, 1, batch=16).memory_cycles == 16 * 1280 * 2 * 8
+    # 1000 rows x 5 words x 8 planes, once for the batch (HAQ's table: 5000 cycles per weight bit)
+    assert CLOUD.layer_cost(fc, 8, 1, batch=16).memory_cycles == 1000 * 5 * 8
+
+
+def test_bitfusion_moves_32_bit_partial_sums():
+    # Bit Fusion's simulator writes 32-bit partial sums to DRAM and reads them back (optimizer.py,
+    # oprec = 32). 1x1 conv 64 -> 32 over 8x8 at 8/8, batch 1: the 8x8x32 tile of partial sums
+    # fits the 8 KB output buffer (65536 bits) and all 64 input channels fit the buffers, so
+    # partial sums 2 * 32 * 64 * 32 bits, inputs 64 * 64 * 8, weights 64 * 32 * 8.
+    layer = hw_sim.LayerShape.conv2d(64, 32, 1, 8)
+    cost = BF.layer_cost(layer, 8, 8)
+    assert cost.dram_bytes == (2 * 32 * 64 * 32 + 64 * 64 * 8 + 64 * 32 * 8) / 8
+    # memory-bound: 180224 bits / 192 bits per cycle > 64 positions * 4 lane groups = 256 cycles
+    assert cost.compute_cycles == 256
+    assert cost.bound == "memory"
+    # the partial sums do not shrink with the widths, so 2/2 bits gain little here
+    assert BF.layer_cost(layer, 2, 2).latency_s > 0.8 * cost.latency_s
 
 
 # ---------------------------------------------------------------------------- Bit Fusion
@@ -143,8 +177,9 @@ def test_bitfusion_cycles_hand_computed():
     assert BF.layer_cost(layer, 8, 8).compute_cycles == 4608
     # 4/4 (pf=4, 64 lanes): 64*9*1*2 = 1152 = 64*ceil(576/64)*2
     assert BF.layer_cost(layer, 4, 4).compute_cycles == 1152
-    # 2/2 (pf=16, 256 lanes): channel-wise wastes lanes (64*9*1*2 = 1152); im2col 64*3*2 = 384
-    assert BF.layer_cost(layer, 2, 2).compute_cycles == 384
+    # 2/2 (pf=16, 256 lanes): the simulator maps every layer but the first channel-wise, which
+    # wastes lanes here (64*9*1*2 = 1152, not im2col's 64*3*2 = 384)
+    assert BF.layer_cost(layer, 2, 2).compute_cycles == 1152
     # 3 bits run as 4 bits
     assert BF.layer_cost(layer, 3, 3).compute_cycles == 1152
     assert BF.layer_cost(layer, 3, 3).w_bits_run == 4
@@ -187,17 +222,15 @@ def test_gpu_widths_round_up_and_pairs_share_a_width():
     assert mixed.compute_cycles == GPU.layer_cost(layer, 8, 8).compute_cycles
 
 
-@pytest.mark.parametrize("batch", [1, 8, 16])
-def test_gpu_int4_speedup_on_resnet50_matches_hawq_v3(batch):
-    # HAWQ-V3 (Yao et al., ICML 2021, abstract): uniform INT4 is on average 1.45x faster than
-    # uniform INT8 for ResNet-50 on a T4. Tolerance +-10%: the published figure is an average over
-    # their TVM measurements and our model omits the non-GEMM operators (pooling, the int32 residual
-    # adds are folded into a per-layer constant). NOTE: the profile's int4 efficiency and per-layer
-    # overhead were chosen with this figure in view (see hw_sim/profiles.py), so this test guards
-    # that calibration; it is not an independent validation.
-    table = hw_sim.CostTable(networks.resnet50(), GPU, bits=[4, 8], batch=batch)
-    speedup = table.policy_cost([8] * 54, [8] * 54) / table.policy_cost([4] * 54, [4] * 54)
-    assert speedup == pytest.approx(1.45, rel=0.10)
+def test_gpu_is_calibrated_below_the_datasheet_peak():
+    # HAWQ-V3's TVM kernels reach a few percent of the T4's tensor-core peak (fitted on their
+    # ResNet-18 latencies; validated on ResNet-50 in tests/test_hw_sim_fidelity.py), and int4 is
+    # less than 2x faster than int8.
+    assert 0.01 < GPU.efficiency[8] < 0.1 and 0.01 < GPU.efficiency[4] < 0.1
+    layer = hw_sim.LayerShape.conv2d(256, 256, 3, 14, padding=1)
+    ratio = GPU.layer_cost(layer, 8, 8).latency_s / GPU.layer_cost(layer, 4, 4).latency_s
+    assert 1.4 < ratio < 2.0
+    assert GPU.default_batch == 8
 
 
 # ---------------------------------------------------------------------------- memory-bound layers
@@ -223,10 +256,11 @@ def test_edge_depthwise_layers_are_memory_bound_and_scale_with_activation_bits()
     # ... and nearly proportional to activation bits (8/2 bits -> at least 3.5x of the ideal 4x)
     assert (lat[:, w2, a8] / lat[:, w2, a2] > 3.5).all()
     # the expanding 1x1 convolutions (more outputs than inputs: high reuse of every input)
-    # stay compute-bound at every width
+    # are compute-bound at 8-bit activations; only at narrow activations can their weight fetch
+    # dominate (as the late 1x1 layers' weight-only costs in HAQ's table show)
     expand = [i for i in pw if table.layers[i].c_out > table.layers[i].c_in]
     assert len(expand) == 17  # 16 block expansions and the final 320 -> 1280
-    assert not table.memory_bound[expand].any()
+    assert not table.memory_bound[expand][:, :, a8].any()
 
 
 def test_small_fully_connected_layer_is_memory_bound_at_every_width_on_the_edge():
@@ -239,10 +273,17 @@ def test_small_fully_connected_layer_is_memory_bound_at_every_width_on_the_edge(
     assert lat[-1, 0] / lat[0, 0] == pytest.approx(4.0, rel=0.05)
 
 
-def test_cloud_depthwise_layers_are_compute_bound():
-    # HAQ: on the cloud accelerator (more bandwidth, batch 16) the network is computation-bound.
+def test_cloud_depthwise_layers_are_bound_by_activation_fetch():
+    # HAQ's released cloud table (batch 16): every depthwise layer costs in proportion to the
+    # activation width and not at all with the weight width (e.g. layer 1: 401408 cycles per
+    # activation bit at every weight width), i.e. it is bound by fetching activations.
+    # (The earlier model had these layers compute-bound, against the table.)
     table, dw, _ = _mnv2_table("bismo-cloud", batch=16)
-    assert not table.memory_bound[dw].any()
+    assert table.memory_bound[dw].all()
+    # from 4-bit activations on, the weight width does not matter (within 1%), as in the table
+    lat = table.latency[dw]
+    a4 = table.bit_index(4)
+    np.testing.assert_allclose(lat[:, 0, a4:], lat[:, -1, a4:], rtol=0.01)
 
 
 def test_low_bits_make_more_layers_memory_bound_on_bitfusion():

@@ -228,6 +228,31 @@ def test_torchvision_task_on_fake_data(arch: str, n_layers: int, tmp_path: Path)
     assert terminated and 0.0 <= info["accuracy"] <= 1.0 and info["budget_used"] <= 1 + 1e-9
 
 
+def test_torchvision_pretraining_shows_its_length_and_pins_threads(tmp_path: Path, capsys) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        task = make_task("torchvision:resnet18", dataset="fake", fake_size=16, image_size=16, pretrain_steps=3,
+                         batch_size=4, cache_dir=tmp_path)
+        err = capsys.readouterr().err
+        assert "pretraining torchvision:resnet18 (3 steps" in err and "3/3" in err  # tqdm: the total up front
+        assert task.num_threads == 1  # like the built-in tasks, unless the caller asks otherwise
+        seen = []
+        real = torch.set_num_threads
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
+            task.evaluate(task.model)
+        assert seen[0] == 1 and torch.get_num_threads() == 2  # pinned for the evaluation, restored after
+        assert make_task("torchvision:resnet18", dataset="fake", fake_size=16, image_size=16, pretrain_steps=3,
+                         batch_size=4, cache_dir=tmp_path, num_threads=None).num_threads is None
+        assert "pretraining" not in capsys.readouterr().err  # cached: no second pretraining
+    finally:
+        torch.set_num_threads(previous)
+    with pytest.raises(ValueError, match="num_threads=0"):
+        make_task("torchvision:resnet18", dataset="fake", num_threads=0)
+
+
+@pytest.mark.filterwarnings("ignore:.*has no test/ folder")  # asserted once below; the later calls repeat it
 def test_torchvision_task_from_imagefolder_and_checkpoint(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -242,11 +267,25 @@ def test_torchvision_task_from_imagefolder_and_checkpoint(tmp_path: Path) -> Non
 
     net = torchvision.models.get_model("resnet18", weights=None, num_classes=2)
     torch.save(net.state_dict(), tmp_path / "ckpt.pt")
-    task = make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / "ckpt.pt", image_size=16)
-    assert task.num_classes == 2 and len(task.train_set) == 6
+    # no test/ folder: an error unless the substitution is chosen explicitly, and then it is said
+    with pytest.raises(ValueError, match="has no test/ folder.*missing_test='use_val'"):
+        make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / "ckpt.pt", image_size=16)
+    with pytest.warns(UserWarning, match="no test/ folder.*is the validation accuracy"):
+        task = make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / "ckpt.pt",
+                         image_size=16, missing_test="use_val")
+    assert task.num_classes == 2 and len(task.train_set) == 6 and task.test_set is task.val_set
     assert all(torch.equal(a, b) for a, b in zip(task.model.state_dict().values(), net.state_dict().values()))
     with pytest.raises(ValueError, match="checkpoint="):
-        make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / "nope.pt")
+        make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / "nope.pt",
+                  missing_test="use_val")
+    state = net.state_dict()
+    state["fc.weight"][0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    for name, match in (("nan.pt", "holds NaN or inf in fc.weight"), ("junk.pt", "cannot be loaded")):
+        with pytest.raises(ValueError, match=f"checkpoint=.*{name}.*{match}"):
+            make_task("torchvision:resnet18", data_dir=tmp_path / "data", checkpoint=tmp_path / name,
+                      image_size=16, missing_test="use_val")
 
 
 def test_float_training_is_reproducible_whatever_the_callers_threads(tmp_path: Path) -> None:

@@ -51,31 +51,157 @@ def test_train_end_to_end_writes_every_promised_output(tmp_path: Path) -> None:
     assert str(out) in proc.stdout
 
 
-def test_resume_continues_after_the_process_is_killed(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    args = [sys.executable, str(REPO / "train.py"), *TINY, "--timesteps", "6000", "--out", str(out),
-            "--checkpoint-freq", "200", "--no-progress-bar"]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    state = out / "checkpoints" / "state.json"
+def _kill_when_checkpointed(args: list[str], state: Path, at_least: int, extra_s: float = 0.0) -> int:
+    """Start ``train.py args``, SIGKILL it once state.json is at ``at_least`` steps (plus ``extra_s``)."""
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["num_timesteps"] >= 400):
-        time.sleep(0.2)
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["num_timesteps"] >= at_least):
+        time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read()
+    time.sleep(extra_s)  # killed mid-rollout, after the checkpoint
     os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
     proc.wait()
-    saved = json.loads(state.read_text())
-    assert 400 <= saved["num_timesteps"] < 6000
+    return json.loads(state.read_text())["num_timesteps"]
+
+
+def _run_outputs(run: Path) -> tuple[dict, list[dict], dict]:
+    """Policy weights and optimiser state, evaluations.csv (wall-clock column aside), best episode."""
+    import io
+    import zipfile
+
+    import torch
+
+    with zipfile.ZipFile(run / "model.zip") as z:
+        tensors = {name: torch.load(io.BytesIO(z.read(name)), weights_only=True)
+                   for name in z.namelist() if name.endswith(".pth")}
+    rows = [{k: v for k, v in r.items() if k != "eval_time_s"} for r in csv.DictReader((run / "evaluations.csv").open())]
+    best = json.loads((run / "best_policy.json").read_text())["best"]
+    best.pop("eval_time_s", None)
+    best["final_info"].pop("eval_time_s", None)
+    return tensors, rows, best
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    import torch
+
+    ta, ra, ba = _run_outputs(a)
+    tb, rb, bb = _run_outputs(b)
+    assert ta.keys() == tb.keys() and ra == rb and ba == bb
+
+    def flat(x, prefix=""):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                yield from flat(v, f"{prefix}/{k}")
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                yield from flat(v, f"{prefix}/{i}")
+        else:
+            yield prefix, x
+
+    for name in ta:
+        fa, fb = dict(flat(ta[name])), dict(flat(tb[name]))
+        assert fa.keys() == fb.keys(), name
+        for key, va in fa.items():
+            vb = fb[key]
+            assert torch.equal(va, vb) if torch.is_tensor(va) else va == vb, f"{name}{key}"
+
+
+def test_resume_after_a_kill_ends_bit_identical_to_an_uninterrupted_run(tmp_path: Path, capsys) -> None:
+    """The issue-17 guarantee, quick variant: maskable_ppo killed mid-rollout, resumed, compared with an
+    uninterrupted run of the same seed: same weights and optimiser state, evaluations.csv, best policy.
+    Only the killed run is a subprocess; share_problem=false keeps this process's runs independent."""
+    import train
+
+    args = [*TINY, "share_problem=false", "--timesteps", "500", "--seed", "2", "--checkpoint-freq", "200",
+            "--no-progress-bar"]
+    assert train.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "run"
+    saved = _kill_when_checkpointed([*args, "--out", str(out)], out / "checkpoints" / "state.json", 200, 0.3)
+    assert 200 <= saved < 500 and saved % 100 == 0  # checkpoints fall on rollout boundaries (n_steps 100)
+    capsys.readouterr()
     # a different setting than the run's is refused; left out, the run's own config.json is used
-    refused = run_train("--env-kwargs", "task=digits-mbnet", "--out", str(out), "--resume")
-    assert refused.returncode == 2 and "differs from the run's" in refused.stderr
-    resumed = run_train("--out", str(out), "--checkpoint-freq", "2000", "--resume", "--no-progress-bar")
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"from timestep {saved['num_timesteps']}" in resumed.stdout
+    assert train.main(["--env-kwargs", "task=digits-mbnet", "--out", str(out), "--resume"]) == 2
+    assert "differs from the run's" in capsys.readouterr().err
+    assert train.main(["--out", str(out), "--resume", "--no-progress-bar"]) == 0
+    assert f"from timestep {saved}" in capsys.readouterr().out
     summary = json.loads((out / "best_policy.json").read_text())
-    assert summary["timesteps"] == 6000 and summary["resumed_from"] == saved["num_timesteps"]
-    rows = list(csv.DictReader((out / "evaluations.csv").open()))
-    assert len(rows) == summary["episodes"] == 6000 // 4  # the episodes before the kill are kept
+    assert summary["timesteps"] == 500 and summary["resumed_from"] == saved
+    _assert_same_run(tmp_path / "whole", out)
     assert (out / "logs" / "part-0" / "progress.csv").exists() and (out / "logs" / "part-1" / "progress.csv").exists()
+    assert not list(out.rglob(".*.tmp-*"))  # no temporary file of the killed run is left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo,env,extra,kills", [
+    ("maskable_ppo", "quant_envs/MixedPrecision-v0", [], (0, 300, 700)),
+    ("ppo", "quant_envs/MixedPrecision-v0", [], (100, 500)),
+    ("ddpg_haq", "quant_envs/MixedPrecisionContinuous-v0", ["--hyperparams", "warmup_episodes=10"], (20, 150, 260)),
+])
+def test_resume_after_several_kills_is_exact(algo: str, env: str, extra: list[str], kills: tuple, tmp_path: Path) -> None:
+    args = ["--env", env, "--algo", algo, *TINY, *extra, "--timesteps", "800", "--seed", "5",
+            "--checkpoint-freq", "100", "--no-progress-bar"]
+    whole = run_train(*args, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "run"
+    state = out / "checkpoints" / "state.json"
+    first = True
+    for at in kills:  # killed again and again, each time resumed from its last checkpoint
+        cmd = [*args, "--out", str(out)] if first else ["--out", str(out), "--resume", "--no-progress-bar"]
+        assert _kill_when_checkpointed(cmd, state, at, 0.2) >= at
+        first = False
+    resumed = run_train("--out", str(out), "--resume", "--no-progress-bar")
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(tmp_path / "whole", out)
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("no_config", "config.json is missing"),
+    ("bad_config", "config.json is unreadable"),
+    ("no_state", "state.json is missing"),
+    ("bad_state", "state.json is unreadable"),
+    ("no_model", "(named in state.json) is missing"),
+    ("nothing", "config.json is missing"),
+])
+def test_resume_without_a_sound_checkpoint_is_one_line_never_a_restart(damage: str, needle: str, tmp_path: Path,
+                                                                       capsys) -> None:
+    import train
+
+    out = tmp_path / "run"
+    if damage != "nothing":
+        assert train.main([*TINY, "--timesteps", "100", "--checkpoint-freq", "100", "--out", str(out),
+                           "--no-progress-bar"]) == 0
+        ckpt = out / "checkpoints"
+        {"no_config": lambda: (out / "config.json").unlink(),
+         "bad_config": lambda: (out / "config.json").write_text("{not json"),
+         "no_state": lambda: (ckpt / "state.json").unlink(),
+         "bad_state": lambda: (ckpt / "state.json").write_text('{"num_timesteps": 1'),
+         "no_model": lambda: [p.unlink() for p in ckpt.glob("model-*.zip")]}[damage]()
+        before = (out / "evaluations.csv").read_bytes()
+    capsys.readouterr()
+    code = train.main(["--out", str(out), "--resume", "--no-progress-bar"])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    if damage != "nothing":
+        assert (out / "evaluations.csv").read_bytes() == before  # nothing was started over
+
+
+def test_a_second_writer_on_the_same_out_is_refused(tmp_path: Path, capsys) -> None:
+    import fcntl
+
+    import train
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "a+") as held:  # another run holds the folder
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        held.write("4242")
+        held.flush()
+        code = train.main([*TINY, "--timesteps", "100", "--out", str(out), "--no-progress-bar"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is in use by another run (pid 4242)" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "config.json").exists()  # refused before writing anything
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -85,6 +211,16 @@ def test_resume_continues_after_the_process_is_killed(tmp_path: Path) -> None:
     (["--env-kwargs", "task=digits-cnn", "no_such_arg=1"], "no_such_arg"),
     (["--env-kwargs", "task"], "expected key=value"),
     (["--algo", "ddpg_haq", "--env-kwargs", "task=digits-cnn"], "needs a Box action space"),
+    (["--algo", "ddpg_haq", "--env", "quant_envs/CVT1D-v0"], "needs a Box action space of shape (1,)"),
+    (["--algo", "maskable_ppo", "--env", "quant_envs/CVT1D-v0"], "needs a Discrete action space"),
+    (["--hyperparams", "n_steps=0"], "n_steps=0 is not allowed"),
+    (["--hyperparams", "n_epochs=0"], "n_epochs=0 is not allowed"),
+    (["--hyperparams", "batch_size=0"], "batch_size=0 is not allowed"),
+    (["--hyperparams", "learning_rate=abc"], "learning_rate='abc' must be a number"),
+    (["--hyperparams", "gamma=2"], "gamma=2.0 is not allowed; expected a number >= 0.0 and <= 1.0"),
+    (["--algo", "ddpg_haq", "--env", "quant_envs/MixedPrecisionContinuous-v0", "--hyperparams", "tau=0"],
+     "tau=0.0 is not allowed"),
+    (["--env-kwargs", "task=digits-cnn", 'two_steps_per_layer="no"'], "two_steps_per_layer='no' must be a bool"),
     (["--timesteps", "0"], "--timesteps"),
     (["--n-envs", "0"], "--n-envs"),
     (["--seed", "-1"], "--seed"),

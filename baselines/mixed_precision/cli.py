@@ -17,9 +17,20 @@ from typing import Any
 
 from baselines.mixed_precision.solvers import METHODS, SearchResult, solve
 
+PROG = "python -m baselines.mixed_precision"
+
+
+class UsageError(Exception):
+    """A bad argument or an unwritable output: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise UsageError(message)
+
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m baselines.mixed_precision",
+    ap = _Parser(prog=PROG,
                                  description="Non-RL mixed-precision quantization baselines.")
     ap.add_argument("--method", nargs="+", default=["all"], help=f"one or more of {', '.join(METHODS)}, or all")
     ap.add_argument("--task", default="mnist1d-cnn")
@@ -45,13 +56,39 @@ def _row(r: SearchResult, test_accuracy: float) -> str:
             f"{r.num_evaluations} | {r.wall_time_s:.1f} | {widths} |")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _check_args(args: argparse.Namespace) -> list[str]:
+    """The methods to run; every argument and the output path checked before any work."""
     methods = list(METHODS) if args.method == ["all"] else args.method
     for m in methods:
         if m not in METHODS:
-            print(f"error: --method {m!r} is not allowed; expected one of: {', '.join(METHODS)}, all", file=sys.stderr)
-            return 2
+            raise UsageError(f"--method {m!r} is not allowed; expected one of: {', '.join(METHODS)}, all")
+    for flag, value, lowest in (("--max-evaluations", args.max_evaluations, 1), ("--seed", args.seed, 0),
+                                ("--finetune-steps", args.finetune_steps, 0)):
+        if value < lowest:
+            raise UsageError(f"{flag} {value} is not allowed; expected an integer >= {lowest}")
+    if not (args.budget_fraction > 0 and args.budget_fraction < float("inf")):
+        raise UsageError(f"--budget-fraction {args.budget_fraction} is not allowed; expected a finite number > 0")
+    if args.json is not None:
+        from quant_envs._io import check_writable_file
+
+        try:
+            check_writable_file(args.json, "--json")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return methods
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    methods = _check_args(args)
     import torch
 
     from quant_envs.mixed_precision.problem import MixedPrecisionProblem
@@ -67,8 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         problem = fresh_problem()
     except (TypeError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     equal_bits = not args.two_steps_per_layer
     print(f"task {args.task}, {args.hardware}, {args.budget_metric} budget {problem.budget_fraction:.3g} of all-8-bit, "
           f"finetune {problem.finetune_steps} steps, {'w == a' if equal_bits else '(w, a) pairs'}, "
@@ -94,10 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "num_evaluations": r.num_evaluations, "wall_time_s": r.wall_time_s,
                         "history": [[[list(p) for p in pol], acc, cost] for pol, acc, cost in r.history]})
     print("\n".join(lines))
-    if args.json:
-        from quant_envs._io import atomic_write_json
+    if args.json is not None:
+        from quant_envs._io import atomic_write_json, describe_os_error
 
-        atomic_write_json(args.json, {"args": vars(args), "results": records})
+        try:
+            atomic_write_json(args.json, {"args": vars(args), "results": records})
+        except OSError as exc:  # e.g. the disk filled up during the search
+            raise UsageError(f"--json {args.json!r}: cannot write: {describe_os_error(exc)}") from None
         print(f"\nwrote {args.json}")
     return 0
 

@@ -8,12 +8,20 @@ Examples::
 
     quant-envs-cost-table --arch mobilenet_v2 --profile all
     quant-envs-cost-table --arch resnet50 --profile gpu-int4-int8 --bits 4 8 --batch 8 --out tables/
+    quant-envs-cost-table --arch mobilenet_v2 --profile haq-bismo-cloud-mobilenetv2 --bits 1-8
     quant-envs-cost-table --model my_model.pt --input-size 1 28 28 --bits 2-8 --out tables/
+
+``--profile`` takes a model profile (``hw_sim.PROFILES``, including any added with
+``hw_sim.register_profile`` before calling :func:`main`) or a shipped measured table
+(``hw_sim.MEASURED``), which only answers for the network it was measured on; ``all`` runs every
+model profile. ``--batch`` defaults to each profile's own batch (16 for ``bismo-cloud`` as in HAQ,
+8 for ``gpu-int4-int8`` as in HAWQ-V3's measurements, 1 otherwise).
 
 Files written per profile (atomically) under ``--out``, with ``<stem> = <model>_<profile>_b<batch>``:
 
 * ``<stem>_latency_s.npy``, ``<stem>_energy_j.npy``, ``<stem>_size_bytes.npy``: float64 arrays
-  ``[layers, len(bits), len(bits)]`` indexed ``[layer, w-bit index, a-bit index]`` (HAQ's layout);
+  ``[layers, len(bits), len(bits)]`` indexed ``[layer, w-bit index, a-bit index]`` (HAQ's layout;
+  no energy file for a measured table that publishes none);
 * ``<stem>.csv``: one row per (layer, w_bits, a_bits), units in the header;
 * ``<stem>.json``: the model, profile, batch, bits, input size and the layer list.
 
@@ -76,10 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         default="bismo-edge",
-        help=f"accelerator profile or 'all' (one of: {', '.join(hw_sim.PROFILES)}; default: bismo-edge)",
+        help=f"accelerator profile, measured table or 'all' (one of: {', '.join([*hw_sim.PROFILES, *hw_sim.MEASURED])}; default: bismo-edge)",
     )
     p.add_argument(
-        "--batch", type=int, default=1, help="batch size the accelerator runs (default: 1)"
+        "--batch",
+        type=int,
+        default=None,
+        help="batch size the accelerator runs (default: the profile's own: bismo-cloud 16, gpu-int4-int8 8, others 1)",
     )
     p.add_argument(
         "--bits",
@@ -88,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         help="bit widths: a range like 2-8 or a list like 2 4 8 (default: 2-8)",
     )
     p.add_argument(
-        "--out", type=Path, help="directory for .npy, .csv and .json files (default: print only)"
+        "--out", help="directory for .npy, .csv and .json files (default: print only)"
     )
     p.add_argument("--plain", action="store_true", help="plain-text table instead of rich")
     p.add_argument(
@@ -176,13 +187,14 @@ def _load_model(path: Path):
 def _check_args(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     if args.profile == "all":
         profiles = list(hw_sim.PROFILES)
-    elif args.profile in hw_sim.PROFILES:
+    elif args.profile in hw_sim.PROFILES or args.profile in hw_sim.MEASURED:
         profiles = [args.profile]
     else:
         raise UsageError(
-            f"--profile {args.profile!r} is not allowed; expected 'all' or one of: {', '.join(hw_sim.PROFILES)}"
+            f"--profile {args.profile!r} is not allowed; expected 'all' or one of: "
+            f"{', '.join([*hw_sim.PROFILES, *hw_sim.MEASURED])}"
         )
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch {args.batch} is not allowed; expected an integer >= 1")
     if any(v < 1 for v in args.input_size):
         raise UsageError(
@@ -190,7 +202,7 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[int]]:
         )
     bits = parse_bits(args.bits)
     for name in profiles:
-        acc = hw_sim.PROFILES[name]
+        acc = hw_sim.get_accelerator(name)
         if bits[-1] > acc.max_bits or bits[0] < acc.min_bits:
             raise UsageError(
                 f"--bits {bits[0]}-{bits[-1]} is not allowed on profile {name!r}; expected widths in "
@@ -241,9 +253,11 @@ def _write_files(out: Path, stem: str, layers, table: hw_sim.CostTable, meta: di
 
     written = []
     for metric, unit in (("latency", "s"), ("energy", "j"), ("size", "bytes")):
+        if np.isnan(table.metric_array(metric)).all():
+            continue  # a measured table that publishes no such figure
         path = out / f"{stem}_{metric}_{unit}.npy"
         with atomic_path(path) as tmp:
-            np.save(tmp, table.metric(metric))
+            np.save(tmp, table.metric_array(metric))
         written.append(path)
     written.append(atomic_write_text(out / f"{stem}.csv", _csv_text(layers, table)))
     meta = dict(meta)
@@ -287,12 +301,20 @@ def _summary_rows(layers, table: hw_sim.CostTable) -> tuple[list[str], list[list
             shape += f" g{ly.groups}"
         row = [str(i), ly.name, ly.kind, shape, f"{ly.shape.macs / 1e6:.2f}"]
         row += [f"{table.latency[i, j, j] * 1e6:.1f}" for j in idx]
-        row += ["mem" if table.memory_bound[i, j, j] else "comp" for j in (idx[0], idx[-1])]
+        row += [
+            ("mem" if table.memory_bound[i, j, j] else "comp")
+            if table.accelerator.reports_bound
+            else "n/a"
+            for j in (idx[0], idx[-1])
+        ]
         rows.append(row)
     n = table.n_layers
     totals = ["", "total", "", "", f"{sum(ly.shape.macs for ly in layers) / 1e6:.1f}"]
     totals += [f"{table.policy_cost([b] * n, [b] * n) * 1e6:.1f}" for b in shown]
-    totals += [f"{int(table.memory_bound[:, j, j].sum())} mem" for j in (idx[0], idx[-1])]
+    totals += [
+        f"{int(table.memory_bound[:, j, j].sum())} mem" if table.accelerator.reports_bound else "n/a"
+        for j in (idx[0], idx[-1])
+    ]
     return header, rows, totals
 
 
@@ -332,6 +354,13 @@ def _print_table(
 
 def run(args: argparse.Namespace) -> int:
     profiles, bits = _check_args(args)
+    if args.out is not None:  # before the model is built: an unwritable --out fails at once
+        from quant_envs._io import check_writable_dir
+
+        try:
+            args.out = check_writable_dir(args.out, "--out")  # a str until here: --out '' is refused
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     import torch
 
     from quant_envs.mixed_precision.layer_shapes import quantizable_layers
@@ -353,23 +382,31 @@ def run(args: argparse.Namespace) -> int:
     written_all: list = []
     for profile in profiles:
         acc = hw_sim.get_accelerator(profile)
-        table = hw_sim.CostTable(shapes, acc, bits=bits, batch=args.batch)
+        try:
+            table = hw_sim.CostTable(shapes, acc, bits=bits, batch=args.batch)
+        except ValueError as exc:  # a measured table of another network, or of another batch
+            raise UsageError(f"--profile {profile!r}: {exc}") from None
         header, rows, totals = _summary_rows(layers, table)
-        title = f"{model_name} on {profile} (batch {args.batch}, bits {bits[0]}..{bits[-1]}): {acc.description}"
+        title = f"{model_name} on {profile} (batch {table.batch}, bits {bits[0]}..{bits[-1]}): {acc.description}"
         footer = "lat b/b: latency with b-bit weights and activations; bound: compute- or memory-bound at the highest / lowest width"
         summary.append(_profile_totals(profile, table))
-        if args.out:
-            stem = f"{model_name}_{profile}_b{args.batch}"
+        if args.out is not None:
+            stem = f"{model_name}_{profile}_b{table.batch}"
             meta = {
                 "model": model_name,
                 "profile": profile,
-                "batch": args.batch,
+                "batch": table.batch,
                 "bits": bits,
                 "input_size": list(args.input_size),
                 "axes": ["layer", "w_bits", "a_bits"],
                 "units": {"latency": "s", "energy": "J", "size": "bytes"},
             }
-            written = _write_files(args.out, stem, layers, table, meta)
+            try:
+                written = _write_files(args.out, stem, layers, table, meta)
+            except OSError as exc:  # e.g. the disk filled up
+                from quant_envs._io import describe_os_error
+
+                raise UsageError(f"--out {str(args.out)!r}: cannot write: {describe_os_error(exc)}") from None
             written_all += written
             footer += f"\nwrote {', '.join(str(p) for p in written)}"
         if not args.summary:
@@ -377,13 +414,14 @@ def run(args: argparse.Namespace) -> int:
     if args.summary:
         hi, lo = bits[-1], bits[0]
         header = (
-            ["profile"]
+            ["profile", "batch"]
             + [f"latency {b}/{b} (ms)" for b in (hi, lo)]
             + [f"energy {b}/{b} (mJ)" for b in (hi, lo)]
             + [f"size {b}-bit (MB)" for b in (hi, lo)]
             + [f"memory-bound layers {b}/{b}" for b in (hi, lo)]
         )
-        title = f"{model_name}: {len(layers)} layers, {sum(s.macs for s in shapes) / 1e6:.1f} M MACs, batch {args.batch}"
+        batch = "each profile's default" if args.batch is None else args.batch
+        title = f"{model_name}: {len(layers)} layers, {sum(s.macs for s in shapes) / 1e6:.1f} M MACs, batch {batch}"
         footer = "b/b: every layer at b-bit weights and activations; size: weights only"
         if written_all:
             footer += f"\nwrote {len(written_all)} files under {args.out}"
@@ -400,11 +438,14 @@ def _profile_totals(profile: str, table: hw_sim.CostTable) -> list[str]:
         for b in (hi, lo)
     }
     return (
-        [profile]
+        [profile, str(table.batch)]
         + [f"{cost[b].latency_s * 1e3:.3f}" for b in (hi, lo)]
-        + [f"{cost[b].energy_j * 1e3:.3f}" for b in (hi, lo)]
+        + [
+            "n/a" if np.isnan(cost[b].energy_j) else f"{cost[b].energy_j * 1e3:.3f}"
+            for b in (hi, lo)
+        ]
         + [f"{cost[b].size_bytes / 1e6:.3f}" for b in (hi, lo)]
-        + [f"{bound[b]}/{n}" for b in (hi, lo)]
+        + [f"{bound[b]}/{n}" if table.accelerator.reports_bound else "n/a" for b in (hi, lo)]
     )
 
 

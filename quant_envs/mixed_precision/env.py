@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_choice, check_float
+from quant_envs._checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
@@ -91,7 +91,8 @@ class MixedPrecisionEnv(gym.Env):
       registered task; trained once on first use and cached on disk (``cache_dir`` or
       ``$QUANT_ENVS_CACHE``).
     * ``hardware``: an ``hw_sim`` profile ("bismo-edge" default, "bismo-cloud", "bitfusion",
-      "int8-npu", "gpu-int4-int8").
+      "int8-npu", "gpu-int4-int8", or one added with ``hw_sim.register_profile``), a shipped
+      measured table (``hw_sim.MEASURED``), or an ``hw_sim.Accelerator`` instance.
     * ``bits``: allowed widths (default 2..8).
     * ``budget_metric``: "latency" (default), "energy" or "size".
     * ``budget_fraction``: the budget as a fraction of the all-8-bit cost (every layer at 8 bits;
@@ -106,8 +107,9 @@ class MixedPrecisionEnv(gym.Env):
     * ``keep_first_last_8bit``: HAQ's fixed 8-bit first and last layers (default False).
     * ``invalid_action``: "project" (default) or "raise".
     * ``reward_scale``: reward per accuracy point (default 0.1).
-    * ``eval_split`` ("val"), ``eval_seed`` (0), ``cache_size`` (4096 policies), ``batch`` (1, the
-      batch the accelerator is costed at), ``render_mode`` ("ansi" or "rgb_array").
+    * ``eval_split`` ("val"), ``eval_seed`` (0), ``cache_size`` (4096 policies), ``batch`` (the
+      batch the accelerator is costed at; default the accelerator's own: 1 for "bismo-edge", 16
+      for "bismo-cloud" as in HAQ), ``render_mode`` ("ansi" or "rgb_array").
     * ``share_problem``: environments built in one process with the same arguments share one
       float model and evaluation cache (default True); False gives this environment its own, so
       its evaluation count is its own (as ``train.py compare`` needs).
@@ -127,7 +129,7 @@ class MixedPrecisionEnv(gym.Env):
     def __init__(
         self,
         task: str = "mnist1d-cnn",
-        hardware: str = "bismo-edge",
+        hardware: Any = "bismo-edge",
         bits: tuple[int, ...] | list[int] | range = tuple(range(2, 9)),
         budget_metric: str = "latency",
         budget_fraction: float | None = None,
@@ -140,7 +142,7 @@ class MixedPrecisionEnv(gym.Env):
         eval_split: str = "val",
         eval_seed: int = 0,
         cache_size: int = 4096,
-        batch: int = 1,
+        batch: int | None = None,
         task_kwargs: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         share_problem: bool = True,
@@ -149,8 +151,8 @@ class MixedPrecisionEnv(gym.Env):
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
-        self.two_steps_per_layer = bool(two_steps_per_layer)
-        make_problem = shared_problem if share_problem else MixedPrecisionProblem
+        self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
+        make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
         self.problem: MixedPrecisionProblem = make_problem(
             task=task, hardware=hardware, bits=tuple(MixedPrecisionProblem._check_bits(bits)),
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
@@ -399,7 +401,12 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
         self._reset_state()  # the mask depends on the budget enforcement
 
     def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
-        u = np.asarray(action, dtype=np.float64).reshape(-1)
+        try:  # strings are never numbers, though numpy would parse "0.5"
+            if isinstance(action, (str, bytes)) or np.asarray(action).dtype.kind not in "iuf":
+                raise TypeError
+            u = np.asarray(action, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]") from None
         if u.shape != (1,) or not np.isfinite(u[0]):
             raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]")
         u0 = float(np.clip(u[0], 0.0, 1.0))

@@ -24,13 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs._checks import check_bool, check_choice, check_float, check_int, check_mapping
 
 METRICS = ("latency", "energy", "size")
 METRIC_UNITS = {"latency": "s", "energy": "J", "size": "B"}
 
 #: One (weight bits, activation bits) pair per quantizable layer.
 Policy = tuple[tuple[int, int], ...]
+
+#: The widths a policy may use (the documented 2..8: the fake quantizer needs a sign bit and one more).
+MIN_BITS, MAX_BITS = 2, 8
 
 #: Relative slack when comparing summed costs with the budget (float round-off of the sums).
 RELATIVE_SLACK = 1e-9
@@ -87,7 +90,9 @@ class MixedPrecisionProblem:
     Args:
         task: a task name (``make_task``; default "mnist1d-cnn") or a built
             :class:`~quant_envs.mixed_precision.tasks.Task`.
-        hardware: an ``hw_sim`` profile name (``hw_sim.PROFILES``).
+        hardware: an ``hw_sim`` profile name (``hw_sim.PROFILES``, or a shipped measured table in
+            ``hw_sim.MEASURED``), or an ``hw_sim.Accelerator`` instance (e.g. a user's own model or
+            ``hw_sim.TableAccelerator``; a table must have been measured on the task's layers).
         bits: the allowed widths, ascending (default 2..8).
         budget_metric: "latency", "energy" or "size".
         budget_fraction: the budget as a fraction of the all-8-bit cost (every layer at 8 bits,
@@ -100,7 +105,8 @@ class MixedPrecisionProblem:
         eval_split: the split the accuracy is measured on ("val"; "test" for final reports).
         eval_seed: seeds the retraining (batch order).
         cache_size: policies kept in the LRU cache of evaluations.
-        batch: the batch size the accelerator is costed at.
+        batch: the batch size the accelerator is costed at (default: the accelerator's own,
+            ``default_batch``: 16 for ``bismo-cloud`` as in HAQ, 1 for ``bismo-edge``).
         task_kwargs: extra arguments for ``make_task``.
         cache_dir: where trained float models are cached (see ``model_cache``).
     """
@@ -108,7 +114,7 @@ class MixedPrecisionProblem:
     def __init__(
         self,
         task: Any = "mnist1d-cnn",
-        hardware: str = "bismo-edge",
+        hardware: Any = "bismo-edge",
         bits: Iterable[int] = range(2, 9),
         budget_metric: str = "latency",
         budget_fraction: float | None = None,
@@ -118,7 +124,7 @@ class MixedPrecisionProblem:
         eval_split: str = "val",
         eval_seed: int = 0,
         cache_size: int = 4096,
-        batch: int = 1,
+        batch: int | None = None,
         task_kwargs: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -133,17 +139,24 @@ class MixedPrecisionProblem:
         self.eval_split = check_choice("eval_split", eval_split, ("train", "val", "test"))
         self.eval_seed = check_int("eval_seed", eval_seed, min_value=0)
         self.cache_size = check_int("cache_size", cache_size, min_value=0)
-        self.keep_first_last_8bit = bool(keep_first_last_8bit)
+        self.keep_first_last_8bit = check_bool("keep_first_last_8bit", keep_first_last_8bit)
         if self.keep_first_last_8bit and 8 not in self.bits:
             raise ValueError(f"keep_first_last_8bit=True needs 8 among bits, got bits={list(self.bits)}")
-        if hardware not in hw_sim.PROFILES:
-            raise ValueError(f"hardware={hardware!r} is not allowed; expected one of: {', '.join(sorted(hw_sim.PROFILES))}")
-        self.hardware = hardware
+        self.accelerator = self._check_hardware(hardware)
+        self.hardware = self.accelerator.name
 
+        # Checked before the task is built: a bad budget must not cost a float model's training.
+        if budget is None:
+            if budget_fraction is not None:  # None: the default, computed once the costs are known
+                budget_fraction = check_float("budget_fraction", budget_fraction, min_value=0.0, min_inclusive=False)
+        else:
+            budget = check_float("budget", budget, min_value=0.0, min_inclusive=False)
+        batch = None if batch is None else check_int("batch", batch, min_value=1)  # None: the accelerator's own
+        task_kwargs = check_mapping("task_kwargs", task_kwargs)
         if isinstance(task, Task):
             self.task = task
         else:
-            kwargs = dict(task_kwargs or {})
+            kwargs = dict(task_kwargs)
             if cache_dir is not None:
                 kwargs.setdefault("cache_dir", cache_dir)
             self.task = make_task(task, **kwargs)
@@ -152,8 +165,7 @@ class MixedPrecisionProblem:
         self.layers = quantizable_layers(self.task.model, self.task.example_input())
         self.num_layers = len(self.layers)
         self.costs = hw_sim.CostTable([layer.shape for layer in self.layers],
-                                      hw_sim.get_accelerator(hardware), bits=self.bits,
-                                      batch=check_int("batch", batch, min_value=1))
+                                      self.accelerator, bits=self.bits, batch=batch)
         self.weight_std = np.array([float(self._float_weight(i).std()) for i in range(self.num_layers)])
 
         # Per-layer restriction of the (w, a) grid: HAQ's fixed 8-bit first and last layers.
@@ -174,11 +186,10 @@ class MixedPrecisionProblem:
         if budget is None:
             if budget_fraction is None:
                 budget_fraction = self.default_budget_fraction()
-            check_float("budget_fraction", budget_fraction, min_value=0.0, min_inclusive=False)
             self.budget_fraction = float(budget_fraction)
             self.budget = budget_fraction * self.reference_cost[self.budget_metric]
         else:
-            self.budget = check_float("budget", budget, min_value=0.0, min_inclusive=False)
+            self.budget = budget
             self.budget_fraction = self.budget / self.reference_cost[self.budget_metric]
         if self.budget < self.min_cost * (1 - RELATIVE_SLACK):
             ref = self.reference_cost[self.budget_metric]
@@ -197,14 +208,40 @@ class MixedPrecisionProblem:
 
     # ---------------------------------------------------------------------------------- checks
     @staticmethod
+    def _check_hardware(hardware: Any):
+        """An ``hw_sim.Accelerator`` from a profile name, a measured table's name or an instance."""
+        import hw_sim
+
+        if isinstance(hardware, hw_sim.Accelerator):
+            return hardware
+        names = sorted(hw_sim.PROFILES) + sorted(hw_sim.MEASURED)
+        if not isinstance(hardware, str):
+            raise TypeError(
+                f"hardware={hardware!r} must be a profile name or an hw_sim.Accelerator, got "
+                f"{type(hardware).__name__}"
+            )
+        if hardware not in names:
+            raise ValueError(f"hardware={hardware!r} is not allowed; expected an hw_sim.Accelerator or one of: {', '.join(names)}")
+        return hw_sim.get_accelerator(hardware)
+
+    @staticmethod
     def _check_bits(bits: Iterable[int]) -> tuple[int, ...]:
-        try:
-            values = tuple(sorted({check_int("bits", b, min_value=1, max_value=8) for b in bits}))
-        except TypeError:
-            raise TypeError(f"bits={bits!r} must be an iterable of integers in 1..8") from None
+        """The widths as a sorted tuple; each an integer in 2..8 (the fake quantizer's range)."""
+        if isinstance(bits, (str, bytes)) or not isinstance(bits, Iterable):
+            raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}, "
+                            f"got {type(bits).__name__}")
+        values = []
+        for b in bits:
+            try:
+                values.append(check_int("bits", b, min_value=MIN_BITS, max_value=MAX_BITS))
+            except TypeError:
+                raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}; "
+                                f"{b!r} is a {type(b).__name__}") from None
+            except ValueError:
+                raise ValueError(f"bits={bits!r} is not allowed: {b} is outside {MIN_BITS}..{MAX_BITS}") from None
         if not values:
-            raise ValueError("bits=() is not allowed; expected at least one width in 1..8")
-        return values
+            raise ValueError(f"bits={bits!r} is not allowed; expected at least one width in {MIN_BITS}..{MAX_BITS}")
+        return tuple(sorted(set(values)))
 
     def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
         """Return ``policy`` as a tuple of (w, a) int pairs, or raise ValueError naming what is wrong."""

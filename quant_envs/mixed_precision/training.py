@@ -93,8 +93,13 @@ def train_steps(
     weight_decay: float = 0.0,
     freeze_bn: bool = False,
     cosine: bool = True,
+    progress: str | None = None,
 ) -> nn.Module:
-    """Run ``steps`` Adam steps of cross-entropy training on ``dataset`` (in place) and return the model."""
+    """Run ``steps`` Adam steps of cross-entropy training on ``dataset`` (in place) and return the model.
+
+    ``progress``: a label for a tqdm progress bar (on stderr, total ``steps`` known up front), for
+    training long enough that silence would look like a hang; None shows nothing.
+    """
     if steps <= 0:
         return model.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -105,7 +110,12 @@ def train_steps(
     model.train()
     if freeze_bn:
         _freeze_batchnorm(model)
-    for x, y in itertools.islice(_batches(dataset, batch_size, generator), steps):
+    batches = itertools.islice(_batches(dataset, batch_size, generator), steps)
+    if progress is not None:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, total=steps, desc=progress, unit="step")
+    for x, y in batches:
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         optimizer.step()
