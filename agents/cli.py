@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from agents.comparison import DEFAULT_BASELINES, compare
+from agents.comparison import DEFAULT_BASELINES, DEFAULT_COMPARE_ENV, compare
 from agents.replay import replay
 from agents.runs import DEFAULT_ENV, UsageError, parse_kwargs
 from agents.training import run_config, train
@@ -47,10 +47,10 @@ def train_parser() -> argparse.ArgumentParser:
 def compare_parser() -> argparse.ArgumentParser:
     """Flags of ``train.py compare``."""
     p = argparse.ArgumentParser(prog="train.py compare", description="Agents against non-RL baselines over seeds.")
-    p.add_argument("--env", default=DEFAULT_ENV)
+    p.add_argument("--env", default=DEFAULT_COMPARE_ENV, help=f"default {DEFAULT_COMPARE_ENV}")
     p.add_argument("--agents", nargs="*", default=["maskable_ppo"])
     p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES))
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=10, help="seeds per method (default 10)")
     p.add_argument("--max-evaluations", type=int, default=200, help="reward evaluations per run (default 200)")
     p.add_argument("--timesteps", type=int, help="cap on agent steps (default: 20 x evaluations x episode length)")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE")
@@ -58,6 +58,9 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/compare")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--report-only", action="store_true", help="rebuild the table and figure from OUT/runs.csv")
+    p.add_argument("--resume", action="store_true", help="keep OUT/runs.csv's finished runs; run only the rest")
+    p.add_argument("--final-finetune-steps", type=int,
+                   help="retraining steps of the final evaluation (default: the task's, MNIST-1D 300)")
     return p
 
 
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             compare(env_id=a.env, agents=a.agents, baselines=a.baselines, seeds=a.seeds,
                     max_evaluations=a.max_evaluations, timesteps=a.timesteps,
                     env_kwargs=parse_kwargs(a.env_kwargs, "--env-kwargs"), hyperparams=per_algo, out=a.out,
-                    jobs=a.jobs, report_only=a.report_only)
+                    jobs=a.jobs, report_only=a.report_only, resume=a.resume,
+                    final_finetune_steps=a.final_finetune_steps)
             return 0
         a = train_parser().parse_args(argv)
         given = {"env_id": a.env, "algo": a.algo, "timesteps": a.timesteps, "seed": a.seed,

@@ -12,62 +12,132 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from agents.runs import DEFAULT_ENV, UsageError, check_env_id
+import numpy as np
+
+from agents.runs import UsageError, check_env_id
 from agents.training import train
 
-MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0")
+MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisionContinuous-v1",
+                       "quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0")
+#: The environment ``compare`` uses by default: the core benchmark (MNIST-1D, issue 11).
+DEFAULT_COMPARE_ENV = "quant_envs/MixedPrecision-v1"
 DEFAULT_BASELINES = ("uniform", "random", "greedy_std", "greedy_sensitivity", "hawq_v3", "evolution")
+#: Retraining seeds of the final evaluation: the same for every method and run.
+FINAL_SEEDS = (0, 1, 2)
+#: The columns of runs.csv, in order (a failed run has its error and empty results).
+RUN_FIELDS = ("method", "kind", "seed", "status", "val_accuracy", "test_accuracy", "final_test_accuracy",
+              "final_test_accuracies", "final_finetune_steps", "budget_used", "reward_evaluations",
+              "wall_time_s", "policy", "error")
 
 
-def run_one(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> dict[str, Any]:
-    """One (method, seed) of a comparison; a top-level function so worker processes can run it."""
+def _search(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+    """Run one search; return (result fields, the best policy, the problem it was searched on)."""
     import gymnasium as gym
-    import torch
 
-    import quant_envs  # noqa: F401
-
-    torch.set_num_threads(1)
-    start = time.perf_counter()
     if kind == "agent":
         summary = train(cfg["env_id"], method, cfg["timesteps"], seed, {**cfg["env_kwargs"], "share_problem": False},
                         cfg["hyperparams"].get(method), Path(cfg["out"]) / "runs" / f"{method}-s{seed}",
                         checkpoint_freq=cfg["timesteps"], max_evaluations=cfg["max_evaluations"],
                         progress_bar=False, test_best=True, verbose=False)
         best = summary["best"]
-        return {"method": method, "kind": kind, "seed": seed, "val_accuracy": best["accuracy"],
-                "test_accuracy": summary["best_test_accuracy"], "budget_used": best["budget_used"],
-                "reward_evaluations": summary["reward_evaluations"], "wall_time_s": time.perf_counter() - start,
-                "policy": json.dumps(best["policy"])}
+        env = gym.make(cfg["env_id"], **cfg["env_kwargs"])  # shared problem: the float model is loaded once
+        fields = {"val_accuracy": best["accuracy"], "test_accuracy": summary["best_test_accuracy"],
+                  "budget_used": best["budget_used"], "reward_evaluations": summary["reward_evaluations"]}
+        return fields, best["policy"], env.unwrapped.problem
     from baselines.mixed_precision import solve
 
     env = gym.make(cfg["env_id"], **{**cfg["env_kwargs"], "share_problem": False})
     result = solve(env, method, max_evaluations=cfg["max_evaluations"], seed=seed)
-    test = env.unwrapped.problem.evaluate(result.policy, split="test").accuracy
-    env.close()
-    return {"method": method, "kind": kind, "seed": seed, "val_accuracy": result.accuracy, "test_accuracy": test,
-            "budget_used": result.evaluation.budget_used, "reward_evaluations": result.num_evaluations,
-            "wall_time_s": time.perf_counter() - start, "policy": json.dumps([list(p) for p in result.policy])}
+    problem = env.unwrapped.problem
+    fields = {"val_accuracy": result.accuracy, "test_accuracy": problem.evaluate(result.policy, split="test").accuracy,
+              "budget_used": result.evaluation.budget_used, "reward_evaluations": result.num_evaluations}
+    return fields, [list(p) for p in result.policy], problem
 
 
-def read_runs(path: Path) -> list[dict[str, Any]]:
+def run_one(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> dict[str, Any]:
+    """One (method, seed) of a comparison, searched then finally evaluated; a failure is a row, not a raise.
+
+    A top-level function so worker processes can run it. The searched policy is retrained for
+    ``final_finetune_steps`` under each of :data:`FINAL_SEEDS` and scored on the test split
+    (``MixedPrecisionProblem.final_evaluation``); ``final_test_accuracy`` is their mean.
+    """
+    import torch
+
+    import quant_envs  # noqa: F401
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    row: dict[str, Any] = {field: "" for field in RUN_FIELDS}
+    row.update({"method": method, "kind": kind, "seed": seed})
+    try:
+        fields, policy, problem = _search(kind, method, seed, cfg)
+        steps = problem.task.final_finetune_steps if cfg.get("final_finetune_steps") is None else cfg["final_finetune_steps"]
+        finals = problem.final_evaluation(policy, steps, seeds=FINAL_SEEDS)
+        row.update(fields)
+        row.update({"status": "ok", "final_test_accuracy": float(np.mean(finals)),
+                    "final_test_accuracies": json.dumps([round(a, 6) for a in finals]),
+                    "final_finetune_steps": steps, "policy": json.dumps(policy)})
+    except Exception as exc:  # reported in runs.csv and the table; the other runs go on
+        row.update({"status": "failed", "error": f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]})
+    row["wall_time_s"] = time.perf_counter() - start
+    return row
+
+
+def read_runs(path: Path, missing_ok: bool = False) -> list[dict[str, Any]]:
     import csv
 
     if not path.is_file():
+        if missing_ok:
+            return []
         raise UsageError(f"--report-only: {path} does not exist; run the comparison first")
     with open(path, newline="", encoding="utf-8") as f:
         runs = list(csv.DictReader(f))
     for r in runs:
-        for key in ("val_accuracy", "test_accuracy", "budget_used", "wall_time_s"):
-            r[key] = float(r[key])
-        r["seed"], r["reward_evaluations"] = int(r["seed"]), int(r["reward_evaluations"])
+        r.setdefault("status", "ok")
+        for key in ("val_accuracy", "test_accuracy", "final_test_accuracy", "budget_used", "wall_time_s"):
+            r[key] = float(r[key]) if r.get(key) not in (None, "") else float("nan")
+        r["seed"] = int(r["seed"])
+        r["reward_evaluations"] = int(float(r["reward_evaluations"])) if r.get("reward_evaluations") not in (None, "") else 0
     return runs
 
 
+def summarize(runs: list[dict[str, Any]], methods: list[str], baselines: list[str],
+              value: str = "final_test_accuracy") -> list[dict[str, Any]]:
+    """Per method: IQM with the 95% bootstrap CI of the IQM, mean, probabilities of improvement
+    over uniform and over the best baseline (by IQM, other than the method itself), evaluations."""
+    from agents.reporting import iqm, iqm_ci, probability_of_improvement
+
+    ok = {m: [r for r in runs if r["method"] == m and r["status"] == "ok"] for m in methods}
+    scores = {m: [r[value] for r in ok[m]] for m in methods}
+    ranked = sorted((b for b in baselines if scores.get(b)), key=lambda b: iqm(scores[b]), reverse=True)
+    rows = []
+    for m in methods:
+        x = scores[m]
+        failed = sum(r["method"] == m and r["status"] != "ok" for r in runs)
+        row: dict[str, Any] = {"method": m, "kind": next((r["kind"] for r in runs if r["method"] == m), ""),
+                               "runs": len(x), "failed": failed}
+        if x:
+            lo, hi = iqm_ci(x)
+            best = next((b for b in ranked if b != m), None)
+            row.update({
+                "iqm": iqm(x), "ci_low": lo, "ci_high": hi, "mean": float(np.mean(x)),
+                "val_mean": float(np.mean([r["val_accuracy"] for r in ok[m]])),
+                "p_over_uniform": probability_of_improvement(x, scores["uniform"])
+                if m != "uniform" and scores.get("uniform") else float("nan"),
+                "best_baseline": best or "",
+                "p_over_best_baseline": probability_of_improvement(x, scores[best]) if best else float("nan"),
+                "evaluations": float(np.mean([r["reward_evaluations"] for r in ok[m]])),
+                "wall_time_s": float(np.mean([r["wall_time_s"] for r in ok[m]])),
+            })
+        rows.append(row)
+    return rows
+
+
 def compare(
-    env_id: str = DEFAULT_ENV,
+    env_id: str = DEFAULT_COMPARE_ENV,
     agents: list[str] | None = None,
     baselines: list[str] | None = None,
-    seeds: int = 5,
+    seeds: int = 10,
     max_evaluations: int = 200,
     timesteps: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
@@ -75,16 +145,21 @@ def compare(
     out: str | os.PathLike[str] = "results/compare",
     jobs: int = 1,
     report_only: bool = False,
+    resume: bool = False,
+    final_finetune_steps: int | None = None,
 ) -> dict[str, Any]:
     """Agents against baselines over ``seeds`` seeds; writes runs.csv, summary.csv, results.md, compare.png.
 
-    Each run searches with the validation accuracy as its reward and reports the test accuracy of
-    the best policy it found. ``report_only`` rebuilds the table and figure from ``out/runs.csv``.
+    Each run searches with the validation accuracy as its reward; its best policy is then retrained
+    for ``final_finetune_steps`` (default: the task's) under 3 seeds and scored on the test split.
+    runs.csv is rewritten (atomically) as each run finishes; a failed run is a row with its error.
+    ``resume`` keeps the finished runs of ``out/runs.csv`` (same settings) and runs only the rest;
+    ``report_only`` rebuilds the table and figure from ``out/runs.csv``.
     """
     import gymnasium as gym
 
     from agents import AGENTS
-    from agents.reporting import bootstrap_ci, compare_figure, iqm
+    from agents.reporting import compare_figure
     from baselines.mixed_precision import METHODS
     from quant_envs._io import (
         atomic_write_csv,
@@ -107,6 +182,8 @@ def compare(
             raise UsageError(f"--baselines {b!r} is not allowed; expected some of: {', '.join(METHODS)}")
     if seeds < 1 or max_evaluations < 1 or jobs < 1:
         raise UsageError("--seeds, --max-evaluations and --jobs must be >= 1")
+    if final_finetune_steps is not None and (isinstance(final_finetune_steps, bool) or final_finetune_steps < 0):
+        raise UsageError(f"--final-finetune-steps {final_finetune_steps!r} is not allowed; expected an integer >= 0")
     env_kwargs = dict(env_kwargs or {})
     try:  # build once here: bad --env-kwargs fail now, and the float model is trained before workers start
         probe = gym.make(env_id, **env_kwargs)
@@ -116,57 +193,101 @@ def compare(
     problem = probe.unwrapped.problem
     probe.close()
     cfg = {"env_id": env_id, "env_kwargs": env_kwargs, "max_evaluations": max_evaluations, "out": str(out),
-           "timesteps": timesteps or 20 * max_evaluations * steps_per_episode, "hyperparams": hyperparams or {}}
-    work = [("agent", a, s) for s in range(seeds) for a in agents] + [("baseline", b, s) for s in range(seeds) for b in baselines]
+           "timesteps": timesteps or 20 * max_evaluations * steps_per_episode, "hyperparams": hyperparams or {},
+           "final_finetune_steps": final_finetune_steps}
+    final_steps = problem.task.final_finetune_steps if final_finetune_steps is None else final_finetune_steps
+    # seed-major: an interrupted comparison has every method on its first seeds (see --resume)
+    work = [(kind, m, s) for s in range(seeds) for kind, names in (("agent", agents), ("baseline", baselines))
+            for m in names]
     start = time.perf_counter()
     out = Path(out)
+    methods = agents + baselines
     if report_only:
         if (out / "compare.json").is_file():  # the settings the runs were made with
-            max_evaluations = json.loads((out / "compare.json").read_text())["max_evaluations"]
+            saved = json.loads((out / "compare.json").read_text())
+            max_evaluations = saved["max_evaluations"]
+            final_steps = saved.get("final_steps", final_steps)
+            baselines = saved.get("baselines", baselines)
         runs = read_runs(out / "runs.csv")
         methods = list(dict.fromkeys(r["method"] for r in runs))
+        baselines = [m for m in methods if m in baselines or any(r["kind"] == "baseline" for r in runs if r["method"] == m)]
         seeds = len({r["seed"] for r in runs})
-    elif jobs == 1:
-        runs = []
-        for kind, method, seed in work:
-            runs.append(run_one(kind, method, seed, cfg))
-            r = runs[-1]
-            print(f"{method:>20} seed {seed}: test {r['test_accuracy']:.4f} (val {r['val_accuracy']:.4f}), "
-                  f"{r['reward_evaluations']} evaluations, {r['wall_time_s']:.1f} s", flush=True)
     else:
-        import multiprocessing as mp
+        settings = {**cfg, "agents": agents, "baselines": baselines, "seeds": seeds, "final_steps": final_steps,
+                    "final_seeds": list(FINAL_SEEDS)}
+        runs = []
+        if resume:
+            if (out / "compare.json").is_file():
+                saved = json.loads((out / "compare.json").read_text())
+                keys = ("env_id", "env_kwargs", "max_evaluations", "timesteps", "hyperparams", "final_steps")
+                changed = [k for k in keys if saved.get(k) != json.loads(json.dumps(settings[k]))]
+                if changed:
+                    raise UsageError(f"--resume: {out} was run with other settings ({', '.join(changed)}); "
+                                     "use another --out or the same settings")
+            runs = [r for r in read_runs(out / "runs.csv", missing_ok=True) if r["status"] == "ok"]
+            done = {(r["method"], r["seed"]) for r in runs}
+            work = [w for w in work if (w[1], w[2]) not in done]
+            print(f"--resume: {len(done)} finished runs kept, {len(work)} to run", flush=True)
+        atomic_write_json(out / "compare.json", settings)
 
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            runs = list(pool.map(run_one, *zip(*work), [cfg] * len(work)))
-    if not report_only:
-        methods = agents + baselines
-        atomic_write_csv(out / "runs.csv", runs)
-        atomic_write_json(out / "compare.json", {**cfg, "agents": agents, "baselines": baselines, "seeds": seeds})
-    rows = []
-    for m in methods:
-        mine = [r for r in runs if r["method"] == m]
-        test = [r["test_accuracy"] for r in mine]
-        lo, hi = bootstrap_ci(test)
-        rows.append({"method": m, "kind": mine[0]["kind"], "seeds": len(mine), "test_mean": float(sum(test) / len(test)),
-                     "test_iqm": iqm(test), "ci_low": lo, "ci_high": hi,
-                     "val_mean": sum(r["val_accuracy"] for r in mine) / len(mine),
-                     "evaluations": sum(r["reward_evaluations"] for r in mine) / len(mine),
-                     "wall_time_s": sum(r["wall_time_s"] for r in mine) / len(mine)})
-    atomic_write_csv(out / "summary.csv", rows)
-    columns = [("method", "method"), ("kind", "kind"), ("val_mean", "val. acc. (searched) mean"),
-               ("test_mean", "test acc. mean"), ("test_iqm", "test acc. IQM"), ("ci_low", "95% CI low"),
-               ("ci_high", "95% CI high"), ("evaluations", "reward evaluations"), ("wall_time_s", "wall time [s]")]
-    shown = [{**r, "evaluations": f"{r['evaluations']:.1f}", "wall_time_s": f"{r['wall_time_s']:.1f}"} for r in rows]
-    table = markdown_table(shown, columns)
+        def finished(r: dict[str, Any]) -> None:
+            runs.append(r)
+            atomic_write_csv(out / "runs.csv", runs, RUN_FIELDS)
+            if r["status"] == "ok":
+                print(f"{r['method']:>20} seed {r['seed']}: final test {r['final_test_accuracy']:.4f} "
+                      f"(searched val {r['val_accuracy']:.4f}), {r['reward_evaluations']} evaluations, "
+                      f"{r['wall_time_s']:.1f} s", flush=True)
+            else:
+                print(f"{r['method']:>20} seed {r['seed']}: FAILED: {r['error']}", flush=True)
+
+        if jobs == 1:
+            for kind, method, seed in work:
+                finished(run_one(kind, method, seed, cfg))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import as_completed
+
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(run_one, kind, method, seed, cfg) for kind, method, seed in work]
+                for future in as_completed(futures):
+                    finished(future.result())
+        order = {m: i for i, m in enumerate(methods)}
+        runs.sort(key=lambda r: (order.get(r["method"], len(order)), r["seed"]))
+        atomic_write_csv(out / "runs.csv", runs, RUN_FIELDS)
+    rows = summarize(runs, methods, baselines)
+    atomic_write_csv(out / "summary.csv", rows, ["method", "kind", "runs", "failed", "iqm", "ci_low", "ci_high", "mean",
+                                                 "val_mean", "p_over_uniform", "best_baseline", "p_over_best_baseline",
+                                                 "evaluations", "wall_time_s"])
+    columns = [("method", "method"), ("kind", "kind"), ("runs", "runs ok"), ("failed", "failed"),
+               ("val_mean", "searched val. acc. mean"), ("iqm", "final test acc. IQM"),
+               ("ci", "95% CI of IQM"), ("mean", "final test acc. mean"),
+               ("p_over_uniform", "P(> uniform)"), ("p_best", "P(> best baseline)"),
+               ("evaluations", "reward evaluations"), ("wall_time_s", "wall time [s]")]
+
+    def cell(r: dict[str, Any]) -> dict[str, Any]:
+        if not r["runs"]:
+            return {**r, "val_mean": "-", "iqm": "-", "ci": "-", "mean": "-", "p_over_uniform": "-", "p_best": "-",
+                    "evaluations": "-", "wall_time_s": "-"}
+        pu = r["p_over_uniform"]
+        return {**r, "ci": f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
+                "p_over_uniform": "-" if pu != pu else f"{pu:.2f}",
+                "p_best": "-" if not r["best_baseline"] else f"{r['p_over_best_baseline']:.2f} ({r['best_baseline']})",
+                "evaluations": f"{r['evaluations']:.1f}", "wall_time_s": f"{r['wall_time_s']:.1f}"}
+
+    table = markdown_table([cell(r) for r in rows], columns)
     header = (f"{env_id}, {problem.task.name} on {problem.hardware}, {problem.budget_metric} budget "
               f"{problem.budget / problem.reference_cost[problem.budget_metric]:.3f} of all-8-bit, "
               f"finetune_steps={problem.finetune_steps}; float accuracy val {problem.float_accuracy('val'):.4f}, "
               f"test {problem.float_accuracy('test'):.4f}; {seeds} seeds, <= {max_evaluations} reward evaluations each. "
-              "Accuracies are fractions; each run searches on the validation split and reports the test "
-              "accuracy of its best policy; CI: 95% percentile bootstrap of the mean over seeds.\n\n")
+              "Accuracies are fractions. Each run searches with the validation accuracy as its reward; its best "
+              f"policy is then retrained for {final_steps} steps under retraining seeds {list(FINAL_SEEDS)} and scored "
+              "on the test split (final test acc. = the mean of the three). IQM: interquartile mean over seeds; "
+              "CI: 95% percentile bootstrap of the IQM; P(> X): probability that a run of the method beats a run "
+              "of X (ties count one half).\n\n")
     atomic_write_text(out / "results.md", header + table)
-    compare_figure(runs, methods, out / "compare.png")
+    compare_figure([r for r in runs if r["status"] == "ok"], methods, out / "compare.png", value="final_test_accuracy")
     print(header + table)
-    print(f"{len(runs)} runs{'' if report_only else f' in {time.perf_counter() - start:.0f} s'}; results in {out}/: results.md, summary.csv, runs.csv, compare.png")
+    failed = sum(r["status"] != "ok" for r in runs)
+    print(f"{len(runs)} runs ({failed} failed){'' if report_only else f' in {time.perf_counter() - start:.0f} s'}; "
+          f"results in {out}/: results.md, summary.csv, runs.csv, compare.png")
     return {"runs": runs, "summary": rows, "table": table}
-

@@ -1,17 +1,41 @@
 """HAQ's DDPG agent (Wang et al., CVPR 2019; mit-han-lab/haq) on stable-baselines3's DDPG.
 
-What differs from SB3's DDPG, each as in HAQ's code:
+What differs from SB3's DDPG, each as in HAQ's code (``rl_quantize.py``, ``lib/rl/ddpg.py``):
 
 * separate Adam learning rates for the actor (1e-4) and the critic (1e-3);
 * exploration: the action is drawn from a normal distribution centred on the actor's output and
   truncated to the action bounds (``scipy.stats.truncnorm``), sigma 0.5 decayed x0.99 per episode
   after the warm-up; the first ``warmup_episodes`` episodes (20) act uniformly at random;
 * a moving-average reward baseline: a terminal reward r is stored as r - b, then
-  b <- b + (1 - alpha) (r - b) (alpha 0.5).
+  b <- b + (1 - alpha) (r - b) (alpha 0.5);
+* the replay buffer holds ``replay_per_layer`` (128, HAQ's ``rmsize``) transitions per quantizable
+  layer (HAQ: ``args.rmsize = args.rmsize * len(env.quantizable_idx)``), unless ``buffer_size`` is given.
 
-HAQ copies the final reward into every transition of the episode; here the reward stays on the
-last step and discount 1 carries it back through the critic's bootstrap, the usual TD form of
-the same return.
+With ``MixedPrecisionContinuous-v1`` and ``budget_enforcement="haq"``, the environment lowers an
+over-budget policy with HAQ's ``_final_action_wall`` (last layer to first, activations then
+weights). The deliberate differences that remain between this pairing and HAQ's code:
+
+==============================  ================================  ===============================================
+aspect                          HAQ (mit-han-lab/haq)             here, and why
+==============================  ================================  ===============================================
+reward placement                final reward copied into every    reward on the last step only; discount 1 carries
+                                transition of the episode         it back through the critic (the TD form of the
+                                                                  same return; SB3 stores transitions as they come)
+reward baseline                 moving average over episodes      the same moving average, applied per episode
+                                                                  when the terminal transition is stored
+accuracy in the reward          after finetuning, the training    validation accuracy (``eval_split="val"``) after
+                                loader's accuracy                 the task's short retraining; test kept for reports
+finetune optimiser              SGD momentum 0.9, one epoch on    the task's recipe: batch-norm re-estimation and a
+                                a 20k-image subset                few Adam steps (MNIST-1D: 10, lr 1e-4)
+weight quantization             per-tensor, k-means / linear,     per-output-channel symmetric, clip by MSE search
+                                clip by KL divergence             (``quantize.best_weight_clip_ratio``)
+activation ranges               calibrated, then trained          calibrated once on training data (MSE-optimal
+                                                                  clip), fixed during retraining
+steps per layer                 two (weight, then activation)     one by default (``two_steps_per_layer=True``
+                                                                  gives HAQ's two)
+first / last layer              always 8 bits (input 8-bit)       free by default; ``keep_first_last_8bit=True``
+budget enforcement              ``_final_action_wall`` only       exact masks by default; ``"haq"`` is HAQ's rule
+==============================  ================================  ===============================================
 """
 
 from __future__ import annotations
@@ -42,6 +66,7 @@ class HAQDDPG(DDPG):
         noise_decay: float = 0.99,
         baseline_alpha: float = 0.5,
         episode_steps: int | None = None,
+        replay_per_layer: int = 128,
         **kwargs: Any,
     ) -> None:
         self.actor_lr, self.critic_lr = float(actor_lr), float(critic_lr)
@@ -51,6 +76,10 @@ class HAQDDPG(DDPG):
         self.reward_baseline: float | None = None
         self.episodes_done = 0
         kwargs.setdefault("learning_rate", self.critic_lr)
+        self.replay_per_layer = int(replay_per_layer)
+        layers = _num_layers(env)
+        if "buffer_size" not in kwargs and layers is not None:
+            kwargs["buffer_size"] = self.replay_per_layer * layers  # HAQ: rmsize x quantizable layers
         super().__init__(policy, env, **kwargs)
         if not isinstance(self.action_space, spaces.Box):
             raise ValueError("ddpg_haq needs a continuous (Box) action space, e.g. quant_envs/MixedPrecisionContinuous-v0")
@@ -100,6 +129,18 @@ class HAQDDPG(DDPG):
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_noise_rng"]
+
+
+def _num_layers(env: Any) -> int | None:
+    """Quantizable layers of a mixed-precision environment (or VecEnv); None for anything else."""
+    if env is None or isinstance(env, str):
+        return None
+    try:
+        if hasattr(env, "get_attr"):
+            return int(env.get_attr("num_layers")[0])
+        return int(env.unwrapped.num_layers)
+    except (AttributeError, TypeError, IndexError):
+        return None
 
 
 def _episode_steps(vec_env: Any) -> int:

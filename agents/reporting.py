@@ -1,8 +1,10 @@
 """Statistics and figures for runs and comparisons (plain rows in, files out; atomic writes).
 
 Aggregates follow Agarwal et al., "Deep RL at the Edge of the Statistical Precipice" (NeurIPS
-2021): the interquartile mean (IQM, the mean of the middle 50% of runs) and a 95% percentile
-bootstrap confidence interval (``scipy.stats.bootstrap``, seeded).
+2021; the rliable library): the interquartile mean (IQM, the mean of the middle 50% of runs) with a
+95% stratified percentile bootstrap confidence interval of the IQM itself (``scipy.stats.bootstrap``,
+seeded; with one task, stratifying by task is resampling the seeds), and the probability of
+improvement P(X > Y) (ties count one half), the Mann-Whitney U statistic over n x m pairs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,28 @@ def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, seed: int = 
     res = stats.bootstrap((x,), np.mean, confidence_level=confidence, method="percentile",
                           n_resamples=10_000, random_state=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def iqm_ci(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the IQM (a single run or identical runs give a zero-width CI)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2 or np.all(x == x[0]):
+        return iqm(x), iqm(x)
+
+    def statistic(sample: np.ndarray, axis: int = -1) -> np.ndarray:
+        return stats.trim_mean(sample, 0.25, axis=axis)
+
+    res = stats.bootstrap((x,), statistic, confidence_level=confidence, method="percentile",
+                          n_resamples=10_000, random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
+    """P(X > Y) + P(X = Y) / 2 over all pairs of runs (rliable's probability of improvement)."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    return float(stats.mannwhitneyu(a, b).statistic / (len(a) * len(b)))
 
 
 def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budget_line: float | None,
@@ -78,15 +102,16 @@ def compare_figure(runs: list[dict[str, Any]], methods: Sequence[str], path: Pat
         vals = [r[value] for r in runs if r["method"] == m]
         if not vals:
             continue
-        lo, hi = bootstrap_ci(vals)
-        ax.bar(i, iqm(vals), 0.6, color="lightsteelblue", edgecolor="k")
-        ax.errorbar(i, np.mean(vals), yerr=[[np.mean(vals) - lo], [hi - np.mean(vals)]], fmt="k_", capsize=6)
+        lo, hi = iqm_ci(vals)
+        centre = iqm(vals)
+        ax.bar(i, centre, 0.6, color="lightsteelblue", edgecolor="k")
+        ax.errorbar(i, centre, yerr=[[centre - lo], [hi - centre]], fmt="k_", capsize=6)
         ax.plot(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, "o", color="tab:red", ms=4)
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
     ax.set_ylabel(f"{value.replace('_', ' ')} (fraction)")
-    lows = [r[value] for r in runs]
+    lows = [r[value] for r in runs if r[value] == r[value]]  # NaN (failed runs) left out
     if lows:
         ax.set_ylim(max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.01))
-    ax.set_title("bars: IQM; whiskers: 95% bootstrap CI of the mean; dots: seeds")
+    ax.set_title("bars: IQM; whiskers: 95% bootstrap CI of the IQM; dots: seeds")
     fig.tight_layout()
     save_figure(fig, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ENV = "quant_envs/MixedPrecision-v0"
+DEFAULT_ENV = "quant_envs/MixedPrecision-v1"
 
 
 class UsageError(Exception):

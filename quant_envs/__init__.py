@@ -4,7 +4,7 @@ Importing this package registers every environment id below with Gymnasium. Entr
 strings, so no environment module (and no torch model) is imported until ``gym.make`` is called.
 
 >>> import gymnasium as gym, quant_envs
->>> env = gym.make("quant_envs/MixedPrecision-v0")
+>>> env = gym.make("quant_envs/MixedPrecision-v1")
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 #: Every environment id this package registers, with its entry point.
 ENV_IDS: dict[str, str] = {
     # 1. hardware-aware mixed-precision quantization (the core problem)
+    "quant_envs/MixedPrecision-v1": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
+    "quant_envs/MixedPrecisionContinuous-v1": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
     "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
     "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
     "quant_envs/MixedPrecisionTable-v0": "quant_envs.mixed_precision.table_env:MixedPrecisionTableEnv",
@@ -35,6 +37,11 @@ ENV_IDS: dict[str, str] = {
     "quant_envs/CVT2D-v1": "quant_envs.cvt.env_v1:CVT2DEnvV1",
 }
 
+#: Default arguments an id is registered with (the v0 mixed-precision ids keep their original defaults).
+ENV_KWARGS: dict[str, dict] = {
+    "quant_envs/MixedPrecision-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
+    "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
+}
 
 
 def register_envs() -> None:
@@ -42,15 +49,15 @@ def register_envs() -> None:
 
     A fresh process that never imports ``quant_envs`` (a Ray worker, a ``spawn``/``forkserver``
     child) does not know the ids. Either name the module in the id, which Gymnasium imports first:
-    ``gym.make("quant_envs:quant_envs/MixedPrecision-v0")``, or run this function in every worker:
+    ``gym.make("quant_envs:quant_envs/MixedPrecision-v1")``, or run this function in every worker:
     ``ray.init(runtime_env={"worker_process_setup_hook": "quant_envs.register_envs"})``.
     """
     for env_id, entry_point in ENV_IDS.items():
         # Re-importing (e.g. importlib.reload) must not warn about re-registration.
         if env_id not in registry:
-            register(id=env_id, entry_point=entry_point)
+            register(id=env_id, entry_point=entry_point, kwargs=dict(ENV_KWARGS.get(env_id, {})))
 
 
 register_envs()
 
-__all__ = ["ENV_IDS", "__version__", "register_envs"]
+__all__ = ["ENV_IDS", "ENV_KWARGS", "__version__", "register_envs"]

@@ -1,20 +1,24 @@
-"""Data sets that need no download: scikit-learn's bundled handwritten digits.
+"""Data sets that need no download: scikit-learn's bundled handwritten digits and MNIST-1D.
 
-Shared by the mixed-precision tasks and the federated-learning simulator, so both see the same
-fixed, seeded split.
+The digits are shared by the mixed-precision tasks and the federated-learning simulator, so both
+see the same fixed, seeded split. MNIST-1D is generated here with the ``mnist1d`` package's
+``make_dataset`` (never its ``get_dataset``, which downloads by default).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class Split:
-    """Images ``x`` (float32, [n, 1, 8, 8], scaled to [0, 1]) and labels ``y`` (int64, [n])."""
+    """Inputs ``x`` (float32; digits: [n, 1, 8, 8] scaled to [0, 1]) and labels ``y`` (int64, [n])."""
 
     x: np.ndarray
     y: np.ndarray
@@ -62,3 +66,86 @@ def digits_splits(seed: int = 0, val_fraction: float = 0.2, test_fraction: float
         s.x.setflags(write=False)
         s.y.setflags(write=False)
     return DigitsSplits(*splits)
+
+
+# --------------------------------------------------------------------------------------------------
+# MNIST-1D (Greydanus & Kobak, "Scaling down deep learning with MNIST-1D", ICML 2024)
+
+#: Samples generated for the default MNIST-1D splits: 30000 train, 5000 validation, 5000 test.
+MNIST1D_SAMPLES = 40_000
+_MNIST1D_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Mnist1dSplits:
+    """Train / validation / test splits of MNIST-1D; ``x`` is float32 [n, 1, 40], ``y`` int64 [n]."""
+
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int = 10
+
+
+def _generate_mnist1d(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``mnist1d.data.make_dataset`` (local generation; its ``get_dataset`` would download).
+
+    ``make_dataset`` seeds NumPy's and Python's global generators; their states are restored after.
+    Returns all samples (already standardised by ``make_dataset``) in its shuffled order.
+    """
+    import random
+
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed, args.train_split = num_samples, seed, 1.0
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return data["x"].astype(np.float32), data["y"].astype(np.int64)
+
+
+def mnist1d_splits(cache_dir: str | os.PathLike[str], num_samples: int = MNIST1D_SAMPLES,
+                   seed: int = 0, val_size: int = 5000, test_size: int = 5000) -> Mnist1dSplits:
+    """MNIST-1D generated locally with ``num_samples`` samples and ``seed``, cached in ``cache_dir``.
+
+    The last ``val_size + test_size`` samples of ``make_dataset``'s shuffled order are validation
+    and test; the rest is training data. Generation takes ~15 s for 40000 samples, so the arrays are
+    kept in ``cache_dir/data`` (written atomically; an unreadable file is regenerated).
+    The arrays are read-only.
+    """
+    from quant_envs._checks import check_int
+    from quant_envs._io import atomic_path
+
+    check_int("num_samples", num_samples, min_value=30)
+    check_int("seed", seed, min_value=0)
+    check_int("val_size", val_size, min_value=1)
+    check_int("test_size", test_size, min_value=1)
+    if val_size + test_size >= num_samples:
+        raise ValueError(f"val_size + test_size = {val_size + test_size} is not allowed with "
+                         f"num_samples={num_samples}; expected fewer than num_samples")
+    path = Path(cache_dir) / "data" / f"mnist1d-n{num_samples}-s{seed}-f{_MNIST1D_FORMAT}.npz"
+    x = y = None
+    if path.exists():
+        try:
+            with np.load(path) as blob:
+                x, y = blob["x"], blob["y"]
+            if x.shape != (num_samples, 40) or y.shape != (num_samples,):
+                raise ValueError(f"shapes {x.shape}, {y.shape}")
+        except Exception as exc:  # any unreadable file is regenerated, never trusted
+            warnings.warn(f"cached MNIST-1D data {path} is unreadable ({exc}); regenerating it", stacklevel=2)
+            x = y = None
+    if x is None or y is None:
+        x, y = _generate_mnist1d(num_samples, seed)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, x=x, y=y)
+    x = x[:, None, :].astype(np.float32)
+    n_train = num_samples - val_size - test_size
+    parts = ((0, n_train), (n_train, n_train + val_size), (n_train + val_size, num_samples))
+    splits = [Split(np.ascontiguousarray(x[a:b]), np.ascontiguousarray(y[a:b])) for a, b in parts]
+    for s in splits:
+        s.x.setflags(write=False)
+        s.y.setflags(write=False)
+    return Mnist1dSplits(*splits)

@@ -324,7 +324,7 @@ def test_cli_prints_a_table(capsys) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("two_steps", [False, True])
 def test_default_task_every_method_within_budget_and_allowance(two_steps: bool) -> None:
-    # The default task (digits-mbnet, 20 retraining steps) through the environment, as train.py uses it.
+    # The default task (mnist1d-cnn with its retraining recipe) through the environment, as train.py uses it.
     env = MixedPrecisionEnv(two_steps_per_layer=two_steps)
     p = env.problem
     for method in METHODS:

@@ -23,6 +23,8 @@ import quant_envs
 FAST_KWARGS: dict[str, dict] = {
     "quant_envs/MixedPrecision-v0": {"task": "digits-cnn", "finetune_steps": 0},
     "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-cnn", "finetune_steps": 0},
+    "quant_envs/MixedPrecision-v1": {"task": "digits-cnn", "finetune_steps": 0},
+    "quant_envs/MixedPrecisionContinuous-v1": {"task": "digits-cnn", "finetune_steps": 0},
 }
 
 SECTIONS = (

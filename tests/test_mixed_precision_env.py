@@ -284,24 +284,79 @@ def test_continuous_env_maps_onto_allowed_widths() -> None:
             env.reset()
 
 
-def test_haq_budget_enforcement_lowers_bits_until_within_budget() -> None:
+def _haq_final_action_wall(strategy: list[list[int]], lookup: np.ndarray, target: float, min_bit: int,
+                           keep_first_last: bool) -> list[list[int]]:
+    """A transcription of HAQ's ``LinearQuantizeEnv._final_action_wall`` (mit-han-lab/haq,
+    lib/env/linear_quantize_env.py, commit 20e4ed3): ``lookup[i, w - 1, a - 1]`` is layer i's cost;
+    ``_keep_first_last_layer`` resets the first and last layers to 8 bits (HAQ sets the first
+    layer's activation to -1, "input already 8 bit"; here both stay 8, as our fixed layers do)."""
+
+    def cur_cost() -> float:
+        return sum(lookup[i, w - 1, a - 1] for i, (w, a) in enumerate(strategy))
+
+    def keep_first_last_layer() -> None:
+        if keep_first_last:
+            strategy[0][0] = strategy[0][1] = strategy[-1][0] = strategy[-1][1] = 8
+
+    min_cost = sum(lookup[i, min_bit - 1, min_bit - 1] for i in range(len(strategy)))
+    if keep_first_last:  # HAQ's loop would never end on fixed layers; its _min_cost keeps them at 8
+        min_cost = sum(lookup[i, 7, 7] if i in (0, len(strategy) - 1) else lookup[i, min_bit - 1, min_bit - 1]
+                       for i in range(len(strategy)))
+    while min_cost < cur_cost() and target < cur_cost():
+        for i, n_bit in enumerate(reversed(strategy)):
+            if n_bit[1] > min_bit:
+                strategy[-(i + 1)][1] -= 1
+            keep_first_last_layer()
+            if target >= cur_cost():
+                break
+            if n_bit[0] > min_bit:
+                strategy[-(i + 1)][0] -= 1
+            keep_first_last_layer()
+            if target >= cur_cost():
+                break
+    return strategy
+
+
+@pytest.mark.parametrize("keep_first_last", [False, True])
+def test_haq_rule_matches_a_transcription_of_haqs_final_action_wall(keep_first_last: bool) -> None:
+    # digits-mbnet (10 layers), as in the issue that found the old first-to-last rule wrong.
+    p = MixedPrecisionEnv(task="digits-mbnet", finetune_steps=0, budget_fraction=0.3,
+                          keep_first_last_8bit=keep_first_last).problem
+    lookup = np.zeros((p.num_layers, 8, 8))
+    lookup[:, 1:, 1:] = p.layer_costs(p.budget_metric)  # bits 2..8 at HAQ's index bit - 1
+    rng = np.random.default_rng(0)
+    changed = 0
+    for _ in range(200):
+        policy = [[int(b) for b in rng.integers(2, 9, size=2)] for _ in range(p.num_layers)]
+        if keep_first_last:
+            policy[0] = [8, 8]
+            policy[-1] = [8, 8]
+        expected = _haq_final_action_wall([list(x) for x in policy], lookup, p.budget * (1 + 1e-9), 2,
+                                          keep_first_last)
+        got = haq_lower_to_budget(p, tuple(map(tuple, policy)))
+        assert [list(x) for x in got] == expected
+        assert p.is_feasible(got)
+        changed += got != tuple(map(tuple, policy))
+    assert changed > 100  # the budget binds on most random policies: the rule is exercised
+
+
+def test_haq_budget_enforcement_evaluates_the_lowered_policy() -> None:
     env = MixedPrecisionContinuousEnv(**TINY, budget_fraction=0.3, budget_enforcement="haq")
     env.reset(seed=0)
     for _ in range(env.num_steps):
         _, _, terminated, _, info = env.step(np.ones(1, dtype=np.float32))  # ask for 8 bits everywhere
     assert terminated and info["budget_used"] <= 1 + 1e-9
-    # independent re-derivation of HAQ's sweep: the result is the first policy of the sweep that fits
     p = env.problem
-    pol = [[8, 8] for _ in range(p.num_layers)]
-    done = False
-    while not done:
-        for i in range(p.num_layers):
-            for k in (0, 1):
-                pol[i][k] = max(pol[i][k] - 1, 2)
-                if p.is_feasible(tuple(map(tuple, pol))):
-                    done = True
-                    break
-            if done:
-                break
-    assert info["policy"] == pol
-    assert haq_lower_to_budget(p, p.uniform_policy(8)) == tuple(map(tuple, pol))
+    assert tuple(map(tuple, info["policy"])) == haq_lower_to_budget(p, p.uniform_policy(8))
+    # last-to-first, activations first: the last layer's activations are lowered before any weight
+    assert info["policy"][-1][1] <= info["policy"][-1][0]
+
+
+def test_ddpg_haq_replay_buffer_is_haqs_128_transitions_per_layer() -> None:
+    from agents.ddpg_haq import HAQDDPG
+
+    # HAQ's rl_quantize.py: rmsize default 128 ("memory size for each layer") x len(env.quantizable_idx)
+    env = gym.make("quant_envs/MixedPrecisionContinuous-v1", **TINY, budget_fraction=0.5, two_steps_per_layer=True)
+    model = HAQDDPG("MlpPolicy", env, seed=0)
+    assert model.buffer_size == 128 * env.unwrapped.num_layers == 512
+    assert HAQDDPG("MlpPolicy", env, seed=0, buffer_size=100).buffer_size == 100  # an explicit size wins

@@ -4,7 +4,7 @@ One interface: :func:`solve` ``(problem_or_env, method, max_evaluations=200, see
 equal_bits=None, **options) -> SearchResult``; the methods are listed in :data:`METHODS` and
 described in :mod:`baselines.mixed_precision.solvers`. Command line::
 
-    python -m baselines.mixed_precision --method hawq_v3 --task digits-mbnet --budget-fraction 0.25
+    python -m baselines.mixed_precision --method hawq_v3 --task mnist1d-cnn --budget-fraction 0.25
     python -m baselines.mixed_precision --method all
 """
 

@@ -1,6 +1,6 @@
 """Command line: run one or every mixed-precision baseline and print a markdown table.
 
-    python -m baselines.mixed_precision --method hawq_v3 --task digits-mbnet --budget-fraction 0.25
+    python -m baselines.mixed_precision --method hawq_v3 --task mnist1d-cnn --budget-fraction 0.25
     python -m baselines.mixed_precision --method all --json results/mp_baselines.json
 
 The table gives the validation accuracy each method searched on, the test accuracy of its final
@@ -33,12 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     ap = _Parser(prog=PROG,
                                  description="Non-RL mixed-precision quantization baselines.")
     ap.add_argument("--method", nargs="+", default=["all"], help=f"one or more of {', '.join(METHODS)}, or all")
-    ap.add_argument("--task", default="digits-mbnet")
+    ap.add_argument("--task", default="mnist1d-cnn")
     ap.add_argument("--hardware", default="bismo-edge")
     ap.add_argument("--budget-metric", default="latency", choices=("latency", "energy", "size"))
-    ap.add_argument("--budget-fraction", type=float, default=0.25, help="budget as a fraction of the all-8-bit cost")
+    ap.add_argument("--budget-fraction", type=float, default=None,
+                    help="budget as a fraction of the all-8-bit cost (default: the smallest multiple of 0.05, "
+                         ">= 0.25, leaving >= 1000 feasible policies)")
     ap.add_argument("--bits", type=int, nargs="+", default=list(range(2, 9)))
-    ap.add_argument("--finetune-steps", type=int, default=20)
+    ap.add_argument("--finetune-steps", type=int, default=None, help="default: the task's recipe")
     ap.add_argument("--two-steps-per-layer", action="store_true", help="search (w, a) pairs (HAQ's two steps)")
     ap.add_argument("--keep-first-last-8bit", action="store_true")
     ap.add_argument("--max-evaluations", type=int, default=200)
@@ -104,8 +106,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     equal_bits = not args.two_steps_per_layer
-    print(f"task {args.task}, {args.hardware}, {args.budget_metric} budget {args.budget_fraction:g} of all-8-bit, "
-          f"finetune {args.finetune_steps} steps, {'w == a' if equal_bits else '(w, a) pairs'}, "
+    print(f"task {args.task}, {args.hardware}, {args.budget_metric} budget {problem.budget_fraction:.3g} of all-8-bit, "
+          f"finetune {problem.finetune_steps} steps, {'w == a' if equal_bits else '(w, a) pairs'}, "
           f"max {args.max_evaluations} evaluations, seed {args.seed}; float accuracy "
           f"{100 * problem.float_accuracy('val'):.2f} (val) / {100 * problem.float_accuracy('test'):.2f} (test)\n")
     lines = ["| method | val acc (%) | test acc (%) | budget used | evaluations | wall time (s) | bits per layer (w or w/a) |",

@@ -16,6 +16,7 @@ from quant_envs.mixed_precision.problem import (
     Evaluation,
     MixedPrecisionProblem,
     Policy,
+    haq_final_action_wall,
     shared_problem,
 )
 
@@ -84,7 +85,8 @@ class MixedPrecisionEnv(gym.Env):
 
     ## Arguments
 
-    * ``task``: "digits-mbnet" (default; 10 layers), "digits-cnn" (4 layers),
+    * ``task``: "mnist1d-cnn" (default; 8 layers on MNIST-1D), "mnist1d-mbnet" (12 layers),
+      "digits-mbnet" (10 layers on 8x8 digits), "digits-cnn" (4 layers),
       "torchvision:<arch>" with ``task_kwargs`` (``data_dir``, ``checkpoint``, ...), or any
       registered task; trained once on first use and cached on disk (``cache_dir`` or
       ``$QUANT_ENVS_CACHE``).
@@ -93,10 +95,14 @@ class MixedPrecisionEnv(gym.Env):
       measured table (``hw_sim.MEASURED``), or an ``hw_sim.Accelerator`` instance.
     * ``bits``: allowed widths (default 2..8).
     * ``budget_metric``: "latency" (default), "energy" or "size".
-    * ``budget_fraction``: the budget as a fraction of the all-8-bit cost (default 0.25), or
+    * ``budget_fraction``: the budget as a fraction of the all-8-bit cost (every layer at 8 bits;
+      default None: the smallest multiple of 0.05, at least 0.25, that leaves at least 1000
+      feasible one-width-per-layer policies on this task and accelerator, see
+      ``MixedPrecisionProblem.default_budget_fraction``), or
       ``budget``: an absolute budget in seconds, joules or bytes. A budget below the cheapest
       policy raises ``ValueError`` stating the feasible range.
-    * ``finetune_steps``: retraining mini-batches per evaluation (default 20; 0 = post-training).
+    * ``finetune_steps``: retraining mini-batches per evaluation (default None: the task's
+      recipe, ``Task.finetune_steps``; 0 = post-training).
     * ``two_steps_per_layer``: HAQ's weight-then-activation steps (default False).
     * ``keep_first_last_8bit``: HAQ's fixed 8-bit first and last layers (default False).
     * ``invalid_action``: "project" (default) or "raise".
@@ -110,20 +116,25 @@ class MixedPrecisionEnv(gym.Env):
 
     ## Version History
 
-    * v0: initial release.
+    * v1: default task MNIST-1D (``mnist1d-cnn``) with its retraining recipe
+      (``tasks.MNIST1D_FINETUNE``), default budget leaving >= 1000 feasible policies on every
+      task, profile and metric (``problem.DEFAULT_MIN_FEASIBLE``); ``budget_fraction`` is of the all-8-bit cost even
+      when ``bits`` has no 8 (it was of the all-``max(bits)`` cost).
+    * v0: initial release; registered with ``task="digits-mbnet"``, ``budget_fraction=0.25``,
+      ``finetune_steps=20``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
-        task: str = "digits-mbnet",
+        task: str = "mnist1d-cnn",
         hardware: Any = "bismo-edge",
         bits: tuple[int, ...] | list[int] | range = tuple(range(2, 9)),
         budget_metric: str = "latency",
-        budget_fraction: float = 0.25,
+        budget_fraction: float | None = None,
         budget: float | None = None,
-        finetune_steps: int = 20,
+        finetune_steps: int | None = None,
         two_steps_per_layer: bool = False,
         keep_first_last_8bit: bool = False,
         invalid_action: str = "project",
@@ -339,9 +350,10 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
     continuous action, for DDPG-style agents. By default the action is mapped onto the widths the
     budget still allows at this step (exact masking, as in the discrete environment), so every
     episode ends within budget. With ``budget_enforcement="haq"`` the action maps onto all widths
-    and, after the last step, HAQ's rule lowers widths until the policy fits: repeatedly, layer by
-    layer, one bit off the weights then one off the activations, until the budget is met. The
-    lowered policy is the one evaluated and reported in ``info["policy"]``.
+    and, after the last step, HAQ's ``_final_action_wall`` lowers widths until the policy fits:
+    sweeps from the last layer to the first, one width off the activations then one off the
+    weights, until the budget is met (:func:`~quant_envs.mixed_precision.problem.haq_final_action_wall`).
+    The lowered policy is the one evaluated and reported in ``info["policy"]``.
 
     ## Action Space
 
@@ -373,7 +385,12 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
 
     ## Version History
 
-    * v0: initial release.
+    * v1: defaults of ``MixedPrecision-v1`` (MNIST-1D task, per-profile budgets, the task's
+      retraining recipe).
+    * v0: initial release; ``task="digits-mbnet"``, ``budget_fraction=0.25``, ``finetune_steps=20``.
+      Its ``budget_enforcement="haq"`` lowered widths first-to-last, weights first, which is not
+      HAQ's rule; it now follows HAQ's ``_final_action_wall`` (last-to-first, activations first) in
+      every version, since the old rule was a bug, not a variant.
     """
 
     def __init__(self, *, budget_enforcement: str = "mask", **kwargs: Any) -> None:
@@ -404,31 +421,5 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
 
 
 def haq_lower_to_budget(problem: MixedPrecisionProblem, policy: Policy) -> Policy:
-    """HAQ's end-of-episode rule: lower widths one bit at a time until ``policy`` fits the budget.
-
-    Sweeps the layers in order, taking one bit off the weights, then one off the activations,
-    checking the budget after each decrement; repeats sweeps until it fits. Layers fixed by
-    ``keep_first_last_8bit`` are left alone. The budget is feasible (checked at construction), so
-    the sweeps end.
-    """
-    pol = [list(p) for p in policy]
-    lowest = problem.bits[0]
-    fixed = {0, problem.num_layers - 1} if problem.keep_first_last_8bit else set()
-
-    def lower(b: int) -> int:
-        return problem.bits[problem.bits.index(b) - 1] if b > lowest else b
-
-    while not problem.is_feasible(tuple(map(tuple, pol))):
-        changed = False
-        for i in range(problem.num_layers):
-            if i in fixed:
-                continue
-            for k in (0, 1):
-                if pol[i][k] > lowest:
-                    pol[i][k] = lower(pol[i][k])
-                    changed = True
-                    if problem.is_feasible(tuple(map(tuple, pol))):
-                        return tuple(map(tuple, pol))
-        if not changed:
-            break
-    return tuple(map(tuple, pol))
+    """HAQ's end-of-episode rule (kept name): :func:`~quant_envs.mixed_precision.problem.haq_final_action_wall`."""
+    return haq_final_action_wall(problem, policy)

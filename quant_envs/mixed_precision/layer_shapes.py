@@ -1,7 +1,8 @@
 """Quantizable layers of a torch model, found with forward hooks, as hw_sim shapes and cost tables.
 
 ``quantizable_layers(model, example_input)`` runs one forward pass (eval mode, no grad) with a hook
-on every ``nn.Conv2d`` and ``nn.Linear`` (subclasses included, so fake-quantized wrappers count) and
+on every ``nn.Conv1d``, ``nn.Conv2d`` and ``nn.Linear`` (subclasses included, so fake-quantized
+wrappers count) and
 lists them in execution order with their GEMM view (:class:`hw_sim.LayerShape`).
 ``cost_table_for_model`` adds an accelerator profile and returns the :class:`hw_sim.CostTable`.
 This is the layer-shape extraction HAQ never released (mit-han-lab/haq issues #15, #17).
@@ -12,6 +13,9 @@ Conventions:
   the batch an accelerator runs is given to the cost table separately.
 * A ``Linear`` applied to a sequence (input ``[B, *, in_features]``) gets ``tokens`` = the product
   of the middle dimensions.
+* A 1-D convolution over length ``L`` is the 2-D convolution of a ``1 x L`` map with a ``1 x k``
+  kernel (stride, padding and dilation ``(1, s)``, ``(0, p)``, ``(1, d)``): ``in_hw = (1, L)``,
+  ``out_hw = (1, L_out)``, and hw_sim sees ``k = c_in/groups * k``, ``n = L_out``.
 * Non-square kernels and strides: ``QuantLayer.kernel`` / ``.stride`` hold the larger of the two
   sides (a single int, as in HAQ's state features); the ``LayerShape`` uses the exact sides.
 * A module called more than once per forward pass (weight sharing) is listed once, at its first
@@ -42,6 +46,8 @@ import hw_sim
 from quant_envs._checks import check_int
 
 KINDS = ("conv", "depthwise", "linear")
+#: The module types whose weights a policy quantizes.
+QUANTIZABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
 @dataclass(frozen=True)
@@ -67,22 +73,23 @@ class QuantLayer:
     shape: hw_sim.LayerShape
 
 
-def _conv_shape(module: nn.Conv2d, x: torch.Tensor) -> hw_sim.LayerShape:
-    padding = module.padding
-    if isinstance(padding, str):
-        pad: int | tuple[int, int] | str = padding
-    else:
-        pad = (int(padding[0]), int(padding[1]))
-    return hw_sim.LayerShape.conv2d(
-        c_in=module.in_channels,
-        c_out=module.out_channels,
-        kernel=(int(module.kernel_size[0]), int(module.kernel_size[1])),
-        in_hw=(int(x.shape[-2]), int(x.shape[-1])),
-        stride=(int(module.stride[0]), int(module.stride[1])),
-        padding=pad,
-        groups=module.groups,
-        dilation=(int(module.dilation[0]), int(module.dilation[1])),
-    )
+def _as_2d(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> dict:
+    """The 2-D convolution arguments of ``module`` on input ``x`` (a 1-D one as a 1 x L map)."""
+    if isinstance(module, nn.Conv1d):
+        pad = module.padding if isinstance(module.padding, str) else (0, int(module.padding[0]))
+        return {"kernel": (1, int(module.kernel_size[0])), "in_hw": (1, int(x.shape[-1])),
+                "stride": (1, int(module.stride[0])), "padding": pad,
+                "dilation": (1, int(module.dilation[0]))}
+    pad = module.padding if isinstance(module.padding, str) else (int(module.padding[0]), int(module.padding[1]))
+    return {"kernel": (int(module.kernel_size[0]), int(module.kernel_size[1])),
+            "in_hw": (int(x.shape[-2]), int(x.shape[-1])),
+            "stride": (int(module.stride[0]), int(module.stride[1])), "padding": pad,
+            "dilation": (int(module.dilation[0]), int(module.dilation[1]))}
+
+
+def _conv_shape(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> hw_sim.LayerShape:
+    return hw_sim.LayerShape.conv2d(c_in=module.in_channels, c_out=module.out_channels,
+                                    groups=module.groups, **_as_2d(module, x))
 
 
 class _Recorder:
@@ -97,11 +104,13 @@ class _Recorder:
     def hook(self, name: str):
         def record(module: nn.Module, inputs: tuple, output) -> None:
             x = inputs[0]
-            if isinstance(module, nn.Conv2d):
-                if x.dim() == 3:  # unbatched [C, H, W]
+            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+                spatial = 1 if isinstance(module, nn.Conv1d) else 2
+                if x.dim() == spatial + 1:  # unbatched [C, *spatial]
                     x = x.unsqueeze(0)
+                args = _as_2d(module, x)
                 shape = _conv_shape(module, x)
-                out_hw = (int(output.shape[-2]), int(output.shape[-1]))
+                out_hw = (1, int(output.shape[-1])) if spatial == 1 else (int(output.shape[-2]), int(output.shape[-1]))
                 h_out = shape.output_count // module.out_channels
                 if h_out != out_hw[0] * out_hw[1]:
                     raise RuntimeError(
@@ -111,10 +120,10 @@ class _Recorder:
                     "kind": shape.kind,
                     "c_in": module.in_channels,
                     "c_out": module.out_channels,
-                    "kernel": max(int(module.kernel_size[0]), int(module.kernel_size[1])),
-                    "stride": max(int(module.stride[0]), int(module.stride[1])),
+                    "kernel": max(args["kernel"]),
+                    "stride": max(args["stride"]),
                     "groups": module.groups,
-                    "in_hw": (int(x.shape[-2]), int(x.shape[-1])),
+                    "in_hw": args["in_hw"],
                     "out_hw": out_hw,
                 }
             else:  # nn.Linear
@@ -159,9 +168,9 @@ def _merge_calls(shapes: list[hw_sim.LayerShape]) -> hw_sim.LayerShape:
 
 
 def quantizable_layers(model: nn.Module, example_input: torch.Tensor) -> list[QuantLayer]:
-    """Every ``nn.Conv2d`` and ``nn.Linear`` of ``model`` that runs on ``example_input``, in order.
+    """Every ``nn.Conv1d``, ``nn.Conv2d`` and ``nn.Linear`` of ``model`` that runs on ``example_input``, in order.
 
-    ``example_input`` is a batched tensor (``[B, C, H, W]`` for image models); modules that do not
+    ``example_input`` is a batched tensor (``[B, C, H, W]`` for image models, ``[B, C, L]`` for 1-D ones); modules that do not
     run in the forward pass are not listed. The model's train/eval mode is restored afterwards.
     """
     if not isinstance(model, nn.Module):
@@ -174,7 +183,7 @@ def quantizable_layers(model: nn.Module, example_input: torch.Tensor) -> list[Qu
     recorder = _Recorder(batch)
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
+        if isinstance(module, QUANTIZABLE_TYPES):
             handles.append(module.register_forward_hook(recorder.hook(name)))
     was_training = model.training
     try:
@@ -186,7 +195,7 @@ def quantizable_layers(model: nn.Module, example_input: torch.Tensor) -> list[Qu
             h.remove()
         model.train(was_training)
     if not recorder.order:
-        raise ValueError("model has no nn.Conv2d or nn.Linear layer that runs on example_input")
+        raise ValueError("model has no nn.Conv1d, nn.Conv2d or nn.Linear layer that runs on example_input")
     modules = dict(model.named_modules())
     layers = []
     for index, name in enumerate(recorder.order):

@@ -39,6 +39,20 @@ MIN_BITS, MAX_BITS = 2, 8
 RELATIVE_SLACK = 1e-9
 
 
+#: The default budget (``budget_fraction=None``) is the smallest multiple of ``DEFAULT_BUDGET_STEP``
+#: of the all-8-bit cost, at least ``DEFAULT_BUDGET_FLOOR``, that leaves at least
+#: ``DEFAULT_MIN_FEASIBLE`` feasible one-width-per-layer policies (every policy when there are
+#: fewer), counted exactly (:meth:`MixedPrecisionProblem.count_feasible`). A fixed fraction cannot
+#: serve every accelerator: 0.25 of the all-8-bit latency is infeasible on Bit Fusion and left
+#: digits-cnn 4 feasible policies on bismo-edge. Networks too large to count (more than
+#: ``COUNT_LIMIT`` choices in a half of the layers) get ``min_cost + DEFAULT_BUDGET_FLOOR x
+#: (all-8-bit cost - min_cost)``.
+DEFAULT_BUDGET_STEP = 0.05
+DEFAULT_BUDGET_FLOOR = 0.25
+DEFAULT_MIN_FEASIBLE = 1000
+COUNT_LIMIT = 2_000_000
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The outcome of one policy: accuracy, costs and budget use."""
@@ -74,15 +88,19 @@ class MixedPrecisionProblem:
     """Task + accelerator + budget: costs, feasibility, masks and the accuracy of any policy.
 
     Args:
-        task: a task name (``make_task``) or a built :class:`~quant_envs.mixed_precision.tasks.Task`.
+        task: a task name (``make_task``; default "mnist1d-cnn") or a built
+            :class:`~quant_envs.mixed_precision.tasks.Task`.
         hardware: an ``hw_sim`` profile name (``hw_sim.PROFILES``, or a shipped measured table in
             ``hw_sim.MEASURED``), or an ``hw_sim.Accelerator`` instance (e.g. a user's own model or
             ``hw_sim.TableAccelerator``; a table must have been measured on the task's layers).
         bits: the allowed widths, ascending (default 2..8).
         budget_metric: "latency", "energy" or "size".
-        budget_fraction: the budget as a fraction of the all-8-bit cost (ignored if ``budget`` is set).
+        budget_fraction: the budget as a fraction of the all-8-bit cost (every layer at 8 bits,
+            whatever ``bits`` allows); ignored if ``budget`` is set. None (default):
+            :meth:`default_budget_fraction` (>= 1000 feasible policies; see ``DEFAULT_MIN_FEASIBLE``).
         budget: the budget in SI units of the metric (seconds, joules, bytes), or None.
-        finetune_steps: default retraining mini-batches per evaluation (0 = post-training quantization).
+        finetune_steps: default retraining mini-batches per evaluation (0 = post-training
+            quantization); None (default): the task's recipe (``Task.finetune_steps``).
         keep_first_last_8bit: HAQ's choice of fixing the first and last layers at 8 bits.
         eval_split: the split the accuracy is measured on ("val"; "test" for final reports).
         eval_seed: seeds the retraining (batch order).
@@ -95,13 +113,13 @@ class MixedPrecisionProblem:
 
     def __init__(
         self,
-        task: Any = "digits-mbnet",
+        task: Any = "mnist1d-cnn",
         hardware: Any = "bismo-edge",
         bits: Iterable[int] = range(2, 9),
         budget_metric: str = "latency",
-        budget_fraction: float = 0.25,
+        budget_fraction: float | None = None,
         budget: float | None = None,
-        finetune_steps: int = 20,
+        finetune_steps: int | None = None,
         keep_first_last_8bit: bool = False,
         eval_split: str = "val",
         eval_seed: int = 0,
@@ -116,7 +134,8 @@ class MixedPrecisionProblem:
 
         self.bits = self._check_bits(bits)
         self.budget_metric = check_choice("budget_metric", budget_metric, METRICS)
-        self.finetune_steps = check_int("finetune_steps", finetune_steps, min_value=0)
+        if finetune_steps is not None:
+            check_int("finetune_steps", finetune_steps, min_value=0)
         self.eval_split = check_choice("eval_split", eval_split, ("train", "val", "test"))
         self.eval_seed = check_int("eval_seed", eval_seed, min_value=0)
         self.cache_size = check_int("cache_size", cache_size, min_value=0)
@@ -128,7 +147,8 @@ class MixedPrecisionProblem:
 
         # Checked before the task is built: a bad budget must not cost a float model's training.
         if budget is None:
-            budget_fraction = check_float("budget_fraction", budget_fraction, min_value=0.0, min_inclusive=False)
+            if budget_fraction is not None:  # None: the default, computed once the costs are known
+                budget_fraction = check_float("budget_fraction", budget_fraction, min_value=0.0, min_inclusive=False)
         else:
             budget = check_float("budget", budget, min_value=0.0, min_inclusive=False)
         batch = None if batch is None else check_int("batch", batch, min_value=1)  # None: the accelerator's own
@@ -140,6 +160,7 @@ class MixedPrecisionProblem:
             if cache_dir is not None:
                 kwargs.setdefault("cache_dir", cache_dir)
             self.task = make_task(task, **kwargs)
+        self.finetune_steps = int(self.task.finetune_steps if finetune_steps is None else finetune_steps)
 
         self.layers = quantizable_layers(self.task.model, self.task.example_input())
         self.num_layers = len(self.layers)
@@ -157,12 +178,19 @@ class MixedPrecisionProblem:
                 self.allowed[i, eight, eight] = True
 
         self._min_completion: dict[tuple[str, bool], np.ndarray] = {}
-        self.reference_cost = self.cost(self.uniform_policy(max(self.bits)))  # all-8-bit, by metric
+        # all-8-bit cost by metric (every layer at 8 bits, even when ``bits`` has no 8)
+        eight = hw_sim.CostTable([layer.shape for layer in self.layers], self.costs.accelerator, bits=(8,),
+                                 batch=self.costs.batch).policy_costs(np.full((self.num_layers, 2), 8))
+        self.reference_cost = {"latency": eight.latency_s, "energy": eight.energy_j, "size": eight.size_bytes}
         self.min_cost = float(self.min_completion(self.budget_metric, equal_bits=False)[0])
         if budget is None:
+            if budget_fraction is None:
+                budget_fraction = self.default_budget_fraction()
+            self.budget_fraction = float(budget_fraction)
             self.budget = budget_fraction * self.reference_cost[self.budget_metric]
         else:
             self.budget = budget
+            self.budget_fraction = self.budget / self.reference_cost[self.budget_metric]
         if self.budget < self.min_cost * (1 - RELATIVE_SLACK):
             ref = self.reference_cost[self.budget_metric]
             unit = METRIC_UNITS[self.budget_metric]
@@ -280,6 +308,56 @@ class MixedPrecisionProblem:
     def budget_fractions(self, costs: dict[str, float]) -> dict[str, float]:
         return {m: costs[m] / self.reference_cost[m] for m in METRICS}
 
+    def _half_sums(self, equal_bits: bool) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Budget-metric costs of every choice for the first and (sorted) second half of the layers."""
+        grid = self.allowed_grid(equal_bits)
+        table = self.layer_costs(self.budget_metric)
+        options = [table[i][grid[i]] for i in range(self.num_layers)]  # allowed costs per layer
+        sizes = [len(o) for o in options]
+        half = self.num_layers // 2
+        if max(int(np.prod(sizes[:half], dtype=float)), int(np.prod(sizes[half:], dtype=float))) > COUNT_LIMIT:
+            return None
+
+        def sums(parts: list[np.ndarray]) -> np.ndarray:
+            total = np.zeros(1)
+            for costs in parts:
+                total = (total[:, None] + costs[None, :]).reshape(-1)
+            return total
+
+        return sums(options[:half]), np.sort(sums(options[half:])), int(np.prod(sizes, dtype=object))
+
+    def count_feasible(self, equal_bits: bool = True, budget: float | None = None) -> tuple[int, int]:
+        """(policies within ``budget`` (default: the problem's), all allowed policies), counted exactly.
+
+        Meet in the middle: the costs of every choice for each half of the layers are enumerated,
+        one half sorted, and the pairs within budget counted with ``searchsorted``. Cheap up to
+        ~14 layers x 7 widths with ``equal_bits`` (one width per layer); raises ValueError beyond
+        ``COUNT_LIMIT`` choices per half.
+        """
+        halves = self._half_sums(equal_bits)
+        if halves is None:
+            raise ValueError(f"the task has {self.num_layers} layers: too many policies to count "
+                             f"(more than {COUNT_LIMIT} choices in a half of the layers)")
+        left, right, total = halves
+        limit = (self.budget if budget is None else budget) * (1 + RELATIVE_SLACK)
+        return int(np.searchsorted(right, limit - left, side="right").sum()), total
+
+    def default_budget_fraction(self) -> float:
+        """The default budget as a fraction of the all-8-bit cost (see ``DEFAULT_MIN_FEASIBLE``)."""
+        ref = self.reference_cost[self.budget_metric]
+        halves = self._half_sums(equal_bits=True)
+        if halves is None:
+            return (self.min_cost + DEFAULT_BUDGET_FLOOR * (ref - self.min_cost)) / ref
+        left, right, total = halves
+        need = min(DEFAULT_MIN_FEASIBLE, total)
+        k = max(round(DEFAULT_BUDGET_FLOOR / DEFAULT_BUDGET_STEP), 1)
+        while True:
+            fraction = round(k * DEFAULT_BUDGET_STEP, 10)
+            limit = fraction * ref * (1 + RELATIVE_SLACK)
+            if int(np.searchsorted(right, limit - left, side="right").sum()) >= need:
+                return fraction
+            k += 1
+
     # -------------------------------------------------------------------------------- accuracy
     def _float_weight(self, i: int):
         return self.task.model.get_submodule(self.layers[i].name).weight.detach()
@@ -293,14 +371,19 @@ class MixedPrecisionProblem:
                                       self.task.calibration_inputs())
         return self._fq
 
-    def quantized_model(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None):
-        """The task's model quantized with ``policy`` and retrained (a model shared between calls)."""
+    def quantized_model(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
+                        seed: int | None = None):
+        """The task's model quantized with ``policy`` and retrained (a model shared between calls).
+
+        ``seed`` seeds the retraining (default ``eval_seed``).
+        """
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
+        seed = self.eval_seed if seed is None else check_int("seed", seed, min_value=0)
         fq = self.fake_quant_model()
         fq.reset_weights()
         model = fq.set_policy(pol)
-        return self.task.finetune(model, steps, seed=self.eval_seed)
+        return self.task.finetune(model, steps, seed=seed)
 
     def evaluate(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
                  split: str | None = None) -> Evaluation:
@@ -337,6 +420,25 @@ class MixedPrecisionProblem:
     def float_accuracy(self, split: str | None = None) -> float:
         return self.task.float_accuracy(self.eval_split if split is None else split)
 
+    def final_evaluation(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
+                         seeds: Sequence[int] = (0, 1, 2), split: str = "test") -> list[float]:
+        """The final-evaluation protocol: ``policy`` retrained longer, once per seed, scored on ``split``.
+
+        As the papers report a searched policy: retrained for ``finetune_steps`` mini-batches
+        (default: the task's ``final_finetune_steps``; MNIST-1D 300, about 1.3 epochs) with the
+        task's recipe, under each retraining seed in ``seeds`` (default 0, 1, 2, the same for every
+        method, so methods are compared on equal terms), and evaluated on the test split. Returns
+        one accuracy per seed; nothing is cached and the search's evaluation count is unchanged.
+        """
+        pol = self.check_policy(policy)
+        steps = self.task.final_finetune_steps if finetune_steps is None else finetune_steps
+        check_int("finetune_steps", steps, min_value=0)
+        check_choice("split", split, ("train", "val", "test"))
+        if isinstance(seeds, (str, bytes)) or not seeds:
+            raise ValueError(f"seeds={seeds!r} is not allowed; expected a non-empty sequence of integers >= 0")
+        return [self.task.evaluate(self.quantized_model(pol, steps, seed=check_int("seeds", s, min_value=0)), split)
+                for s in seeds]
+
 
 _SHARED: dict[tuple, MixedPrecisionProblem] = {}
 
@@ -348,9 +450,50 @@ def shared_problem(**config: Any) -> MixedPrecisionProblem:
     one float model and one evaluation cache instead of retraining the same policy per copy.
     Configurations holding a built ``Task`` object are never shared.
     """
-    if not isinstance(config.get("task", "digits-mbnet"), str):
+    if not isinstance(config.get("task", "mnist1d-cnn"), str):
         return MixedPrecisionProblem(**config)
     key = tuple(sorted((k, repr(v)) for k, v in config.items()))
     if key not in _SHARED:
         _SHARED[key] = MixedPrecisionProblem(**config)
     return _SHARED[key]
+
+
+def haq_final_action_wall(problem: MixedPrecisionProblem, policy: Sequence[Sequence[int]]) -> Policy:
+    """HAQ's end-of-episode budget rule (``_final_action_wall`` of mit-han-lab/haq).
+
+    Source: mit-han-lab/haq, ``lib/env/linear_quantize_env.py``, ``LinearQuantizeEnv._final_action_wall``
+    (commit 20e4ed3, Apache-2.0). While the policy costs more than the budget (and more than the
+    all-lowest-width policy), sweep the layers **last to first**; in each layer take one width off
+    the **activations**, check the budget, then one off the **weights**, check again; stop as soon
+    as the budget is met. HAQ lowers by one bit; here by one allowed width (the same for the
+    default contiguous 2..8). Layers fixed by ``keep_first_last_8bit`` stay at 8 bits (HAQ resets
+    them after every decrement, which leaves them unchanged too). Budget comparisons use the
+    problem's float slack (``RELATIVE_SLACK``).
+    """
+    pol = problem.check_policy(policy)
+    table = problem.layer_costs(problem.budget_metric)
+    index = {b: j for j, b in enumerate(problem.bits)}
+    w = [index[p[0]] for p in pol]
+    a = [index[p[1]] for p in pol]
+    fixed = {0, problem.num_layers - 1} if problem.keep_first_last_8bit else set()
+    target = problem.budget * (1 + RELATIVE_SLACK)
+
+    def current() -> float:
+        return float(sum(table[i, w[i], a[i]] for i in range(problem.num_layers)))
+
+    lowest = [(i, 0, 0) if i not in fixed else (i, w[i], a[i]) for i in range(problem.num_layers)]
+    min_cost = float(sum(table[i, wi, ai] for i, wi, ai in lowest))
+    cost = current()
+    while min_cost < cost and target < cost:
+        for i in reversed(range(problem.num_layers)):
+            if i not in fixed and a[i] > 0:
+                a[i] -= 1
+                cost = current()
+            if target >= cost:
+                break
+            if i not in fixed and w[i] > 0:
+                w[i] -= 1
+                cost = current()
+            if target >= cost:
+                break
+    return tuple((problem.bits[wi], problem.bits[ai]) for wi, ai in zip(w, a))

@@ -1,6 +1,6 @@
 """Mixed-precision fake quantization with torch's own ops.
 
-Each quantizable layer (``nn.Conv2d`` / ``nn.Linear``) is wrapped by :class:`QuantLayerWrapper`:
+Each quantizable layer (``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Linear``) is wrapped by :class:`QuantLayerWrapper`:
 
 * **weights**: symmetric, per output channel, ``torch.fake_quantize_per_channel_affine`` on the
   narrow signed range [-(2^(b-1) - 1), 2^(b-1) - 1] (2 bits = ternary). The clipping value of each
@@ -71,12 +71,12 @@ def best_activation_range(values: torch.Tensor, bits: int) -> tuple[float, float
 
 
 class QuantLayerWrapper(nn.Module):
-    """Wraps one ``nn.Conv2d`` or ``nn.Linear`` with fake quantization of its weight and input."""
+    """Wraps one ``nn.Conv1d``, ``nn.Conv2d`` or ``nn.Linear`` with fake quantization of its weight and input."""
 
-    def __init__(self, layer: nn.Conv2d | nn.Linear) -> None:
+    def __init__(self, layer: nn.Conv1d | nn.Conv2d | nn.Linear) -> None:
         super().__init__()
-        if not isinstance(layer, (nn.Conv2d, nn.Linear)):
-            raise TypeError(f"layer must be nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            raise TypeError(f"layer must be nn.Conv1d, nn.Conv2d or nn.Linear, got {type(layer).__name__}")
         self.layer = layer
         self.w_bits: int | None = None
         self.a_bits: int | None = None
@@ -110,7 +110,7 @@ class QuantLayerWrapper(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantize_input(x)
         w = self.quantized_weight()
-        if isinstance(self.layer, nn.Conv2d):
+        if isinstance(self.layer, (nn.Conv1d, nn.Conv2d)):
             return self.layer._conv_forward(x, w, self.layer.bias)
         return F.linear(x, w, self.layer.bias)
 

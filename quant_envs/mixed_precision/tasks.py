@@ -2,7 +2,10 @@
 
 Built-in tasks (no download, trained on first use and cached, see :mod:`model_cache`):
 
-* ``digits-mbnet`` (default): a MobileNet-style CNN (10 quantizable layers) on scikit-learn's digits.
+* ``mnist1d-cnn`` (default): a plain 1-D CNN (8 quantizable layers) on MNIST-1D (Greydanus &
+  Kobak, ICML 2024), 30000 / 5000 / 5000 train / validation / test signals generated locally.
+* ``mnist1d-mbnet``: a MobileNet-style 1-D CNN (12 quantizable layers) on the same data.
+* ``digits-mbnet``: a MobileNet-style CNN (10 quantizable layers) on scikit-learn's digits.
 * ``digits-cnn``: a tiny 4-layer CNN, small enough for exact ground truth by enumeration.
 * ``torchvision:<arch>`` (e.g. ``torchvision:mobilenet_v2``, ``torchvision:resnet18``): a torchvision
   architecture on the user's local data (an ImageFolder tree or the CIFAR-10 python folder), from
@@ -27,10 +30,24 @@ from torch import nn
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from quant_envs._checks import check_bool, check_choice, check_int
-from quant_envs.datasets import digits_splits
-from quant_envs.mixed_precision.model_cache import load_or_train, non_finite_tensors
-from quant_envs.mixed_precision.models import DigitsCNN, DigitsMobileNet
-from quant_envs.mixed_precision.training import accuracy, torch_threads, train_steps
+from quant_envs.datasets import MNIST1D_SAMPLES, digits_splits, mnist1d_splits
+from quant_envs.mixed_precision.model_cache import (
+    load_or_train,
+    non_finite_tensors,
+    resolve_cache_dir,
+)
+from quant_envs.mixed_precision.models import (
+    DigitsCNN,
+    DigitsMobileNet,
+    Mnist1dCNN,
+    Mnist1dMobileNet,
+)
+from quant_envs.mixed_precision.training import (
+    accuracy,
+    recalibrate_batchnorm,
+    torch_threads,
+    train_steps,
+)
 
 
 @dataclass
@@ -46,8 +63,15 @@ class Task:
     num_classes: int
     finetune_lr: float = 1e-3
     batch_size: int = 64
+    #: the retraining mini-batches a reward evaluation runs by default (the task's recipe)
+    finetune_steps: int = 20
+    #: the longer retraining of the final-evaluation protocol (``MixedPrecisionProblem.final_evaluation``)
+    final_finetune_steps: int = 200
     max_eval_samples: int | None = None
     calibration_size: int = 256
+    #: training inputs on which batch-norm statistics are re-estimated before retraining (0: keep
+    #: the float model's statistics)
+    bn_recalibration_size: int = 0
     #: intra-op threads for retraining and evaluation (None: torch's default); see ``torch_threads``
     num_threads: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -61,10 +85,22 @@ class Task:
         return torch.stack([self.train_set[i][0] for i in range(n)])
 
     def finetune(self, model: nn.Module, steps: int, seed: int = 0) -> nn.Module:
-        """Quantization-aware retraining for ``steps`` mini-batches (batch norm statistics frozen)."""
+        """Quantization-aware retraining for ``steps`` mini-batches (batch norm statistics frozen).
+
+        With ``bn_recalibration_size`` > 0 the batch-norm statistics are first re-estimated on the
+        first that many training inputs (deterministic, so not a source of seed noise).
+        """
         with torch_threads(self.num_threads):
+            if self.bn_recalibration_size:
+                n = min(self.bn_recalibration_size, len(self.train_set))
+                recalibrate_batchnorm(model, self._train_inputs(n))
             return train_steps(model, self.train_set, steps, lr=self.finetune_lr, batch_size=self.batch_size,
                                seed=seed, freeze_bn=True, cosine=False)
+
+    def _train_inputs(self, n: int) -> torch.Tensor:
+        if isinstance(self.train_set, TensorDataset):
+            return self.train_set.tensors[0][:n]
+        return torch.stack([self.train_set[i][0] for i in range(n)])
 
     def evaluate(self, model: nn.Module, split: str = "val") -> float:
         """Top-1 accuracy in [0, 1] on ``split`` ("train", "val" or "test")."""
@@ -97,7 +133,7 @@ def available_tasks() -> list[str]:
 def make_task(name: str, **kwargs: Any) -> Task:
     """Build (or load from the cache) the task called ``name``; see the module docstring."""
     if not isinstance(name, str):
-        raise TypeError(f"task must be a string, got {type(name).__name__}")
+        raise TypeError(f"task={name!r} must be a string, got {type(name).__name__}")
     if name.startswith("torchvision:"):
         return torchvision_task(name.split(":", 1)[1], **kwargs)
     check_choice("task", name, available_tasks())
@@ -152,6 +188,72 @@ def digits_cnn(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -
 
 register_task("digits-mbnet", digits_mbnet)
 register_task("digits-cnn", digits_cnn)
+
+
+# --------------------------------------------------------------------------------------------------
+# MNIST-1D tasks
+
+#: The default task of the mixed-precision environments and solvers.
+DEFAULT_TASK = "mnist1d-cnn"
+
+#: Float training of the MNIST-1D networks: Adam, cosine learning rate, single-threaded.
+MNIST1D_TRAIN = {"steps": 1000, "lr": 1e-2, "weight_decay": 1e-4, "batch": 128}
+
+#: The retraining recipe of a reward evaluation on MNIST-1D (chosen with
+#: benchmarks/bench_reward_noise.py; see its docstring for the measurements).
+MNIST1D_FINETUNE = {"steps": 10, "lr": 1e-4, "batch": 128, "bn_recalibration": 512, "max_eval_samples": None,
+                    "final_steps": 300}
+
+
+def _mnist1d_task(name: str, build: Callable[[], nn.Module], *, seed: int, num_samples: int,
+                  cache_dir: str | os.PathLike[str] | None) -> Task:
+    check_int("seed", seed, min_value=0)
+    check_int("num_samples", num_samples, min_value=1000)
+    root = resolve_cache_dir(cache_dir)
+    splits = mnist1d_splits(root, num_samples=num_samples, seed=0)  # fixed data; ``seed`` seeds training
+
+    def tensors(split) -> TensorDataset:
+        return TensorDataset(torch.from_numpy(split.x.copy()), torch.from_numpy(split.y.copy()))
+
+    train_set, val_set, test_set = tensors(splits.train), tensors(splits.val), tensors(splits.test)
+    recipe = MNIST1D_TRAIN
+    config = {"seed": seed, "num_samples": num_samples, **recipe, "width": 16, "v": 1}
+
+    def seeded_build() -> nn.Module:
+        torch.manual_seed(seed)  # initial weights
+        return build()
+
+    def train(model: nn.Module) -> dict[str, Any]:
+        with torch_threads(1):
+            train_steps(model, train_set, recipe["steps"], lr=recipe["lr"], weight_decay=recipe["weight_decay"],
+                        batch_size=recipe["batch"], seed=seed)
+            return {"float_val_accuracy": accuracy(model, val_set), "float_test_accuracy": accuracy(model, test_set)}
+
+    model, meta = load_or_train(_config_key(name, config), seeded_build, train, root)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    ft = MNIST1D_FINETUNE
+    return Task(name=name, model=model, train_set=train_set, val_set=val_set, test_set=test_set,
+                input_shape=(1, 40), num_classes=10, finetune_lr=ft["lr"], batch_size=ft["batch"],
+                finetune_steps=ft["steps"], final_finetune_steps=ft["final_steps"],
+                bn_recalibration_size=ft["bn_recalibration"],
+                max_eval_samples=ft["max_eval_samples"], num_threads=1, meta=meta)
+
+
+def mnist1d_cnn(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
+                cache_dir: str | os.PathLike[str] | None = None) -> Task:
+    """Plain 8-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``; float accuracy in the README)."""
+    return _mnist1d_task("mnist1d-cnn", Mnist1dCNN, seed=seed, num_samples=num_samples, cache_dir=cache_dir)
+
+
+def mnist1d_mbnet(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
+                  cache_dir: str | os.PathLike[str] | None = None) -> Task:
+    """MobileNet-style 12-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``)."""
+    return _mnist1d_task("mnist1d-mbnet", Mnist1dMobileNet, seed=seed, num_samples=num_samples, cache_dir=cache_dir)
+
+
+register_task("mnist1d-cnn", mnist1d_cnn)
+register_task("mnist1d-mbnet", mnist1d_mbnet)
 
 
 # --------------------------------------------------------------------------------------------------
