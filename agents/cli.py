@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from agents.comparison import DEFAULT_BASELINES, DEFAULT_COMPARE_ENV, compare
+from agents.comparison import DEFAULT_BASELINES, DEFAULT_COMPARE_ENV, compare, compare_grid
 from agents.replay import replay
 from agents.runs import DEFAULT_ENV, UsageError, parse_kwargs
 from agents.training import run_config, train
@@ -61,7 +61,18 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="keep OUT/runs.csv's finished runs; run only the rest")
     p.add_argument("--final-finetune-steps", type=int,
                    help="retraining steps of the final evaluation (default: the task's, MNIST-1D 300)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: --jobs processes here (default); ray: Ray Tune, a trial per run (RAY_ADDRESS for a cluster)")
+    p.add_argument("--grid", nargs="*", metavar="KEY=V1,V2",
+                   help="one comparison per combination of environment arguments, e.g. budget_fraction=0.3,0.5 "
+                        "hardware=bismo-edge,bitfusion (each in OUT/<cell>/; OUT/grid.md has every table)")
     return p
+
+
+def _as_list(item: str) -> str:
+    """``KEY=V1,V2`` -> ``KEY=[V1, V2]`` (YAML), so each value is parsed as YAML on its own."""
+    key, sep, values = item.partition("=")
+    return f"{key}{sep}[{values}]" if sep else item
 
 
 def replay_parser() -> argparse.ArgumentParser:
@@ -107,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             _check_compare_hyperparams(a.env, per_algo)
             if not a.report_only:  # before any run: an unwritable --out fails now, not after hours
                 _check_out(a.out)
-            compare(env_id=a.env, agents=a.agents, baselines=a.baselines, seeds=a.seeds,
-                    max_evaluations=a.max_evaluations, timesteps=a.timesteps,
-                    env_kwargs=parse_kwargs(a.env_kwargs, "--env-kwargs"), hyperparams=per_algo, out=a.out,
-                    jobs=a.jobs, report_only=a.report_only, resume=a.resume,
-                    final_finetune_steps=a.final_finetune_steps)
+            settings = dict(env_id=a.env, agents=a.agents, baselines=a.baselines, seeds=a.seeds,
+                            max_evaluations=a.max_evaluations, timesteps=a.timesteps,
+                            env_kwargs=parse_kwargs(a.env_kwargs, "--env-kwargs"), hyperparams=per_algo, out=a.out,
+                            jobs=a.jobs, report_only=a.report_only, resume=a.resume,
+                            final_finetune_steps=a.final_finetune_steps, backend=a.backend)
+            if a.grid:
+                grid = parse_kwargs([_as_list(g) for g in a.grid], "--grid")
+                compare_grid(grid, **settings)
+            else:
+                compare(**settings)
             return 0
         a = train_parser().parse_args(argv)
         given = {"env_id": a.env, "algo": a.algo, "timesteps": a.timesteps, "seed": a.seed,

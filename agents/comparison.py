@@ -22,6 +22,8 @@ MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisio
 #: The environment ``compare`` uses by default: the core benchmark (MNIST-1D, issue 11).
 DEFAULT_COMPARE_ENV = "quant_envs/MixedPrecision-v1"
 DEFAULT_BASELINES = ("uniform", "random", "greedy_std", "greedy_sensitivity", "hawq_v3", "evolution")
+#: Where the runs of a comparison execute (see ``compare``'s ``backend``).
+BACKENDS = ("local", "ray")
 #: Retraining seeds of the final evaluation: the same for every method and run.
 FINAL_SEEDS = (0, 1, 2)
 #: The columns of runs.csv, in order (a failed run has its error and empty results).
@@ -147,6 +149,7 @@ def compare(
     report_only: bool = False,
     resume: bool = False,
     final_finetune_steps: int | None = None,
+    backend: str = "local",
 ) -> dict[str, Any]:
     """Agents against baselines over ``seeds`` seeds; writes runs.csv, summary.csv, results.md, compare.png.
 
@@ -155,6 +158,10 @@ def compare(
     runs.csv is rewritten (atomically) as each run finishes; a failed run is a row with its error.
     ``resume`` keeps the finished runs of ``out/runs.csv`` (same settings) and runs only the rest;
     ``report_only`` rebuilds the table and figure from ``out/runs.csv``.
+
+    ``backend``: "local" (this machine: ``jobs`` worker processes) or "ray" (Ray Tune, one trial per
+    run, on the cluster ``RAY_ADDRESS`` names or a local Ray instance with ``jobs`` CPUs; needs the
+    ``ray`` extra). Both write the same runs.csv and table.
     """
     import gymnasium as gym
 
@@ -182,6 +189,14 @@ def compare(
             raise UsageError(f"--baselines {b!r} is not allowed; expected some of: {', '.join(METHODS)}")
     if seeds < 1 or max_evaluations < 1 or jobs < 1:
         raise UsageError("--seeds, --max-evaluations and --jobs must be >= 1")
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {backend!r} is not allowed; expected one of: {', '.join(BACKENDS)}")
+    if backend == "ray" and not report_only:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UsageError("--backend ray needs the ray extra: pip install -e \".[ray]\" (in its own virtual "
+                             "environment: RLlib pins its own gymnasium)") from None
     if final_finetune_steps is not None and (isinstance(final_finetune_steps, bool) or final_finetune_steps < 0):
         raise UsageError(f"--final-finetune-steps {final_finetune_steps!r} is not allowed; expected an integer >= 0")
     env_kwargs = dict(env_kwargs or {})
@@ -240,7 +255,12 @@ def compare(
             else:
                 print(f"{r['method']:>20} seed {r['seed']}: FAILED: {r['error']}", flush=True)
 
-        if jobs == 1:
+        if backend == "ray":
+            from agents.ray_backend import run_trials
+
+            run_trials(run_one, [{"kind": k, "method": m, "seed": s, "cfg": cfg} for k, m, s in work], out / "ray",
+                       num_cpus=jobs, on_record=finished)
+        elif jobs == 1:
             for kind, method, seed in work:
                 finished(run_one(kind, method, seed, cfg))
         else:
@@ -291,3 +311,44 @@ def compare(
     print(f"{len(runs)} runs ({failed} failed){'' if report_only else f' in {time.perf_counter() - start:.0f} s'}; "
           f"results in {out}/: results.md, summary.csv, runs.csv, compare.png")
     return {"runs": runs, "summary": rows, "table": table}
+
+
+def grid_cells(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a grid over environment arguments (``{"budget_fraction": [0.3, 0.5], ...}``)."""
+    import itertools
+
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"--grid {key}: expected a non-empty list of values (KEY=V1,V2,...), got {values!r}")
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def cell_name(cell: dict[str, Any]) -> str:
+    """A folder name for one grid cell: ``budget_fraction=0.3,hardware=bitfusion``."""
+    return ",".join(f"{k}={v}" for k, v in cell.items()).replace("/", "_") or "default"
+
+
+def compare_grid(grid: dict[str, list[Any]], out: str | os.PathLike[str] = "results/compare",
+                 env_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """``compare`` once per cell of a grid over environment arguments (budgets, profiles, tasks).
+
+    Each cell is a comparison of its own in ``out/<cell>/`` (resumable like any other); ``out/grid.md``
+    collects every cell's table, and a cell that fails as a whole (e.g. an infeasible budget) is
+    reported there without stopping the others.
+    """
+    from quant_envs._io import atomic_write_text
+
+    out = Path(out)
+    sections, results = [], {}
+    for cell in grid_cells(grid):
+        name = cell_name(cell)
+        print(f"== grid cell {name}", flush=True)
+        try:
+            results[name] = compare(out=out / name, env_kwargs={**(env_kwargs or {}), **cell}, **kwargs)
+            sections.append(f"## {name}\n\n{results[name]['table']}\n")
+        except UsageError as exc:
+            sections.append(f"## {name}\n\nnot run: {exc}\n")
+            print(f"grid cell {name}: not run: {exc}", flush=True)
+    atomic_write_text(out / "grid.md", "\n".join(sections))
+    return results

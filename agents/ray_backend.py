@@ -61,7 +61,7 @@ def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             record = {k: v for k, v in result.get("record", {}).items()}
             key = trial.config["key"]
-            record["status"] = "ok"
+            record.setdefault("status", "ok")  # a runner may report its own failure as a record
             atomic_write_json(out / "trials" / f"{key}.json", record)
             done[key] = record
             if on_record is not None:
@@ -71,7 +71,7 @@ def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out
             key = trial.config["key"]
             error = str(getattr(trial, "error_file", "") or "")
             message = _last_line(Path(error)) if error else "failed"
-            failed[key] = {**dict(todo)[key], "status": "failed", "error": message}
+            failed[key] = {**_plain_fields(dict(todo)[key]), "status": "failed", "error": message}
             if on_record is not None:
                 on_record(failed[key])
 
@@ -95,7 +95,13 @@ def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out
                                       verbose=0),
         )
         tuner.fit()
-    return [done.get(k) or failed.get(k) or {**t, "status": "failed", "error": "no result"} for k, t in zip(keys, trials)]
+    return [done.get(k) or failed.get(k) or {**_plain_fields(t), "status": "failed", "error": "no result"}
+            for k, t in zip(keys, trials)]
+
+
+def _plain_fields(trial: dict[str, Any]) -> dict[str, Any]:
+    """A trial's scalar fields (method, seed, ...): what a failure record can say about it."""
+    return {k: v for k, v in trial.items() if isinstance(v, (str, int, float, bool))}
 
 
 def _last_line(path: Path) -> str:

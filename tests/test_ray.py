@@ -78,3 +78,18 @@ def test_rllib_plain_ppo_on_a_box_environment() -> None:
 
     results = train_rllib("quant_envs/CVT1D-v0", iterations=1, seed=0)
     assert env_steps(results[-1]) >= 256
+
+
+def test_compare_on_ray_writes_the_same_records_as_local(tmp_path: Path) -> None:
+    """A two-trial Ray Tune study through train.py's compare: same runs.csv columns and values as locally."""
+    from agents.comparison import compare
+
+    kw = dict(env_id="quant_envs/MixedPrecision-v0", agents=[], baselines=["uniform", "greedy_std"], seeds=1,
+              max_evaluations=2, env_kwargs={"task": "digits-cnn", "finetune_steps": 0}, final_finetune_steps=0)
+    on_ray = compare(out=tmp_path / "ray", backend="ray", jobs=2, **kw)
+    local = compare(out=tmp_path / "local", **kw)
+    assert [r["status"] for r in on_ray["runs"]] == ["ok", "ok"]
+    for a, b in zip(on_ray["runs"], local["runs"]):
+        assert (a["method"], a["seed"], a["policy"]) == (b["method"], b["seed"], b["policy"])
+        assert a["final_test_accuracy"] == pytest.approx(b["final_test_accuracy"])
+    assert (tmp_path / "ray" / "runs.csv").read_text().splitlines()[0] == (tmp_path / "local" / "runs.csv").read_text().splitlines()[0]

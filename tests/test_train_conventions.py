@@ -113,3 +113,24 @@ def test_bad_convention_flags_are_one_line(tmp_path: Path) -> None:
 
 def test_env_id_for_the_evaluation_env_exists() -> None:
     assert gym.spec("quant_envs/MixedPrecision-v0").id == "quant_envs/MixedPrecision-v0"
+
+
+def test_compare_grid_runs_each_cell_and_reports_an_infeasible_one(tmp_path: Path) -> None:
+    out = tmp_path / "grid"
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "compare", "--env", "quant_envs/MixedPrecision-v0",
+                           "--env-kwargs", "task=digits-cnn", "finetune_steps=0", "--agents", "--baselines", "uniform",
+                           "--seeds", "1", "--max-evaluations", "2", "--final-finetune-steps", "0",
+                           "--grid", "budget_fraction=0.6,0.001", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "budget_fraction=0.6" / "runs.csv").is_file()
+    grid = (out / "grid.md").read_text()
+    assert "## budget_fraction=0.6\n\n| method" in grid  # the feasible cell's table
+    assert "## budget_fraction=0.001\n\nnot run:" in grid and "infeasible" in grid  # reported, not fatal
+
+
+def test_compare_backend_is_checked() -> None:
+    from agents.comparison import compare
+
+    with pytest.raises(UsageError, match="--backend 'dask' is not allowed; expected one of: local, ray"):
+        compare(env_id="quant_envs/MixedPrecision-v0", backend="dask")
