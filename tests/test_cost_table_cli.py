@@ -100,7 +100,7 @@ def test_torchscript_and_pickled_models_give_the_same_layers(tmp_path):
 
 
 def test_no_quantizable_layer_and_bad_input():
-    with pytest.raises(ValueError, match="no nn.Conv2d or nn.Linear"):
+    with pytest.raises(ValueError, match="no nn.Conv1d, nn.Conv2d or nn.Linear"):
         quantizable_layers(nn.Sequential(nn.ReLU()), torch.zeros(1, 3))
     with pytest.raises(TypeError, match="example_input"):
         quantizable_layers(_small_net(), [1, 2, 3])
