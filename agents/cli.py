@@ -84,6 +84,10 @@ def _yaml_n_envs(algo: str, env_id: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run ``train`` (default) or ``compare`` (first argument); user errors: one line, exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "validate":
+        from agents.validate import main as validate_main
+
+        return validate_main(argv[1:])
     try:
         if argv and argv[0] == "replay":
             a = replay_parser().parse_args(argv[1:])

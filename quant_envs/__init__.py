@@ -18,6 +18,7 @@ ENV_IDS: dict[str, str] = {
     # 1. hardware-aware mixed-precision quantization (the core problem)
     "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
     "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
+    "quant_envs/MixedPrecisionTable-v0": "quant_envs.mixed_precision.table_env:MixedPrecisionTableEnv",
     # 2. companding scalar quantizers
     "quant_envs/SplineCompander-v0": "quant_envs.compander.env:SplineCompanderEnv",
     "quant_envs/ScalarQuantizer-v0": "quant_envs.compander.env:ScalarQuantizerEnv",

@@ -103,6 +103,8 @@ class SearchResult:
 
 
 def _metric_cost(e: Evaluation) -> float:
+    if hasattr(e, "budget_cost"):  # a table's evaluation carries its own metrics' cost (e.g. BOPs)
+        return e.budget_cost
     return {"latency": e.latency_s, "energy": e.energy_j, "size": e.size_bytes}[e.budget_metric]
 
 

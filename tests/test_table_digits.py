@@ -1,0 +1,108 @@
+"""The exhaustive digits-cnn table: its entries re-evaluated live, and its environment against
+``MixedPrecision-v0``.
+
+Expected values come from the live environment: ``MixedPrecisionProblem`` retrains a sample of the
+table's policies with the table's recorded settings (finetune steps, retraining seed, task seed)
+and must give the same validation and test accuracy; ``MixedPrecision-v0`` on digits-cnn must show
+the same observations, masks, costs and rewards as the table environment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quant_envs.mixed_precision.make_table import evaluate_policy, policy_grid
+from quant_envs.mixed_precision.table import load_table
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_table("digits-cnn")
+
+
+@pytest.fixture(scope="module")
+def live(table):
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+
+    m = table.meta
+    return MixedPrecisionProblem(task=m["task"], bits=m["bits"], finetune_steps=m["finetune_steps"],
+                                 eval_seed=m["eval_seed"], task_kwargs={"seed": m["task_seed"]}, cache_size=0)
+
+
+def test_table_is_complete_with_its_provenance(table) -> None:
+    assert table.bits == (2, 3, 4, 5, 6, 7, 8) and table.num_units == 4
+    assert table.score.shape == (7,) * 4 and table.columns["test_accuracy"].shape == (7,) * 4
+    for key in ("generator", "command", "finetune_steps", "eval_seed", "task_seed", "torch", "created",
+                "float_accuracy_val", "float_accuracy_test", "hw_layer_shapes"):
+        assert key in table.meta, key
+    assert np.all((table.score >= 0) & (table.score <= 1))
+    # more bits help on average: the all-8-bit policy is above the all-2-bit one
+    assert table.score[(6,) * 4] > table.score[(0,) * 4]
+
+
+def _sample_matches(table, live, count: int, seed: int) -> None:
+    policies = policy_grid(table.bits, table.num_units)
+    rng = np.random.default_rng(seed)
+    for k in rng.choice(len(policies), size=count, replace=False):
+        val, test = evaluate_policy(live, policies[k])
+        assert val == pytest.approx(float(table.score.reshape(-1)[k]), abs=1e-9), policies[k]
+        assert test == pytest.approx(float(table.columns["test_accuracy"].reshape(-1)[k]), abs=1e-9), policies[k]
+        e = live.evaluate([(b, b) for b in policies[k]])  # the live environment's own path
+        assert e.accuracy == pytest.approx(val, abs=1e-12)
+
+
+def test_a_sample_of_entries_reevaluated_live(table, live) -> None:
+    _sample_matches(table, live, count=3, seed=0)
+
+
+@pytest.mark.slow
+def test_a_larger_sample_of_entries_reevaluated_live(table, live) -> None:
+    _sample_matches(table, live, count=40, seed=1)
+
+
+def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
+    from quant_envs.mixed_precision.env import MixedPrecisionEnv
+    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+
+    kw = {"hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.3}
+    env_t = MixedPrecisionTableEnv(table="digits-cnn", **kw)
+    env_l = MixedPrecisionEnv(task=live.task, finetune_steps=live.finetune_steps, eval_seed=live.eval_seed,
+                              share_problem=False, **kw)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        obs_t, _ = env_t.reset()
+        obs_l, _ = env_l.reset()
+        done = False
+        while not done:
+            np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(env_t.action_masks(), env_l.action_masks())
+            a = int(rng.choice(np.flatnonzero(env_t.action_masks())))
+            obs_t, r_t, done, _, info_t = env_t.step(a)
+            obs_l, r_l, _, _, info_l = env_l.step(a)
+        np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
+        assert r_t == pytest.approx(r_l, abs=1e-9)
+        for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used"):
+            assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
+        assert info_t["regret"] >= 0
+
+
+def test_generator_is_resumable_and_refuses_another_configuration(tmp_path, capsys, live) -> None:
+    from quant_envs.mixed_precision.make_table import main
+    from quant_envs.mixed_precision.table import load_npz
+
+    args = ["--task", "digits-cnn", "--bits", "2", "8", "--finetune-steps", "0", "--chunk", "5",
+            "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "t.npz")]
+    assert main([*args, "--limit", "10"]) == 0  # two chunks, no table yet
+    assert sorted(p.name for p in (tmp_path / "work").glob("chunk_*.npy")) == ["chunk_00000.npy", "chunk_00001.npy"]
+    assert not (tmp_path / "t.npz").exists()
+    capsys.readouterr()
+    assert main(args) == 0  # resumes: only the remaining 6 of the 2^4 policies are evaluated
+    assert "6 policies in" in capsys.readouterr().out
+    t = load_npz(tmp_path / "t.npz")
+    assert t.score.shape == (2,) * 4 and t.meta["finetune_steps"] == 0
+    # an entry against the live post-training evaluation of the same policy
+    val = live.evaluate([(8, 8), (2, 2), (8, 8), (2, 2)], finetune_steps=0).accuracy
+    assert float(t.score[1, 0, 1, 0]) == pytest.approx(val, abs=1e-12)
+    with pytest.raises(SystemExit):
+        main([*args[:-4], "--work-dir", str(tmp_path / "work"), "--eval-seed", "3", "--out", str(tmp_path / "u.npz")])
