@@ -23,6 +23,7 @@ import quant_envs
 FAST_KWARGS: dict[str, dict] = {
     "quant_envs/MixedPrecision-v0": {"task": "digits-cnn", "finetune_steps": 0},
     "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-cnn", "finetune_steps": 0},
+    "quant_envs/MixedPrecisionMultiHardware-v0": {"task": "digits-cnn", "finetune_steps": 0},
 }
 
 SECTIONS = (
