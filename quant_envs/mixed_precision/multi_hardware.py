@@ -76,7 +76,8 @@ def hardware_descriptor(accelerator: hw_sim.Accelerator, table: hw_sim.CostTable
     d[:, s["layer_cost"]] = np.clip(np.divide(cost, widest, out=np.ones_like(cost), where=widest > 0), 0.0, 1.0)
     batch = table.batch
     macs = _PEAK_LAYER.macs * batch
-    peak = [macs / accelerator.layer_cost(_PEAK_LAYER, w_bits=b, a_bits=b, batch=batch).compute_s for b in table.bits]
+    widths = np.asarray(table.bits)  # validated by the table; one vectorised evaluation for all widths
+    peak = macs / accelerator.evaluate([_PEAK_LAYER], widths, widths, batch)["compute_s"].reshape(-1)
     d[:, s["peak"]] = _unit(np.log10(peak), 9.0, 15.0)
     bound = np.asarray(table.memory_bound)[:, diag, diag]
     d[:, s["memory"]] = np.column_stack([
