@@ -180,3 +180,20 @@ def test_live_mode_matches_mixed_precision_v0() -> None:
         obs, r, done, _, info = env.step(a)
         r_obs, r_r, _, _, r_info = ref.step(a)
     assert (r, info["accuracy"], info["policy"]) == (r_r, r_info["accuracy"], r_info["policy"])
+
+
+def test_family_from_a_mapping() -> None:
+    """train.py's --env-kwargs gives YAML mappings: {'family': profile, ...} builds the same family."""
+    spec = {"family": "bitfusion", "arithmetic": ["bit-serial", "fixed-width"], "batch": [1, 4]}
+    e1 = make(hardware=[spec])
+    e2 = make(hardware=[hw_sim.AcceleratorFamily("bitfusion", arithmetic=("bit-serial", "fixed-width"),
+                                                  batch=(1, 4))])
+    for seed in (0, 1):
+        o1, r1, i1 = rollout(e1, seed)
+        o2, r2, i2 = rollout(e2, seed)
+        assert i1["hardware"] == i2["hardware"] and i1["hardware"].startswith("bitfusion~")
+        np.testing.assert_array_equal(o1, o2)
+    with pytest.raises(ValueError, match="family"):
+        make(hardware=[{"base": "bitfusion"}])
+    with pytest.raises(ValueError, match="colour"):
+        make(hardware=[{"family": "bitfusion", "colour": 1}])

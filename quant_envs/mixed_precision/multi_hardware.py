@@ -95,8 +95,23 @@ def hardware_descriptor(accelerator: hw_sim.Accelerator, table: hw_sim.CostTable
     return d.astype(np.float32)
 
 
+def _family_of(spec: dict[str, Any]) -> hw_sim.AcceleratorFamily:
+    """A family from a plain mapping (``--env-kwargs`` YAML): ``{"family": profile, **AcceleratorFamily kwargs}``."""
+    kw = dict(spec)
+    if "family" not in kw:
+        raise ValueError(f"hardware entry {spec!r} is not allowed; a mapping needs a 'family' key naming the base "
+                         f"profile, with optional frequency, bandwidth, buffer, arithmetic, batch")
+    base = kw.pop("family")
+    allowed = {"frequency", "bandwidth", "buffer", "arithmetic", "batch"}
+    if set(kw) - allowed:
+        raise ValueError(f"hardware entry {spec!r} is not allowed; unknown keys {sorted(set(kw) - allowed)}, "
+                         f"expected some of {sorted(allowed)}")
+    return hw_sim.AcceleratorFamily(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()})
+
+
 def _check_hardware(hardware: Any) -> list[hw_sim.Accelerator | hw_sim.AcceleratorFamily]:
-    items = [hardware] if isinstance(hardware, (str, hw_sim.Accelerator, hw_sim.AcceleratorFamily)) else hardware
+    single = (str, dict, hw_sim.Accelerator, hw_sim.AcceleratorFamily)
+    items = [hardware] if isinstance(hardware, single) else hardware
     try:
         items = list(items)
     except TypeError:
@@ -108,6 +123,8 @@ def _check_hardware(hardware: Any) -> list[hw_sim.Accelerator | hw_sim.Accelerat
     for h in items:
         if isinstance(h, hw_sim.AcceleratorFamily):
             out.append(h)
+        elif isinstance(h, dict):
+            out.append(_family_of(h))
         elif isinstance(h, (str, hw_sim.Accelerator)):
             acc = hw_sim.get_accelerator(h)
             hw_sim.arithmetic_kind(acc)  # a model, not a measured table: the descriptor needs its parameters
@@ -183,9 +200,10 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
 
     ## Arguments
 
-    * ``hardware``: a profile name, ``hw_sim.Accelerator``, ``hw_sim.AcceleratorFamily``, or a list
-      of them (default: the five ``hw_sim`` profiles). Measured tables are refused: the descriptor
-      needs the model's parameters.
+    * ``hardware``: a profile name, ``hw_sim.Accelerator``, ``hw_sim.AcceleratorFamily`` (or a
+      mapping ``{"family": profile, **its keyword arguments}``, as ``--env-kwargs`` YAML gives), or
+      a list of them (default: the five ``hw_sim`` profiles). Measured tables are refused: the
+      descriptor needs the model's parameters.
     * ``hardware_order``: "draw" (default) or "cycle".
     * ``table``: None (default: live retraining, ``MixedPrecision-v0``) or a table registered for
       ``MixedPrecisionTable-v0`` that records its layers' shapes (e.g. "digits-cnn"): its costs are
