@@ -187,6 +187,9 @@ def make_agent(name: str, env: Any, *, env_id: str | None = None, **overrides: A
     check_hyperparams(name, params)
     params.setdefault("device", "cpu")  # small MLPs: the CPU is faster than a GPU round trip
     policy = params.pop("policy", "MlpPolicy")
+    if isinstance(policy, str) and ":" in policy:  # "module:Class", e.g. agents.cvt_policy:PerGeneratorPolicy
+        module, attr = policy.split(":", 1)
+        policy = getattr(__import__(module, fromlist=[attr]), attr)
     check_compatible(name, getattr(env, "action_space", None))
     try:
         return cls(policy, env, **params)

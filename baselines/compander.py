@@ -44,11 +44,11 @@ from quant_envs.compander.compressor import (
     MuLawCompressor,
     OptimalCompressor,
     compander_distortion,
-    compander_mse,
     optimal_support,
     panter_dite_distortion,
 )
 from quant_envs.compander.lloyd import solve_lloyd_max
+from quant_envs.compander.objective import evaluate_spline
 from quant_envs.compander.quantizer import (
     VARIANCE_DB_LIMIT,
     Distortion,
@@ -267,8 +267,6 @@ def panter_dite_sqnr_db(source: str | Source, levels: int) -> float:
 
 # ---- the spline compander -----------------------------------------------------------------------
 
-_INFEASIBLE = 1.0  # distortion charged to a non-monotone spline: SQNR 0 dB, worse than any design
-
 
 def spline_compander(
     source: str | Source,
@@ -343,10 +341,8 @@ def spline_compander(
     def dist_at(t: np.ndarray) -> float:
         nonlocal evals
         evals += 1
-        spline = fit_spline_compressor(target, t, degree=degree, fit=fit)
-        if not spline.is_monotone:
-            return _INFEASIBLE
-        return compander_mse(src, spline, n)
+        # The cliff rule: a non-increasing spline is infeasible and scores below any design.
+        return evaluate_spline(src, target, t, n, degree=degree, fit=fit, penalty="cliff").distortion
 
     best_t, best_d = start, dist_at(start)
     unoptimized = best_d
@@ -503,6 +499,50 @@ def plot_dynamic_range(
     return path
 
 
+#: Largest --segments: the solver's own limit (beyond it the spline equals the optimal compander
+#: to 1e-5 dB while the Nelder-Mead search over L - 1 thresholds only grows).
+MAX_CLI_SEGMENTS = 64
+#: Largest --levels / --figure-levels (exact distortion is O(N); 2^16 levels is 96 dB of SQNR).
+MAX_CLI_LEVELS = 2**16
+
+
+def writable_directory_problem(flag: str, path: str) -> str | None:
+    """Why ``path`` cannot be the output directory (None if it can): checked before any work.
+
+    Creates the directory (as the run would) and writes and removes a probe file in it, so a
+    read-only filesystem, a path under a file or a full disk is found now rather than at the end.
+    """
+    import tempfile
+
+    if not path or not path.strip():
+        return f"{flag} {path!r} is not allowed; expected a directory path"
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        return f"{flag} {path!r} is not allowed; it is an existing file, expected a directory"
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        return f"{flag} {path!r} is not writable: {exc.strerror or exc}"
+    return None
+
+
+def _check_arguments(args: argparse.Namespace) -> str | None:
+    """The first bad command-line value as one line naming the flag, or None."""
+    bad = [n for n in args.levels if not 2 <= n <= MAX_CLI_LEVELS]
+    if bad:
+        return f"--levels {bad[0]} is not allowed; expected every N in [2, {MAX_CLI_LEVELS}]"
+    if args.figure_levels is not None and not 2 <= args.figure_levels <= MAX_CLI_LEVELS:
+        return f"--figure-levels {args.figure_levels} is not allowed; expected an integer in [2, {MAX_CLI_LEVELS}]"
+    if not 1 <= args.segments <= MAX_CLI_SEGMENTS:
+        return f"--segments {args.segments} is not allowed; expected an integer in [1, {MAX_CLI_SEGMENTS}]"
+    if not all(np.isfinite(v) and abs(v) <= VARIANCE_DB_LIMIT for v in args.variance_db):
+        return (f"--variance-db {args.variance_db} is not allowed; expected finite values in "
+                f"[-{VARIANCE_DB_LIMIT:g}, {VARIANCE_DB_LIMIT:g}] dB")
+    return writable_directory_problem("--out", args.out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m baselines.compander",
@@ -510,19 +550,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--source", default="both", choices=[*available_sources(), "both"])
     parser.add_argument("--levels", type=int, nargs="+", default=[8, 16, 32, 64, 128], help="numbers of output levels N")
-    parser.add_argument("--segments", type=int, default=2, help="spline segments on [0, x_max] (paper: 2)")
+    parser.add_argument("--segments", type=int, default=2, help=f"spline segments on [0, x_max], 1..{MAX_CLI_SEGMENTS} (paper: 2)")
     parser.add_argument("--figure-levels", type=int, default=None, help="N of the SQNR-vs-variance figure (default: middle of --levels)")
     parser.add_argument("--variance-db", type=float, nargs=2, default=[-30.0, 20.0], metavar=("LOW", "HIGH"))
-    parser.add_argument("--out", type=Path, default=Path("results/compander"), help="directory for CSV tables and the figure")
+    parser.add_argument("--out", default="results/compander", help="directory for CSV tables and the figure")
     args = parser.parse_args(argv)
-    if any(n < 2 for n in args.levels):
-        parser.error(f"--levels {args.levels} is not allowed; every N must be >= 2")
+    problem = _check_arguments(args)
+    if problem is not None:  # one line, exit status 2, before any work
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
+    args.out = Path(args.out)
+    try:
+        return _run(args)
+    except OSError as exc:  # e.g. the disk filled up while writing: one line, not a traceback
+        print(f"{parser.prog}: error: --out {str(args.out)!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     sources = ["gaussian", "laplacian"] if args.source == "both" else [args.source]
     fig_n = args.figure_levels or sorted(args.levels)[len(args.levels) // 2]
-    if fig_n < 2:
-        parser.error("--figure-levels must be >= 2")
-    if not all(abs(v) <= VARIANCE_DB_LIMIT for v in args.variance_db):
-        parser.error(f"--variance-db {args.variance_db} is not allowed; expected values in [-{VARIANCE_DB_LIMIT:g}, {VARIANCE_DB_LIMIT:g}] dB")
     variance_db = np.linspace(args.variance_db[0], args.variance_db[1], 201)
     curves: dict[str, dict[str, QuantizerResult]] = {}
     for name in sources:

@@ -1,7 +1,8 @@
-"""CVT benchmark: MG/Opt multigrid scaling in k, and its work against Lloyd's at k = 1024 (1-D).
+"""CVT benchmark: MG/Opt multigrid scaling in k (1-D and 2-D), against Lloyd and L-BFGS.
 
     python benchmarks/bench_cvt.py            # k = 64 ... 4096, Lloyd capped at 120 s
     python benchmarks/bench_cvt.py --quick    # k = 64 ... 1024, Lloyd capped at 20 s
+    python benchmarks/bench_cvt.py --only-2d  # just the 2-D part (issue 14)
 
 Targets (issue 6), printed beside the measured values:
 
@@ -16,7 +17,14 @@ Targets (issue 6), printed beside the measured values:
   so it runs to a cap; the ratio at the cap is a lower bound, and the run's own asymptotic rate
   extrapolates how much more work Lloyd would need (shown as an estimate).
 
-All runs use density "linear" on [0, 1] and the same seeded uniform starting generators.
+All 1-D runs use density "linear" on [0, 1] and the same seeded uniform starting generators.
+
+2-D targets (issue 14), unit square, densities "linear" and "gaussian", tol 1e-8, seed 0:
+
+* multigrid V-cycles independent of k: spread (largest - smallest count) <= 2 over k = 64..4096;
+* multigrid CPU time at k = 1024 <= 3 s and at k = 4096 <= 15 s (one process, one thread);
+* L-BFGS and Lloyd (capped) measured in the same run from the same start, their CPU time printed
+  beside multigrid's (ratio L-BFGS / multigrid > 1 means multigrid is faster).
 """
 
 from __future__ import annotations
@@ -47,12 +55,57 @@ def lloyd_extrapolated_work(res) -> float:
     return res.work + max(more, 0.0)
 
 
+def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap_s: float) -> list[str]:
+    """2-D multigrid over k for two densities, L-BFGS and Lloyd beside it; returns table rows."""
+    tol = 1e-8
+    table = []
+    for density in ("linear", "gaussian"):
+        print(f"\nMG/Opt multigrid, 2-D unit square, density '{density}', tol 1e-8")
+        print(f"{'k':>6} {'V-cycles':>9} {'work':>6} {'coarse work':>12} {'CPU time (s)':>13} | "
+              f"{'L-BFGS CPU (s)':>15} {'Lloyd CPU (s), rel. grad.':>27}")
+        cycles, cpu = {}, {}
+        for k in ks:
+            problem = CVTProblem(k, density, "unit-square")
+            mg = solve(problem, "multigrid", tol=tol, seed=0)
+            cycles[k], cpu[k] = (mg.iterations if mg.converged else math.inf), mg.cpu_time_s
+            extra = ""
+            if k in compare_ks:
+                lb = solve(problem, "lbfgs", tol=tol, seed=0, max_time_s=lbfgs_cap_s)
+                ll = solve(problem, "lloyd", tol=tol, seed=0, max_iter=10**7, max_time_s=lloyd_cap_s)
+                lb_text = f"{lb.cpu_time_s:.2f}" + ("" if lb.converged else f" (cap, {lb.rel_grad_norm:.0e})")
+                ll_text = f"{ll.cpu_time_s:.2f}, {ll.rel_grad_norm:.0e}" + ("" if ll.converged else " (cap)")
+                extra = f"{lb_text:>15} {ll_text:>27}"
+                table.append(f"| 2-D {density} k = {k}: CPU time L-BFGS / multigrid | > 1 | "
+                             f"{lb.cpu_time_s / mg.cpu_time_s:.2f} ({lb.cpu_time_s:.2f} s / {mg.cpu_time_s:.2f} s"
+                             f"{'' if lb.converged else ', L-BFGS capped'}) | {'yes' if lb.cpu_time_s > mg.cpu_time_s else 'no'} |")
+            flag = "" if mg.converged else f"  NOT CONVERGED: {mg.message}"
+            print(f"{k:>6} {mg.iterations:>9} {mg.work:>6} {mg.coarse_work:>12.1f} {mg.cpu_time_s:>13.2f} | {extra}{flag}")
+        spread = max(cycles.values()) - min(cycles.values())
+        table.append(f"| 2-D {density}: V-cycles over k = {ks[0]}..{ks[-1]} | spread <= 2 | "
+                     f"{min(cycles.values())}..{max(cycles.values())} (spread {spread}) | {'yes' if spread <= 2 else 'no'} |")
+        for k, limit in ((1024, 3.0), (4096, 15.0)):
+            if k in cpu:
+                table.append(f"| 2-D {density}: multigrid CPU time at k = {k} | <= {limit:g} s | {cpu[k]:.2f} s | "
+                             f"{'yes' if cpu[k] <= limit else 'no'} |")
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="k up to 1024 and a 20 s Lloyd cap")
+    parser.add_argument("--only-2d", action="store_true", help="only the 2-D part")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats per k (best is kept)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats={args.repeats} is not allowed; expected an integer >= 1")
     ks = [64, 128, 256, 512, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096]
+    compare = [1024] if args.quick else [1024, 4096]
+    table_2d = bench_2d(ks, compare, 20.0 if args.quick else 60.0, 60.0 if args.quick else 300.0)
+    if args.only_2d:
+        print("\n| quantity | target | measured | met |")
+        print("|---|---|---|---|")
+        print("\n".join(table_2d))
+        return 0
     lloyd_cap_s = 20.0 if args.quick else 120.0
     tol = 1e-8
 
@@ -90,13 +143,6 @@ def main() -> int:
                       f"evaluations, ~{est / mg_work:.1e}x")
     print(f"  multigrid work {mg_work:.0f} evaluations (fine + coarse equivalents); Lloyd work {lloyd.work}")
 
-    print("\n2-D information (no target): density 'linear' on the unit square, k = 256")
-    p2 = CVTProblem(256, "linear", "unit-square")
-    for method in ("lbfgs", "multigrid"):
-        r = solve(p2, method, tol=tol, seed=0, max_time_s=120)
-        print(f"  {method:9s} converged={r.converged} iterations={r.iterations} work={r.work} "
-              f"coarse={r.coarse_work:.0f} CPU time={r.cpu_time_s:.2f} s")
-
     print("\n| quantity | target | measured | met |")
     print("|---|---|---|---|")
     print(f"| multigrid V-cycles over k = {ks[0]}..{ks[-1]} | roughly constant (spread <= 2) | "
@@ -104,6 +150,7 @@ def main() -> int:
     print(f"| multigrid time exponent, all k | <= 1.15 | {slope_all:.2f} | {'yes' if slope_all <= 1.15 else 'no'} |")
     print(f"| multigrid time exponent, k >= 256 | <= 1.15 | {slope_big:.2f} | {'yes' if slope_big <= 1.15 else 'no'} |")
     print(f"| work Lloyd / multigrid at k = 1024 | >= 10x | {ratio_text} | {'yes' if ratio_low >= 10 else 'no'} |")
+    print("\n".join(table_2d))
     return 0
 
 

@@ -595,6 +595,7 @@ class BitFusionAccelerator(Accelerator):
                         # simulator breaks ties by energy)
                         better = (cyc < best[0]) | ((cyc == best[0]) & (traffic < best[2]))
                         best = tuple(np.where(better, c, b) for c, b in zip((cyc, comp, traffic), best))
+        assert best is not None  # the loops above run at least once
         _, best_compute, best_traffic = best
         return passes * best_compute, passes * best_traffic
 

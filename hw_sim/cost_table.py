@@ -9,7 +9,7 @@ under a set of allowed widths, and the cheapest cost to complete a policy from a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -187,7 +187,7 @@ class CostTable:
             self._raise_bad_policy(w_bits, a_bits, by_index)
         return vals
 
-    def _raise_bad_policy(self, w, a, by_index: bool) -> None:
+    def _raise_bad_policy(self, w, a, by_index: bool) -> NoReturn:
         names = ("w_index", "a_index") if by_index else ("w_bits", "a_bits")
         if a is None and not by_index:
             arr = np.asarray(w)
@@ -222,6 +222,7 @@ class CostTable:
         table = self._by_metric.get(metric)
         if table is None:
             check_choice("metric", metric, METRICS)
+            raise AssertionError(metric)  # unreachable: check_choice raised (a known metric has a table)
         wi, ai = self._bit_indices(w_bits, a_bits)
         return float(self._gather(table, wi, ai, w_bits, a_bits, False).dot(self._ones))
 
@@ -241,6 +242,7 @@ class CostTable:
         table = self._by_metric.get(metric)
         if table is None:
             check_choice("metric", metric, METRICS)
+            raise AssertionError(metric)  # unreachable: check_choice raised (a known metric has a table)
         try:  # the common case inline: one gather, one dot product
             vals = table[self._rows, w_index, a_index]
             if vals.shape == self._ones.shape:

@@ -23,12 +23,17 @@ ENV_IDS: dict[str, str] = {
     # 2. companding scalar quantizers
     "quant_envs/SplineCompander-v0": "quant_envs.compander.env:SplineCompanderEnv",
     "quant_envs/ScalarQuantizer-v0": "quant_envs.compander.env:ScalarQuantizerEnv",
+    "quant_envs/SplineCompander-v1": "quant_envs.compander.env:SplineCompanderV1Env",
     # 3. quantized federated edge learning
     "quant_envs/FeelAllocation-v0": "quant_envs.feel.env:FeelAllocationEnv",
     "quant_envs/FeelTraining-v0": "quant_envs.feel.env:FeelTrainingEnv",
+    "quant_envs/FeelAllocation-v1": "quant_envs.feel.env:FeelAllocationV1Env",
+    "quant_envs/FeelTraining-v1": "quant_envs.feel.env:FeelTrainingV1Env",
     # 4. centroidal Voronoi tessellations
     "quant_envs/CVT1D-v0": "quant_envs.cvt.env:CVT1DEnv",
     "quant_envs/CVT2D-v0": "quant_envs.cvt.env:CVT2DEnv",
+    "quant_envs/CVT1D-v1": "quant_envs.cvt.env_v1:CVT1DEnvV1",
+    "quant_envs/CVT2D-v1": "quant_envs.cvt.env_v1:CVT2DEnvV1",
 }
 
 

@@ -141,7 +141,7 @@ def test_env_bad_actions_named_before_the_state_moves(make) -> None:
     obs, _, _, _, info = env.step(np.zeros(n, dtype=np.float32))
     assert info["step"] == 1
     np.testing.assert_array_equal(obs[:n], obs0[:n])  # zero move keeps the thresholds
-    with pytest.raises(ValueError, match="random_start='no'"):
+    with pytest.raises(TypeError, match="random_start='no'"):  # a string is never a bool
         SplineCompanderEnv(random_start="no")
-    with pytest.raises(ValueError, match="normalize_reward=2"):
+    with pytest.raises(TypeError, match="normalize_reward=2"):  # nor a number
         ScalarQuantizerEnv(normalize_reward=2)

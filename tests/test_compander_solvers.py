@@ -251,8 +251,7 @@ def test_solver_bad_input() -> None:
         spline_compander("gaussian", 8, optimize_thresholds="no")
     with pytest.raises(ValueError, match="seed=-1"):
         spline_compander("gaussian", 8, segments=3, seed=-1)
-    with pytest.raises(SystemExit):
-        main(["--variance-db", "-1000", "0"])
+    assert main(["--variance-db", "-1000", "0"]) == 2  # one line on stderr, exit status 2
     with pytest.raises(ValueError, match="mu"):
         mu_law("gaussian", 8, mu=-1.0)
     with pytest.raises(ValueError, match="support"):
@@ -275,6 +274,5 @@ def test_command_line_prints_table_and_writes_files(tmp_path, capsys) -> None:
     assert len(csv) == 3 and csv[0].startswith("N,Lloyd-Max [dB]")
     png = tmp_path / "sqnr_vs_variance_N8.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(SystemExit):
-        main(["--levels", "1", "--out", str(tmp_path)])
+    assert main(["--levels", "1", "--out", str(tmp_path)]) == 2  # refused with one line, exit status 2
     assert math.isfinite(float(csv[1].split(",")[1]))

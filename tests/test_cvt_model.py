@@ -202,3 +202,64 @@ def test_bad_generators() -> None:
         p.gradient(np.full((3, 2), np.nan))
     with pytest.raises(ValueError, match="1-D"):
         CVTProblem(3).cell_polygons(np.zeros(3))
+
+
+@pytest.mark.parametrize("degree", [2, 4])
+def test_low_degree_triangle_rules_are_exact(degree: int) -> None:
+    # Exact monomial integrals on the reference triangle: int x^a y^b = a! b! / (a + b + 2)!.
+    bary, w = triangle_rule(0, degree)
+    x, y = bary[:, 1], bary[:, 2]
+    for a in range(degree + 1):
+        for b in range(degree + 1 - a):
+            exact = math.factorial(a) * math.factorial(b) / math.factorial(a + b + 2)
+            assert 0.5 * np.sum(w * x**a * y**b) == pytest.approx(exact, rel=1e-13, abs=1e-16)
+    assert np.all(w > 0) and np.all(bary > 0)  # positive weights, interior points
+
+
+@pytest.mark.parametrize(("density", "domain"), [("linear", "unit-square"),
+                                                 ("gaussian", [(0, 0), (2, 0), (1.5, 1), (0.2, 1.2)])])
+def test_delaunay_cells_agree_with_clipping_every_cell(density, domain) -> None:
+    # The fast path (circumcentres of the Delaunay fan for interior cells) against the reference
+    # path that clips the domain polygon by every neighbour's half-plane, for all cells.
+    from quant_envs.cvt import cells2d
+
+    p = CVTProblem(300, density, domain)
+    z = p.random_generators(3)
+    fast = cells2d.clip_cells(z, p.domain)
+    slow = cells2d._clipped_cells(fast.points, fast.owner, cells2d.neighbour_pairs(fast.points), p.domain,
+                                  np.arange(len(fast.points)))
+    a, b = cells2d.cell_integrals(fast, p.density), cells2d.cell_integrals(slow, p.density)
+    # Same polygons, but their vertices start at different corners, so the fan triangles (and,
+    # for the non-polynomial density, the quadrature error) differ: ~1e-8 for these random,
+    # large cells; the polynomial density agrees to rounding.
+    rtol = 1e-12 if density == "linear" else 1e-6
+    np.testing.assert_allclose(a.mass, b.mass, rtol=rtol, atol=1e-15)
+    np.testing.assert_allclose(a.first, b.first, rtol=rtol, atol=rtol * np.abs(b.first).max())
+    ha, hb = cells2d.hessian_2d(fast, a, p.density, 300), cells2d.hessian_2d(slow, b, p.density, 300)
+    assert abs(ha - hb).max() <= rtol * abs(hb).max()
+    assert np.sum(fast.count > 0) == 300
+
+
+def test_polynomial_density_quadrature_matches_the_degree_8_rule() -> None:
+    # The linear 2-D density uses the degree-4 rule; dropping its degree forces the degree-8 one.
+    from quant_envs.cvt.density import Density
+
+    p = CVTProblem(50, "linear", "unit-square")
+    z = p.random_generators(0)
+    ev = p.evaluate(z)
+    d8 = Density(p.density.fn, 2, "linear-as-callable")  # degree None: degree-8 rule
+    ev8 = CVTProblem(50, d8, "unit-square").evaluate(z)
+    assert ev.energy == pytest.approx(ev8.energy, rel=1e-13)
+    np.testing.assert_allclose(ev.gradient, ev8.gradient, rtol=1e-11, atol=1e-17)
+
+
+@pytest.mark.parametrize(("domain", "error", "match"), [
+    ((0, 1e-300), ValueError, r"domain=\(0\.0, 1e-300\).*extent"),
+    ((0, 1e101), ValueError, "extent"),
+    ((1e12, 1e12 + 1e-4), ValueError, "largest coordinate"),
+    (("0", 1), TypeError, "domain\\[0\\]='0'"),
+    ([(0, 0), (1e-120, 0), (0, 1e-120)], ValueError, "extent"),
+])
+def test_domains_that_cannot_be_computed_on_are_rejected(domain, error, match) -> None:
+    with pytest.raises(error, match=match):
+        CVTProblem(4, "uniform", domain)

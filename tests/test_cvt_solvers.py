@@ -168,3 +168,29 @@ def test_bad_solver_arguments(args, kwargs, error, match) -> None:
 def test_mg_options_validate() -> None:
     with pytest.raises(ValueError, match="coarse_start='fine'"):
         MGOptions(coarse_start="fine")
+
+
+def test_2d_multigrid_nested_and_given_starts() -> None:
+    # 2-D default: full-multigrid start (the refined coarse CVT); start="given" cycles from z0.
+    # Both must satisfy the same stopping rule relative to ||grad E(z0)||.
+    problem = CVTProblem(64, "linear", "unit-square")
+    z0 = problem.random_generators(5)
+    g0 = np.linalg.norm(problem.gradient(z0))
+    for start in ("nested", "given"):
+        res = solve(problem, "multigrid", tol=1e-8, z0=z0, start=start)
+        assert res.converged, (start, res.message)
+        assert res.grad_norms[0] == pytest.approx(g0, rel=1e-14)
+        assert np.linalg.norm(problem.gradient(res.generators)) <= 1e-8 * g0
+    with pytest.raises(ValueError, match="start='sometimes'"):
+        MGOptions(start="sometimes")
+
+
+def test_nested_refinement_has_k_points_inside_the_domain() -> None:
+    from baselines.cvt.multigrid import _refine
+
+    for k in (37, 64, 250):
+        problem = CVTProblem(k, "gaussian", [(0, 0), (2, 0), (1.5, 1), (0.2, 1.2)])
+        coarse = CVTProblem(max(k // 4, 3), "gaussian", problem.domain).random_generators(0)
+        z = _refine(coarse, problem)
+        assert z.shape == (k, 2) and np.all(problem.domain.contains(z, tol=1e-12))
+        assert len(np.unique(np.round(z, 12), axis=0)) == k  # no repeated generators

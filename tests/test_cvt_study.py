@@ -31,3 +31,30 @@ def test_study_command_line_rejects_unknown_command(capsys) -> None:
         main(["plot"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--tol", "0"], "--tol=0.0"),
+    (["--tol", "-1"], "--tol=-1.0"),
+    (["--tol", "nan"], "--tol=nan"),
+    (["--density", "nope"], "--density='nope'"),
+    (["--seed", "-1"], "--seed=-1"),
+    (["--max-time", "0"], "--max-time=0.0"),
+    (["--lloyd-max-iter", "0"], "--lloyd-max-iter=0"),
+])
+def test_study_rejects_bad_arguments_in_one_line(args, match, tmp_path, capsys) -> None:
+    assert main(["study", "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "convergence.csv").exists()  # no work was done
+
+
+def test_study_rejects_unusable_output_paths_before_work(tmp_path, capsys) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    assert main(["study", "--out", str(afile)]) == 2
+    assert "existing file" in capsys.readouterr().err
+    assert main(["study", "--out", str(afile / "below")]) == 2  # a path under a file
+    assert "not a writable directory" in capsys.readouterr().err
+    assert main(["study", "--out", "/proc/quant-envs-test"]) == 2  # not creatable, even for root
+    assert "not a writable directory" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
     from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
 
-    kw = {"hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.3}
+    kw = {"hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.85}  # feasible from 0.78 on hw_sim's validated Bit Fusion
     env_t = MixedPrecisionTableEnv(table="digits-cnn", **kw)
     env_l = MixedPrecisionEnv(task=live.task, finetune_steps=live.finetune_steps, eval_seed=live.eval_seed,
                               share_problem=False, **kw)

@@ -41,6 +41,18 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   Within V-cycles, where coarse problems are only smoothed, restriction also works
   (``coarse_start="restrict"``, groups by heavy-edge matching): at k = 1024 (two seeds) it took
   508 fine-evaluation equivalents in all against 470 for the references.
+* Start (``start``): 1-D cycles from the given z0 (``"given"``). 2-D default ``"nested"``
+  (full multigrid, issue 14): z0 seeds the coarsest level (its first k_L points) and sets the
+  reference gradient norm of the stopping rule; the coarse reference CVTs are computed by nested
+  iteration as above, and the fine level starts from the level-1 reference refined by
+  :func:`_refine` (coarse points plus the midpoints of their Delaunay edges, pushed towards the
+  boundary, count matched through cell masses), if that start has lower energy than z0.
+  Measured (linear density, seed 0, tol 1e-8, 2 shared cores): V-cycles 9, 6, 16, 11, 22, 24,
+  23 for k = 64 ... 4096 (from z0: 8, 18, 29 for k = 64, 256, 1024), so the count still grows
+  with k: even from the nested start, exact Newton needs 29 iterations at k = 256 and 121 at
+  k = 1024, most of them at a relative gradient of 1e-2 ... 1e-3 where the Hessian is
+  indefinite and generators rearrange (defects near the boundary migrate). Multigrid's cost
+  there is that of a few Newton steps per cycle; its cycle count is not k-independent in 2-D.
 * Smoother: truncated Newton (Nash): the exact sparse CVT Hessian assembled once per iteration
   (counted as one evaluation), preconditioned CG capped at ``max_cg`` iterations or residual
   ``eta`` ||g||, stopped at negative curvature; diagonal preconditioner 2 m_i (Lloyd's
@@ -73,6 +85,7 @@ from baselines.cvt._core import (
 from baselines.cvt.transfer import PROLONGATIONS, _linear_1d, _linear_2d, build_transfer
 from quant_envs._checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
+from quant_envs.cvt.cells2d import neighbour_pairs
 
 
 @dataclass
@@ -93,6 +106,7 @@ class MGOptions:
     reference_cycles: int = 30
     smoother: str = "tn"  # "tn" (truncated Newton) or "lbfgs" (memory kept per level)
     memory: int = 10
+    start: str | None = None  # "given" (z0) or "nested" (refined coarse CVT); None: given in 1-D, nested in 2-D
 
     def __post_init__(self) -> None:
         if self.nu1 is not None:
@@ -115,6 +129,8 @@ class MGOptions:
         check_int("reference_cycles", self.reference_cycles, min_value=1)
         check_choice("smoother", self.smoother, SMOOTHERS)
         check_int("memory", self.memory, min_value=1)
+        if self.start is not None:
+            check_choice("start", self.start, STARTS)
 
     def resolved(self, dim: int) -> MGOptions:
         """A copy with every None replaced by the default for ``dim``."""
@@ -126,10 +142,11 @@ class MGOptions:
 
 
 COARSE_STARTS = ("restrict", "reference")
+STARTS = ("given", "nested")
 #: Per-dimension defaults (tuned on the linear density, see the module docstring).
 DEFAULTS = {
-    1: {"nu1": 1, "nu2": 1, "max_cg": 10, "eta": 0.1, "coarse_start": "restrict"},
-    2: {"nu1": 2, "nu2": 2, "max_cg": 50, "eta": 0.01, "coarse_start": "reference"},
+    1: {"nu1": 1, "nu2": 1, "max_cg": 10, "eta": 0.1, "coarse_start": "restrict", "start": "given"},
+    2: {"nu1": 2, "nu2": 2, "max_cg": 50, "eta": 0.01, "coarse_start": "reference", "start": "nested"},
 }
 SMOOTHERS = ("tn", "lbfgs")
 
@@ -137,8 +154,9 @@ SMOOTHERS = ("tn", "lbfgs")
 class MGOpt:
     """The MG/Opt V-cycle on a CVT problem (the finest level is ``problem``)."""
 
-    def __init__(self, problem: CVTProblem, options: MGOptions) -> None:
+    def __init__(self, problem: CVTProblem, options: MGOptions, seed_points: np.ndarray | None = None) -> None:
         self.fine = problem
+        self.seed_points = seed_points  # the coarsest reference starts from the first of these
         self.opt = options = options.resolved(problem.dim)
         self.mode = options.coarse_start
         self._problems: dict[int, CVTProblem] = {problem.k: problem}
@@ -198,7 +216,11 @@ class MGOpt:
             problem = self._problem(self.sizes[level])
             obj = Objective(problem)
             if level == len(self.sizes) - 1:
-                start = obj.at(problem.random_generators(np.random.default_rng(0)))
+                if self.seed_points is not None and len(self.seed_points) >= problem.k:
+                    seeds = problem.domain.clip(self.seed_points[: problem.k])
+                else:
+                    seeds = problem.random_generators(np.random.default_rng(0))
+                start = obj.at(seeds)
                 self._refs[level] = self._solve_coarsest(obj, start, 1e-10)
             else:
                 below = self._reference(level + 1).z
@@ -210,6 +232,12 @@ class MGOpt:
                     p = self.cycle(p, level, obj)
                 self._refs[level] = p
         return self._refs[level]
+
+    def nested_start(self) -> np.ndarray | None:
+        """Full-multigrid start: the reference CVT one level down, every generator split into 2^d."""
+        if len(self.sizes) < 2:
+            return None
+        return _refine(self._reference(1).z, self.fine)
 
     # ------------------------------------------------------------------ the V-cycle
     def cycle(self, p: Point, level: int = 0, obj: Objective | None = None, stop_below: float = 0.0) -> Point:
@@ -265,14 +293,50 @@ def interpolation(z: np.ndarray, nodes: np.ndarray, problem: CVTProblem):
 
 
 def _refine(coarse: np.ndarray, problem: CVTProblem) -> np.ndarray:
-    """k generators around the coarse ones: each split into 2^d children a quarter-spacing apart."""
+    """k generators around the coarse ones (the nested-iteration prolongation of positions).
+
+    1-D: every coarse generator split into two, a quarter-spacing apart. 2-D: the coarse
+    generators and the midpoints of their Delaunay edges (of a hexagonal lattice this is the
+    lattice of half the spacing, four times the points), with mirror images across the domain's
+    edges so that boundary generators get children towards the boundary; then points are removed
+    (closest pairs first) or added (midpoints of the longest edges) until there are exactly k.
+    """
     k, dim = problem.k, problem.dim
+    if dim == 2:
+        return _refine_2d(coarse, problem)
     h = 0.25 * (problem.domain.size / max(len(coarse), 1)) ** (1.0 / dim)
-    if dim == 1:
-        kids = (coarse[:, None] + np.array([-h, h])[None, :]).ravel()
-    else:
-        off = np.array([[-h, -h], [h, -h], [-h, h], [h, h]])
-        kids = (coarse[:, None, :] + off[None, :, :]).reshape(-1, 2)
+    kids = (coarse[:, None] + np.array([-h, h])[None, :]).ravel()
     if len(kids) < k:  # rounding of level sizes: top up with the coarse points themselves
         kids = np.concatenate([kids, coarse[: k - len(kids)]])
     return problem.domain.clip(kids[:k])
+
+
+def _refine_2d(coarse: np.ndarray, problem: CVTProblem) -> np.ndarray:
+    k, kc = problem.k, len(coarse)
+    dom = problem.domain
+    if kc < 3:
+        rng = np.random.default_rng(0)
+        return np.concatenate([coarse, dom.sample(rng, max(k - kc, 0))])[:k]
+    pairs = neighbour_pairs(coarse)
+    cand = np.concatenate([coarse, 0.5 * (coarse[pairs[:, 0]] + coarse[pairs[:, 1]])])
+    # The outer row of a CVT sits half a spacing from the boundary: h_c / 2 for the coarse
+    # points, h_c / 4 for the fine ones. Push points near each edge outwards by up to h_c / 4,
+    # fading out over two coarse spacings, so that no boundary layer is left empty.
+    hc = (dom.size / kc) ** 0.5
+    dist = dom.offsets[None, :] - cand @ dom.normals.T  # (n, edges), >= 0 inside
+    push = 0.25 * hc * np.clip(1.0 - (dist - 0.5 * hc) / (1.5 * hc), 0.0, 1.0)
+    cand = dom.clip(cand + push @ dom.normals)
+    # Match the count through the cell masses: split the heaviest cells (a new point mirrored
+    # through the cell's centroid), or drop the generators of the lightest cells.
+    while len(cand) != k:
+        ev = problem.with_k(len(cand)).evaluate(cand)
+        if len(cand) > k:
+            cand = np.delete(cand, np.argsort(ev.masses, kind="stable")[: len(cand) - k], axis=0)
+            continue
+        n_add = min(k - len(cand), len(cand))
+        heavy = np.argsort(-ev.masses, kind="stable")[:n_add]
+        off = ev.centroids[heavy] - cand[heavy]
+        small = np.linalg.norm(off, axis=1) < 1e-3 * (dom.size / len(cand)) ** 0.5
+        off[small] = 0.25 * (dom.size / len(cand)) ** 0.5 * np.array([1.0, 0.0])
+        cand = np.concatenate([cand, dom.clip(ev.centroids[heavy] + off)])
+    return cand

@@ -16,6 +16,9 @@ All methods of one (dimension, k) start from the same generators (uniform, seede
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ import numpy as np
 from baselines.cvt.solvers import METHODS, CVTResult, solve
 from quant_envs._io import atomic_write_csv, atomic_write_text
 from quant_envs._render import new_figure, save_figure
-from quant_envs.cvt import CVTProblem
+from quant_envs.cvt import DENSITY_NAMES, CVTProblem
 
 K_1D = (64, 128, 256, 512, 1024, 2048, 4096)
 K_2D = (64, 128, 256, 512, 1024)
@@ -218,6 +221,41 @@ def _plot_tessellation_2d(path: Path, k: int = 256) -> None:
     save_figure(fig, path, dpi=110)
 
 
+class UsageError(ValueError):
+    """A bad command-line argument: reported as one line, exit status 2."""
+
+
+def check_output_dir(out: str) -> Path:
+    """``out`` as a writable directory (created if missing), or a UsageError saying why not."""
+    if not out:
+        raise UsageError("--out='' is not allowed; expected a directory path")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out={out!r} is an existing file; expected a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise UsageError(f"--out={out!r} is not a writable directory: {err.strerror or err}") from None
+    return path
+
+
+def check_study_args(args: argparse.Namespace) -> None:
+    """Every argument of ``study``, before any work (issue 17)."""
+    if not (math.isfinite(args.tol) and 0.0 < args.tol < 1.0):
+        raise UsageError(f"--tol={args.tol!r} is not allowed; expected a number in (0, 1)")
+    if args.density not in DENSITY_NAMES:
+        raise UsageError(f"--density={args.density!r} is not allowed; expected one of {', '.join(DENSITY_NAMES)}")
+    if not (math.isfinite(args.max_time) and args.max_time > 0):
+        raise UsageError(f"--max-time={args.max_time!r} is not allowed; expected a number of seconds > 0")
+    if args.lloyd_max_iter < 1:
+        raise UsageError(f"--lloyd-max-iter={args.lloyd_max_iter} is not allowed; expected an integer >= 1")
+    if args.seed < 0:
+        raise UsageError(f"--seed={args.seed} is not allowed; expected an integer >= 0")
+    check_output_dir(args.out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m baselines.cvt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,12 +268,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     st.add_argument("--seed", type=int, default=0, help="seed of the starting generators (default 0)")
     st.add_argument("--quick", action="store_true", help="fewer k (1-D 64/256/1024, 2-D 64/256) and 20 s caps")
     args = parser.parse_args(argv)
+    try:
+        check_study_args(args)
+    except UsageError as err:
+        print(f"{parser.prog} study: error: {err}", file=sys.stderr)
+        return 2
     k1, k2 = (QUICK_K_1D, QUICK_K_2D) if args.quick else (K_1D, K_2D)
     max_time = min(args.max_time, 20.0) if args.quick else args.max_time
     start = time.perf_counter()
     print(f"CVT convergence study: density '{args.density}', tol {args.tol:g}, cap {max_time:g} s per run")
-    rows = run_study(Path(args.out), args.density, k1, k2, tol=args.tol, max_time_s=max_time,
-                     lloyd_max_iter=args.lloyd_max_iter, seed=args.seed)
+    try:
+        rows = run_study(Path(args.out), args.density, k1, k2, tol=args.tol, max_time_s=max_time,
+                         lloyd_max_iter=args.lloyd_max_iter, seed=args.seed)
+    except OSError as err:  # e.g. the disk filled up while writing
+        print(f"{parser.prog} study: error: cannot write to --out={args.out!r}: {err}", file=sys.stderr)
+        return 2
     print()
     print(format_table(rows, args.tol))
     print(f"\nwrote {args.out}/convergence.csv, convergence.md, convergence.png, histories.png, "

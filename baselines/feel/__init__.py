@@ -35,11 +35,12 @@ from baselines.feel.ao import (
 from quant_envs._checks import check_choice, check_float, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth
 from quant_envs.feel.model import FULL_PRECISION
+from quant_envs.feel.reference import REFERENCE_LEVEL, equal_bandwidth, reference_levels
 from quant_envs.feel.scenario import Scenario
 from quant_envs.feel.training_time import time_breakdown, total_time_unchecked
 
 METHODS = ("ao", "equal_bandwidth", "fixed_levels", "brute_force")
-FIXED_PRESETS = {"sign": 1, "8bit": 127, "full": FULL_PRECISION}
+FIXED_PRESETS = {"sign": 1, "8bit": REFERENCE_LEVEL, "full": FULL_PRECISION}
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,7 @@ def solve(
 
     if method == "equal_bandwidth":
         counters = Counters()
-        bw = np.full(k, scenario.total_bandwidth / k)
-        s0 = np.full(k, min(127, scenario.max_levels), dtype=np.int64)
+        bw, s0 = equal_bandwidth(scenario), reference_levels(scenario)
         start = objective(scenario, s0, bw)
         trace = alternating_optimization(scenario, s0, bw, counters=counters, optimize_bandwidth=False, max_iter=max_iter, tol=tol)
         return _result(scenario, method, trace.levels, bw, counters, counters.ao_iterations, time.perf_counter() - t0,

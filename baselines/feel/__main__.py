@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from baselines.compander import writable_directory_problem
 from baselines.feel.report import (
     comparison_table,
     plot_fit,
@@ -37,16 +38,27 @@ from quant_envs.feel.scenario import DEFAULT_CONVERGENCE, make_scenario
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m baselines.feel", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("results/feel"), help="output folder (default results/feel)")
+    parser.add_argument("--out", default="results/feel", help="output folder (default results/feel)")
     parser.add_argument("--quick", action="store_true", help="small sweeps and short simulations (smoke run)")
     parser.add_argument("--no-simulation", action="store_true", help="skip the fit and predicted-vs-simulated (no torch)")
-    parser.add_argument("--threads", type=int, default=1, help="torch / BLAS threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch / BLAS threads, >= 1 (default 1)")
     args = parser.parse_args(argv)
+    # Checked before any work; one line and exit status 2, as every CLI of the project.
+    problem = (f"--threads {args.threads} is not allowed; expected an integer >= 1" if args.threads < 1
+               else writable_directory_problem("--out", args.out))
+    if problem is not None:
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
+    args.out = Path(args.out)
 
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=args.threads):  # tiny matrices: extra BLAS threads only contend
-        return _run(args)
+        try:
+            return _run(args)
+        except OSError as exc:  # e.g. the disk filled up while writing: one line, not a traceback
+            print(f"{parser.prog}: error: --out {str(args.out)!r}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ from scipy.optimize import minimize_scalar
 
 from quant_envs.feel.bandwidth import min_max_bandwidth
 from quant_envs.feel.model import uplink_rate
+from quant_envs.feel.reference import equal_bandwidth, reference_levels
 from quant_envs.feel.scenario import Scenario
 from quant_envs.feel.training_time import device_latency, quantization_noise, total_time_unchecked
 
@@ -238,8 +239,7 @@ def solve_ao(
     t0 = time.perf_counter()
     k = scenario.num_devices
     counters = Counters()
-    s0 = np.full(k, min(127, scenario.max_levels), dtype=np.int64)
-    b0 = np.full(k, scenario.total_bandwidth / k)
+    s0, b0 = reference_levels(scenario), equal_bandwidth(scenario)  # the paper's start
     start_value = objective(scenario, s0, b0)
     best = alternating_optimization(scenario, s0, b0, counters=counters, max_iter=max_iter, tol=tol)
     if multistart:

@@ -155,8 +155,8 @@ LEADERBOARD_SETTINGS: tuple[dict[str, Any], ...] = (
     {"table": "hawq-resnet18", "budget_metric": "bops", "budget_level": 0.75},
     {"table": "hawq-resnet50", "budget_metric": "latency", "budget_level": 0.5},
     {"table": "hawq-resnet50", "budget_metric": "size", "budget_level": 0.25},
-    {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.4},
-    {"table": "digits-cnn", "hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.5},
+    {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.5},
+    {"table": "digits-cnn", "hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.85},
 )
 
 

@@ -35,7 +35,7 @@ from scipy.spatial import Delaunay, QhullError
 
 from quant_envs.cvt.density import Density
 from quant_envs.cvt.domain import ConvexPolygon
-from quant_envs.cvt.quadrature import gauss_legendre01, refinement_level, triangle_rule
+from quant_envs.cvt.quadrature import gauss_legendre01, refinement_level, rule_degree, triangle_rule
 
 _MAX_LEVEL = 5
 _EDGE_NODES = 8
@@ -115,9 +115,93 @@ def clip_cells(z: np.ndarray, domain: ConvexPolygon) -> Cells2D:
         points = z[firsts]
         owner[firsts] = np.arange(len(firsts))
     n = len(points)
-    pairs = neighbour_pairs(points)
+    fast = _delaunay_cells(points, domain)
+    if fast is None:
+        return _clipped_cells(points, owner, neighbour_pairs(points), domain, np.arange(n))
+    verts_f, count_f, labels_f, interior, pairs = fast
+    slow = np.flatnonzero(~interior)
+    clipped = _clipped_cells(points, owner, pairs, domain, slow)
+    width = max(verts_f.shape[1], clipped.verts.shape[1])
+    verts = np.zeros((n, width, 2))
+    labels = np.full((n, width), -2, dtype=np.intp)
+    count = np.zeros(n, dtype=np.intp)
+    verts[interior, : verts_f.shape[1]] = verts_f[interior]
+    labels[interior, : verts_f.shape[1]] = labels_f[interior]
+    count[interior] = count_f[interior]
+    verts[slow, : clipped.verts.shape[1]] = clipped.verts[slow]
+    labels[slow, : clipped.verts.shape[1]] = clipped.labels[slow]
+    count[slow] = clipped.count[slow]
+    return Cells2D(points, owner, verts, count, labels)
+
+
+def _delaunay_cells(points: np.ndarray, domain: ConvexPolygon):
+    """Unclipped Voronoi cells from the Delaunay triangulation (circumcentres in angular order).
+
+    Returns (verts, count, labels, interior, pairs): ``interior`` marks the cells that need no
+    clipping (generator not on the convex hull and every cell vertex inside the domain); the
+    other rows are left for :func:`_clipped_cells`. None when Qhull cannot triangulate the
+    points plainly (then every cell is clipped).
+    """
+    n = len(points)
+    if n < 5:
+        return None
+    try:
+        tri = Delaunay(points)
+    except QhullError:
+        return None
+    if len(tri.coplanar):
+        return None
+    s = tri.simplices.copy()
+    a, b, c = points[s[:, 0]], points[s[:, 1]], points[s[:, 2]]
+    ab, ac = b - a, c - a
+    cross = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    flip = cross < 0  # make every triangle counter-clockwise
+    s[flip] = s[flip][:, [0, 2, 1]]
+    cross = np.abs(cross)
+    a, b, c = points[s[:, 0]], points[s[:, 1]], points[s[:, 2]]
+    ab, ac = b - a, c - a
+    ab2, ac2 = np.sum(ab * ab, 1), np.sum(ac * ac, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cc = a + np.stack([ac[:, 1] * ab2 - ab[:, 1] * ac2, ab[:, 0] * ac2 - ac[:, 0] * ab2], 1) / (2.0 * cross[:, None])
+    t_count = len(s)
+    # One entry per (vertex, triangle): the vertex, the triangle, and the next vertex counter-clockwise.
+    vert = s.ravel()
+    tid = np.repeat(np.arange(t_count), 3)
+    nxt = s[:, [2, 0, 1]].ravel()  # for (i, a, b) CCW the edge after cc(t) is the bisector of (i, b)
+    cent = (a + b + c)[tid] / 3.0 - points[vert]
+    # Sort by vertex, then angle: one float key (angle mapped into [0, 1)) sorts faster than lexsort.
+    order = np.argsort(vert + (np.arctan2(cent[:, 1], cent[:, 0]) + np.pi) / (2.0 * np.pi + 1e-9), kind="stable")
+    vert, tid, nxt = vert[order], tid[order], nxt[order]
+    degree = np.bincount(vert, minlength=n)
+    start = np.concatenate([[0], np.cumsum(degree)[:-1]])
+    col = np.arange(len(vert)) - start[vert]
+    width = int(degree.max())
+    verts = np.zeros((n, width + 1, 2))
+    labels = np.full((n, width + 1), -2, dtype=np.intp)
+    verts[vert, col] = cc[tid] - points[vert]
+    labels[vert, col] = nxt
+    ok_tri = np.isfinite(cc).all(axis=1) & domain.contains(np.nan_to_num(cc, nan=np.inf, posinf=np.inf))
+    bad = np.bincount(vert, weights=~ok_tri[tid], minlength=n) > 0
+    hull = np.zeros(n, dtype=bool)
+    hull[tri.convex_hull.ravel()] = True
+    inside = ~bad & ~hull
+    indptr, nbrs = tri.vertex_neighbor_vertices
+    src = np.repeat(np.arange(n), np.diff(indptr))
+    keep = src < nbrs
+    pairs = np.stack([src[keep], nbrs[keep]], axis=1).astype(np.intp)
+    return verts, degree, labels, inside, pairs
+
+
+def _clipped_cells(points: np.ndarray, owner: np.ndarray, pairs: np.ndarray, domain: ConvexPolygon,
+                   rows_wanted: np.ndarray) -> Cells2D:
+    """Cells of ``rows_wanted`` by clipping the domain with every neighbour's half-plane."""
+    n = len(points)
+    want = np.zeros(n, dtype=bool)
+    want[rows_wanted] = True
     src = np.concatenate([pairs[:, 0], pairs[:, 1]])
     dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    keep = want[src]
+    src, dst = src[keep], dst[keep]
     perm = np.argsort(src, kind="stable")
     src, dst = src[perm], dst[perm]
     degree = np.bincount(src, minlength=n)
@@ -202,9 +286,11 @@ def cell_integrals(cells: Cells2D, density: Density) -> CellIntegrals2D:
     area = 0.5 * ((p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p2[:, 0] - p0[:, 0]) * (p1[:, 1] - p0[:, 1]))
     diam = np.sqrt(np.max(np.stack([np.sum((p1 - p0) ** 2, 1), np.sum((p2 - p1) ** 2, 1), np.sum((p0 - p2) ** 2, 1)]), 0))
     level = refinement_level(diam, density.length_scale, _MAX_LEVEL)
+    # rho times a polynomial of degree 2: exact with a rule of degree deg(rho) + 2.
+    degree = rule_degree(None if density.degree is None else density.degree + 2)
     for lv in np.unique(level):
         sel = level == lv
-        bary, w = triangle_rule(int(lv))
+        bary, w = triangle_rule(int(lv), degree)
         y = (bary[None, :, 0, None] * p0[sel, None] + bary[None, :, 1, None] * p1[sel, None]
              + bary[None, :, 2, None] * p2[sel, None])  # (T, q, 2) local points
         c = cell[sel]
@@ -246,7 +332,9 @@ def hessian_2d(cells: Cells2D, integrals: CellIntegrals2D, density: Density, k: 
             d = cells.points[nb] - cells.points[cell]
             dist = np.linalg.norm(d, axis=1)
             length = np.linalg.norm(yb - ya, axis=1)
-            nodes, weights = gauss_legendre01(_EDGE_NODES)
+            # rho y y^T on an edge: Gauss-Legendre with n nodes is exact to degree 2n - 1.
+            n_nodes = _EDGE_NODES if density.degree is None else max(1, (density.degree + 3 + 1) // 2)
+            nodes, weights = gauss_legendre01(n_nodes)
             pieces = 2 ** refinement_level(float(length.max()), density.length_scale, _MAX_LEVEL)
             s = (np.arange(pieces)[:, None] + nodes[None, :]).ravel() / pieces
             w = np.tile(weights, pieces) / pieces

@@ -55,6 +55,9 @@ class Density:
         before quadrature. ``inf`` for polynomials of degree <= 6 (integrated exactly).
     linear_coeffs:
         1-D only: (c0, c1) when rho(x) = c0 + c1 x, so cell integrals have closed forms.
+    degree:
+        Polynomial degree of rho when it is a polynomial (None otherwise): 2-D cell integrals
+        then use the lowest-degree exact quadrature (fewer points, same result to rounding).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Density:
         name: str = "callable",
         length_scale: float = math.inf,
         linear_coeffs: tuple[float, float] | None = None,
+        degree: int | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"density={fn!r} must be callable")
@@ -75,6 +79,7 @@ class Density:
         self.name = name
         self.length_scale = float(length_scale)
         self.linear_coeffs = linear_coeffs
+        self.degree = degree
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.fn(x)
@@ -177,16 +182,16 @@ def _named(name: str, domain: Domain) -> Density:
 
         if name == "uniform":
             c = 1.0 / domain.size
-            return Density(lambda x: np.full(np.shape(x)[:-1], c), 2, name)
+            return Density(lambda x: np.full(np.shape(x)[:-1], c), 2, name, degree=0)
         if name == "linear":
-            raw = Density(lambda x: 1.0 + 1.5 * unit2(x).sum(axis=-1), 2, name)
+            raw = Density(lambda x: 1.0 + 1.5 * unit2(x).sum(axis=-1), 2, name, degree=1)
         elif name == "exponential":
             raw = Density(lambda x: np.exp(-2.0 * unit2(x).sum(axis=-1)), 2, name, length_scale=0.25 * side)
         else:
             raw = Density(lambda x: _bumps_2d(unit2(x)), 2, name, length_scale=0.1 * side)
     scale = 1.0 / total_mass(raw, domain)
     fn = raw.fn
-    return Density(lambda x: scale * fn(x), raw.dim, name, raw.length_scale)
+    return Density(lambda x: scale * fn(x), raw.dim, name, raw.length_scale, degree=raw.degree)
 
 
 def _bumps_1d(t: np.ndarray) -> np.ndarray:

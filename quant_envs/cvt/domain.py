@@ -17,6 +17,28 @@ from quant_envs._checks import check_float
 
 #: Names accepted for the 2-D unit square.
 UNIT_SQUARE_NAMES = ("unit-square",)
+#: Smallest and largest domain extent (hi - lo, or the polygon's bounding-box side): cell
+#: energies scale like extent^(d + 2) / k^2 and must stay normal float64 numbers.
+MIN_EXTENT, MAX_EXTENT = 1e-100, 1e100
+#: Smallest extent relative to the largest coordinate magnitude: float64 positions must resolve
+#: about 10^7 distinct cells across the domain.
+MIN_RELATIVE_EXTENT = 1e-9
+
+
+def check_extent(name: str, value: Any, extent: float, magnitude: float) -> None:
+    """Reject a domain too small, too large or too thin against its coordinates to compute on."""
+    if not (MIN_EXTENT <= extent <= MAX_EXTENT) or extent < MIN_RELATIVE_EXTENT * magnitude:
+        raise ValueError(
+            f"{name}={value!r} is not allowed: its extent {extent:.3g} must lie in [{MIN_EXTENT:g}, "
+            f"{MAX_EXTENT:g}] and be at least {MIN_RELATIVE_EXTENT:g} x the largest coordinate ({magnitude:.3g}), "
+            "so that positions and cell energies are representable in float64"
+        )
+
+
+def _coordinate(name: str, value: Any) -> float:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
+    return check_float(name, value)
 
 
 @dataclass(frozen=True)
@@ -29,10 +51,11 @@ class Interval:
     dim = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lo", check_float("domain[0]", self.lo))
-        object.__setattr__(self, "hi", check_float("domain[1]", self.hi))
+        object.__setattr__(self, "lo", _coordinate("domain[0]", self.lo))
+        object.__setattr__(self, "hi", _coordinate("domain[1]", self.hi))
         if not self.hi > self.lo:
             raise ValueError(f"domain=({self.lo!r}, {self.hi!r}) is not allowed; expected (lo, hi) with lo < hi")
+        check_extent("domain", (self.lo, self.hi), self.hi - self.lo, max(abs(self.lo), abs(self.hi)))
 
     @property
     def size(self) -> float:
@@ -78,6 +101,8 @@ class ConvexPolygon:
     dim = 2
 
     def __init__(self, vertices: Any) -> None:
+        if any(isinstance(x, (str, bytes)) for x in np.ravel(np.asarray(vertices, dtype=object))):
+            raise TypeError(f"domain={vertices!r} must hold numbers, got a string coordinate")
         try:
             v = np.asarray(vertices, dtype=float)
         except (TypeError, ValueError):
@@ -96,6 +121,7 @@ class ConvexPolygon:
             v = v[::-1]
             area2 = -area2
         scale = float(np.max(np.ptp(v, axis=0)))
+        check_extent("domain", vertices, scale, float(np.max(np.abs(v))))
         if not area2 > 1e-12 * scale**2:
             raise ValueError("domain polygon has zero area; expected a convex polygon with positive area")
         # Drop repeated and collinear vertices, then demand strict convexity (all left turns).

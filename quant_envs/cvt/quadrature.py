@@ -49,13 +49,44 @@ def _dunavant8() -> tuple[np.ndarray, np.ndarray]:
     return bary / bary.sum(axis=1, keepdims=True), wts / wts.sum()
 
 
+# Lower-degree symmetric rules with positive interior points, for polynomial densities:
+# degree 2, three points (Strang & Fix 1973, table 7.1); degree 4, Dunavant (1985) p = 4.
+_D2 = ((1.0 / 3.0, 1.0 / 6.0),)  # (weight, a): points (a, a, 1 - 2a) and permutations
+_D4 = ((0.223381589678011, 0.445948490915965), (0.109951743655322, 0.091576213509771))
+
+
 @cache
-def triangle_rule(level: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _orbit_rule(degree: int) -> tuple[np.ndarray, np.ndarray]:
+    if degree == 8:
+        return _dunavant8()
+    orbits = _D2 if degree == 2 else _D4
+    points, weights = [], []
+    for w, a in orbits:
+        b = 1.0 - 2.0 * a
+        for p in ((a, a, b), (a, b, a), (b, a, a)):
+            points.append(p)
+            weights.append(w)
+    wts = np.array(weights)
+    return np.array(points), wts / wts.sum()
+
+
+def rule_degree(needed: int | None) -> int:
+    """The lowest available triangle-rule degree (2, 4 or 8) that is >= ``needed`` (None: 8)."""
+    if needed is None or needed > 4:
+        return TRIANGLE_RULE_DEGREE
+    return 2 if needed <= 2 else 4
+
+
+@cache
+def triangle_rule(level: int = 0, degree: int = TRIANGLE_RULE_DEGREE) -> tuple[np.ndarray, np.ndarray]:
     """Composite rule on a triangle split ``level`` times into 4 congruent pieces.
 
-    Returns barycentric points (n, 3) and weights (n,) that sum to 1 (multiply by the area).
+    ``degree`` (2, 4 or 8) is the polynomial degree integrated exactly. Returns barycentric
+    points (n, 3) and weights (n,) that sum to 1 (multiply by the area).
     """
-    bary, wts = _dunavant8()
+    if degree not in (2, 4, 8):
+        raise ValueError(f"degree={degree!r} is not allowed; expected 2, 4 or 8")
+    bary, wts = _orbit_rule(degree)
     # Sub-triangles as barycentric vertex triples of the parent, refined level times.
     subs = [np.eye(3)]
     for _ in range(level):

@@ -47,6 +47,15 @@ def loss_and_grad(w: np.ndarray, x: np.ndarray, y: np.ndarray, l2: float) -> tup
     return ce + 0.5 * l2 * float(np.sum(w * w)), grad
 
 
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's controller, made once: building one scans the loaded libraries (5 ms, more
+    than the rest of a FeelAllocation episode)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 @lru_cache(maxsize=8)
 def optimum(l2: float = DEFAULT_L2, data_seed: int = 0) -> tuple[float, np.ndarray]:
     """(F*, w*) on the digits training split, by L-BFGS to gradient norm ~1e-10 (read-only w*)."""
@@ -73,12 +82,10 @@ def optimum(l2: float = DEFAULT_L2, data_seed: int = 0) -> tuple[float, np.ndarr
 
 def local_gradients_at_optimum(partition: tuple[np.ndarray, ...], l2: float = DEFAULT_L2, data_seed: int = 0) -> np.ndarray:
     """[K, d] local gradients grad F_k(w*) of every device's share of the training split."""
-    from threadpoolctl import threadpool_limits
-
     from quant_envs.datasets import digits_splits
 
     train = digits_splits(data_seed).train
     x, y = features(train.x), np.asarray(train.y)
     _, w = optimum(l2, data_seed)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         return np.stack([loss_and_grad(w, x[idx], y[idx], l2)[1].ravel() for idx in partition])

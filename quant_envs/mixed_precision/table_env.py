@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -61,7 +62,8 @@ class MixedPrecisionTableEnv(gym.Env):
     for accuracy tables ``reward_scale * 100 * (accuracy - float_accuracy)`` as in
     ``MixedPrecision-v0`` (default ``reward_scale`` 0.1), for HAWQ's tables minus the perturbation
     (default ``reward_scale`` 1). ``info`` of the last step holds the policy, score (in
-    ``accuracy``), costs (``latency_s``, ``size_bytes``, ``energy_j`` where the table has them; all
+    ``accuracy``), costs (``latency_s``, ``size_bytes``, ``energy_j`` where the table has them, left out
+    where it does not, e.g. HAWQ-V3's energy; all
     of the hardware's metrics, ``bops`` included, in ``costs``), ``budget_used``, extra columns
     (``columns["test_accuracy"]``), the exact optimum's score (``optimum_score``), the policy's
     ``regret``: ``score_scale * (optimum_score - score) >= 0`` in the table's ``regret_unit``, and
@@ -188,7 +190,8 @@ class MixedPrecisionTableEnv(gym.Env):
             evaluation = self.problem.evaluate_indices(self._idx)
             self._last_evaluation = evaluation
             reward = self._reward_factor * (evaluation.score - self.table.score_offset)
-            info.update(evaluation.__dict__)
+            # a metric the table does not publish (HAWQ-V3's energy) is left out, never reported as NaN
+            info.update({k: v for k, v in evaluation.__dict__.items() if not (isinstance(v, float) and math.isnan(v))})
             info["policy"] = [list(p) for p in evaluation.policy]
         return self._observation(), float(reward), done, False, info
 

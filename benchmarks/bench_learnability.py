@@ -1,0 +1,387 @@
+"""Learnability benchmark (issue 14): can an RL agent trained as a new user would reach the solvers?
+
+For each environment: the uniform random policy, PPO (and SAC where the action space is a Box)
+trained with stable-baselines3's default hyperparameters for a fixed number of steps, and the
+best non-RL solver, all scored on the same held-out reset seeds (1000, 1001, ...; training uses
+the seeds SB3 draws from seed 0) in the objective's own units:
+
+* ``SplineCompander-v1`` (laplacian, N = 32, degree 2, L = 2), and with ``fit="least_squares"``,
+  L = 4 (where v0 had its 0 dB cliff): final SQNR in dB against
+  ``baselines.compander.spline_compander``; target: within 0.05 dB.
+* ``ScalarQuantizer-v0`` (gaussian, N = 8): final SQNR in dB against Lloyd-Max; target: within
+  0.05 dB.
+* ``FeelAllocation-v1`` (K = 10): the model's total training time T in seconds against the
+  paper's AO on the same scenario; target: mean T / T_AO <= 1.10.
+* ``FeelTraining-v1`` (K = 10, scenario 0): measured time to the target optimality gap in seconds
+  (the simulator's, so stochastic) against AO's levels held every round; no numeric target.
+* ``CVT1D`` / ``CVT2D``: rows from ``benchmarks/learnability_cvt.py``'s
+  ``cvt_learnability_rows(quick=...)`` when that module exists (a list of :class:`Row` or of dicts
+  with its field names).
+
+One command, minutes per environment on 2 cores (torch on one thread)::
+
+    python benchmarks/bench_learnability.py                          # everything
+    python benchmarks/bench_learnability.py --env FeelAllocation     # one environment
+    python benchmarks/bench_learnability.py --quick                  # smoke run: tiny budgets
+
+The environments are never tuned for the agent: every id is used with its registered defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import quant_envs  # noqa: F401  (registers the ids)
+
+EVAL_SEED0 = 1000  # held-out reset seeds start here
+_SKIP_TRAINING = False  # --skip-training
+_ALGOS = ("ppo", "sac")  # --algo
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a policy's mean objective on the held-out seeds beside the solver's."""
+
+    env: str
+    policy: str
+    steps: int | None  # training steps (None: no training)
+    train_s: float | None  # wall seconds of training
+    objective: float  # mean over the held-out seeds, in ``unit``
+    spread: float  # standard deviation over the seeds
+    unit: str
+    solver: float  # the solver's mean objective on the same seeds
+    versus: str  # the comparison the target is stated in, e.g. "-0.012 dB" or "x1.043"
+    target: str  # e.g. "<= 0.05 dB below" ("" when there is none)
+    met: str  # "yes" / "no" / ""
+
+
+@dataclass
+class Entry:
+    """One environment of the benchmark; ``rows(quick)`` produces its lines of the table."""
+
+    name: str
+    rows: Callable[[bool], list[Row]]
+
+
+# ---------------------------------------------------------------------------------------- scoring
+@dataclass
+class EnvSpec:
+    """How to score one Gymnasium id: the objective of an episode and the solver's for that seed."""
+
+    name: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    unit: str
+    objective: Callable[[dict[str, Any]], float]  # final info -> objective
+    solver: Callable[[Any, int], float]  # (unwrapped env just after reset(seed), seed) -> solver objective
+    higher_is_better: bool
+    compare: Callable[[np.ndarray, np.ndarray], tuple[str, str, str]]  # (agent, solver) per seed -> versus, target, met
+    algos: tuple[str, ...]
+    steps: dict[str, int]
+    quick_steps: dict[str, int]
+    seeds: int = 16
+    quick_seeds: int = 3
+    # Untrained reference policies shown beside the agents: name -> act(obs, rng), or a
+    # (env, seed) -> objective scorer like ``solver`` (e.g. a weaker baseline solver).
+    references: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+def run_episode(env: gym.Env, seed: int, act: Callable[[np.ndarray, np.random.Generator], Any], rng: np.random.Generator) -> dict[str, Any]:
+    obs, info = env.reset(seed=seed)
+    done = False
+    while not done:
+        obs, _, term, trunc, info = env.step(act(obs, rng))
+        done = term or trunc
+    return info
+
+
+def evaluate(spec: EnvSpec, act, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(policy objective, solver objective) per held-out seed."""
+    env = gym.make(spec.env_id, **spec.env_kwargs)
+    rng = np.random.default_rng(0)
+    mine, ref = [], []
+    for s in seeds:
+        env.reset(seed=s)
+        ref.append(spec.solver(env.unwrapped, s))
+        mine.append(spec.objective(run_episode(env, s, act, rng)))
+    env.close()
+    return np.array(mine), np.array(ref)
+
+
+def score(spec: EnvSpec, scorer: Callable[[Any, int], float], seeds: list[int]) -> np.ndarray:
+    """A solver-like scorer's objective per held-out seed (no episode is played)."""
+    env = gym.make(spec.env_id, **spec.env_kwargs)
+    out = []
+    for s in seeds:
+        env.reset(seed=s)
+        out.append(scorer(env.unwrapped, s))
+    env.close()
+    return np.array(out)
+
+
+def train(spec: EnvSpec, algo: str, steps: int):
+    from stable_baselines3 import PPO, SAC
+
+    env = gym.make(spec.env_id, **spec.env_kwargs)
+    cls = {"ppo": PPO, "sac": SAC}[algo]
+    model = cls("MlpPolicy", env, seed=0, device="cpu", verbose=0)  # SB3 defaults, as a new user
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    return model, time.perf_counter() - t0
+
+
+def spec_rows(spec: EnvSpec, quick: bool, log: Callable[[str], None], train_agents: bool = True) -> list[Row]:
+    seeds = [EVAL_SEED0 + i for i in range(spec.quick_seeds if quick else spec.seeds)]
+    budgets = spec.quick_steps if quick else spec.steps
+    rows = []
+
+    def row(policy: str, steps: int | None, wall: float | None, mine: np.ndarray, ref: np.ndarray) -> Row:
+        versus, target, met = spec.compare(mine, ref)
+        return Row(spec.name, policy, steps, wall, float(mine.mean()), float(mine.std()), spec.unit, float(ref.mean()), versus, target, met)
+
+    def sample(env_space):
+        return lambda obs, rng: env_space.sample()
+
+    space = gym.make(spec.env_id, **spec.env_kwargs).action_space
+    space.seed(0)
+    mine, ref = evaluate(spec, sample(space), seeds)
+    rows.append(row("random", None, None, mine, ref))
+    log(f"{spec.name}: random {mine.mean():.4g} {spec.unit}, solver {ref.mean():.4g}")
+    rows.append(row("solver", None, None, ref, ref))
+    for name, ref_policy in spec.references.items():
+        if name.startswith("policy:"):
+            mine, _ = evaluate(spec, ref_policy, seeds)
+        else:
+            mine = score(spec, ref_policy, seeds)
+        rows.append(row(name.removeprefix("policy:"), None, None, mine, ref))
+    for algo in [a for a in spec.algos if a in _ALGOS] if train_agents else ():
+        model, wall = train(spec, algo, budgets[algo])
+        mine, ref = evaluate(spec, lambda obs, rng, m=model: m.predict(obs, deterministic=True)[0], seeds)
+        rows.append(row(algo.upper(), budgets[algo], wall, mine, ref))
+        log(f"{spec.name}: {algo} {budgets[algo]} steps in {wall:.0f} s -> {mine.mean():.4g} {spec.unit}")
+    return rows
+
+
+# ------------------------------------------------------------------------------------ comparisons
+def db_within(tol_db: float) -> Callable[[np.ndarray, np.ndarray], tuple[str, str, str]]:
+    def compare(mine: np.ndarray, ref: np.ndarray) -> tuple[str, str, str]:
+        gap = float(np.mean(mine - ref))
+        return f"{gap:+.4f} dB", f">= -{tol_db:g} dB", "yes" if gap >= -tol_db else "no"
+
+    return compare
+
+
+def time_ratio(limit: float | None) -> Callable[[np.ndarray, np.ndarray], tuple[str, str, str]]:
+    def compare(mine: np.ndarray, ref: np.ndarray) -> tuple[str, str, str]:
+        r = float(np.mean(mine / ref))
+        if limit is None:
+            return f"x{r:.3f}", "", ""
+        return f"x{r:.3f}", f"<= x{limit:.2f}", "yes" if r <= limit else "no"
+
+    return compare
+
+
+# ------------------------------------------------------------------------------------- solvers
+@lru_cache(maxsize=8)
+def _spline_solver_db(source: str, levels: int, degree: int, segments: int, fit: str, x_max: float) -> float:
+    from baselines.compander import spline_compander
+
+    return spline_compander(source, levels, degree=degree, segments=segments, fit=fit, support=x_max).sqnr_db
+
+
+def spline_solver(env, seed: int) -> float:
+    x_max = env._reference()[0]
+    return _spline_solver_db(type(env.source).name, env.levels, env.degree, env.segments, env.fit, x_max)
+
+
+def feel_ao_time(env, seed: int) -> float:
+    from baselines.feel import solve
+
+    return solve(env.scenario, "ao").total_time
+
+
+def feel_equal_bandwidth_time(env, seed: int) -> float:
+    from baselines.feel import solve
+
+    return solve(env.scenario, "equal_bandwidth").total_time
+
+
+def feel_training_ao_time(env, seed: int, levels: np.ndarray | None = None) -> float:
+    """AO's levels (for the scenario's model) held every round, run through the same simulator."""
+    from baselines.feel import solve
+
+    if levels is None:
+        levels = solve(env.scenario, "ao").levels
+    menu = env.level_menu.tolist()
+    if not set(levels.tolist()) <= set(menu):
+        raise ValueError(f"AO's levels {levels.tolist()} are not all in the menu {menu}")
+    twin = gym.make(env.spec.id, **env.spec.kwargs).unwrapped  # same id and arguments, same seed
+    idx = np.array([menu.index(s) for s in levels])
+    info = run_episode(twin, seed, lambda obs, rng: idx, np.random.default_rng(0))
+    return float(info["elapsed_time"])
+
+
+SPECS = [
+    EnvSpec(
+        name="SplineCompander-v1",
+        env_id="quant_envs/SplineCompander-v1",
+        env_kwargs={},
+        unit="dB",
+        objective=lambda info: float(info["sqnr_db"]),
+        solver=spline_solver,
+        higher_is_better=True,
+        compare=db_within(0.05),
+        algos=("ppo", "sac"),
+        steps={"ppo": 50_000, "sac": 10_000},
+        quick_steps={"ppo": 2048, "sac": 300},
+    ),
+    EnvSpec(  # the formulation whose 0 dB cliff v1 smooths: least-squares fit, 3 thresholds
+        name="SplineCompander-v1[least_squares,L=4]",
+        env_id="quant_envs/SplineCompander-v1",
+        env_kwargs={"fit": "least_squares", "segments": 4},
+        unit="dB",
+        objective=lambda info: float(info["sqnr_db"]),
+        solver=spline_solver,
+        higher_is_better=True,
+        compare=db_within(0.05),
+        algos=("ppo", "sac"),
+        steps={"ppo": 50_000, "sac": 10_000},
+        quick_steps={"ppo": 2048, "sac": 300},
+    ),
+    EnvSpec(
+        name="ScalarQuantizer-v0",
+        env_id="quant_envs/ScalarQuantizer-v0",
+        env_kwargs={},
+        unit="dB",
+        objective=lambda info: float(info["sqnr_db"]),
+        solver=lambda env, seed: float(10.0 * np.log10(1.0 / env._reference()[2])),  # Lloyd-Max
+        higher_is_better=True,
+        compare=db_within(0.05),
+        algos=("ppo", "sac"),
+        steps={"ppo": 50_000, "sac": 10_000},
+        quick_steps={"ppo": 2048, "sac": 300},
+    ),
+    EnvSpec(
+        name="FeelAllocation-v1",
+        env_id="quant_envs/FeelAllocation-v1",
+        env_kwargs={},
+        unit="s",
+        objective=lambda info: float(info["total_time"]),
+        solver=feel_ao_time,
+        higher_is_better=False,
+        compare=time_ratio(1.10),
+        algos=("ppo", "sac"),
+        steps={"ppo": 20_000, "sac": 5_000},
+        quick_steps={"ppo": 2048, "sac": 300},
+        seeds=32,
+        references={
+            "policy:zero action (equal bandwidth, s = 22)": lambda obs, rng: np.zeros(20, dtype=np.float32),
+            "equal bandwidth + SCA levels (baseline solver)": feel_equal_bandwidth_time,
+        },
+    ),
+    EnvSpec(
+        name="FeelTraining-v1",
+        env_id="quant_envs/FeelTraining-v1",
+        env_kwargs={},
+        unit="s",
+        objective=lambda info: float(info["elapsed_time"]) if "elapsed_time" in info else float("nan"),
+        solver=feel_training_ao_time,
+        higher_is_better=False,
+        compare=time_ratio(None),
+        algos=("ppo",),
+        steps={"ppo": 20_000},
+        quick_steps={"ppo": 2048},
+        seeds=4,
+        quick_seeds=2,
+        references={
+            "constant 8-bit (s = 127)": lambda env, seed: feel_training_ao_time(env, seed, np.full(env.num_devices, 127)),
+        },
+    ),
+]
+
+
+def _entries() -> list[Entry]:
+    entries = [Entry(spec.name, lambda quick, spec=spec: spec_rows(spec, quick, _log, not _SKIP_TRAINING)) for spec in SPECS]
+    try:  # the CVT rows come from the CVT work of issue 14, when present
+        from learnability_cvt import cvt_learnability_rows
+    except ImportError:
+        return entries
+
+    def cvt(quick: bool) -> list[Row]:
+        # learnability_cvt's rows (env_id, policy, objective = mean E / E*, ...) as this table's Rows
+        kwargs: dict[str, Any] = {"timesteps": 0 if _SKIP_TRAINING else (2048 if quick else None),
+                                  "n_eval": 2 if quick else 10, "log": _log}
+        raw = cvt_learnability_rows(**kwargs)
+        solver = {r["env_id"]: r["objective"] for r in raw if r["policy"] == "solver"}
+        out = []
+        for r in raw:
+            best, target = solver[r["env_id"]], r.get("target")
+            is_agent = r["policy"] == "ppo"
+            out.append(Row(env=r["env_id"], policy=r["policy"], steps=r.get("timesteps"), train_s=r.get("train_wall_s"),
+                           objective=r["objective"], spread=r.get("objective_sd", 0.0), unit="E/E*", solver=best,
+                           versus=f"x{r['objective'] / best:.3f}",
+                           target=f"E/E* <= {target:g}" if is_agent and target else "",
+                           met=("yes" if r["objective"] <= target else "no") if is_agent and target else ""))
+        return out
+
+    entries.append(Entry("CVT", cvt))
+    return entries
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def format_table(rows: list[Row]) -> str:
+    head = "| environment | policy | training steps | training (s) | objective (held-out mean ± sd) | solver | vs solver | target | met |"
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        steps = "" if r.steps in (None, "") else f"{r.steps:,}"
+        wall = "" if r.train_s in (None, "") else f"{r.train_s:.0f}"
+        lines.append(f"| {r.env} | {r.policy} | {steps} | {wall} | {r.objective:.4g} ± {r.spread:.2g} {r.unit} | "
+                     f"{r.solver:.4g} {r.unit} | {r.versus} | {r.target} | {r.met} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _SKIP_TRAINING, _ALGOS
+    parser = argparse.ArgumentParser(prog="bench_learnability.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", action="append", default=None,
+                        help="run only environments whose name contains this (repeatable), e.g. FeelAllocation, CVT")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets and 2-3 seeds (smoke run, minutes in all)")
+    parser.add_argument("--skip-training", action="store_true", help="only the random, solver and reference rows")
+    parser.add_argument("--algo", action="append", choices=("ppo", "sac"), default=None, help="train only this agent (repeatable)")
+    args = parser.parse_args(argv)
+    _SKIP_TRAINING = args.skip_training
+    _ALGOS = tuple(args.algo) if args.algo else ("ppo", "sac")
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)  # small MLPs: threads only contend on the shared 2 cores
+    entries = _entries()
+    if args.env:
+        entries = [e for e in entries if any(f.lower() in e.name.lower() for f in args.env)]
+        if not entries:
+            print(f"{parser.prog}: error: --env {args.env} matches none of: {', '.join(e.name for e in _entries())}", file=sys.stderr)
+            return 2
+    rows: list[Row] = []
+    with threadpool_limits(limits=1):
+        for e in entries:
+            rows += e.rows(args.quick)
+            _log("table so far:\n" + format_table(rows))
+    print("\n## Learnability: random, PPO / SAC (SB3 defaults), solver on held-out seeds\n")
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
