@@ -27,16 +27,19 @@ from hw_sim.accelerators import (
     LayerCost,
 )
 from hw_sim.cost_table import METRICS, UNITS, CostTable, PolicyCost
+from hw_sim.family import ARITHMETIC, AcceleratorFamily, arithmetic_kind, sample_accelerators
 from hw_sim.layer import LayerShape
 from hw_sim.measured import MEASURED, TableAccelerator
 from hw_sim.profiles import PROFILES, get_accelerator, register_profile
 
 __all__ = [
+    "ARITHMETIC",
     "MEASURED",
     "METRICS",
     "PROFILES",
     "UNITS",
     "Accelerator",
+    "AcceleratorFamily",
     "BitFusionAccelerator",
     "BitParallelAccelerator",
     "BitSerialAccelerator",
@@ -45,8 +48,10 @@ __all__ = [
     "LayerShape",
     "PolicyCost",
     "TableAccelerator",
+    "arithmetic_kind",
     "get_accelerator",
     "measured",
     "networks",
     "register_profile",
+    "sample_accelerators",
 ]

@@ -25,6 +25,7 @@ FAST_KWARGS: dict[str, dict] = {
     "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-cnn", "finetune_steps": 0},
     "quant_envs/MixedPrecision-v1": {"task": "digits-cnn", "finetune_steps": 0},
     "quant_envs/MixedPrecisionContinuous-v1": {"task": "digits-cnn", "finetune_steps": 0},
+    "quant_envs/MixedPrecisionMultiHardware-v0": {"task": "digits-cnn", "finetune_steps": 0},
 }
 
 SECTIONS = (
