@@ -7,6 +7,7 @@ further edit. ``FAST_KWARGS`` only shrinks an environment to test size; it never
 from __future__ import annotations
 
 import inspect
+import pickle
 import subprocess
 import sys
 import warnings
@@ -83,11 +84,11 @@ def _rollout(env_id: str, seed: int, max_steps: int = 40) -> list[tuple]:
     env = make(env_id)
     env.action_space.seed(seed)
     rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    trace = [(np.asarray(obs).copy(), 0.0, False, False)]
+    obs, info = env.reset(seed=seed)
+    trace = [(np.asarray(obs).copy(), 0.0, False, False, _comparable(info))]
     for _ in range(max_steps):
-        obs, reward, terminated, truncated, _ = env.step(_valid_action(env, rng))
-        trace.append((np.asarray(obs).copy(), float(reward), terminated, truncated))
+        obs, reward, terminated, truncated, info = env.step(_valid_action(env, rng))
+        trace.append((np.asarray(obs).copy(), float(reward), terminated, truncated, _comparable(info)))
         if terminated or truncated:
             break
     env.close()
@@ -98,9 +99,45 @@ def _rollout(env_id: str, seed: int, max_steps: int = 40) -> list[tuple]:
 def test_same_seed_same_episode(env_id: str) -> None:
     first, second = _rollout(env_id, seed=3), _rollout(env_id, seed=3)
     assert len(first) == len(second)
-    for (o1, r1, te1, tr1), (o2, r2, te2, tr2) in zip(first, second):
+    for (o1, r1, te1, tr1, i1), (o2, r2, te2, tr2, i2) in zip(first, second):
         np.testing.assert_array_equal(o1, o2)
         assert (r1, te1, tr1) == (r2, te2, tr2)
+        assert i1 == i2  # info too (but wall-clock times and cache hits)
+
+
+#: info keys that legitimately differ between two same-seed episodes: wall-clock times, and whether
+#: a shared evaluation cache already held the policy (the second episode's answer is cached).
+_UNCOMPARABLE = ("eval_time_s", "wall_time_s", "time_s", "cached")
+
+
+def _comparable(value):
+    """``value`` (an info dict) as plain, exactly comparable Python values, wall-clock keys removed."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items() if k not in _UNCOMPARABLE}
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_pickle_round_trip(env_id: str) -> None:
+    """An environment mid-episode survives pickle (checkpoints, worker processes) and goes on identically."""
+    env = make(env_id)
+    rng = np.random.default_rng(0)
+    env.reset(seed=5)
+    twin = pickle.loads(pickle.dumps(env.unwrapped))
+    action = _valid_action(env, rng)  # the same action for both: they must answer alike
+    a, b = env.unwrapped.step(action), twin.step(action)
+    np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    assert (float(a[1]), a[2], a[3]) == (float(b[1]), b[2], b[3])
+    assert _comparable(a[4]) == _comparable(b[4])
+    env.close()
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

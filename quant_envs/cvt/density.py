@@ -81,6 +81,13 @@ class Density:
         self.linear_coeffs = linear_coeffs
         self.degree = degree
 
+
+    def __reduce_ex__(self, protocol):  # type: ignore[override]
+        # a named density holds closures; it is rebuilt from its name and domain instead
+        named_from = self.__dict__.get("_named_from")
+        if named_from is not None:
+            return (_named, named_from)
+        return super().__reduce_ex__(protocol)
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.fn(x)
 
@@ -154,6 +161,13 @@ def total_mass(density: Density, domain: Domain) -> float:
 
 
 def _named(name: str, domain: Domain) -> Density:
+    """The named density on ``domain``, remembering how it was made (so it pickles by name)."""
+    density = _build_named(name, domain)
+    density._named_from = (name, domain)
+    return density
+
+
+def _build_named(name: str, domain: Domain) -> Density:
     if isinstance(domain, Interval):
         lo, length = domain.lo, domain.size
 
