@@ -509,22 +509,15 @@ MAX_CLI_LEVELS = 2**16
 def writable_directory_problem(flag: str, path: str) -> str | None:
     """Why ``path`` cannot be the output directory (None if it can): checked before any work.
 
-    Creates the directory (as the run would) and writes and removes a probe file in it, so a
-    read-only filesystem, a path under a file or a full disk is found now rather than at the end.
+    ``quant_envs._io.check_writable_dir`` (the house's one check: creates the directory, writes and
+    removes a probe file) as a message instead of an exception, for the CLIs' one-line errors.
     """
-    import tempfile
+    from quant_envs._io import check_writable_dir
 
-    if not path or not path.strip():
-        return f"{flag} {path!r} is not allowed; expected a directory path"
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        return f"{flag} {path!r} is not allowed; it is an existing file, expected a directory"
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=p, prefix=".write-probe-"):
-            pass
-    except OSError as exc:
-        return f"{flag} {path!r} is not writable: {exc.strerror or exc}"
+        check_writable_dir(path, flag)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
