@@ -87,14 +87,18 @@ def load_claim(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[str 
     return data.get("env_id"), dict(data.get("env_kwargs") or {}), claim
 
 
-def _table_kwargs(env_kwargs: Mapping[str, Any], table: str) -> dict[str, Any]:
+def _table_kwargs(env_kwargs: Mapping[str, Any], table: str, env_id: str | None = None) -> dict[str, Any]:
     """The table environment matching a live environment's hardware, budget metric and budget
-    (``MixedPrecision-v0``'s defaults for those the file leaves out, not the table's)."""
+    (the live id's defaults, its registered kwargs first, for those the file leaves out, not the table's)."""
     import inspect
+
+    import gymnasium as gym
 
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
 
     defaults = {k: v.default for k, v in inspect.signature(MixedPrecisionEnv.__init__).parameters.items()}
+    if env_id is not None and env_id in gym.registry:
+        defaults.update(gym.spec(env_id).kwargs)  # e.g. MixedPrecision-v0's budget_fraction 0.25
     out = {"table": table, **{k: env_kwargs.get(k, defaults[k]) for k in ("hardware", "budget_metric")}}
     if env_kwargs.get("budget") is not None:
         out["budget"] = env_kwargs["budget"]
@@ -136,7 +140,7 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
 
     env_id, env_kwargs, claim = load_claim(source)
     if against is not None:
-        env_kwargs = _table_kwargs(env_kwargs, against) if env_id != TABLE_ENV else {**env_kwargs, "table": against}
+        env_kwargs = _table_kwargs(env_kwargs, against, env_id) if env_id != TABLE_ENV else {**env_kwargs, "table": against}
         env_id = TABLE_ENV
     if env_id is None:
         raise ValueError("the policy file names no env_id; pass against=<table> to replay it on a table")

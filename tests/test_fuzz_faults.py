@@ -110,7 +110,7 @@ BAD_ARGUMENTS: list[tuple[str, dict, type[Exception], str]] = [
     (MP, {"eval_split": "dev"}, ValueError, r"eval_split='dev' is not allowed"),
     (MP, {"invalid_action": "ignore"}, ValueError, r"invalid_action='ignore' is not allowed"),
     (MP, {"render_mode": "text"}, ValueError, r"render_mode='text' is not allowed"),
-    (MP, {"task": 3}, TypeError, r"task must be a string"),
+    (MP, {"task": 3}, TypeError, r"task=3 must be a string"),
     (MP, {"task": "mnist-vit"}, ValueError, r"task='mnist-vit' is not allowed"),
     (MP, {"cache_dir": 5}, TypeError, r"cache_dir=5 must be a path"),
     (MPC, {"budget_enforcement": "clip"}, ValueError, r"budget_enforcement='clip' is not allowed"),

@@ -86,7 +86,7 @@ def test_a_live_digits_cnn_policy_replayed_on_the_table() -> None:
     # confirm its accuracy, costs and budget use; a claimed accuracy one image higher must not pass.
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
 
-    env = MixedPrecisionEnv(task="digits-cnn", finetune_steps=20, eval_seed=0)
+    env = MixedPrecisionEnv(task="digits-cnn", budget_fraction=0.25, finetune_steps=20, eval_seed=0)  # v0's defaults
     env.reset()
     done = False
     while not done:

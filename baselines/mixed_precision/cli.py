@@ -64,9 +64,9 @@ def _check_args(args: argparse.Namespace) -> list[str]:
             raise UsageError(f"--method {m!r} is not allowed; expected one of: {', '.join(METHODS)}, all")
     for flag, value, lowest in (("--max-evaluations", args.max_evaluations, 1), ("--seed", args.seed, 0),
                                 ("--finetune-steps", args.finetune_steps, 0)):
-        if value < lowest:
+        if value is not None and value < lowest:  # None: the task's own default
             raise UsageError(f"{flag} {value} is not allowed; expected an integer >= {lowest}")
-    if not (args.budget_fraction > 0 and args.budget_fraction < float("inf")):
+    if args.budget_fraction is not None and not (0 < args.budget_fraction < float("inf")):
         raise UsageError(f"--budget-fraction {args.budget_fraction} is not allowed; expected a finite number > 0")
     if args.json is not None:
         from quant_envs._io import check_writable_file
