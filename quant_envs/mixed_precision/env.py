@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from quant_envs._checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
+from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, choose_width
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
     Evaluation,
@@ -19,8 +20,6 @@ from quant_envs.mixed_precision.problem import (
     haq_final_action_wall,
     shared_problem,
 )
-
-INVALID_ACTION_MODES = ("project", "raise")
 
 
 class MixedPrecisionEnv(gym.Env):
@@ -227,22 +226,7 @@ class MixedPrecisionEnv(gym.Env):
 
     def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
         """Validate ``action`` against the mask; return the width index actually applied."""
-        if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-            action = int(action)  # SB3 hands over 0-d integer arrays
-        if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < len(self.bits):
-            raise ValueError(f"action={action!r} is not allowed; expected an integer in [0, {len(self.bits) - 1}]")
-        j = int(action)
-        mask = self._mask
-        if mask[j]:
-            return j, {}
-        allowed = np.flatnonzero(mask)
-        if self.invalid_action == "raise":
-            raise ValueError(
-                f"action={j} ({self.bits[j]} bits) is masked at step {self._t}; allowed actions: {allowed.tolist()} "
-                f"(bits {[self.bits[k] for k in allowed]}); pass invalid_action='project' to project instead"
-            )
-        nearest = int(allowed[np.argmin(np.abs(allowed - j) + 1e-3 * (allowed > j))])
-        return nearest, {"projected_from": j}
+        return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
 
     def _apply(self, j: int) -> None:
         i = self._layer

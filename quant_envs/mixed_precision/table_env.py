@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from quant_envs._checks import check_choice, check_float
 from quant_envs.mixed_precision import features
+from quant_envs.mixed_precision.actions import choose_width
 from quant_envs.mixed_precision.env import INVALID_ACTION_MODES
 from quant_envs.mixed_precision.table import PolicyTable
 from quant_envs.mixed_precision.table_problem import TableEvaluation, TableProblem
@@ -157,19 +158,7 @@ class MixedPrecisionTableEnv(gym.Env):
         return self._observation(), self._info()
 
     def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
-        if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-            action = int(action)  # SB3 hands over 0-d integer arrays
-        if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < len(self.bits):
-            raise ValueError(f"action={action!r} is not allowed; expected an integer in [0, {len(self.bits) - 1}]")
-        j = int(action)
-        if self._mask[j]:
-            return j, {}
-        allowed = np.flatnonzero(self._mask)
-        if self.invalid_action == "raise":
-            raise ValueError(f"action={j} ({self.bits[j]} bits) is masked at step {self._t}; allowed actions: "
-                             f"{allowed.tolist()} (bits {[self.bits[k] for k in allowed]})")
-        nearest = int(allowed[np.argmin(np.abs(allowed - j) + 1e-3 * (allowed > j))])
-        return nearest, {"projected_from": j}
+        return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
 
     def step(self, action: Any):
         if self._t >= self.num_steps:
