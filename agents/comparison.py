@@ -22,6 +22,8 @@ MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisio
 #: The environment ``compare`` uses by default: the core benchmark (MNIST-1D, issue 11).
 DEFAULT_COMPARE_ENV = "quant_envs/MixedPrecision-v1"
 DEFAULT_BASELINES = ("uniform", "random", "greedy_std", "greedy_sensitivity", "hawq_v3", "evolution")
+#: The table benchmark: ``compare`` on it is a regret study against the table's exact optimum.
+TABLE_ENV_ID = "quant_envs/MixedPrecisionTable-v0"
 #: Where the runs of a comparison execute (see ``compare``'s ``backend``).
 BACKENDS = ("local", "ray")
 #: Retraining seeds of the final evaluation: the same for every method and run.
@@ -139,7 +141,7 @@ def compare(
     env_id: str = DEFAULT_COMPARE_ENV,
     agents: list[str] | None = None,
     baselines: list[str] | None = None,
-    seeds: int = 10,
+    seeds: int | None = None,
     max_evaluations: int = 200,
     timesteps: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
@@ -176,6 +178,13 @@ def compare(
     )
 
     check_env_id(env_id)
+    if env_id == TABLE_ENV_ID:
+        if report_only or resume or backend != "local":
+            raise UsageError(f"--report-only, --resume and --backend ray are for the live environments; a regret "
+                             f"study on {TABLE_ENV_ID} takes seconds to rerun")
+        return compare_table(env_kwargs or {}, agents, baselines, 20 if seeds is None else seeds, max_evaluations,
+                             out, hyperparams)
+    seeds = 10 if seeds is None else seeds
     if env_id not in MIXED_PRECISION_IDS:
         raise UsageError(f"compare supports {', '.join(MIXED_PRECISION_IDS)}; for the other problems run "
                          "python -m baselines.<compander|cvt|feel>")
@@ -352,3 +361,61 @@ def compare_grid(grid: dict[str, list[Any]], out: str | os.PathLike[str] = "resu
             print(f"grid cell {name}: not run: {exc}", flush=True)
     atomic_write_text(out / "grid.md", "\n".join(sections))
     return results
+
+
+def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baselines: list[str] | None, seeds: int,
+                  max_evaluations: int, out: str | os.PathLike[str],
+                  hyperparams: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``compare`` on ``MixedPrecisionTable-v0``: best-so-far regret of every agent and baseline.
+
+    Regret after n = 10, 30, 100, 300, 1000 reward evaluations (mean and 95% CI over ``seeds``),
+    random search's closed-form expectation, and the regret-vs-evaluations curves; writes
+    ``results.md``, ``regret.json`` and ``regret.png`` into ``out``.
+    """
+    from agents import AGENTS
+    from agents.regret import add_agent_runs
+    from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
+    from quant_envs._io import atomic_write_json, atomic_write_text
+    from quant_envs.mixed_precision.regret import plot_regret
+    from quant_envs.mixed_precision.table_problem import TableProblem
+
+    agents = list(agents if agents is not None else ["maskable_ppo"])
+    baselines = list(baselines if baselines is not None else TABLE_METHODS)
+    for a in agents:
+        if a not in AGENTS:
+            raise UsageError(f"--agents {a!r} is not allowed; expected some of: {', '.join(AGENTS)}")
+    for b in baselines:
+        if b not in TABLE_METHODS:
+            raise UsageError(f"--baselines {b!r} is not allowed on {TABLE_ENV_ID}; expected some of: "
+                             f"{', '.join(TABLE_METHODS)} (the others need the network itself)")
+    if seeds < 1 or max_evaluations < 1:
+        raise UsageError("--seeds and --max-evaluations must be >= 1")
+    allowed = ("table", "hardware", "budget_metric", "budget_fraction", "budget_level", "budget")
+    unknown = sorted(set(env_kwargs) - set(allowed))
+    if unknown:
+        raise UsageError(f"--env-kwargs {', '.join(unknown)} not allowed for a regret study; expected some of: "
+                         f"{', '.join(allowed)}")
+    try:
+        problem = TableProblem(**env_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--env-kwargs {env_kwargs}: {exc}") from None
+    out = Path(out)
+    start = time.perf_counter()
+    study = regret_study(problem, baselines, range(seeds), max_evaluations)
+    for algo in agents:
+        if (hyperparams or {}).get(algo):
+            raise UsageError("--hyperparams are not passed to the agents of a regret study; set them in the YAML")
+        add_agent_runs(study, dict(env_kwargs), algo, out / "agents")
+    table = study.markdown()
+    header = (f"{TABLE_ENV_ID}: {study.describe()}; {seeds} seeds, <= {max_evaluations} reward evaluations each. "
+              f"Best-so-far regret ({study.unit}) after n reward evaluations: mean [95% CI] over seeds.\n\n")
+    atomic_write_text(out / "results.md", header + table)
+    atomic_write_json(out / "regret.json", {
+        "setting": study.describe(), "unit": study.unit, "seeds": study.seeds, "max_evaluations": max_evaluations,
+        "rows": study.rows(), "random_closed_form": study.random_expectation(),
+        "final_regret": {m: r.final for m, r in study.runs.items()}})
+    plot_regret({m: r.curves for m, r in study.runs.items()}, out / "regret.png", study.unit, title=study.describe())
+    print(header + table)
+    print(f"{len(study.runs)} methods x {seeds} seeds in {time.perf_counter() - start:.0f} s; results in {out}/: "
+          "results.md, regret.json, regret.png")
+    return {"study": study, "table": table}

@@ -102,7 +102,7 @@ def test_study_on_hawq_resnet50_and_cli(tmp_path, capsys) -> None:
 
 
 def test_an_agent_joins_the_study(tmp_path) -> None:
-    from baselines.mixed_precision.regret import add_agent_runs
+    from agents.regret import add_agent_runs
 
     setting = {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.4}
     study = regret_study(TableProblem(**setting), ["uniform"], [0], 20)

@@ -134,3 +134,23 @@ def test_compare_backend_is_checked() -> None:
 
     with pytest.raises(UsageError, match="--backend 'dask' is not allowed; expected one of: local, ray"):
         compare(env_id="quant_envs/MixedPrecision-v0", backend="dask")
+
+
+def test_compare_on_the_table_env_reports_regret_of_agents_and_baselines(tmp_path: Path) -> None:
+    import json
+
+    from agents.comparison import compare
+
+    out = tmp_path / "regret"
+    result = compare(env_id="quant_envs/MixedPrecisionTable-v0", env_kwargs={"table": "digits-cnn"},
+                     agents=["maskable_ppo"], baselines=["random", "greedy_std"], seeds=2, max_evaluations=10, out=out)
+    saved = json.loads((out / "regret.json").read_text())
+    assert {r["method"] for r in saved["rows"]} == {"random", "greedy_std", "maskable_ppo"}
+    for method, finals in saved["final_regret"].items():
+        assert len(finals) == 2 and min(finals) >= 0, method  # regret against the exact optimum is never negative
+    assert "regret @ 10" in (out / "results.md").read_text() and (out / "regret.png").is_file()
+    study = result["study"]
+    # the study's optimum is the table's true best feasible score: no run may beat it
+    assert all(max(r.final) <= study.problem.regret(study.problem.optimum.worst_score) for r in study.runs.values())
+    with pytest.raises(UsageError, match="--baselines 'hawq_v3' is not allowed on"):
+        compare(env_id="quant_envs/MixedPrecisionTable-v0", baselines=["hawq_v3"], agents=[], out=out)

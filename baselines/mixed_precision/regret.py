@@ -2,7 +2,7 @@
 
 Each (method, seed) runs :func:`baselines.mixed_precision.solve` on a
 :class:`~quant_envs.mixed_precision.table_problem.TableProblem` with ``max_evaluations`` reward
-evaluations (table look-ups); its history is a run record (:mod:`agents.regret`), and the study
+evaluations (table look-ups); its history is a run record (:mod:`quant_envs.mixed_precision.regret`), and the study
 reports best-so-far regret after 10, 30, 100, 300, 1000 evaluations (mean and 95% CI over seeds),
 random search's closed-form expectation where the feasible set is enumerated, and draws the
 curves. Command line (20 seeds x 1000 evaluations of every method: about 30 CPU-seconds on
@@ -24,8 +24,14 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from agents.regret import CHECKPOINTS, RunRecord, plot_regret, regret_curves, summarize
 from baselines.mixed_precision.solvers import SearchResult, solve
+from quant_envs.mixed_precision.regret import (
+    CHECKPOINTS,
+    RunRecord,
+    plot_regret,
+    regret_curves,
+    summarize,
+)
 from quant_envs.mixed_precision.table_problem import TableProblem
 from quant_envs.mixed_precision.table_reference import best_of_n_moments
 
@@ -187,21 +193,6 @@ def leaderboard_section(study: RegretStudy, setting: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_agent_runs(study: RegretStudy, setting: dict[str, Any], algo: str, out: str | Path,
-                   timesteps_per_evaluation: int = 5) -> None:
-    """Add an RL agent's runs (``train.py`` on the table environment, same seeds and allowance) to
-    ``study``; each run is capped at ``timesteps_per_evaluation * max_evaluations`` episodes' steps."""
-    from agents.regret import train_records
-
-    p = study.problem
-    kwargs = {k: v for k, v in setting.items()}
-    timesteps = timesteps_per_evaluation * study.max_evaluations * p.num_layers
-    records, wall = train_records(kwargs, algo, study.seeds, study.max_evaluations, timesteps, out)
-    curves = regret_curves(records, p.optimum.score, p.optimum.worst_score, study.max_evaluations,
-                           p.table.score_scale)
-    study.runs[algo] = MethodRuns(algo, curves, wall, [float(c[-1]) for c in curves], [len(r.scores) for r in records])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m baselines.mixed_precision.regret", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,7 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="*", default=list(TABLE_METHODS))
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1")
     parser.add_argument("--max-evaluations", type=int, default=1000)
-    parser.add_argument("--agents", nargs="*", default=[], help="RL agents to add (train.py's, e.g. maskable_ppo)")
     parser.add_argument("--out", type=Path, default=None, help="directory for regret.json and regret.png")
     parser.add_argument("--leaderboard", type=Path, default=None,
                         help="run every LEADERBOARD_SETTINGS setting and write the leaderboard's tables here "
@@ -229,12 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                budget_fraction=args.budget_fraction, budget_level=args.budget_level,
                                budget=args.budget)
         study = regret_study(problem, args.methods, range(args.seeds), args.max_evaluations)
-        setting = {k: v for k, v in (("table", args.table), ("hardware", args.hardware),
-                                     ("budget_metric", args.budget_metric), ("budget_level", args.budget_level),
-                                     ("budget_fraction", args.budget_fraction), ("budget", args.budget))
-                   if v is not None}
-        for algo in args.agents:
-            add_agent_runs(study, setting, algo, (args.out or Path("runs") / "regret") / "agents")
     except (TypeError, ValueError) as e:
         parser.error(str(e))
     print(study.describe())
