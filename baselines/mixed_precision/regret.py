@@ -163,6 +163,7 @@ LEADERBOARD_SETTINGS: tuple[dict[str, Any], ...] = (
     {"table": "hawq-resnet50", "budget_metric": "size", "budget_level": 0.25},
     {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.5},
     {"table": "digits-cnn", "hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.85},
+    {"table": "mnist1d-small", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.25},
 )
 
 

@@ -99,6 +99,29 @@ class Mnist1dCNN(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
+class Mnist1dSmallCNN(nn.Module):
+    """A plain 1-D CNN for MNIST-1D with 5 quantizable layers, small enough to enumerate.
+
+    With ``width`` w (16): conv k5 (1->w), then k3 convs w->2w stride 2, 2w->2w, 2w->4w stride 2
+    (length 40 -> 20 -> 10), global average pooling and a linear head.
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _conv1d_bn_relu(1, w, 5),
+            _conv1d_bn_relu(w, 2 * w, 3, stride=2),
+            _conv1d_bn_relu(2 * w, 2 * w, 3),
+            _conv1d_bn_relu(2 * w, 4 * w, 3, stride=2),
+        )
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.classifier = nn.Linear(4 * w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
 class Mnist1dMobileNet(nn.Module):
     """A MobileNet-V1-style 1-D network for MNIST-1D: 12 quantizable layers.
 

@@ -36,6 +36,9 @@ class MixedPrecisionTableEnv(gym.Env):
       evaluated exactly as ``MixedPrecision-v0`` does (20 retraining steps, retraining seed 0;
       validation and test accuracy), with the costs of every ``hw_sim`` profile (recomputed from
       the current ``hw_sim`` models); optimum by enumeration.
+    * ``"mnist1d-small"``: all 1024 policies of the 5-layer MNIST-1D CNN (task ``mnist1d-small``)
+      at {2, 3, 4, 8} bits, retrained as ``MixedPrecision-v0`` does on it (the task's 10 retraining
+      steps, retraining seed 0), with the same columns and costs as digits-cnn.
 
     ## Action Space
 
@@ -81,16 +84,18 @@ class MixedPrecisionTableEnv(gym.Env):
 
     ## Arguments
 
-    * ``table``: a registered name ("hawq-resnet18" default, "hawq-resnet50", "digits-cnn"), the path
-      of an ``.npz`` table, or a :class:`~quant_envs.mixed_precision.table.PolicyTable`.
-    * ``hardware``: one of the table's hardware (HAWQ: "t4"; digits-cnn: every ``hw_sim`` profile,
-      default "bismo-edge").
+    * ``table``: a registered name ("hawq-resnet18" default, "hawq-resnet50", "digits-cnn",
+      "mnist1d-small"), the path of an ``.npz`` table, or a
+      :class:`~quant_envs.mixed_precision.table.PolicyTable`.
+    * ``hardware``: one of the table's hardware (HAWQ: "t4"; digits-cnn and mnist1d-small: every
+      ``hw_sim`` profile, default "bismo-edge").
     * ``budget_metric``: one of the hardware's metrics (HAWQ: "latency" default, "size", "bops";
-      digits-cnn: "latency" default, "energy", "size").
+      digits-cnn and mnist1d-small: "latency" default, "energy", "size").
     * ``budget_fraction`` (of the all-widest cost), ``budget_level`` (HAWQ-V3's: ``cost(all-narrowest)
       + level * (cost(all-widest) - cost(all-narrowest))``) or ``budget`` (absolute, in the metric's
       unit): at most one; default the table's (HAWQ: level 0.5; digits-cnn: fraction 0.4, where 349
-      of the 2401 policies fit on bismo-edge; at ``MixedPrecision-v0``'s default 0.25 only 4 do).
+      of the 2401 policies fit on bismo-edge; at ``MixedPrecision-v0``'s default 0.25 only 4 do;
+      mnist1d-small: fraction 0.25 as ``MixedPrecision-v0``, where 215 of the 1024 policies fit).
     * ``invalid_action``: "project" (default) or "raise".
     * ``reward_scale``: multiplies the reward (default: the table's).
     * ``render_mode``: "ansi", "rgb_array" (bits per unit and each unit's cost share) or None.

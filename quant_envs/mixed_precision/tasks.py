@@ -5,6 +5,7 @@ Built-in tasks (no download, trained on first use and cached, see :mod:`model_ca
 * ``mnist1d-cnn`` (default): a plain 1-D CNN (8 quantizable layers) on MNIST-1D (Greydanus &
   Kobak, ICML 2024), 30000 / 5000 / 5000 train / validation / test signals generated locally.
 * ``mnist1d-mbnet``: a MobileNet-style 1-D CNN (12 quantizable layers) on the same data.
+* ``mnist1d-small``: a plain 1-D CNN (5 quantizable layers) on the same data, for the exhaustive table.
 * ``digits-mbnet``: a MobileNet-style CNN (10 quantizable layers) on scikit-learn's digits.
 * ``digits-cnn``: a tiny 4-layer CNN, small enough for exact ground truth by enumeration.
 * ``torchvision:<arch>`` (e.g. ``torchvision:mobilenet_v2``, ``torchvision:resnet18``): a torchvision
@@ -41,6 +42,7 @@ from quant_envs.mixed_precision.models import (
     DigitsMobileNet,
     Mnist1dCNN,
     Mnist1dMobileNet,
+    Mnist1dSmallCNN,
 )
 from quant_envs.mixed_precision.training import (
     accuracy,
@@ -252,8 +254,15 @@ def mnist1d_mbnet(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
     return _mnist1d_task("mnist1d-mbnet", Mnist1dMobileNet, seed=seed, num_samples=num_samples, cache_dir=cache_dir)
 
 
+def mnist1d_small(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
+                  cache_dir: str | os.PathLike[str] | None = None) -> Task:
+    """Plain 5-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``): the exhaustive table's task."""
+    return _mnist1d_task("mnist1d-small", Mnist1dSmallCNN, seed=seed, num_samples=num_samples, cache_dir=cache_dir)
+
+
 register_task("mnist1d-cnn", mnist1d_cnn)
 register_task("mnist1d-mbnet", mnist1d_mbnet)
+register_task("mnist1d-small", mnist1d_small)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,141 @@
+"""The exhaustive mnist1d-small table: its entries re-evaluated live, its optimum, and its environment.
+
+Expected values come from the live environment: ``MixedPrecisionProblem`` retrains a sample of the
+table's policies with the table's recorded settings (the task's own finetune steps, retraining seed,
+task seed) and must give the same validation and test accuracy. The optimum and the feasible count
+at the default budget are checked against a brute-force enumeration of the shipped table written
+here (every policy's cost summed from the per-layer cost table), not against stored numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+from quant_envs.mixed_precision.make_table import evaluate_policy, policy_grid
+from quant_envs.mixed_precision.table import load_table
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_table("mnist1d-small")
+
+
+@pytest.fixture(scope="module")
+def live(table):
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+
+    m = table.meta
+    return MixedPrecisionProblem(task=m["task"], bits=m["bits"], finetune_steps=m["finetune_steps"],
+                                 eval_seed=m["eval_seed"], task_kwargs={"seed": m["task_seed"]}, cache_size=0)
+
+
+def test_table_is_complete_with_its_provenance(table) -> None:
+    from quant_envs.mixed_precision.tasks import MNIST1D_FINETUNE
+
+    assert table.bits == (2, 3, 4, 8) and table.num_units == 5
+    assert table.score.shape == (4,) * 5 and table.columns["test_accuracy"].shape == (4,) * 5
+    for key in ("generator", "command", "finetune_steps", "eval_seed", "task_seed", "torch", "created",
+                "float_accuracy_val", "float_accuracy_test", "hw_layer_shapes"):
+        assert key in table.meta, key
+    # the live environment's retraining recipe: the task's own finetune steps, retraining seed 0
+    assert table.meta["task"] == "mnist1d-small" and table.meta["finetune_steps"] == MNIST1D_FINETUNE["steps"]
+    assert table.meta["eval_seed"] == 0
+    assert table.meta["float_accuracy_test"] >= 0.97  # the task's acceptance bar (issue 12)
+    assert np.all((table.score >= 0) & (table.score <= 1))
+    assert table.score[(3,) * 5] > table.score[(0,) * 5]  # all-8-bit beats all-2-bit
+
+
+def _sample_matches(table, live, count: int, seed: int) -> None:
+    policies = policy_grid(table.bits, table.num_units)
+    rng = np.random.default_rng(seed)
+    for k in rng.choice(len(policies), size=count, replace=False):
+        val, test = evaluate_policy(live, policies[k])
+        assert val == pytest.approx(float(table.score.reshape(-1)[k]), abs=1e-9), policies[k]
+        assert test == pytest.approx(float(table.columns["test_accuracy"].reshape(-1)[k]), abs=1e-9), policies[k]
+        e = live.evaluate([(b, b) for b in policies[k]])  # the live environment's own path
+        assert e.accuracy == pytest.approx(val, abs=1e-12)
+
+
+def test_a_sample_of_entries_reevaluated_live(table, live) -> None:
+    _sample_matches(table, live, count=2, seed=0)
+
+
+@pytest.mark.slow
+def test_a_larger_sample_of_entries_reevaluated_live(table, live) -> None:
+    _sample_matches(table, live, count=30, seed=1)
+
+
+def test_default_budget_optimum_by_brute_force(table) -> None:
+    from quant_envs.mixed_precision.table_problem import TableProblem
+
+    problem = TableProblem(table="mnist1d-small")
+    # the default: bismo-edge latency at 0.25 of all-8-bit, as MixedPrecision-v0's default budget
+    assert (problem.hardware, problem.budget_metric) == ("bismo-edge", "latency")
+    cost = table.costs["bismo-edge"]["latency"]
+    assert problem.budget == pytest.approx(0.25 * cost[:, -1].sum(), rel=1e-12)
+    best, best_idx, feasible = -np.inf, None, 0
+    for idx in itertools.product(range(len(table.bits)), repeat=table.num_units):
+        if cost[np.arange(table.num_units), idx].sum() <= problem.limit:
+            feasible += 1
+            s = float(table.score[idx])
+            if s > best:
+                best, best_idx = s, idx
+    assert feasible >= 100  # a non-degenerate search space at the default budget
+    assert problem.optimum.num_feasible == feasible
+    assert problem.optimum.score == best
+    assert tuple(problem.optimum.index) == best_idx or float(table.score[tuple(problem.optimum.index)]) == best
+
+
+def test_table_env_passes_the_env_checkers() -> None:
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("quant_envs/MixedPrecisionTable-v0", table="mnist1d-small")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)  # a checker warning is a failure
+        check_env(env.unwrapped, skip_render_check=False)
+    sb3_check_env(env.unwrapped, warn=True)
+    # same seed, same episode; a finished episode reports its regret against the exact optimum
+    rewards = []
+    for _ in range(2):
+        obs, _ = env.reset(seed=3)
+        rng, done, trace = np.random.default_rng(3), False, [obs]
+        while not done:
+            a = int(rng.choice(np.flatnonzero(env.unwrapped.action_masks())))
+            obs, r, term, trunc, info = env.step(a)
+            trace.append(obs)
+            done = term or trunc
+        rewards.append((r, info["regret"], np.stack(trace)))
+    assert rewards[0][0] == rewards[1][0] and rewards[0][1] == rewards[1][1] >= 0
+    np.testing.assert_array_equal(rewards[0][2], rewards[1][2])
+
+
+def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
+    from quant_envs.mixed_precision.env import MixedPrecisionEnv
+    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+
+    kw = {"hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.25}  # both defaults
+    env_t = MixedPrecisionTableEnv(table="mnist1d-small")  # the table's default budget, stated above
+    env_l = MixedPrecisionEnv(task=live.task, bits=live.bits, finetune_steps=live.finetune_steps,
+                              eval_seed=live.eval_seed, share_problem=False, **kw)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        obs_t, _ = env_t.reset()
+        obs_l, _ = env_l.reset()
+        done = False
+        while not done:
+            np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(env_t.action_masks(), env_l.action_masks())
+            a = int(rng.choice(np.flatnonzero(env_t.action_masks())))
+            obs_t, r_t, done, _, info_t = env_t.step(a)
+            obs_l, r_l, _, _, info_l = env_l.step(a)
+        np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
+        assert r_t == pytest.approx(r_l, abs=1e-9)
+        for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used"):
+            assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
+        assert info_t["regret"] >= 0
