@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,6 @@ def compare(
     """
     import gymnasium as gym
 
-    from agents import AGENTS
     from agents.reporting import compare_figure
     from baselines.mixed_precision import METHODS
     from quant_envs._io import (
@@ -188,14 +188,7 @@ def compare(
     if env_id not in MIXED_PRECISION_IDS:
         raise UsageError(f"compare supports {', '.join(MIXED_PRECISION_IDS)}; for the other problems run "
                          "python -m baselines.<compander|cvt|feel>")
-    agents = list(agents if agents is not None else ["maskable_ppo"])
-    baselines = list(baselines if baselines is not None else DEFAULT_BASELINES)
-    for a in agents:
-        if a not in AGENTS:
-            raise UsageError(f"--agents {a!r} is not allowed; expected some of: {', '.join(AGENTS)}")
-    for b in baselines:
-        if b not in METHODS:
-            raise UsageError(f"--baselines {b!r} is not allowed; expected some of: {', '.join(METHODS)}")
+    agents, baselines = _checked_methods(agents, baselines, DEFAULT_BASELINES, METHODS)
     if seeds < 1 or max_evaluations < 1 or jobs < 1:
         raise UsageError("--seeds, --max-evaluations and --jobs must be >= 1")
     if backend not in BACKENDS:
@@ -372,22 +365,14 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     random search's closed-form expectation, and the regret-vs-evaluations curves; writes
     ``results.md``, ``regret.json`` and ``regret.png`` into ``out``.
     """
-    from agents import AGENTS
     from agents.regret import add_agent_runs
     from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
     from quant_envs._io import atomic_write_json, atomic_write_text
     from quant_envs.mixed_precision.regret import plot_regret
     from quant_envs.mixed_precision.table_problem import TableProblem
 
-    agents = list(agents if agents is not None else ["maskable_ppo"])
-    baselines = list(baselines if baselines is not None else TABLE_METHODS)
-    for a in agents:
-        if a not in AGENTS:
-            raise UsageError(f"--agents {a!r} is not allowed; expected some of: {', '.join(AGENTS)}")
-    for b in baselines:
-        if b not in TABLE_METHODS:
-            raise UsageError(f"--baselines {b!r} is not allowed on {TABLE_ENV_ID}; expected some of: "
-                             f"{', '.join(TABLE_METHODS)} (the others need the network itself)")
+    agents, baselines = _checked_methods(agents, baselines, TABLE_METHODS, TABLE_METHODS,
+                                         f" on {TABLE_ENV_ID} (the others need the network itself)")
     if seeds < 1 or max_evaluations < 1:
         raise UsageError("--seeds and --max-evaluations must be >= 1")
     allowed = ("table", "hardware", "budget_metric", "budget_fraction", "budget_level", "budget")
@@ -419,3 +404,19 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     print(f"{len(study.runs)} methods x {seeds} seeds in {time.perf_counter() - start:.0f} s; results in {out}/: "
           "results.md, regret.json, regret.png")
     return {"study": study, "table": table}
+
+
+def _checked_methods(agents: list[str] | None, baselines: list[str] | None, default_baselines: Sequence[str],
+                     allowed_baselines: Sequence[str], where: str = "") -> tuple[list[str], list[str]]:
+    """The agents and baselines to run (defaults where None); an unknown name is a UsageError."""
+    from agents import AGENTS
+
+    agents = list(agents if agents is not None else ["maskable_ppo"])
+    baselines = list(baselines if baselines is not None else default_baselines)
+    for a in agents:
+        if a not in AGENTS:
+            raise UsageError(f"--agents {a!r} is not allowed; expected some of: {', '.join(AGENTS)}")
+    for b in baselines:
+        if b not in allowed_baselines:
+            raise UsageError(f"--baselines {b!r} is not allowed{where}; expected some of: {', '.join(allowed_baselines)}")
+    return agents, baselines
