@@ -148,11 +148,8 @@ class MixedPrecisionTableEnv(gym.Env):
         return self._mask.copy()
 
     def _observation(self) -> np.ndarray:
-        obs = self._static[min(self._t, self.num_layers - 1)].copy()
-        obs[8] = 1.0 if self._t < self.num_steps else 0.0
-        obs[9] = self._last_action
-        obs[12] = min(max((self.problem.budget - self._spent) / self.problem.budget, -1.0), 1.0)
-        return obs
+        return features.observation(self._static, min(self._t, self.num_layers - 1), self._t < self.num_steps,
+                                    self._last_action, (self.problem.budget - self._spent) / self.problem.budget)
 
     def _info(self) -> dict[str, Any]:
         return {"action_mask": self._mask.astype(np.int8), "layer": min(self._t, self.num_layers - 1)}
