@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from quant_envs._checks import check_bool, check_choice, check_float, check_int
+from quant_envs.checks import check_bool, check_choice, check_float, check_int
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 

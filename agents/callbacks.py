@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from quant_envs._io import atomic_path, atomic_write, atomic_write_csv, atomic_write_json
+from quant_envs.atomic_io import atomic_path, atomic_write, atomic_write_csv, atomic_write_json
 
 #: Columns of evaluations.csv (those an environment does not report are left empty).
 RECORD_FIELDS = (

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a write that failed where no narrower handler knew the argument
-        from quant_envs._io import describe_os_error
+        from quant_envs.atomic_io import describe_os_error
 
         print(f"train.py: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
@@ -164,7 +164,7 @@ def _check_compare_hyperparams(env_id: str, per_algo: dict[str, dict[str, Any]])
 
 
 def _check_out(out: str) -> None:
-    from quant_envs._io import check_writable_dir
+    from quant_envs.atomic_io import check_writable_dir
 
     try:
         check_writable_dir(out, "--out")

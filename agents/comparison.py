@@ -170,7 +170,7 @@ def compare(
 
     from agents.reporting import compare_figure
     from baselines.mixed_precision import METHODS
-    from quant_envs._io import (
+    from quant_envs.atomic_io import (
         atomic_write_csv,
         atomic_write_json,
         atomic_write_text,
@@ -339,7 +339,7 @@ def compare_grid(grid: dict[str, list[Any]], out: str | os.PathLike[str] = "resu
     collects every cell's table, and a cell that fails as a whole (e.g. an infeasible budget) is
     reported there without stopping the others.
     """
-    from quant_envs._io import atomic_write_text
+    from quant_envs.atomic_io import atomic_write_text
 
     out = Path(out)
     sections, results = [], {}
@@ -367,7 +367,7 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     """
     from agents.regret import add_agent_runs
     from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
-    from quant_envs._io import atomic_write_json, atomic_write_text
+    from quant_envs.atomic_io import atomic_write_json, atomic_write_text
     from quant_envs.mixed_precision.regret import plot_regret
     from quant_envs.mixed_precision.table_problem import TableProblem
 

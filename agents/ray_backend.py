@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from quant_envs._io import atomic_write_json
+from quant_envs.atomic_io import atomic_write_json
 
 Record = dict[str, Any]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from quant_envs._render import new_figure, save_figure
+from quant_envs.rendering import new_figure, save_figure
 
 
 def iqm(values: Sequence[float]) -> float:

@@ -140,7 +140,7 @@ def train(
     ``evaluations.npz`` and ``best_model.zip`` (:class:`agents.callbacks.PeriodicEvaluation`).
     ``vec_env`` is "dummy" (one process) or "subproc" (a process per copy; exact resume needs "dummy").
     """
-    from quant_envs._io import check_writable_dir, describe_os_error
+    from quant_envs.atomic_io import check_writable_dir, describe_os_error
 
     env_kwargs = dict(env_kwargs or {})
     hyperparams = dict(hyperparams or {})
@@ -217,7 +217,7 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
         read_state,
     )
     from agents.reporting import run_figure
-    from quant_envs._io import atomic_path, atomic_write_json
+    from quant_envs.atomic_io import atomic_path, atomic_write_json
 
     _remove_stale_temporaries(run_dir)
     ckpt_dir = run_dir / "checkpoints"

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from quant_envs._checks import check_choice, check_float, check_int
-from quant_envs._io import atomic_write_csv
+from quant_envs.atomic_io import atomic_write_csv
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.compander.compressor import (
     ALawCompressor,
     Compressor,
@@ -481,7 +481,7 @@ def plot_dynamic_range(
     curves: dict[str, dict[str, QuantizerResult]], variance_db: np.ndarray, path: Path, levels: int
 ) -> Path:
     """SQNR against input variance (dB relative to the design variance) per source and method."""
-    from quant_envs._render import new_figure, save_figure
+    from quant_envs.rendering import new_figure, save_figure
 
     fig = new_figure(6.0 * len(curves), 4.8, dpi=100)
     axes = fig.subplots(1, len(curves), squeeze=False)
@@ -509,10 +509,10 @@ MAX_CLI_LEVELS = 2**16
 def writable_directory_problem(flag: str, path: str) -> str | None:
     """Why ``path`` cannot be the output directory (None if it can): checked before any work.
 
-    ``quant_envs._io.check_writable_dir`` (the house's one check: creates the directory, writes and
+    ``quant_envs.atomic_io.check_writable_dir`` (the house's one check: creates the directory, writes and
     removes a probe file) as a message instead of an exception, for the CLIs' one-line errors.
     """
-    from quant_envs._io import check_writable_dir
+    from quant_envs.atomic_io import check_writable_dir
 
     try:
         check_writable_dir(path, flag)

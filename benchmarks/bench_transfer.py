@@ -241,7 +241,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from quant_envs._io import atomic_write_json, atomic_write_text, check_writable_dir
+    from quant_envs.atomic_io import atomic_write_json, atomic_write_text, check_writable_dir
 
     out = check_writable_dir(args.out, "--out")
     targets = heldout()
@@ -330,7 +330,7 @@ def main() -> None:
 
 
 def plot(rows: dict[str, dict], cols: list[str], path: Path) -> None:
-    from quant_envs._render import new_figure, save_figure
+    from quant_envs.rendering import new_figure, save_figure
 
     fig = new_figure(9.0, 3.8)
     ax = fig.add_subplot()

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from hw_sim import energy as _energy
-from hw_sim._checks import check_int
+from hw_sim.checks import check_int
 from hw_sim.layer import LayerShape
 
 

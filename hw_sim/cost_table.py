@@ -13,8 +13,8 @@ from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
-from hw_sim._checks import check_choice, check_int
 from hw_sim.accelerators import Accelerator
+from hw_sim.checks import check_choice, check_int
 from hw_sim.layer import LayerShape
 from hw_sim.profiles import get_accelerator
 

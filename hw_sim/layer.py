@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hw_sim._checks import check_choice, check_int, check_pair
+from hw_sim.checks import check_choice, check_int, check_pair
 
 KINDS = ("conv", "depthwise", "linear", "gemm")
 

@@ -186,7 +186,7 @@ from quant_envs.mixed_precision.model_cache import load_or_train
 def train(m):
     return {{"ok": 1}}
 load_or_train("toy", lambda: nn.Linear(3, 2), train, cache_dir={str(tmp_path)!r})
-import quant_envs._io as io
+import quant_envs.atomic_io as io
 real = torch.save
 def dying_save(obj, f, *a, **k):
     real(obj, f, *a, **k)
@@ -303,7 +303,7 @@ def test_float_training_is_reproducible_whatever_the_callers_threads(tmp_path: P
 
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
-    from quant_envs._io import atomic_write_text
+    from quant_envs.atomic_io import atomic_write_text
 
     path = atomic_write_text(tmp_path / "x.txt", "hello")
     mask = os.umask(0)

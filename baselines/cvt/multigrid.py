@@ -83,7 +83,7 @@ from baselines.cvt._core import (
     tn_iteration,
 )
 from baselines.cvt.transfer import PROLONGATIONS, _linear_1d, _linear_2d, build_transfer
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
 from quant_envs.cvt.cells2d import neighbour_pairs
 

@@ -22,7 +22,7 @@ import scipy.optimize
 
 from baselines.cvt._core import Objective
 from baselines.cvt.multigrid import MGOpt, MGOptions
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
 
 METHODS = ("lloyd", "lbfgs", "multigrid")

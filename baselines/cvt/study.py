@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from baselines.cvt.solvers import METHODS, CVTResult, solve
-from quant_envs._io import atomic_write_csv, atomic_write_text
-from quant_envs._render import new_figure, save_figure
+from quant_envs.atomic_io import atomic_write_csv, atomic_write_text
 from quant_envs.cvt import DENSITY_NAMES, CVTProblem
+from quant_envs.rendering import new_figure, save_figure
 
 K_1D = (64, 128, 256, 512, 1024, 2048, 4096)
 K_2D = (64, 128, 256, 512, 1024)

@@ -32,7 +32,7 @@ from baselines.feel.ao import (
     objective,
     solve_ao,
 )
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth
 from quant_envs.feel.model import FULL_PRECISION
 from quant_envs.feel.reference import REFERENCE_LEVEL, equal_bandwidth, reference_levels

@@ -32,7 +32,7 @@ from baselines.feel.report import (
     sweep,
     write_csv,
 )
-from quant_envs._io import atomic_write_text
+from quant_envs.atomic_io import atomic_write_text
 from quant_envs.feel.scenario import DEFAULT_CONVERGENCE, make_scenario
 
 

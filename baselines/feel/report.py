@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from baselines.feel import FeelSolveResult, solve
-from quant_envs._io import atomic_write_csv
+from quant_envs.atomic_io import atomic_write_csv
 from quant_envs.feel.scenario import Scenario, make_scenario
 
 #: (label, method, keyword arguments) of every solver in the comparison, AO first.
@@ -38,7 +38,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Positional rows under ``header`` (unique names), written by :func:`quant_envs._io.atomic_write_csv`."""
+    """Positional rows under ``header`` (unique names), written by :func:`quant_envs.atomic_io.atomic_write_csv`."""
     if len(set(header)) != len(header):
         raise ValueError(f"header={list(header)!r} is not allowed; expected unique column names")
     atomic_write_csv(path, [dict(zip(header, r, strict=True)) for r in rows], header)
@@ -87,7 +87,7 @@ def sweep(values: Sequence[float], make: Callable[[float, int], Scenario], seeds
 
 
 def plot_sweep(path: Path, x: np.ndarray, curves: dict[str, np.ndarray], xlabel: str, title: str, logx: bool = True) -> None:
-    from quant_envs._render import new_figure, save_figure
+    from quant_envs.rendering import new_figure, save_figure
 
     fig = new_figure(6.4, 4.2, dpi=100)
     ax = fig.subplots()
@@ -107,7 +107,7 @@ def plot_sweep(path: Path, x: np.ndarray, curves: dict[str, np.ndarray], xlabel:
 
 def plot_fit(path: Path, report, title: str) -> None:
     """Seed-mean gap curves of the fit against the fitted closed form."""
-    from quant_envs._render import new_figure, save_figure
+    from quant_envs.rendering import new_figure, save_figure
 
     conv = report.convergence
     fig = new_figure(6.4, 4.2, dpi=100)
@@ -153,7 +153,7 @@ def predicted_vs_simulated(scenarios: Sequence[tuple[str, Scenario]], *, seeds: 
 
 
 def plot_predicted_vs_simulated(path: Path, table: Table) -> None:
-    from quant_envs._render import new_figure, save_figure
+    from quant_envs.rendering import new_figure, save_figure
 
     fig = new_figure(5.2, 5.0, dpi=100)
     ax = fig.subplots()

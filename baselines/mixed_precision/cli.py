@@ -69,7 +69,7 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     if args.budget_fraction is not None and not (0 < args.budget_fraction < float("inf")):
         raise UsageError(f"--budget-fraction {args.budget_fraction} is not allowed; expected a finite number > 0")
     if args.json is not None:
-        from quant_envs._io import check_writable_file
+        from quant_envs.atomic_io import check_writable_file
 
         try:
             check_writable_file(args.json, "--json")
@@ -131,7 +131,7 @@ def _main(argv: Sequence[str] | None) -> int:
                         "history": [[[list(p) for p in pol], acc, cost] for pol, acc, cost in r.history]})
     print("\n".join(lines))
     if args.json is not None:
-        from quant_envs._io import atomic_write_json, describe_os_error
+        from quant_envs.atomic_io import atomic_write_json, describe_os_error
 
         try:
             atomic_write_json(args.json, {"args": vars(args), "results": records})

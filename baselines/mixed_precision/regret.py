@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(study.describe())
     print(study.markdown())
     if args.out is not None:
-        from quant_envs._io import atomic_write_json
+        from quant_envs.atomic_io import atomic_write_json
 
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.out / "regret.json", {
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_leaderboard(args: argparse.Namespace) -> int:
-    from quant_envs._io import atomic_write_text
+    from quant_envs.atomic_io import atomic_write_text
     sections = []
     for setting in LEADERBOARD_SETTINGS:
         problem = TableProblem(**setting)

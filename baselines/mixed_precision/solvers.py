@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from baselines.mixed_precision.space import SearchSpace
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision.problem import Evaluation, MixedPrecisionProblem, Policy
 
 METHODS = ("uniform", "random", "greedy_sensitivity", "greedy_std", "hawq_v3", "evolution", "enumeration")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from quant_envs._checks import check_float, check_int
+from quant_envs.checks import check_float, check_int
 from quant_envs.compander.quantizer import Distortion, distortion
 from quant_envs.compander.sources import Source, get_source
 

@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_choice, check_finite_array, check_float, check_int
+from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
 from quant_envs.compander.compressor import OptimalCompressor, optimal_support
 from quant_envs.compander.lloyd import solve_lloyd_max
 from quant_envs.compander.objective import evaluate_spline
@@ -313,7 +313,7 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env):
         if self.render_mode == "ansi":
             t = ", ".join(f"{v:.4f}" for v in self._u * x_max)
             return f"step {self._steps}/{self.max_steps}: t = [{t}] (x_max = {x_max:.4f}), SQNR {self._sqnr:.4f} dB, optimal compander {oc:.4f} dB\n"
-        from quant_envs._render import figure_to_rgb, new_figure
+        from quant_envs.rendering import figure_to_rgb, new_figure
 
         target = OptimalCompressor(source=self.source, x_max=x_max)
         spline = fit_spline_compressor(target, self._u * x_max, degree=self.degree, fit=self.fit)
@@ -579,7 +579,7 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
                 f"step {self._steps}/{self.max_steps}: t = [{t}], D = {self._dist:.6g} "
                 f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
             )
-        from quant_envs._render import figure_to_rgb, new_figure
+        from quant_envs.rendering import figure_to_rgb, new_figure
 
         b = self._bound
         x = np.linspace(-b, b, 400)

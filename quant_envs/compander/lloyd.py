@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_banded
 
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.compander.quantizer import cell_moments
 from quant_envs.compander.sources import Source, get_source
 

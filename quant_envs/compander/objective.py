@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quant_envs._checks import check_choice
+from quant_envs.checks import check_choice
 from quant_envs.compander.compressor import Compressor, compander_mse
 from quant_envs.compander.quantizer import sqnr_db
 from quant_envs.compander.sources import Source

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quant_envs._checks import check_float
+from quant_envs.checks import check_float
 from quant_envs.compander.sources import Source, get_source
 
 __all__ = [

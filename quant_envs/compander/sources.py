@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import integrate, optimize, special
 
-from quant_envs._checks import check_choice
+from quant_envs.checks import check_choice
 
 __all__ = [
     "GaussianSource",

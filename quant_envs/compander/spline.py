@@ -43,7 +43,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-from quant_envs._checks import check_choice, check_int
+from quant_envs.checks import check_choice, check_int
 from quant_envs.compander.compressor import Compressor
 
 __all__ = ["SplineCompressor", "fit_spline_compressor", "equal_segment_thresholds"]

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs._checks import check_choice
+from quant_envs.checks import check_choice
 from quant_envs.cvt.domain import ConvexPolygon, Domain, Interval
 from quant_envs.cvt.quadrature import gauss_legendre01, triangle_rule
 

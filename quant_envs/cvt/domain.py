@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs._checks import check_float
+from quant_envs.checks import check_float
 
 #: Names accepted for the 2-D unit square.
 UNIT_SQUARE_NAMES = ("unit-square",)

@@ -16,9 +16,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_choice, check_float, check_int
-from quant_envs._render import figure_to_rgb, new_figure
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.cvt.problem import CVTEvaluation, CVTProblem
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 __all__ = ["CVT1DEnv", "CVT2DEnv"]
 

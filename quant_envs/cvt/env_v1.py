@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_finite_array, check_int
+from quant_envs.checks import check_finite_array, check_int
 from quant_envs.cvt.env import _CVTEnv, _number
 from quant_envs.cvt.reference import cached_reference_energy
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from quant_envs._checks import check_int
+from quant_envs.checks import check_int
 from quant_envs.cvt.cells1d import cells_1d, hessian_1d, integrals_1d
 from quant_envs.cvt.cells2d import CellIntegrals2D, Cells2D, cell_integrals, clip_cells, hessian_2d
 from quant_envs.cvt.density import Density, make_density

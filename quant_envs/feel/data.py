@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from quant_envs._checks import check_float, check_int
+from quant_envs.checks import check_float, check_int
 
 
 def dirichlet_label_partition(

@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 from scipy.special import softmax
 
-from quant_envs._checks import check_choice, check_finite_array, check_float, check_int
+from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth, project_shares
 from quant_envs.feel.model import FULL_PRECISION, bits_per_upload, uplink_rate
 from quant_envs.feel.reference import (
@@ -112,7 +112,7 @@ class _SingleThreadTorch:
 
 def _bar_frame(title: str, levels: np.ndarray, second: np.ndarray | None, second_label: str) -> np.ndarray:
     """A small RGB frame: per-device QSGD levels (and optionally a second per-device quantity)."""
-    from quant_envs._render import figure_to_rgb, new_figure
+    from quant_envs.rendering import figure_to_rgb, new_figure
 
     fig = new_figure(4.0, 3.0, dpi=80)
     axes = fig.subplots(2 if second is not None else 1, 1, squeeze=False)[:, 0]

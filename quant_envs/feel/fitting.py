@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quant_envs._checks import check_float, check_int
+from quant_envs.checks import check_float, check_int
 from quant_envs.feel.model import FULL_PRECISION, ConvergenceModel, qsgd_expected_error
 from quant_envs.feel.scenario import Scenario
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quant_envs._checks import check_choice, check_float
+from quant_envs.checks import check_choice, check_float
 
 #: ``levels[k] == FULL_PRECISION`` means device k uploads its gradient unquantized (float32).
 FULL_PRECISION = 0

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from quant_envs._checks import check_float, check_int
+from quant_envs.checks import check_float, check_int
 from quant_envs.feel.model import ConvergenceModel
 
 #: Constants of the convergence model for the simulator's default task (digits, softmax

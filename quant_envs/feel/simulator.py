@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.feel.quantizer import qsgd_quantize
 from quant_envs.feel.softmax import (
     DEFAULT_L2,

@@ -249,7 +249,7 @@ def _csv_text(layers, table: hw_sim.CostTable) -> str:
 
 
 def _write_files(out: Path, stem: str, layers, table: hw_sim.CostTable, meta: dict) -> list[Path]:
-    from quant_envs._io import atomic_path, atomic_write_json, atomic_write_text
+    from quant_envs.atomic_io import atomic_path, atomic_write_json, atomic_write_text
 
     written = []
     for metric, unit in (("latency", "s"), ("energy", "j"), ("size", "bytes")):
@@ -355,7 +355,7 @@ def _print_table(
 def run(args: argparse.Namespace) -> int:
     profiles, bits = _check_args(args)
     if args.out is not None:  # before the model is built: an unwritable --out fails at once
-        from quant_envs._io import check_writable_dir
+        from quant_envs.atomic_io import check_writable_dir
 
         try:
             args.out = check_writable_dir(args.out, "--out")  # a str until here: --out '' is refused
@@ -404,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 written = _write_files(args.out, stem, layers, table, meta)
             except OSError as exc:  # e.g. the disk filled up
-                from quant_envs._io import describe_os_error
+                from quant_envs.atomic_io import describe_os_error
 
                 raise UsageError(f"--out {str(args.out)!r}: cannot write: {describe_os_error(exc)}") from None
             written_all += written

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_bool, check_choice, check_float
+from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, choose_width
 from quant_envs.mixed_precision.problem import (
@@ -303,7 +303,7 @@ class MixedPrecisionEnv(gym.Env):
         return self._render_rgb()
 
     def _render_rgb(self) -> np.ndarray:
-        from quant_envs._render import figure_to_rgb, new_figure
+        from quant_envs.rendering import figure_to_rgb, new_figure
 
         rows = self._rows()
         x = np.arange(len(rows))

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 import hw_sim
-from quant_envs._checks import check_int
+from quant_envs.checks import check_int
 
 KINDS = ("conv", "depthwise", "linear")
 #: The module types whose weights a policy quantizes.

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs._io import atomic_path, atomic_write_json
+from quant_envs.atomic_io import atomic_path, atomic_write_json
 from quant_envs.mixed_precision.table import PolicyTable, TableLayer, hw_sim_costs, save_table
 
 _PROBLEM = None  # the worker's problem, built once per process

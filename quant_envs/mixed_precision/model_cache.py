@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from quant_envs._io import atomic_path, check_writable_dir
+from quant_envs.atomic_io import atomic_path, check_writable_dir
 
 CACHE_ENV_VAR = "QUANT_ENVS_CACHE"
 _FORMAT = 2  # v2: content digest over weights and metadata

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium import spaces
 
 import hw_sim
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
 
 HARDWARE_ORDERS = ("draw", "cycle")

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs._checks import check_bool, check_choice, check_float, check_int, check_mapping
+from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
 
 METRICS = ("latency", "energy", "size")
 METRIC_UNITS = {"latency": "s", "energy": "J", "size": "B"}

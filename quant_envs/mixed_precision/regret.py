@@ -109,7 +109,7 @@ def plot_regret(curves: Mapping[str, np.ndarray], path: str | os.PathLike[str], 
                 title: str = "", level: float = 0.95) -> Path:
     """Mean best-so-far regret vs evaluations per method (log x), with the ``level`` CI band; saved
     atomically to ``path`` (format from its extension)."""
-    from quant_envs._render import new_figure, save_figure
+    from quant_envs.rendering import new_figure, save_figure
 
     fig = new_figure()
     ax = fig.add_subplot()

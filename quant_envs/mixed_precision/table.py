@@ -118,7 +118,7 @@ class PolicyTable:
 
 def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` as a compressed ``.npz`` (atomically)."""
-    from quant_envs._io import atomic_path
+    from quant_envs.atomic_io import atomic_path
 
     arrays: dict[str, np.ndarray] = {
         "bits": np.asarray(table.bits, dtype=np.int64),

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quant_envs._checks import check_choice, check_float
+from quant_envs.checks import check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import choose_width
 from quant_envs.mixed_precision.env import INVALID_ACTION_MODES
@@ -192,7 +192,7 @@ class MixedPrecisionTableEnv(gym.Env):
         return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
 
     def _render_rgb(self) -> np.ndarray:
-        from quant_envs._render import figure_to_rgb, new_figure
+        from quant_envs.rendering import figure_to_rgb, new_figure
 
         x = np.arange(self.num_layers)
         fig = new_figure()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs._checks import check_choice, check_float, check_int
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision.problem import (
     RELATIVE_SLACK,
     Evaluation,

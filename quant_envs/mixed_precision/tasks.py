@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from quant_envs._checks import check_bool, check_choice, check_int
+from quant_envs.checks import check_bool, check_choice, check_int
 from quant_envs.datasets import MNIST1D_SAMPLES, digits_splits, mnist1d_splits
 from quant_envs.mixed_precision.model_cache import (
     load_or_train,

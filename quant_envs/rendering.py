@@ -23,7 +23,7 @@ def figure_to_rgb(fig) -> np.ndarray:
 
 def save_figure(fig, path, dpi: int = 120):
     """Write ``fig`` to ``path`` atomically (the format follows the extension); return the path."""
-    from quant_envs._io import atomic_path
+    from quant_envs.atomic_io import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)

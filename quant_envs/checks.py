@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 # hw_sim (the bottom layer) owns the integer and choice checks; quant_envs shares them.
-from hw_sim._checks import check_choice, check_int
+from hw_sim.checks import check_choice, check_int
 
 __all__ = ["check_bool", "check_choice", "check_finite_array", "check_float", "check_int", "check_mapping"]
 
