@@ -90,8 +90,12 @@ class SolveResult(OptimizeResult):
         return {k: _plain(v) for k, v in self.items()}
 
 
-class UnknownOptionError(TypeError):
-    """A solver was given an option its method does not take; the message lists the ones it does."""
+class UnknownOptionError(TypeError, ValueError):
+    """A solver was given an option its method does not take; the message lists the ones it does.
+
+    A TypeError (as Python raises for an unexpected keyword argument) and a ValueError (as the
+    solvers raised before this type existed), so callers catching either keep working.
+    """
 
 
 def check_options(method: str, options: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
