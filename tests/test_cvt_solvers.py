@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
 
-from baselines.cvt import MGOptions, solve
+from baselines.cvt import SOLVERS, CVTResult, MGOptions, solve, solvers
+from baselines.result import SolveResult, UnknownOptionError
 from quant_envs.cvt import CVTProblem
 
 HEXAGON_G = 5.0 / (36.0 * np.sqrt(3.0))  # 0.0801875..., Conway & Sloane, ch. 21 (regular hexagon)
@@ -194,3 +198,57 @@ def test_nested_refinement_has_k_points_inside_the_domain() -> None:
         z = _refine(coarse, problem)
         assert z.shape == (k, 2) and np.all(problem.domain.contains(z, tol=1e-12))
         assert len(np.unique(np.round(z, 12), axis=0)) == k  # no repeated generators
+
+
+def test_result_is_a_solve_result_with_the_old_names_as_aliases() -> None:
+    res = solve(CVTProblem(16, "linear"), "lbfgs", tol=1e-8, seed=0)
+    assert isinstance(res, CVTResult) and isinstance(res, SolveResult)
+    assert res.generators is res.x and res.energy == res.fun and res.iterations == res.nit
+    assert res.work == res.nfev and res.converged is res.success is True
+    assert res.status == 0 and res.message == "converged" and res.method == "lbfgs"
+    assert res.objective == "CVT energy E(z), minimised"
+    res.energy = 1.5  # an alias writes the core field
+    assert res.fun == 1.5 and "energy" not in res
+    for extra in ("grad_norms", "tol", "coarse_work", "energies", "work_history", "cpu_time_s"):
+        assert extra in res, extra
+    assert res.total_work == res.work + res.coarse_work and res.rel_grad_norm <= 1e-8
+    text = str(res)
+    assert text.startswith("CVTResult(") and "fun: 1.5" in text and "status: 0" in text
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_status_says_which_cap_stopped_the_run(method: str) -> None:
+    problem = CVTProblem(64, "linear")
+    capped = solve(problem, method, tol=1e-14, max_iter=1, seed=0)
+    assert capped.status == 1 and capped.success is False and capped.converged is False
+    assert capped.message == "did not converge within 1 iterations"
+    timed = solve(problem, method, tol=1e-14, max_time_s=1e-9, seed=0)
+    assert timed.status == 2 and not timed.success and "did not converge within 1e-09 s" in timed.message
+
+
+def test_unknown_option_names_the_methods_options() -> None:
+    problem = CVTProblem(8)
+    with pytest.raises(UnknownOptionError, match=r"method='lloyd' takes no options; got unknown option\(s\) 'memory'"):
+        solve(problem, "lloyd", memory=3)
+    with pytest.raises(UnknownOptionError, match=r"method='lbfgs' takes only 'memory'; got unknown option\(s\) 'nu1'"):
+        solve(problem, "lbfgs", nu1=3)
+    with pytest.raises(UnknownOptionError, match=r"'coarsest', .*'nu1', .*got unknown option\(s\) 'speed'"):
+        solve(problem, "multigrid", speed=3)
+
+
+def test_result_pickles_by_value() -> None:
+    res = solve(CVTProblem(12, "gaussian", "unit-square"), "multigrid", tol=1e-6, seed=1)
+    back = pickle.loads(pickle.dumps(res))
+    assert type(back) is CVTResult and set(back) == set(res)
+    np.testing.assert_array_equal(back.generators, res.generators)
+    np.testing.assert_array_equal(back.grad_norms, res.grad_norms)
+    assert (back.energy, back.work, back.cpu_time_s, back.message) == (res.energy, res.work, res.cpu_time_s,
+                                                                       res.message)
+
+
+def test_registry_lists_every_method_and_its_options() -> None:
+    assert METHODS == solvers.METHODS == tuple(SOLVERS) == tuple(solvers.DEFAULT_MAX_ITER)
+    assert SOLVERS["lloyd"].options == ()
+    assert SOLVERS["lbfgs"].options == ("memory",)
+    assert SOLVERS["multigrid"].options == tuple(f.name for f in dataclasses.fields(MGOptions))
+    assert solvers.DEFAULT_MAX_ITER == {"lloyd": 100_000, "lbfgs": 100_000, "multigrid": 200}

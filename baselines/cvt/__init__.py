@@ -12,6 +12,6 @@ True
 from __future__ import annotations
 
 from baselines.cvt.multigrid import MGOptions
-from baselines.cvt.solvers import METHODS, CVTResult, solve
+from baselines.cvt.solvers import METHODS, SOLVERS, CVTResult, solve
 
-__all__ = ["METHODS", "CVTResult", "MGOptions", "solve"]
+__all__ = ["METHODS", "SOLVERS", "CVTResult", "MGOptions", "solve"]

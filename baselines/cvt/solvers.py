@@ -3,51 +3,58 @@
 Stopping rule, the same for every method: ||grad E(z)||_2 <= tol * ||grad E(z0)||_2, the gradient
 norm relative to the one at the common starting generators z0 (drawn from the problem's domain
 with ``seed`` unless given). A run also stops at ``max_iter`` iterations or ``max_time_s``
-seconds; ``converged`` says which.
+seconds; ``converged`` (``success``) says whether the rule held and ``status`` which cap stopped
+it (0 converged, 1 iteration cap, 2 time cap, 3 L-BFGS line search stalled).
 
 Work is counted in fine-level cell passes: every evaluation of the energy/gradient (one pass
 gives both) or of the Hessian on the problem itself is one unit. Multigrid's coarse-level
 passes are reported apart in ``coarse_work`` (weighted by k_level / k, i.e. in fine-pass
 equivalents).
+
+Each method is one runner function plus one line of :data:`SOLVERS` (its options and default
+iteration cap); :data:`METHODS` is that registry's keys.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import scipy.optimize
 
 from baselines.cvt._core import Objective
 from baselines.cvt.multigrid import MGOpt, MGOptions
+from baselines.result import SolveResult, check_options
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
 
-METHODS = ("lloyd", "lbfgs", "multigrid")
 _LBFGS_RESTARTS = 5
-DEFAULT_MAX_ITER = {"lloyd": 100_000, "lbfgs": 100_000, "multigrid": 200}
 
 
-@dataclass
-class CVTResult:
-    """Outcome of one CVT solve (in the spirit of ``scipy.optimize.OptimizeResult``)."""
+class CVTResult(SolveResult):
+    """Outcome of one CVT solve: a :class:`baselines.result.SolveResult` with the CVT's own names.
 
-    method: str
-    generators: np.ndarray
-    energy: float
-    iterations: int  # Lloyd steps, L-BFGS iterations, or multigrid V-cycles
-    work: int  # fine-level cell passes (energy/gradient or Hessian evaluations)
-    grad_norms: np.ndarray  # ||grad E|| at z0 and after every iteration
-    wall_time_s: float
-    converged: bool
-    message: str
-    tol: float
-    coarse_work: float = 0.0  # multigrid: coarse-level passes in fine-pass equivalents
-    energies: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    work_history: np.ndarray = field(default_factory=lambda: np.zeros(0))  # work + coarse work at each grad_norms entry
-    cpu_time_s: float = 0.0  # process CPU time (robust to other load on the machine, unlike wall time)
+    Core fields and their older names (both work, for reading and writing)::
+
+        x    generators   the generators, shape (k,) sorted in 1-D or (k, 2) in 2-D
+        fun  energy       E(x)
+        nit  iterations   Lloyd steps, L-BFGS iterations, or multigrid V-cycles
+        nfev work         fine-level cell passes (energy/gradient or Hessian evaluations)
+        success converged whether ||grad E|| <= tol * ||grad E(z0)|| was reached
+
+    Extras: ``grad_norms`` (||grad E|| at z0 and after every iteration), ``tol``, ``coarse_work``
+    (multigrid: coarse-level passes in fine-pass equivalents), ``energies`` (E at each
+    ``grad_norms`` entry), ``work_history`` (work + coarse work at each ``grad_norms`` entry) and
+    ``cpu_time_s`` (process CPU time, robust to other load on the machine, unlike wall time).
+    """
+
+    aliases: ClassVar[dict[str, str]] = {
+        "generators": "x", "energy": "fun", "iterations": "nit", "work": "nfev", "converged": "success",
+    }
+    objective: ClassVar[str] = "CVT energy E(z), minimised"
 
     @property
     def rel_grad_norm(self) -> float:
@@ -86,13 +93,17 @@ def solve(
         Wall-clock cap in seconds (None: no cap).
     options:
         ``lbfgs``: ``memory`` (10). ``multigrid``: the fields of
-        :class:`baselines.cvt.multigrid.MGOptions` (nu1, nu2, max_cg, eta, coarsest, ...).
+        :class:`baselines.cvt.multigrid.MGOptions` (nu1, nu2, max_cg, eta, coarsest, ...). ``lloyd``
+        takes none. Any other option raises :class:`baselines.result.UnknownOptionError` naming the
+        method's options (:data:`SOLVERS` lists them).
     """
     if not isinstance(problem, CVTProblem):
         raise TypeError(f"problem={problem!r} must be a quant_envs.cvt.CVTProblem")
     check_choice("method", method, METHODS)
+    solver = SOLVERS[method]
+    options = check_options(method, options, solver.options)
     tol = check_float("tol", tol, min_value=0.0)
-    max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else check_int("max_iter", max_iter, min_value=0)
+    max_iter = solver.max_iter if max_iter is None else check_int("max_iter", max_iter, min_value=0)
     if max_time_s is not None:
         max_time_s = check_float("max_time_s", max_time_s, min_value=0.0, min_inclusive=False)
     if z0 is None:
@@ -101,31 +112,34 @@ def solve(
         z0 = problem.random_generators(np.random.default_rng(seed))
     z0 = problem.check_generators(z0, "z0").copy()
     own = problem.with_k(problem.k)  # a private copy: its counter is this run's work
-    runner = {"lloyd": _lloyd, "lbfgs": _lbfgs, "multigrid": _multigrid}[method]
-    if method == "lloyd" and options:
-        raise TypeError(f"method='lloyd' takes no options, got {sorted(options)}")
-    if method == "lbfgs" and set(options) - {"memory"}:
-        raise TypeError(f"method='lbfgs' takes only the option 'memory', got {sorted(options)}")
     cpu0 = time.process_time()
     start = time.perf_counter()
-    res = runner(own, z0, tol, max_iter, max_time_s, start, **options)
+    res = solver.run(own, z0, tol, max_iter, max_time_s, start, **options)
     res.cpu_time_s = time.process_time() - cpu0
     return res
+
+
+class _Stop(NamedTuple):
+    """Why a run stopped short of the tolerance: a SolveResult status code and a message."""
+
+    status: int  # 1 iteration cap, 2 time cap, 3 other (L-BFGS stalled)
+    message: str
 
 
 class _Budget:
     def __init__(self, max_iter: int, max_time_s: float | None, start: float) -> None:
         self.max_iter, self.max_time_s, self.start = max_iter, max_time_s, start
 
-    def reason(self, it: int) -> str | None:
+    def reason(self, it: int) -> _Stop | None:
         if it >= self.max_iter:
-            return f"did not converge within {self.max_iter} iterations"
+            return _Stop(1, f"did not converge within {self.max_iter} iterations")
         if self.max_time_s is not None and time.perf_counter() - self.start > self.max_time_s:
-            return f"did not converge within {self.max_time_s:g} s ({it} iterations)"
+            return _Stop(2, f"did not converge within {self.max_time_s:g} s ({it} iterations)")
         return None
 
 
-def _result(method, problem, z, energy, it, norms, energies, start, tol, stop, coarse=0.0, works=()) -> CVTResult:
+def _result(method, problem, z, energy, it, norms, energies, start, tol, stop: _Stop | None, coarse=0.0,
+            works=()) -> CVTResult:
     converged = stop is None
     return CVTResult(
         method=method,
@@ -136,11 +150,13 @@ def _result(method, problem, z, energy, it, norms, energies, start, tol, stop, c
         grad_norms=np.asarray(norms, dtype=float),
         wall_time_s=time.perf_counter() - start,
         converged=converged,
-        message="converged" if converged else stop,
+        status=0 if converged else stop.status,
+        message="converged" if converged else stop.message,
         tol=tol,
         coarse_work=coarse,
         energies=np.asarray(energies, dtype=float),
         work_history=np.asarray(works, dtype=float),
+        cpu_time_s=0.0,  # set by solve() once the runner returns
     )
 
 
@@ -224,7 +240,7 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
         stop = state["stop"]
         if stop is not None or norms[-1] <= target:
             break
-        stop = f"scipy L-BFGS-B stopped, no measurable energy decrease: {res.message}"
+        stop = _Stop(3, f"scipy L-BFGS-B stopped, no measurable energy decrease: {res.message}")
         if norms[-1] > 0.9 * before:  # a restart with fresh memory no longer helps
             break
     if norms[-1] <= target:
@@ -264,3 +280,22 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
         works.append(problem.n_evaluations + mg.coarse_work())
     coarse = mg.coarse_work()
     return _result("multigrid", problem, p.z, p.f, it, norms, energies, t_start, tol, stop, coarse, works)
+
+
+@dataclass(frozen=True)
+class Solver:
+    """One CVT method: its runner, the options it takes and its default iteration cap."""
+
+    run: Callable[..., CVTResult]
+    options: tuple[str, ...]
+    max_iter: int
+
+
+#: Every method: adding one is a runner above and a line here.
+SOLVERS: dict[str, Solver] = {
+    "lloyd": Solver(_lloyd, (), 100_000),
+    "lbfgs": Solver(_lbfgs, ("memory",), 100_000),
+    "multigrid": Solver(_multigrid, tuple(f.name for f in fields(MGOptions)), 200),
+}
+METHODS: tuple[str, ...] = tuple(SOLVERS)
+DEFAULT_MAX_ITER: dict[str, int] = {name: s.max_iter for name, s in SOLVERS.items()}
