@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import pickle
+
 import numpy as np
 import pytest
 
-from baselines.feel import METHODS, brute_force_grid, solve
+from baselines.feel import METHODS, SOLVERS, FeelSolveResult, brute_force_grid, solve
+from baselines.result import SolveResult, UnknownOptionError
 from quant_envs.feel import FULL_PRECISION, make_scenario, total_time
 from quant_envs.feel.bandwidth import min_max_bandwidth
 
@@ -116,7 +120,8 @@ def test_solver_bad_input() -> None:
 )
 @pytest.mark.parametrize("method", ["ao", "fixed_levels"])
 def test_solver_options_checked_by_name(method, kwargs, error, match) -> None:
-    # Every option is checked up front, even one the method does not use (tol for fixed_levels).
+    # Every option's value is checked by name up front, even one the method does not take (tol for
+    # fixed_levels, which a valid value would then be refused as, see the UnknownOptionError test).
     with pytest.raises(error, match=match):
         solve(make_scenario(3, seed=0), method, **kwargs)
 
@@ -127,3 +132,63 @@ def test_solver_tol_zero_runs_to_no_gain() -> None:
     sc = make_scenario(4, seed=1)
     exact, default = solve(sc, "ao", tol=0.0), solve(sc, "ao")
     assert exact.total_time <= default.total_time * (1 + 1e-12)
+
+
+def test_result_is_a_solve_result_with_the_old_names_as_aliases() -> None:
+    sc = make_scenario(5, seed=0)
+    for method, kw in ALL + [("brute_force", {"max_combinations": 500})]:
+        r = solve(sc, method, **kw)
+        assert isinstance(r, FeelSolveResult) and isinstance(r, SolveResult)
+        assert r.levels is r.x and r.total_time == r.fun and r.iterations == r.nit
+        assert r.evaluations == r.nfev and r.converged is r.success
+        assert r.status == (0 if r.success else 1) and r.message
+        assert r.objective == "total training time (s), minimised"
+        for extra in ("bandwidth", "rounds", "round_latency", "bisections", "sca_iterations", "start_time", "history"):
+            assert extra in r, (method, extra)
+    assert solve(sc, "fixed_levels").method == "fixed_levels[8bit]"  # the default preset
+    assert solve(sc, "brute_force", max_combinations=500).start_time is None
+    text = str(solve(sc, "ao"))
+    assert text.startswith("FeelSolveResult(") and "fun:" in text and "bandwidth:" in text
+
+
+@pytest.mark.parametrize("method", ["ao", "equal_bandwidth"])
+def test_status_is_one_when_max_iter_stops_ao(method: str) -> None:
+    sc = make_scenario(6, seed=0)
+    capped = solve(sc, method, max_iter=1, tol=0.0)
+    assert capped.status == 1 and capped.success is False and capped.converged is False
+    assert capped.message == "did not converge within max_iter=1 AO iterations"
+    full = solve(sc, method)
+    assert full.status == 0 and full.success is True and full.message.startswith("converged")
+    assert full.total_time <= capped.total_time * (1 + 1e-12)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "match"),
+    [
+        ("fixed_levels", {"tol": 0.5}, r"method='fixed_levels' takes only 'fixed'; got unknown option\(s\) 'tol'"),
+        ("brute_force", {"fixed": "sign"}, r"takes only 'max_combinations'; got unknown option\(s\) 'fixed'"),
+        ("ao", {"fixed": 3, "speed": 2}, r"takes only 'max_iter', 'multistart', 'tol'; .* 'fixed', 'speed'"),
+        ("equal_bandwidth", {"multistart": False}, r"takes only 'max_iter', 'tol'; .* 'multistart'"),
+    ],
+)
+def test_unknown_option_names_the_methods_options(method, kwargs, match) -> None:
+    with pytest.raises(UnknownOptionError, match=match):
+        solve(make_scenario(3, seed=0), method, **kwargs)
+
+
+def test_result_pickles_by_value() -> None:
+    r = solve(make_scenario(4, seed=3), "ao")
+    back = pickle.loads(pickle.dumps(r))
+    assert type(back) is FeelSolveResult and set(back) == set(r)
+    np.testing.assert_array_equal(back.levels, r.levels)
+    np.testing.assert_array_equal(back.bandwidth, r.bandwidth)
+    assert (back.total_time, back.history, back.start_time, back.message) == (r.total_time, r.history, r.start_time,
+                                                                                r.message)
+
+
+def test_registry_lists_every_method_and_its_options() -> None:
+    assert METHODS == tuple(SOLVERS) == ("ao", "equal_bandwidth", "fixed_levels", "brute_force")
+    for method, solver in SOLVERS.items():
+        # the registry's options are exactly the runner's keyword arguments (their defaults live there)
+        params = inspect.signature(solver.run).parameters
+        assert set(solver.options) == {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}, method
