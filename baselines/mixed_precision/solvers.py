@@ -35,37 +35,48 @@ Methods:
   elitist survival of the best ``population``.
 * ``enumeration`` -- the exact optimum: every feasible policy evaluated (refused with a
   ValueError when there are more than ``max_evaluations``, e.g. anything beyond digits-cnn).
+
+Every method is one function ``fn(space, evaluate, **options) -> extras`` and one line of
+:data:`REGISTRY` declaring its options (and whether it takes ``rng`` or ``seed``); :data:`METHODS`
+is the registry's names. :func:`solve` returns a :class:`SearchResult` (a
+:class:`baselines.result.SolveResult`); a method that asks for more evaluations than its allowance
+is stopped there and its best policy so far comes back with ``success=False``, ``status=1``.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from baselines.mixed_precision.space import SearchSpace
+from baselines.result import SolveResult, check_options
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision.problem import Evaluation, MixedPrecisionProblem, Policy
 
-METHODS = ("uniform", "random", "greedy_sensitivity", "greedy_std", "hawq_v3", "evolution", "enumeration")
 
+class SearchResult(SolveResult):
+    """The best policy a method found and what it took: a :class:`baselines.result.SolveResult`.
 
-@dataclass
-class SearchResult:
-    """The best policy a method found and what it took (in the spirit of ``scipy.optimize.OptimizeResult``).
+    Core fields and their older names (both work, for reading and writing)::
 
-    Attributes:
-        method: the method's name.
-        policy: the best policy found, one (w_bits, a_bits) per layer; always within budget.
-        evaluation: its :class:`~quant_envs.mixed_precision.problem.Evaluation` (accuracy, costs).
-        accuracy: its accuracy (the objective), in [0, 1].
-        num_evaluations: reward evaluations used: policies the problem had to retrain and evaluate
-            (its cache misses during the call).
-        wall_time_s: wall-clock time of the whole call, sensitivities included (s).
+        x       policy           the best policy found, one (w_bits, a_bits) per layer; always within budget
+        fun     accuracy         its accuracy (the objective, maximised), in [0, 1]
+        nfev    num_evaluations  reward evaluations used: policies the problem had to retrain and
+                                 evaluate (its cache misses during the call)
+        nit     iterations       the search's steps: policies evaluated, in order (``len(history)``)
+        success, status, message  False / 1 when the evaluation allowance ran out before the method's
+                                 own stopping rule (a method that spends its allowance by design, like
+                                 random search, succeeds)
+        method, wall_time_s      the method's name; wall-clock time of the whole call, sensitivities
+                                 included (s)
+
+    Extras:
+        evaluation: the best policy's :class:`~quant_envs.mixed_precision.problem.Evaluation`
+            (accuracy, costs).
         history: every policy the method evaluated, in order: (policy, accuracy, cost in the budget
             metric's SI unit). All within budget and at the problem's ``finetune_steps`` except
             greedy_sensitivity's probes (all-widest but one layer, post-training by default), which
@@ -75,19 +86,35 @@ class SearchResult:
             allowance limits), ``equal_bits``, ``max_evaluations``, ``seed``.
     """
 
-    method: str
-    policy: Policy
-    evaluation: Evaluation
-    accuracy: float
-    num_evaluations: int
-    wall_time_s: float
-    history: list[tuple[Policy, float, float]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    aliases: ClassVar[dict[str, str]] = {
+        "policy": "x", "accuracy": "fun", "num_evaluations": "nfev", "iterations": "nit",
+    }
+    objective: ClassVar[str] = "accuracy of the quantized model after retraining, maximised"
 
-    @property
-    def iterations(self) -> int:
-        """The search's steps: policies evaluated, in order (``len(history)``)."""
-        return len(self.history)
+    # for readers and type checkers only: bare annotations make no class attributes, so every
+    # field (and alias) is still read from the dict by SolveResult.__getattr__
+    x: Policy
+    policy: Policy
+    fun: float
+    accuracy: float
+    nfev: int
+    num_evaluations: int
+    nit: int
+    iterations: int
+    success: bool
+    status: int
+    message: str
+    method: str
+    wall_time_s: float
+    evaluation: Evaluation
+    history: list[tuple[Policy, float, float]]
+    extra: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setdefault("history", [])  # the defaults of the earlier dataclass
+        self.setdefault("extra", {})
+        self.setdefault("nit", len(self["history"]))
 
     @property
     def cost(self) -> float:
@@ -97,9 +124,10 @@ class SearchResult:
     def summary(self) -> str:
         e = self.evaluation
         widths = " ".join(f"{w}" if w == a else f"{w}/{a}" for w, a in self.policy)
-        return (f"{self.method}: accuracy {self.accuracy:.4f} (float {e.float_accuracy:.4f}), "
+        line = (f"{self.method}: accuracy {self.accuracy:.4f} (float {e.float_accuracy:.4f}), "
                 f"{e.budget_metric} {e.budget_used:.3f} of budget, {self.num_evaluations} evaluations, "
                 f"{self.wall_time_s:.1f} s; bits [{widths}]")
+        return line if self.success else f"{line}; {self.message}"
 
 
 def _metric_cost(e: Evaluation) -> float:
@@ -109,7 +137,8 @@ def _metric_cost(e: Evaluation) -> float:
 
 
 class AllowanceExhausted(Exception):
-    """Internal: the method asked for one evaluation more than it is allowed."""
+    """Internal: the method asked for one evaluation more than it is allowed. :func:`solve` catches
+    it and returns the best policy found so far with ``success=False``."""
 
 
 class _Evaluator:
@@ -142,19 +171,21 @@ class _Evaluator:
         self.history.append((policy, evaluation.accuracy, _metric_cost(evaluation)))
         return evaluation
 
-    def best(self) -> Evaluation:
+    def best(self) -> Evaluation | None:
         """Highest accuracy among feasible policies at the problem's fidelity; ties to the cheaper,
-        then the earlier one."""
+        then the earlier one. None if no such policy was evaluated."""
         steps = self.problem.finetune_steps
         order = {k: n for n, k in enumerate(self.seen)}
         candidates = [(k, e) for k, e in self.seen.items() if e.within_budget and k[1] == steps]
+        if not candidates:
+            return None
         return min(candidates, key=lambda ke: (-ke[1].accuracy, ke[1].budget_used, order[ke[0]]))[1]
 
 
 # ------------------------------------------------------------------------------------------ methods
 
 
-def _uniform(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+def _uniform(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
     choice = _uniform_choice(space)
     if choice is None:
         raise ValueError(f"no uniform width fits the budget ({space.problem.budget:.6g} in "
@@ -254,8 +285,7 @@ def _interpolate(bits: Sequence[int], measured: dict[int, float], top: int) -> n
     return np.interp(bits, xs, [points[x] for x in xs])
 
 
-def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator,
-                        sensitivity_bits: Sequence[int] | None = None,
+def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, sensitivity_bits: Sequence[int] | None = None,
                         sensitivity_finetune_steps: int | None = 0) -> dict[str, Any]:
     p = space.problem
     probe_steps = p.finetune_steps if sensitivity_finetune_steps is None else check_int(
@@ -310,7 +340,7 @@ def _greedy_sensitivity(space: SearchSpace, evaluate: _Evaluator, rng: np.random
     return out
 
 
-def _greedy_std(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+def _greedy_std(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
     std = space.problem.weight_std
     sens = [std[i] ** 2 * (4.0 ** -space.widths[i][:, 0] + 4.0 ** -space.widths[i][:, 1]) / 2
             for i in range(space.num_layers)]
@@ -319,7 +349,7 @@ def _greedy_std(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generat
     return {"weight_std": std.copy(), "greedy_moves": len(moves)}
 
 
-def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator, *, seed: int,
+def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, *, seed: int,
              hutchinson_samples: int = 16, hessian_data: int = 256, activations: bool | None = None,
              ilp_time_limit_s: float | None = None) -> dict[str, Any]:
     from baselines.mixed_precision.hessian import hawq_sensitivities
@@ -405,7 +435,7 @@ def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generato
             "initial_sampler": sampler}
 
 
-def _enumeration(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+def _enumeration(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
     count = space.count_feasible(evaluate.max_evaluations)
     if count > evaluate.max_evaluations:
         raise ValueError(
@@ -417,11 +447,39 @@ def _enumeration(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Genera
     return {"feasible_policies": count}
 
 
-_METHODS: dict[str, Callable[..., dict[str, Any]]] = {
-    "uniform": _uniform, "random": _random, "greedy_sensitivity": _greedy_sensitivity, "greedy_std": _greedy_std,
-    "hawq_v3": _hawq_v3, "evolution": _evolution, "enumeration": _enumeration,
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its function and what :func:`solve` hands it.
+
+    ``fn(space, evaluate, [rng=...], [seed=...], **options)`` returns the method's extras; it gets
+    ``rng`` (a numpy Generator seeded by ``seed``) and the integer ``seed`` only if it declares them,
+    and only the ``options`` listed here (anything else is an :class:`UnknownOptionError`).
+    ``min_evaluations`` is the least allowance it can work with.
+    """
+
+    fn: Callable[..., dict[str, Any]]
+    options: tuple[str, ...] = ()
+    min_evaluations: int = 1
+    uses_rng: bool = False
+    uses_seed: bool = False
+
+
+#: The one registry of methods, in the order they are listed and run; adding a solver is one
+#: function above and one line here.
+REGISTRY: dict[str, MethodSpec] = {
+    "uniform": MethodSpec(_uniform),
+    "random": MethodSpec(_random, ("sampler",), uses_rng=True),
+    "greedy_sensitivity": MethodSpec(_greedy_sensitivity, ("sensitivity_bits", "sensitivity_finetune_steps")),
+    "greedy_std": MethodSpec(_greedy_std),
+    "hawq_v3": MethodSpec(_hawq_v3, ("hutchinson_samples", "hessian_data", "activations", "ilp_time_limit_s"),
+                          uses_seed=True),
+    "evolution": MethodSpec(_evolution, ("population", "mutation_rate", "crossover_rate", "tournament",
+                                         "include_uniform"), min_evaluations=2, uses_rng=True),
+    "enumeration": MethodSpec(_enumeration),
 }
-_MIN_EVALUATIONS = {"evolution": 2}
+
+#: The methods' names (the registry's keys): ``--method`` choices, ``solve``'s ``method``.
+METHODS: tuple[str, ...] = tuple(REGISTRY)
 
 
 # ---------------------------------------------------------------------------------------- interface
@@ -465,25 +523,30 @@ def solve(problem_or_env: Any, method: str, max_evaluations: int = 200, seed: in
             (hawq_v3), ``population``, ``mutation_rate``, ``crossover_rate``, ``tournament``,
             ``include_uniform`` (evolution).
 
+    Returns:
+        The best feasible policy evaluated (``x``) and its accuracy (``fun``); ``success=False``,
+        ``status=1`` if the method ran out of its allowance before its own stopping rule.
+
     Raises:
-        ValueError: an unknown method or option, an allowance too small for the method, a space
-            with no feasible policy, or (enumeration) more feasible policies than the allowance.
+        ValueError: an unknown method, an allowance too small for the method, a space with no
+            feasible policy, (enumeration) more feasible policies than the allowance, or an
+            allowance that ran out before any feasible policy was evaluated.
+        UnknownOptionError: an option the method does not take (also a ValueError); the message
+            lists the ones it does.
     """
-    method = check_choice("method", method, METHODS)
+    method = check_choice("method", method, tuple(REGISTRY))
     max_evaluations = check_int("max_evaluations", max_evaluations, min_value=1)
     seed = check_int("seed", seed, min_value=0)
-    need = _MIN_EVALUATIONS.get(method, 1)
-    if max_evaluations < need:
-        raise ValueError(f"max_evaluations={max_evaluations} is too small for {method}; it needs at least {need}")
+    spec = REGISTRY[method]
+    if max_evaluations < spec.min_evaluations:
+        raise ValueError(f"max_evaluations={max_evaluations} is too small for {method}; it needs at least "
+                         f"{spec.min_evaluations}")
     problem, equal_bits = _resolve(problem_or_env, equal_bits)
-    fn = _METHODS[method]
-    accepted = [n for n in inspect.signature(fn).parameters if n not in ("space", "evaluate", "rng", "seed")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"option(s) {', '.join(map(repr, unknown))} not allowed for method={method!r}; "
-                         f"expected: {', '.join(accepted) or 'none'}")
-    if "seed" in inspect.signature(fn).parameters:
-        options["seed"] = seed
+    kwargs = check_options(method, options, spec.options)
+    if spec.uses_rng:
+        kwargs["rng"] = np.random.default_rng(seed)
+    if spec.uses_seed:
+        kwargs["seed"] = seed
 
     start = time.perf_counter()
     space = SearchSpace(problem, equal_bits)
@@ -493,13 +556,27 @@ def solve(problem_or_env: Any, method: str, max_evaluations: int = 200, seed: in
             f"the budget {problem.budget:.6g} ({problem.budget_metric}); the cheapest costs "
             f"{space.min_next[0]:.6g}")
     evaluate = _Evaluator(problem, space, max_evaluations)
-    extra = fn(space, evaluate, np.random.default_rng(seed), **options)
+    try:
+        extra = spec.fn(space, evaluate, **kwargs)
+        cut_short = False
+    except AllowanceExhausted:  # the method asked for more than its allowance: keep what it found
+        extra, cut_short = {}, True
     best = evaluate.best()
     wall = time.perf_counter() - start
-    extra.update(policies_evaluated=len(evaluate.seen), equal_bits=equal_bits,
-                 max_evaluations=max_evaluations, seed=seed)
+    if best is None:  # only probes (greedy_sensitivity's) or over-budget policies were evaluated
+        if cut_short:
+            raise ValueError(f"the evaluation allowance (max_evaluations={max_evaluations}) ran out before {method} "
+                             f"evaluated any policy within the budget; give a larger max_evaluations")
+        raise ValueError(f"{method} evaluated no policy within the budget (max_evaluations={max_evaluations})")
+    count = len(evaluate.seen)
+    extra.update(policies_evaluated=count, equal_bits=equal_bits, max_evaluations=max_evaluations, seed=seed)
+    if cut_short:
+        status, message = 1, (f"the evaluation allowance (max_evaluations={max_evaluations}) ran out before {method} "
+                              f"finished; x is the best of the {count} policies evaluated")
+    else:
+        status, message = 0, f"{method} finished: {count} of max_evaluations={max_evaluations} policies evaluated"
     return SearchResult(
-        method=method, policy=best.policy, evaluation=best, accuracy=best.accuracy,
-        num_evaluations=problem.num_evaluations - evaluate.start_evaluations, wall_time_s=wall,
-        history=evaluate.history, extra=extra,
+        x=best.policy, fun=best.accuracy, success=status == 0, status=status, message=message,
+        nit=len(evaluate.history), nfev=problem.num_evaluations - evaluate.start_evaluations, method=method,
+        wall_time_s=wall, evaluation=best, history=evaluate.history, extra=extra,
     )
