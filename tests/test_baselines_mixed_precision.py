@@ -19,7 +19,7 @@ from baselines.mixed_precision import METHODS, SearchSpace, allowed_at_step, sol
 from baselines.mixed_precision.cli import _check_args, _parser, main
 from baselines.mixed_precision.hessian import _first_examples, hutchinson_traces
 from baselines.mixed_precision.ilp import solve_assignment_ilp
-from baselines.mixed_precision.solvers import REGISTRY, MethodSpec, SearchResult
+from baselines.mixed_precision.solvers import SOLVERS, MethodSpec, SearchResult
 from baselines.result import SolveResult, UnknownOptionError
 from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
@@ -403,8 +403,8 @@ def _over_budget_first(space: SearchSpace, evaluate) -> dict:
 def test_running_out_of_allowance_returns_the_best_so_far(problem, monkeypatch) -> None:
     # No built-in method asks for more than its allowance (each sizes itself to it), so the guard
     # is exercised by methods registered here: one function and one registry line, as for a new solver.
-    monkeypatch.setitem(REGISTRY, "walk", MethodSpec(_walk_every_feasible))
-    monkeypatch.setitem(REGISTRY, "over_budget_first", MethodSpec(_over_budget_first))
+    monkeypatch.setitem(SOLVERS, "walk", MethodSpec(_walk_every_feasible))
+    monkeypatch.setitem(SOLVERS, "over_budget_first", MethodSpec(_over_budget_first))
     assert SearchSpace(problem, True).count_feasible(10) > 10
     r = solve(problem, "walk", max_evaluations=5)
     assert r.success is False and r.status == 1
@@ -422,13 +422,13 @@ def test_running_out_of_allowance_returns_the_best_so_far(problem, monkeypatch) 
 
 
 def test_registry_is_the_one_list_of_methods() -> None:
-    assert METHODS == tuple(REGISTRY) and len(METHODS) == len(set(METHODS)) == 7
-    for name, spec in REGISTRY.items():
+    assert METHODS == tuple(SOLVERS) and len(METHODS) == len(set(METHODS)) == 7
+    for name, spec in SOLVERS.items():
         params = inspect.signature(spec.fn).parameters
         assert list(params)[:2] == ["space", "evaluate"], name
         # the declared options are exactly the function's own keywords (a forgotten one would be refused)
         assert set(spec.options) == set(params) - {"space", "evaluate", "rng", "seed"}, name
         assert spec.uses_rng == ("rng" in params) and spec.uses_seed == ("seed" in params), name
-    assert _check_args(_parser().parse_args(["--method", "all"])) == list(REGISTRY)  # the cli's "all"
+    assert _check_args(_parser().parse_args(["--method", "all"])) == list(SOLVERS)  # the cli's "all"
     with pytest.raises(ValueError, match="too small for evolution; it needs at least 2"):
-        solve(tiny(), "evolution", max_evaluations=REGISTRY["evolution"].min_evaluations - 1)
+        solve(tiny(), "evolution", max_evaluations=SOLVERS["evolution"].min_evaluations - 1)

@@ -8,10 +8,10 @@ described in :mod:`baselines.mixed_precision.solvers`. Command line::
     python -m baselines.mixed_precision --method all
 """
 
-from baselines.mixed_precision.solvers import METHODS, SearchResult, solve
+from baselines.mixed_precision.solvers import METHODS, SOLVERS, SearchResult, solve
 from baselines.mixed_precision.space import SearchSpace, allowed_at_step
 
-__all__ = ["METHODS", "SearchResult", "SearchSpace", "allowed_at_step", "main", "solve"]
+__all__ = ["METHODS", "SOLVERS", "SearchResult", "SearchSpace", "allowed_at_step", "main", "solve"]
 
 
 def main(argv=None) -> int:

@@ -37,7 +37,7 @@ Methods:
   ValueError when there are more than ``max_evaluations``, e.g. anything beyond digits-cnn).
 
 Every method is one function ``fn(space, evaluate, **options) -> extras`` and one line of
-:data:`REGISTRY` declaring its options (and whether it takes ``rng`` or ``seed``); :data:`METHODS`
+:data:`SOLVERS` declaring its options (and whether it takes ``rng`` or ``seed``); :data:`METHODS`
 is the registry's names. :func:`solve` returns a :class:`SearchResult` (a
 :class:`baselines.result.SolveResult`); a method that asks for more evaluations than its allowance
 is stopped there and its best policy so far comes back with ``success=False``, ``status=1``.
@@ -466,7 +466,7 @@ class MethodSpec:
 
 #: The one registry of methods, in the order they are listed and run; adding a solver is one
 #: function above and one line here.
-REGISTRY: dict[str, MethodSpec] = {
+SOLVERS: dict[str, MethodSpec] = {
     "uniform": MethodSpec(_uniform),
     "random": MethodSpec(_random, ("sampler",), uses_rng=True),
     "greedy_sensitivity": MethodSpec(_greedy_sensitivity, ("sensitivity_bits", "sensitivity_finetune_steps")),
@@ -479,7 +479,7 @@ REGISTRY: dict[str, MethodSpec] = {
 }
 
 #: The methods' names (the registry's keys): ``--method`` choices, ``solve``'s ``method``.
-METHODS: tuple[str, ...] = tuple(REGISTRY)
+METHODS: tuple[str, ...] = tuple(SOLVERS)
 
 
 # ---------------------------------------------------------------------------------------- interface
@@ -534,10 +534,10 @@ def solve(problem_or_env: Any, method: str, max_evaluations: int = 200, seed: in
         UnknownOptionError: an option the method does not take (also a ValueError); the message
             lists the ones it does.
     """
-    method = check_choice("method", method, tuple(REGISTRY))
+    method = check_choice("method", method, tuple(SOLVERS))
     max_evaluations = check_int("max_evaluations", max_evaluations, min_value=1)
     seed = check_int("seed", seed, min_value=0)
-    spec = REGISTRY[method]
+    spec = SOLVERS[method]
     if max_evaluations < spec.min_evaluations:
         raise ValueError(f"max_evaluations={max_evaluations} is too small for {method}; it needs at least "
                          f"{spec.min_evaluations}")
