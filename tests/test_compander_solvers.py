@@ -19,12 +19,22 @@ Which digits agree is stated at each assertion.
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.optimize import OptimizeResult
 
+import baselines.compander
 from baselines.compander import (
+    METHODS,
+    SOLVERS,
     QuantizerResult,
     a_law,
     lloyd_max,
@@ -32,8 +42,10 @@ from baselines.compander import (
     mu_law,
     optimal_compander,
     panter_dite_sqnr_db,
+    solve,
     spline_compander,
 )
+from baselines.result import SolveResult, UnknownOptionError
 from quant_envs.compander.lloyd import lloyd_map
 from quant_envs.compander.quantizer import distortion, sqnr_db
 from quant_envs.compander.sources import get_source
@@ -276,3 +288,117 @@ def test_command_line_prints_table_and_writes_files(tmp_path, capsys) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["--levels", "1", "--out", str(tmp_path)]) == 2  # refused with one line, exit status 2
     assert math.isfinite(float(csv[1].split(",")[1]))
+
+
+# ---- solve(), METHODS and the shared result type -------------------------------------------------
+
+# One call per method with non-default options: solve() must give the function's numbers exactly.
+SOLVE_CASES = [
+    ("lloyd_max", lloyd_max, {"method": "lloyd", "tol": 1e-9, "max_iter": 50_000}),
+    ("optimal_compander", optimal_compander, {"support": 3.5}),
+    ("mu_law", mu_law, {"mu": 100.0}),
+    ("a_law", a_law, {"a": 50.0, "support": 4.0}),
+    ("spline_compander", spline_compander, {"degree": 1, "segments": 3, "grid": 20, "seed": 1}),
+]
+
+
+def test_methods_are_the_registry_and_its_options_are_the_functions_keywords() -> None:
+    assert METHODS == ("lloyd_max", "optimal_compander", "mu_law", "a_law", "spline_compander")
+    assert [case[0] for case in SOLVE_CASES] == list(METHODS)
+    for name in METHODS:
+        params = inspect.signature(SOLVERS[name].function).parameters.values()
+        keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        assert set(SOLVERS[name].options) == keywords, name
+
+
+@pytest.mark.parametrize(("name", "function", "options"), SOLVE_CASES)
+def test_solve_agrees_with_the_solver_functions(name, function, options) -> None:
+    via_solve = solve("laplacian", name, 8, **options)
+    direct = function("laplacian", 8, **options)
+    assert type(via_solve) is QuantizerResult
+    np.testing.assert_array_equal(via_solve.x, direct.thresholds)
+    np.testing.assert_array_equal(via_solve.levels, direct.levels)
+    assert via_solve.fun == direct.distortion and via_solve.sqnr_db == direct.sqnr_db
+    assert via_solve.params == direct.params and via_solve.nfev == direct.evaluations
+    assert via_solve.method.startswith(name) and via_solve.method == direct.method
+    # levels by keyword, defaults alike
+    assert solve("gaussian", name, levels=4).fun == function("gaussian", 4).distortion
+
+
+def test_solve_refuses_unknown_methods_and_options() -> None:
+    with pytest.raises(ValueError, match=r"method='newton' is not allowed; expected one of: 'lloyd_max'"):
+        solve("gaussian", "newton", 8)
+    with pytest.raises(UnknownOptionError, match=r"method='mu_law' takes only 'mu', 'support'; got unknown option\(s\) 'degree'"):
+        solve("gaussian", "mu_law", 8, degree=2)
+    with pytest.raises(UnknownOptionError, match=r"'max_iter', 'method', 'tol'.*'support'"):
+        solve("gaussian", "lloyd_max", 8, support=3.0)
+    with pytest.raises(TypeError, match="segments"):  # an UnknownOptionError is a TypeError too
+        solve("gaussian", "optimal_compander", 8, segments=2)
+    with pytest.raises(ValueError, match="mu=-1"):  # known options are still checked by the solver
+        solve("gaussian", "mu_law", 8, mu=-1.0)
+
+
+def test_result_core_fields_and_their_aliases_agree() -> None:
+    for res in (lloyd_max("gaussian", 8), mu_law("laplacian", 8), spline_compander("gaussian", 8)):
+        assert isinstance(res, SolveResult) and isinstance(res, OptimizeResult)
+        assert res.thresholds is res.x and res["x"] is res.x
+        assert res.distortion == res.fun == res.granular_distortion + res.overload_distortion
+        assert res.iterations == res.nit and res.evaluations == res.nfev and res.nfev >= 1
+        assert res.converged is res.success is True and res.status == 0 and res.message
+        assert res.sqnr_db == sqnr_db(res.fun) and res.wall_time_s >= 0.0
+        assert res.x.size == res.n_levels - 1 and res.levels.size == res.n_levels
+    assert lloyd_max("gaussian", 8).support is None and "residual" in lloyd_max("gaussian", 8).message
+
+
+def test_lloyd_max_iteration_cap_is_reported() -> None:
+    res = lloyd_max("gaussian", 64, method="lloyd", max_iter=5)
+    assert res.success is False and res.converged is False and res.status == 1
+    assert res.nit == 5 and "max_iter=5" in res.message and res.params["residual"] > 1e-12
+    assert res.to_dict()["converged"] is False
+
+
+def test_to_dict_keeps_the_older_keys() -> None:
+    d = spline_compander("laplacian", 8).to_dict()
+    assert list(d) == [
+        "method", "source", "n_levels", "thresholds", "levels", "distortion", "granular_distortion",
+        "overload_distortion", "sqnr_db", "entropy_bits", "support", "iterations", "evaluations",
+        "converged", "wall_time_s", "params",
+    ]
+    assert d["method"] == "spline_compander_deg2" and isinstance(d["levels"], list) and len(d["levels"]) == 8
+
+
+def test_result_pickles_by_value() -> None:
+    res = spline_compander("gaussian", 8, segments=3, grid=10)
+    back = pickle.loads(pickle.dumps(res))
+    assert type(back) is QuantizerResult and back.keys() == res.keys()
+    np.testing.assert_array_equal(back.thresholds, res.x)
+    np.testing.assert_array_equal(back.levels, res.levels)
+    assert back.distortion == res.fun and back.params == res.params and back.message == res.message
+    np.testing.assert_allclose(back.sqnr_vs_variance([-10.0, 0.0]), res.sqnr_vs_variance([-10.0, 0.0]))
+
+
+def test_package_keeps_the_module_names() -> None:
+    # Everything `baselines.compander` offered as a single module (baselines.feel imports
+    # writable_directory_problem from it).
+    for name in ("COLUMNS", "MAX_CLI_LEVELS", "MAX_CLI_SEGMENTS", "comparison_table", "format_table",
+                 "plot_dynamic_range", "writable_directory_problem", "main", "QuantizerResult"):
+        assert hasattr(baselines.compander, name), name
+        assert name in baselines.compander.__all__, name
+
+
+def test_module_command_line_help_runs() -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "baselines.compander", "--help"], capture_output=True, text=True, env=env, cwd=root, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m baselines.compander")
+    for flag in ("--source", "--levels", "--segments", "--figure-levels", "--variance-db", "--out"):
+        assert flag in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "baselines.compander", "--segments", "0"], capture_output=True, text=True, env=env, cwd=root, timeout=120
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "python -m baselines.compander: error: --segments 0 is not allowed; expected an integer in [1, 64]"
+    ]

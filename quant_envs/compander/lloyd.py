@@ -40,12 +40,20 @@ from quant_envs.compander.quantizer import cell_moments
 from quant_envs.compander.sources import Source, get_source
 
 __all__ = [
+    "DEFAULT_MAX_ITER",
+    "DEFAULT_METHOD",
+    "DEFAULT_TOL",
     "LloydMaxSolution",
     "asymptotic_thresholds",
     "lloyd_map",
     "lloyd_residual",
     "solve_lloyd_max",
 ]
+
+# Defaults of solve_lloyd_max, shared with the baseline solver that reports them (set once, here).
+DEFAULT_TOL = 1e-12  # fixed-point residual max|T(t) - t|, in units of the source's sigma
+DEFAULT_MAX_ITER = 200_000  # Lloyd plus Newton steps
+DEFAULT_METHOD = "newton"  # "newton" (Lloyd warm-up, then Newton) or "lloyd" (plain iteration)
 
 
 def lloyd_map(source: Source, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,9 +128,9 @@ def solve_lloyd_max(
     source: str | Source,
     levels: int,
     *,
-    tol: float = 1e-12,
-    max_iter: int = 200_000,
-    method: str = "newton",
+    tol: float = DEFAULT_TOL,
+    max_iter: int = DEFAULT_MAX_ITER,
+    method: str = DEFAULT_METHOD,
     initial_thresholds: np.ndarray | None = None,
 ) -> LloydMaxSolution:
     """Lloyd-Max quantizer for ``source`` with ``levels`` output levels.
