@@ -252,10 +252,10 @@ def _write_files(out: Path, stem: str, layers, table: hw_sim.CostTable, meta: di
     from quant_envs.atomic_io import atomic_path, atomic_write_json, atomic_write_text
 
     written = []
-    for metric, unit in (("latency", "s"), ("energy", "j"), ("size", "bytes")):
+    for metric, info in hw_sim.METRIC_INFO.items():
         if np.isnan(table.metric_array(metric)).all():
             continue  # a measured table that publishes no such figure
-        path = out / f"{stem}_{metric}_{unit}.npy"
+        path = out / f"{stem}_{info.cost_field}.npy"  # <stem>_latency_s.npy, ...
         with atomic_path(path) as tmp:
             np.save(tmp, table.metric_array(metric))
         written.append(path)
