@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 import quant_envs  # noqa: F401  (registers the ids)
+from quant_envs.text_tables import format_table as text_table
 
 EVAL_SEED0 = 1000  # held-out reset seeds start here
 _SKIP_TRAINING = False  # --skip-training
@@ -342,14 +343,13 @@ def _log(msg: str) -> None:
 
 
 def format_table(rows: list[Row]) -> str:
-    head = "| environment | policy | training steps | training (s) | objective (held-out mean ± sd) | solver | vs solver | target | met |"
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---|---|"]
-    for r in rows:
-        steps = "" if r.steps in (None, "") else f"{r.steps:,}"
-        wall = "" if r.train_s in (None, "") else f"{r.train_s:.0f}"
-        lines.append(f"| {r.env} | {r.policy} | {steps} | {wall} | {r.objective:.4g} ± {r.spread:.2g} {r.unit} | "
-                     f"{r.solver:.4g} {r.unit} | {r.versus} | {r.target} | {r.met} |")
-    return "\n".join(lines)
+    header = ["environment", "policy", "training steps", "training (s)", "objective (held-out mean ± sd)", "solver",
+              "vs solver", "target", "met"]
+    cells = [[r.env, r.policy, "" if r.steps is None else r.steps, "" if r.train_s is None else r.train_s,
+              f"{r.objective:.4g} ± {r.spread:.2g} {r.unit}", f"{r.solver:.4g} {r.unit}", r.versus, r.target, r.met]
+             for r in rows]
+    return text_table(header, cells, align=["left", "left"] + ["right"] * 5 + ["left", "left"],
+                      formats=[None, None, ",", ".0f", None, None, None, None, None])
 
 
 def main(argv: list[str] | None = None) -> int:
