@@ -402,11 +402,9 @@ class MixedPrecisionProblem:
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
         split = self.eval_split if split is None else check_choice("split", split, ("train", "val", "test"))
-        self.num_queries += 1
         key = (pol, steps, split)
-        hit = self._cache.get(key)
+        hit = self._recall(key)
         if hit is not None:
-            self._cache.move_to_end(key)
             return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
         start = time.perf_counter()
         acc = self.task.evaluate(self.quantized_model(pol, steps), split)
@@ -420,6 +418,19 @@ class MixedPrecisionProblem:
             **metric_fields(costs, frac),  # latency_s=, ..., latency_fraction=, ...
             finetune_steps=steps, split=split, eval_time_s=elapsed, cached=False,
         )
+        return self._remember(key, result)
+
+    def _recall(self, key: tuple) -> Any:
+        """Count a query; the cached evaluation of ``key`` (now the most recently used), or None."""
+        self.num_queries += 1
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+        return hit
+
+    def _remember(self, key: tuple, result: Any) -> Any:
+        """Count an evaluation that ran and cache it (LRU: the least recently used beyond
+        ``cache_size`` is dropped); returns ``result``."""
         self.num_evaluations += 1
         if self.cache_size:
             self._cache[key] = result

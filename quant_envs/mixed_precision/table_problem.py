@@ -202,11 +202,9 @@ class TableProblem(MixedPrecisionProblem):
         return self.evaluate_indices(self.indices(policy), split)
 
     def evaluate_indices(self, idx: np.ndarray, split: str = "val") -> TableEvaluation:
-        self.num_queries += 1
         key = (tuple(idx.tolist()), split)
-        hit = self._cache.get(key)
+        hit = self._recall(key)
         if hit is not None:  # a policy seen before: no new evaluation (as MixedPrecision-v0's cache)
-            self._cache.move_to_end(key)
             return dataclasses.replace(hit, cached=True)
         t = self.table
         if split == "test":
@@ -226,12 +224,7 @@ class TableProblem(MixedPrecisionProblem):
             score=score, regret=self.regret(score), optimum_score=self.optimum.score,
             budget_cost=costs[self.budget_metric], costs=costs, columns=columns,
         )
-        self.num_evaluations += 1
-        if self.cache_size:
-            self._cache[key] = result
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return result
+        return self._remember(key, result)
 
     @property
     def task(self) -> Any:
