@@ -231,46 +231,26 @@ def feel_training_ao_time(env, seed: int, levels: np.ndarray | None = None) -> f
     return float(info["elapsed_time"])
 
 
+#: The SQNR environments (compander, scalar quantizer) share their scoring and training budgets.
+SQNR_SCORING: dict[str, Any] = dict(
+    unit="dB",
+    objective=lambda info: float(info["sqnr_db"]),
+    higher_is_better=True,
+    compare=db_within(0.05),
+    algos=("ppo", "sac"),
+    steps={"ppo": 50_000, "sac": 10_000},
+    quick_steps={"ppo": 2048, "sac": 300},
+)
+
 SPECS = [
-    EnvSpec(
-        name="SplineCompander-v1",
-        env_id="quant_envs/SplineCompander-v1",
-        env_kwargs={},
-        unit="dB",
-        objective=lambda info: float(info["sqnr_db"]),
-        solver=spline_solver,
-        higher_is_better=True,
-        compare=db_within(0.05),
-        algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 10_000},
-        quick_steps={"ppo": 2048, "sac": 300},
-    ),
+    EnvSpec(name="SplineCompander-v1", env_id="quant_envs/SplineCompander-v1", env_kwargs={},
+            solver=spline_solver, **SQNR_SCORING),
     EnvSpec(  # the formulation whose 0 dB cliff v1 smooths: least-squares fit, 3 thresholds
-        name="SplineCompander-v1[least_squares,L=4]",
-        env_id="quant_envs/SplineCompander-v1",
-        env_kwargs={"fit": "least_squares", "segments": 4},
-        unit="dB",
-        objective=lambda info: float(info["sqnr_db"]),
-        solver=spline_solver,
-        higher_is_better=True,
-        compare=db_within(0.05),
-        algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 10_000},
-        quick_steps={"ppo": 2048, "sac": 300},
-    ),
-    EnvSpec(
-        name="ScalarQuantizer-v0",
-        env_id="quant_envs/ScalarQuantizer-v0",
-        env_kwargs={},
-        unit="dB",
-        objective=lambda info: float(info["sqnr_db"]),
-        solver=lambda env, seed: float(10.0 * np.log10(1.0 / env._reference()[2])),  # Lloyd-Max
-        higher_is_better=True,
-        compare=db_within(0.05),
-        algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 10_000},
-        quick_steps={"ppo": 2048, "sac": 300},
-    ),
+        name="SplineCompander-v1[least_squares,L=4]", env_id="quant_envs/SplineCompander-v1",
+        env_kwargs={"fit": "least_squares", "segments": 4}, solver=spline_solver, **SQNR_SCORING),
+    EnvSpec(name="ScalarQuantizer-v0", env_id="quant_envs/ScalarQuantizer-v0", env_kwargs={},
+            solver=lambda env, seed: float(10.0 * np.log10(1.0 / env._reference()[2])),  # Lloyd-Max
+            **SQNR_SCORING),
     EnvSpec(
         name="FeelAllocation-v1",
         env_id="quant_envs/FeelAllocation-v1",
