@@ -36,3 +36,24 @@ def sample_matches(table: Any, live: Any, count: int, seed: int) -> None:
         assert test == pytest.approx(float(table.columns["test_accuracy"].reshape(-1)[k]), abs=1e-9), policies[k]
         e = live.evaluate([(b, b) for b in policies[k]])  # the live environment's own path
         assert e.accuracy == pytest.approx(val, abs=1e-12)
+
+
+def same_episodes(env_t: Any, env_l: Any, episodes: int) -> None:
+    """A table environment and the live one it was made from, stepped with the same random allowed
+    widths, show the same observations, masks, rewards and evaluated accuracy and costs."""
+    rng = np.random.default_rng(0)
+    for _ in range(episodes):
+        obs_t, _ = env_t.reset()
+        obs_l, _ = env_l.reset()
+        done = False
+        while not done:
+            np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(env_t.action_masks(), env_l.action_masks())
+            a = int(rng.choice(np.flatnonzero(env_t.action_masks())))
+            obs_t, r_t, done, _, info_t = env_t.step(a)
+            obs_l, r_l, _, _, info_l = env_l.step(a)
+        np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
+        assert r_t == pytest.approx(r_l, abs=1e-9)
+        for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used"):
+            assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
+        assert info_t["regret"] >= 0

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
-from table_checks import PROVENANCE_KEYS, live_problem, sample_matches
+from table_checks import PROVENANCE_KEYS, live_problem, same_episodes, sample_matches
 
 from quant_envs.mixed_precision.table import load_table
 
@@ -107,19 +107,4 @@ def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
     env_t = MixedPrecisionTableEnv(table="mnist1d-small")  # the table's default budget, stated above
     env_l = MixedPrecisionEnv(task=live.task, bits=live.bits, finetune_steps=live.finetune_steps,
                               eval_seed=live.eval_seed, share_problem=False, **kw)
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-        obs_t, _ = env_t.reset()
-        obs_l, _ = env_l.reset()
-        done = False
-        while not done:
-            np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
-            np.testing.assert_array_equal(env_t.action_masks(), env_l.action_masks())
-            a = int(rng.choice(np.flatnonzero(env_t.action_masks())))
-            obs_t, r_t, done, _, info_t = env_t.step(a)
-            obs_l, r_l, _, _, info_l = env_l.step(a)
-        np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
-        assert r_t == pytest.approx(r_l, abs=1e-9)
-        for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used"):
-            assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
-        assert info_t["regret"] >= 0
+    same_episodes(env_t, env_l, episodes=2)
