@@ -41,12 +41,8 @@ METRIC_INFO: Mapping[str, Metric] = MappingProxyType({
 
 #: The metric names: ("latency", "energy", "size").
 METRICS: tuple[str, ...] = tuple(METRIC_INFO)
-#: Metric -> SI unit ("s", "J", "B"); a fresh dict, as before the table existed.
+#: Metric -> SI unit: {"latency": "s", "energy": "J", "size": "B"}.
 UNITS: dict[str, str] = {m.name: m.unit for m in METRIC_INFO.values()}
-#: The cost fields in metric order: ("latency_s", "energy_j", "size_bytes").
-COST_FIELDS: tuple[str, ...] = tuple(m.cost_field for m in METRIC_INFO.values())
-#: The fraction fields in metric order: ("latency_fraction", "energy_fraction", "size_fraction").
-FRACTION_FIELDS: tuple[str, ...] = tuple(m.fraction_field for m in METRIC_INFO.values())
 
 
 def metric_info(metric: str, name: str = "metric") -> Metric:
