@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import random
@@ -13,13 +14,18 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from quant_envs.atomic_io import atomic_path, atomic_write, atomic_write_csv, atomic_write_json
+from quant_envs.mixed_precision.problem import Evaluation
 
-#: Columns of evaluations.csv (those an environment does not report are left empty).
-RECORD_FIELDS = (
-    "episode", "timestep", "return", "accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes",
-    "budget_used", "latency_fraction", "energy_fraction", "size_fraction", "cached", "eval_time_s",
-    "projected_actions", "policy",
-)
+#: Evaluation fields that are settings of the problem, not outcomes (not columns), and the
+#: evaluation bookkeeping that comes after the outcomes (in this order: saved files keep it).
+_SETTINGS = ("policy", "budget_metric", "budget", "finetune_steps", "split")
+_BOOKKEEPING = ("cached", "eval_time_s")
+_OUTCOMES = tuple(f.name for f in dataclasses.fields(Evaluation) if f.name not in _SETTINGS + _BOOKKEEPING)
+
+#: Columns of evaluations.csv (those an environment does not report are left empty): the episode,
+#: every outcome field of a mixed-precision ``Evaluation`` (accuracy, costs, budget use, fractions),
+#: the evaluation's bookkeeping, then the projected actions and the policy.
+RECORD_FIELDS = ("episode", "timestep", "return", *_OUTCOMES, *_BOOKKEEPING, "projected_actions", "policy")
 
 
 def _plain(value: Any) -> Any:

@@ -170,12 +170,8 @@ def compare(
 
     from agents.reporting import compare_figure
     from baselines.mixed_precision import METHODS
-    from quant_envs.atomic_io import (
-        atomic_write_csv,
-        atomic_write_json,
-        atomic_write_text,
-        markdown_table,
-    )
+    from quant_envs.atomic_io import atomic_write_csv, atomic_write_json, atomic_write_text
+    from quant_envs.text_tables import markdown_table
 
     check_env_id(env_id)
     if env_id == TABLE_ENV_ID:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from quant_envs.mixed_precision.problem import metric_info
 from quant_envs.rendering import new_figure, save_figure
 
 
@@ -74,7 +75,7 @@ def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budge
             ax1.set_ylabel("bits")
             ax1.set_title(f"best policy: accuracy {best['accuracy']:.4f}")
             ax1.legend(fontsize=8)
-        key = {"latency": "latency_fraction", "energy": "energy_fraction", "size": "size_fraction"}[budget_metric]
+        key = metric_info(budget_metric, "budget_metric").fraction_field
         cost = [r[key] for r in with_policy]
         acc = [r["accuracy"] for r in with_policy]
         sc = ax2.scatter(cost, acc, c=[r["episode"] for r in with_policy], s=10, cmap="viridis")

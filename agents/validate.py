@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from quant_envs.mixed_precision.problem import METRIC_INFO
+
 #: Claimed fields recomputed by a replay: (name in the record, name in the last step's info).
-CHECKED_FIELDS = ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used", "regret",
-                  "optimum_score")
+CHECKED_FIELDS = ("accuracy", "float_accuracy", *(m.cost_field for m in METRIC_INFO.values()), "budget_used",
+                  "regret", "optimum_score")
 TABLE_ENV = "quant_envs/MixedPrecisionTable-v0"
 
 

@@ -6,7 +6,7 @@ import statistics
 import time
 import timeit
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 
 def best_per_call(fn: Callable[[], Any], number: int, repeat: int) -> float:
@@ -26,3 +26,11 @@ def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
         out = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), out
+
+
+def run_timed(main: Callable[[], int]) -> NoReturn:
+    """Run a benchmark's ``main``, print how long the whole benchmark took, exit with its code."""
+    start = time.perf_counter()
+    code = main()
+    print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+    raise SystemExit(code)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 
@@ -155,7 +154,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    start = time.perf_counter()
-    code = main()
-    print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
-    raise SystemExit(code)
+    from _timing import run_timed
+
+    run_timed(main)

@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 import quant_envs  # noqa: F401  (registers the ids)
+from quant_envs.text_tables import format_table as text_table
 
 EVAL_SEED0 = 1000  # held-out reset seeds start here
 _SKIP_TRAINING = False  # --skip-training
@@ -230,46 +231,26 @@ def feel_training_ao_time(env, seed: int, levels: np.ndarray | None = None) -> f
     return float(info["elapsed_time"])
 
 
+#: The SQNR environments (compander, scalar quantizer) share their scoring and training budgets.
+SQNR_SCORING: dict[str, Any] = dict(
+    unit="dB",
+    objective=lambda info: float(info["sqnr_db"]),
+    higher_is_better=True,
+    compare=db_within(0.05),
+    algos=("ppo", "sac"),
+    steps={"ppo": 50_000, "sac": 10_000},
+    quick_steps={"ppo": 2048, "sac": 300},
+)
+
 SPECS = [
-    EnvSpec(
-        name="SplineCompander-v1",
-        env_id="quant_envs/SplineCompander-v1",
-        env_kwargs={},
-        unit="dB",
-        objective=lambda info: float(info["sqnr_db"]),
-        solver=spline_solver,
-        higher_is_better=True,
-        compare=db_within(0.05),
-        algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 10_000},
-        quick_steps={"ppo": 2048, "sac": 300},
-    ),
+    EnvSpec(name="SplineCompander-v1", env_id="quant_envs/SplineCompander-v1", env_kwargs={},
+            solver=spline_solver, **SQNR_SCORING),
     EnvSpec(  # the formulation whose 0 dB cliff v1 smooths: least-squares fit, 3 thresholds
-        name="SplineCompander-v1[least_squares,L=4]",
-        env_id="quant_envs/SplineCompander-v1",
-        env_kwargs={"fit": "least_squares", "segments": 4},
-        unit="dB",
-        objective=lambda info: float(info["sqnr_db"]),
-        solver=spline_solver,
-        higher_is_better=True,
-        compare=db_within(0.05),
-        algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 10_000},
-        quick_steps={"ppo": 2048, "sac": 300},
-    ),
-    EnvSpec(
-        name="ScalarQuantizer-v0",
-        env_id="quant_envs/ScalarQuantizer-v0",
-        env_kwargs={},
-        unit="dB",
-        objective=lambda info: float(info["sqnr_db"]),
-        solver=lambda env, seed: float(10.0 * np.log10(1.0 / env._reference()[2])),  # Lloyd-Max
-        higher_is_better=True,
-        compare=db_within(0.05),
-        algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 10_000},
-        quick_steps={"ppo": 2048, "sac": 300},
-    ),
+        name="SplineCompander-v1[least_squares,L=4]", env_id="quant_envs/SplineCompander-v1",
+        env_kwargs={"fit": "least_squares", "segments": 4}, solver=spline_solver, **SQNR_SCORING),
+    EnvSpec(name="ScalarQuantizer-v0", env_id="quant_envs/ScalarQuantizer-v0", env_kwargs={},
+            solver=lambda env, seed: float(10.0 * np.log10(1.0 / env._reference()[2])),  # Lloyd-Max
+            **SQNR_SCORING),
     EnvSpec(
         name="FeelAllocation-v1",
         env_id="quant_envs/FeelAllocation-v1",
@@ -342,14 +323,13 @@ def _log(msg: str) -> None:
 
 
 def format_table(rows: list[Row]) -> str:
-    head = "| environment | policy | training steps | training (s) | objective (held-out mean ± sd) | solver | vs solver | target | met |"
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---|---|"]
-    for r in rows:
-        steps = "" if r.steps in (None, "") else f"{r.steps:,}"
-        wall = "" if r.train_s in (None, "") else f"{r.train_s:.0f}"
-        lines.append(f"| {r.env} | {r.policy} | {steps} | {wall} | {r.objective:.4g} ± {r.spread:.2g} {r.unit} | "
-                     f"{r.solver:.4g} {r.unit} | {r.versus} | {r.target} | {r.met} |")
-    return "\n".join(lines)
+    header = ["environment", "policy", "training steps", "training (s)", "objective (held-out mean ± sd)", "solver",
+              "vs solver", "target", "met"]
+    cells = [[r.env, r.policy, "" if r.steps is None else r.steps, "" if r.train_s is None else r.train_s,
+              f"{r.objective:.4g} ± {r.spread:.2g} {r.unit}", f"{r.solver:.4g} {r.unit}", r.versus, r.target, r.met]
+             for r in rows]
+    return text_table(header, cells, align=["left", "left"] + ["right"] * 5 + ["left", "left"],
+                      formats=[None, None, ",", ".0f", None, None, None, None, None])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,7 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    start = time.perf_counter()
-    code = main()
-    print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
-    raise SystemExit(code)
+    from _timing import run_timed
+
+    run_timed(main)

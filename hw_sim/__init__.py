@@ -26,16 +26,18 @@ from hw_sim.accelerators import (
     BitSerialAccelerator,
     LayerCost,
 )
-from hw_sim.cost_table import METRICS, UNITS, CostTable, PolicyCost
+from hw_sim.cost_table import CostTable, PolicyCost
 from hw_sim.family import ARITHMETIC, AcceleratorFamily, arithmetic_kind, sample_accelerators
 from hw_sim.layer import LayerShape
 from hw_sim.measured import MEASURED, TableAccelerator
+from hw_sim.metrics import METRIC_INFO, METRICS, UNITS, Metric, metric_info
 from hw_sim.profiles import PROFILES, get_accelerator, register_profile
 
 __all__ = [
     "ARITHMETIC",
     "MEASURED",
     "METRICS",
+    "METRIC_INFO",
     "PROFILES",
     "UNITS",
     "Accelerator",
@@ -46,11 +48,13 @@ __all__ = [
     "CostTable",
     "LayerCost",
     "LayerShape",
+    "Metric",
     "PolicyCost",
     "TableAccelerator",
     "arithmetic_kind",
     "get_accelerator",
     "measured",
+    "metric_info",
     "networks",
     "register_profile",
     "sample_accelerators",

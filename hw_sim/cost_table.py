@@ -16,11 +16,10 @@ import numpy as np
 from hw_sim.accelerators import Accelerator
 from hw_sim.checks import check_choice, check_int
 from hw_sim.layer import LayerShape
+from hw_sim.metrics import METRIC_INFO, METRICS, UNITS  # noqa: F401  (UNITS re-exported)
 from hw_sim.profiles import get_accelerator
 
-METRICS = ("latency", "energy", "size")
 _INVALID = np.iinfo(np.intp).max // 4  # an index no table has
-UNITS = {"latency": "s", "energy": "J", "size": "B"}
 
 # Allowed widths: None (all), a bool mask [layers, n_bits, n_bits], or per layer either None or a
 # pair (w_bits allowed, a_bits allowed), each None (all) or an iterable of bit widths.
@@ -28,6 +27,7 @@ Allowed = Any
 
 
 class PolicyCost(NamedTuple):
+    # the cost fields of hw_sim.metrics.METRIC_INFO, in METRICS order (tests/test_hw_sim_table.py checks)
     latency_s: float
     energy_j: float
     size_bytes: float
@@ -88,16 +88,15 @@ class CostTable:
             layers, self.bits.reshape(1, nb, 1), self.bits.reshape(1, 1, nb), self.batch
         )
         full = (len(layers), nb, nb)
-        self.latency = _frozen(r["latency_s"], full)
-        self.energy = _frozen(r["energy_j"], full)
-        self.size = _frozen(r["size_bytes"], full)
+        by_metric = {m: _frozen(r[info.cost_field], full) for m, info in METRIC_INFO.items()}
+        self.latency, self.energy, self.size = by_metric["latency"], by_metric["energy"], by_metric["size"]
         self.dram_bytes = _frozen(r["dram_bytes"], full)
         self.cycles = _frozen(r["cycles"], full)
         self.memory_bound = _frozen(r["memory_bound"], full, dtype=bool)
 
         # lookups for the fast policy queries: one fancy-indexing op and one dot product each
-        self._by_metric = {"latency": self.latency, "energy": self.energy, "size": self.size}
-        self._stack = np.stack([self.latency, self.energy, self.size])  # [3, layers, nb, nb]
+        self._by_metric = by_metric
+        self._stack = np.stack(list(self._by_metric.values()))  # [3, layers, nb, nb], PolicyCost's order
         self._rows = np.arange(len(layers), dtype=np.intp)
         self._ones = np.ones(len(layers))
         # bit width -> index; anything else (0, too large, clipped negatives) -> an index that is
@@ -118,7 +117,7 @@ class CostTable:
     def metric(self, metric: str) -> np.ndarray:
         """The [layers, w-bits, a-bits] array of ``metric`` ("latency", "energy" or "size")."""
         check_choice("metric", metric, METRICS)
-        table = {"latency": self.latency, "energy": self.energy, "size": self.size}[metric]
+        table = self._by_metric[metric]
         if np.isnan(table).all():
             raise ValueError(
                 f"metric={metric!r} is not allowed on accelerator {self.accelerator.name!r}: its "
@@ -230,7 +229,7 @@ class CostTable:
         """All three metrics of a policy: ``PolicyCost(latency_s, energy_j, size_bytes)``."""
         wi, ai = self._bit_indices(w_bits, a_bits)
         total = self._gather(self._stack, wi, ai, w_bits, a_bits, False).dot(self._ones)
-        return PolicyCost(float(total[0]), float(total[1]), float(total[2]))
+        return PolicyCost(*(float(t) for t in total))
 
     def policy_cost_index(self, w_index, a_index, metric: str = "latency") -> float:
         """Fast path: ``metric`` of a policy given integer *indices* into :attr:`bits`.
@@ -341,9 +340,10 @@ class CostTable:
                             "kind": layer.kind,
                             "w_bits": int(wb),
                             "a_bits": int(ab),
-                            "latency_s": float(self.latency[i, wi, ai]),
-                            "energy_j": float(self.energy[i, wi, ai]),
-                            "size_bytes": float(self.size[i, wi, ai]),
+                            **{
+                                m.cost_field: float(self._by_metric[m.name][i, wi, ai])
+                                for m in METRIC_INFO.values()
+                            },
                             "dram_bytes": float(self.dram_bytes[i, wi, ai]),
                             "cycles": float(self.cycles[i, wi, ai]),
                             "bound": (

@@ -28,6 +28,8 @@ ResNet-50). :func:`register_profile` adds your own accelerator under a name.
 
 from __future__ import annotations
 
+import dataclasses
+
 from hw_sim import energy as _energy
 from hw_sim.accelerators import (
     Accelerator,
@@ -116,20 +118,11 @@ BITFUSION = BitFusionAccelerator(
 #: 8/8 bits both take the same cycles). Below 8 bits the
 #: only gain is memory traffic: values are stored packed at their requested width and unpacked on
 #: chip (``packed_storage=True``).
-INT8_NPU = BitFusionAccelerator(
+INT8_NPU = dataclasses.replace(  # every other parameter is BITFUSION's, so the two stay comparable
+    BITFUSION,
     name="int8-npu",
     description="int8 NPU: 16x32 array of 8-bit MACs @ 500 MHz, 12 GB/s (Bit Fusion's array without fusion)",
-    rows=16,
-    cols=32,
     bitbrick_bits=8,
-    frequency_hz=500e6,
-    dram_bandwidth_bytes_per_s=192 / 8 * 500e6,
-    weight_buffer_bytes=32 * KB,
-    input_buffer_bytes=16 * KB,
-    output_buffer_bytes=8 * KB,
-    sram_energy_per_bit_j=_energy.sram_energy_per_bit_j(8 * KB),
-    sram_reuse_m=32,
-    sram_reuse_n=1,
 )
 
 #: An NVIDIA T4 running HAWQ-V3's int4/int8 TVM kernels (HAWQ-V3's deployment target).

@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+# markdown_table's old home (quant_envs.text_tables has the one table formatter): kept importable
+from quant_envs.text_tables import markdown_table  # noqa: F401
+
 
 def _read_umask() -> int:
     try:  # Linux: read it without changing it
@@ -138,21 +141,3 @@ def atomic_write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
-
-
-def _default_cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value)
-
-
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
-                   floatfmt: Callable[[Any], str] | None = None) -> str:
-    """A GitHub markdown table: ``columns`` are (key, header) pairs; the first column is left-aligned,
-    the others right-aligned; ``floatfmt`` formats each cell (default: floats to 4 decimals)."""
-    cell = floatfmt or _default_cell
-    head = "| " + " | ".join(h for _, h in columns) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
-    body = ["| " + " | ".join(cell(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
-    return "\n".join([head, rule, *body]) + "\n"
-

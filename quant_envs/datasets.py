@@ -28,13 +28,17 @@ class Split:
 
 
 @dataclass(frozen=True)
-class DigitsSplits:
-    """Stratified train / validation / test splits of the 1797 digits (10 classes, 8x8 pixels)."""
+class Splits:
+    """Train / validation / test splits of a classification data set."""
 
     train: Split
     val: Split
     test: Split
     num_classes: int = 10
+
+
+class DigitsSplits(Splits):
+    """Stratified train / validation / test splits of the 1797 digits (10 classes, 8x8 pixels)."""
 
 
 @lru_cache(maxsize=4)
@@ -76,14 +80,8 @@ MNIST1D_SAMPLES = 40_000
 _MNIST1D_FORMAT = 1
 
 
-@dataclass(frozen=True)
-class Mnist1dSplits:
+class Mnist1dSplits(Splits):
     """Train / validation / test splits of MNIST-1D; ``x`` is float32 [n, 1, 40], ``y`` int64 [n]."""
-
-    train: Split
-    val: Split
-    test: Split
-    num_classes: int = 10
 
 
 def _generate_mnist1d(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

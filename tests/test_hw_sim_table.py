@@ -157,3 +157,23 @@ def test_allowed_rejects_empty_and_malformed_sets():
         table.min_layer_cost("latency", np.ones((3, 2, 2), bool))
     with pytest.raises(ValueError, match="allowed\\[0\\]\\[0\\]"):
         table.min_layer_cost("latency", [([9], None), None, None])
+
+
+def test_metric_table_names_the_cost_fields_every_layer_uses():
+    # hw_sim.metrics is the one map metric -> (cost field, unit, fraction field); the result types
+    # that carry those fields must agree with it, in its order
+    assert hw_sim.METRICS == ("latency", "energy", "size")
+    assert hw_sim.PolicyCost._fields == tuple(m.cost_field for m in hw_sim.METRIC_INFO.values())
+    assert hw_sim.UNITS == {"latency": "s", "energy": "J", "size": "B"}
+    assert hw_sim.metric_info("size").fraction_field == "size_fraction"
+    with pytest.raises(ValueError, match="budget_metric='bops' is not allowed; expected one of"):
+        hw_sim.metric_info("bops", "budget_metric")
+    with pytest.raises(TypeError):
+        hw_sim.METRIC_INFO["bops"] = hw_sim.METRIC_INFO["size"]  # read-only
+    table = hw_sim.CostTable(TINY, "bismo-edge", bits=[4, 8])
+    row = table.rows()[0]
+    assert list(row)[4:7] == ["latency_s", "energy_j", "size_bytes"]
+    assert row["energy_j"] == table.energy[0, 0, 0]
+    total = table.policy_costs([4, 8, 4], [8, 8, 4])
+    for m, info in hw_sim.METRIC_INFO.items():
+        assert getattr(total, info.cost_field) == pytest.approx(table.policy_cost([4, 8, 4], [8, 8, 4], m), rel=1e-12)

@@ -309,3 +309,30 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert path.read_text() == "hello" and (path.stat().st_mode & 0o777) == 0o666 & ~mask
+
+
+def test_eval_mode_hooks_restore_every_flag_and_remove_hooks_even_on_error() -> None:
+    from quant_envs.mixed_precision.hooks import eval_mode_hooks
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Linear(4, 2))
+    model.train()
+    model[1].eval()  # a frozen norm layer inside a training model keeps its own flag
+    seen: list[tuple[str, bool]] = []
+    hooks = [(model[0], lambda m, args: seen.append(("pre", model[2].training))),
+             (model[3], lambda m, args, out: seen.append(("post", out.shape[-1] == 2)))]
+    with eval_mode_hooks(model, hooks[:1]):
+        model(torch.zeros(5, 3))
+    assert seen == [("pre", False)]  # ran in eval mode
+    assert [m.training for m in model] == [True, False, True, True]
+    with eval_mode_hooks(model, hooks[1:], pre=False):
+        model(torch.zeros(5, 3))
+    assert seen[-1] == ("post", True)
+    with pytest.raises(RuntimeError), eval_mode_hooks(model, hooks):
+        model(torch.zeros(5, 7))  # wrong width: the forward pass raises
+    assert [m.training for m in model] == [True, False, True, True]
+    n = len(seen)
+    model(torch.zeros(5, 3))
+    assert len(seen) == n  # every hook was removed
+    # a layer list found with the hooks leaves an eval-mode model in eval mode
+    model.eval()
+    assert len(quantizable_layers(model, torch.zeros(2, 3))) == 2 and not any(m.training for m in model.modules())

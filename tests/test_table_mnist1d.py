@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 import pytest
+from table_checks import PROVENANCE_KEYS, live_problem, same_episodes, sample_matches
 
-from quant_envs.mixed_precision.make_table import evaluate_policy, policy_grid
 from quant_envs.mixed_precision.table import load_table
 
 
@@ -26,11 +26,7 @@ def table():
 
 @pytest.fixture(scope="module")
 def live(table):
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-
-    m = table.meta
-    return MixedPrecisionProblem(task=m["task"], bits=m["bits"], finetune_steps=m["finetune_steps"],
-                                 eval_seed=m["eval_seed"], task_kwargs={"seed": m["task_seed"]}, cache_size=0)
+    return live_problem(table)
 
 
 def test_table_is_complete_with_its_provenance(table) -> None:
@@ -38,8 +34,7 @@ def test_table_is_complete_with_its_provenance(table) -> None:
 
     assert table.bits == (2, 3, 4, 8) and table.num_units == 5
     assert table.score.shape == (4,) * 5 and table.columns["test_accuracy"].shape == (4,) * 5
-    for key in ("generator", "command", "finetune_steps", "eval_seed", "task_seed", "torch", "created",
-                "float_accuracy_val", "float_accuracy_test", "hw_layer_shapes"):
+    for key in PROVENANCE_KEYS:
         assert key in table.meta, key
     # the live environment's retraining recipe: the task's own finetune steps, retraining seed 0
     assert table.meta["task"] == "mnist1d-small" and table.meta["finetune_steps"] == MNIST1D_FINETUNE["steps"]
@@ -49,24 +44,13 @@ def test_table_is_complete_with_its_provenance(table) -> None:
     assert table.score[(3,) * 5] > table.score[(0,) * 5]  # all-8-bit beats all-2-bit
 
 
-def _sample_matches(table, live, count: int, seed: int) -> None:
-    policies = policy_grid(table.bits, table.num_units)
-    rng = np.random.default_rng(seed)
-    for k in rng.choice(len(policies), size=count, replace=False):
-        val, test = evaluate_policy(live, policies[k])
-        assert val == pytest.approx(float(table.score.reshape(-1)[k]), abs=1e-9), policies[k]
-        assert test == pytest.approx(float(table.columns["test_accuracy"].reshape(-1)[k]), abs=1e-9), policies[k]
-        e = live.evaluate([(b, b) for b in policies[k]])  # the live environment's own path
-        assert e.accuracy == pytest.approx(val, abs=1e-12)
-
-
 def test_a_sample_of_entries_reevaluated_live(table, live) -> None:
-    _sample_matches(table, live, count=2, seed=0)
+    sample_matches(table, live, count=2, seed=0)
 
 
 @pytest.mark.slow
 def test_a_larger_sample_of_entries_reevaluated_live(table, live) -> None:
-    _sample_matches(table, live, count=30, seed=1)
+    sample_matches(table, live, count=30, seed=1)
 
 
 def test_default_budget_optimum_by_brute_force(table) -> None:
@@ -123,19 +107,4 @@ def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
     env_t = MixedPrecisionTableEnv(table="mnist1d-small")  # the table's default budget, stated above
     env_l = MixedPrecisionEnv(task=live.task, bits=live.bits, finetune_steps=live.finetune_steps,
                               eval_seed=live.eval_seed, share_problem=False, **kw)
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-        obs_t, _ = env_t.reset()
-        obs_l, _ = env_l.reset()
-        done = False
-        while not done:
-            np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
-            np.testing.assert_array_equal(env_t.action_masks(), env_l.action_masks())
-            a = int(rng.choice(np.flatnonzero(env_t.action_masks())))
-            obs_t, r_t, done, _, info_t = env_t.step(a)
-            obs_l, r_l, _, _, info_l = env_l.step(a)
-        np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
-        assert r_t == pytest.approx(r_l, abs=1e-9)
-        for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used"):
-            assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
-        assert info_t["regret"] >= 0
+    same_episodes(env_t, env_l, episodes=2)

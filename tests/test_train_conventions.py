@@ -154,3 +154,19 @@ def test_compare_on_the_table_env_reports_regret_of_agents_and_baselines(tmp_pat
     assert all(max(r.final) <= study.problem.regret(study.problem.optimum.worst_score) for r in study.runs.values())
     with pytest.raises(UsageError, match="--baselines 'hawq_v3' is not allowed on"):
         compare(env_id="quant_envs/MixedPrecisionTable-v0", baselines=["hawq_v3"], agents=[], out=out)
+
+
+def test_evaluations_csv_columns_follow_the_evaluation_fields_in_the_saved_order() -> None:
+    # RECORD_FIELDS is derived from quant_envs' Evaluation; saved evaluations.csv files have this order
+    import dataclasses
+
+    from agents.callbacks import RECORD_FIELDS
+    from quant_envs.mixed_precision.problem import Evaluation
+
+    assert RECORD_FIELDS == (
+        "episode", "timestep", "return", "accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes",
+        "budget_used", "latency_fraction", "energy_fraction", "size_fraction", "cached", "eval_time_s",
+        "projected_actions", "policy",
+    )
+    fields = {f.name for f in dataclasses.fields(Evaluation)}
+    assert set(RECORD_FIELDS[3:-2]) <= fields and "policy" in fields

@@ -30,6 +30,7 @@ from baselines.cvt.solvers import METHODS, CVTResult, solve
 from quant_envs.atomic_io import atomic_write_csv, atomic_write_text
 from quant_envs.cvt import DENSITY_NAMES, CVTProblem
 from quant_envs.rendering import new_figure, save_figure
+from quant_envs.text_tables import format_table as _format_table
 
 K_1D = (64, 128, 256, 512, 1024, 2048, 4096)
 K_2D = (64, 128, 256, 512, 1024)
@@ -96,19 +97,13 @@ def run_study(
 
 def format_table(rows: Sequence[StudyRow], tol: float) -> str:
     """Markdown table of the study (as printed and saved)."""
-    lines = [
-        f"| dim | k | method | converged to {tol:g} | iterations | work (fine evals) | coarse work (fine-eval equiv.) "
-        "| wall time (s) | CPU time (s) | final rel. grad. norm |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        conv = "yes" if r.converged else f"no: {r.message}"
-        coarse = f"{r.coarse_work:.0f}" if r.method == "multigrid" else "-"
-        lines.append(
-            f"| {r.dim}-D | {r.k} | {r.method} | {conv} | {r.iterations} | {r.work} | {coarse} "
-            f"| {r.wall_time_s:.2f} | {r.cpu_time_s:.2f} | {r.rel_grad_norm:.1e} |"
-        )
-    return "\n".join(lines)
+    header = ["dim", "k", "method", f"converged to {tol:g}", "iterations", "work (fine evals)",
+              "coarse work (fine-eval equiv.)", "wall time (s)", "CPU time (s)", "final rel. grad. norm"]
+    cells = [[f"{r.dim}-D", r.k, r.method, "yes" if r.converged else f"no: {r.message}", r.iterations, r.work,
+              r.coarse_work if r.method == "multigrid" else "-", r.wall_time_s, r.cpu_time_s, r.rel_grad_norm]
+             for r in rows]
+    return _format_table(header, cells, align=["left", "right", "left", "left"] + ["right"] * 6,
+                        formats=[None] * 6 + [".0f", ".2f", ".2f", ".1e"])
 
 
 def write_outputs(out: Path, rows: Sequence[StudyRow], histories: dict, density: str, tol: float,

@@ -11,6 +11,7 @@ import numpy as np
 from baselines.feel import FeelSolveResult, solve
 from quant_envs.atomic_io import atomic_write_csv
 from quant_envs.feel.scenario import Scenario, make_scenario
+from quant_envs.text_tables import format_table
 
 #: (label, method, keyword arguments) of every solver in the comparison, AO first.
 SOLVERS: tuple[tuple[str, str, dict], ...] = (
@@ -26,15 +27,16 @@ def solve_all(scenario: Scenario) -> dict[str, FeelSolveResult]:
     return {label: solve(scenario, method, **kw) for label, method, kw in SOLVERS}
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def fmt(v: object) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
-        return str(v)
+def _number(v: object) -> str:
+    """Floats to 4 significant digits (scientific from 1e4 on); anything else with ``str``."""
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+    return str(v)
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """The report's markdown tables: positional rows under ``header``, every column left-aligned."""
+    return format_table(header, rows, formats=_number)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

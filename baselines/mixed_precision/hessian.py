@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from quant_envs.mixed_precision.hooks import eval_mode_hooks
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
 
 
@@ -168,15 +169,8 @@ def activation_perturbations(problem: MixedPrecisionProblem, inputs: torch.Tenso
     out = np.zeros((problem.num_layers, len(problem.bits)))
     for start in range(0, len(inputs), batch_size):
         seen: dict[int, torch.Tensor] = {}
-        handles = [model.get_submodule(n).register_forward_pre_hook(_recorder(seen, i)) for i, n in enumerate(names)]
-        was_training = model.training
-        try:
-            model.eval()
+        with eval_mode_hooks(model, [(model.get_submodule(n), _recorder(seen, i)) for i, n in enumerate(names)]):
             model(inputs[start:start + batch_size])
-        finally:
-            for h in handles:
-                h.remove()
-            model.train(was_training)
         for j, a in enumerate(problem.bits):
             fq.set_policy([(None, a)] * problem.num_layers)
             for i, wrapper in enumerate(fq.wrappers):

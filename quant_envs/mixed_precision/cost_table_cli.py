@@ -252,10 +252,10 @@ def _write_files(out: Path, stem: str, layers, table: hw_sim.CostTable, meta: di
     from quant_envs.atomic_io import atomic_path, atomic_write_json, atomic_write_text
 
     written = []
-    for metric, unit in (("latency", "s"), ("energy", "j"), ("size", "bytes")):
+    for metric, info in hw_sim.METRIC_INFO.items():
         if np.isnan(table.metric_array(metric)).all():
             continue  # a measured table that publishes no such figure
-        path = out / f"{stem}_{metric}_{unit}.npy"
+        path = out / f"{stem}_{info.cost_field}.npy"  # <stem>_latency_s.npy, ...
         with atomic_path(path) as tmp:
             np.save(tmp, table.metric_array(metric))
         written.append(path)
@@ -339,16 +339,17 @@ def _print_table(
             t.add_row(*totals)
         Console(width=max(120, sum(len(h) + 3 for h in header) + 40)).print(t)
         return
-    body = [header, *rows] + ([totals] if totals is not None else [])
-    widths = [max(len(str(x)) for x in col) for col in zip(*body, strict=True)]
+    from quant_envs.text_tables import format_table
+
     print(title)
-    for r in body:
-        print(
-            "  ".join(
-                str(x).ljust(w) if j in left else str(x).rjust(w)
-                for j, (x, w) in enumerate(zip(r, widths, strict=True))
-            )
+    print(
+        format_table(
+            header,
+            [*rows] + ([totals] if totals is not None else []),
+            align=["left" if j in left else "right" for j in range(len(header))],
+            style="plain",
         )
+    )
     print(footer)
 
 

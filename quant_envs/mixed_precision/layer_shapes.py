@@ -44,6 +44,7 @@ from torch import nn
 
 import hw_sim
 from quant_envs.checks import check_int
+from quant_envs.mixed_precision.hooks import eval_mode_hooks
 
 KINDS = ("conv", "depthwise", "linear")
 #: The module types whose weights a policy quantizes.
@@ -181,19 +182,9 @@ def quantizable_layers(model: nn.Module, example_input: torch.Tensor) -> list[Qu
     if isinstance(model, torch.jit.ScriptModule):
         return _scripted_layers(model, example_input, batch)
     recorder = _Recorder(batch)
-    handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, QUANTIZABLE_TYPES):
-            handles.append(module.register_forward_hook(recorder.hook(name)))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    hooks = [(m, recorder.hook(name)) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE_TYPES)]
+    with eval_mode_hooks(model, hooks, pre=False), torch.no_grad():
+        model(example_input)
     if not recorder.order:
         raise ValueError("model has no nn.Conv1d, nn.Conv2d or nn.Linear layer that runs on example_input")
     modules = dict(model.named_modules())
@@ -245,17 +236,13 @@ def _scripted_layers(
 ) -> list[QuantLayer]:
     from torch.profiler import ProfilerActivity, profile
 
-    was_training = model.training
-    try:
-        model.eval()
-        with (
-            _quiet_native_stderr(),
-            profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof,
-        ):
-            with torch.no_grad():
-                model(example_input)
-    finally:
-        model.train(was_training)
+    with (
+        eval_mode_hooks(model),
+        _quiet_native_stderr(),
+        profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof,
+        torch.no_grad(),
+    ):
+        model(example_input)
     ops = [e for e in prof.events() if e.name in ("aten::conv2d", "aten::linear")]
     if not ops:
         raise ValueError("model runs no conv2d or linear op on example_input")

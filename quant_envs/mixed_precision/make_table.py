@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_sim.metrics import UNITS
 from quant_envs.atomic_io import atomic_path, atomic_write_json
 from quant_envs.mixed_precision.table import PolicyTable, TableLayer, hw_sim_costs, save_table
 
@@ -105,7 +106,7 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
     return PolicyTable(
         name=name, bits=bits, units=tuple((la.name,) for la in problem.layers), layers=layers,
         weight_std=np.asarray(problem.weight_std), costs=costs,
-        metric_units={"latency": "s", "energy": "J", "size": "B"},
+        metric_units=dict(UNITS),
         score=results[:, 0].reshape(shape), separable=False,
         score_name="validation accuracy", score_scale=100.0, regret_unit="accuracy points (validation)",
         score_offset=float(problem.float_accuracy("val")),

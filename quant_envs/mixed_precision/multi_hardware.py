@@ -243,7 +243,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
         self.hardware = _check_hardware(hardware)
         self.hardware_order = check_choice("hardware_order", hardware_order, HARDWARE_ORDERS)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
-        self.budget_metric = check_choice("budget_metric", budget_metric, ("latency", "energy", "size"))
+        self.budget_metric = check_choice("budget_metric", budget_metric, hw_sim.METRICS)
         if budget_fraction is not None and budget_level is not None:
             raise ValueError("pass at most one of budget_fraction, budget_level; got both")
         if budget_level is not None:
@@ -337,10 +337,10 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
 
             return MixedPrecisionEnv(hardware=acc, budget_metric=self.budget_metric, budget=budget,
                                      **self._inner_kwargs)
+        from quant_envs.mixed_precision.table import equal_width_costs
         from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
 
-        diag = np.arange(len(self.bits))
-        own = {m: np.asarray(getattr(costs, m))[:, diag, diag].copy() for m in ("latency", "energy", "size")}
+        own = equal_width_costs(costs)
         table = dataclasses.replace(self._table, costs={acc.name: own}, default_hardware=acc.name)
         return MixedPrecisionTableEnv(table=table, hardware=acc.name, budget_metric=self.budget_metric,
                                       budget=budget, **self._inner_kwargs)

@@ -15,19 +15,19 @@ function of the policy; that is what makes the cache exact.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
+from hw_sim.metrics import UNITS as METRIC_UNITS
 from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
-
-METRICS = ("latency", "energy", "size")
-METRIC_UNITS = {"latency": "s", "energy": "J", "size": "B"}
 
 #: One (weight bits, activation bits) pair per quantizable layer.
 Policy = tuple[tuple[int, int], ...]
@@ -82,6 +82,17 @@ class Evaluation:
         d = asdict(self)
         d["policy"] = [list(p) for p in self.policy]
         return d
+
+
+def metric_fields(costs: Mapping[str, float], fractions: Mapping[str, float]) -> dict[str, float]:
+    """:class:`Evaluation`'s cost and fraction fields (``latency_s=``, ..., ``latency_fraction=``, ...)
+    from per-metric costs and fractions of the all-8-bit cost; a metric they lack (a table that
+    publishes no energy) is NaN, and metrics beyond ``METRICS`` (a table's BOPs) are left out."""
+    out: dict[str, float] = {}
+    for m, info in METRIC_INFO.items():
+        out[info.cost_field] = costs.get(m, math.nan)
+        out[info.fraction_field] = fractions.get(m, math.nan)
+    return out
 
 
 class MixedPrecisionProblem:
@@ -181,7 +192,7 @@ class MixedPrecisionProblem:
         # all-8-bit cost by metric (every layer at 8 bits, even when ``bits`` has no 8)
         eight = hw_sim.CostTable([layer.shape for layer in self.layers], self.costs.accelerator, bits=(8,),
                                  batch=self.costs.batch).policy_costs(np.full((self.num_layers, 2), 8))
-        self.reference_cost = {"latency": eight.latency_s, "energy": eight.energy_j, "size": eight.size_bytes}
+        self.reference_cost = {m: getattr(eight, info.cost_field) for m, info in METRIC_INFO.items()}
         self.min_cost = float(self.min_completion(self.budget_metric, equal_bits=False)[0])
         if budget is None:
             if budget_fraction is None:
@@ -273,7 +284,7 @@ class MixedPrecisionProblem:
     def cost(self, policy: Policy) -> dict[str, float]:
         """Latency (s), energy (J) and size (B) of ``policy``."""
         total = self.costs.policy_costs(np.array(policy, dtype=int))  # [L, 2] (w, a) pairs
-        return {"latency": total.latency_s, "energy": total.energy_j, "size": total.size_bytes}
+        return {m: getattr(total, info.cost_field) for m, info in METRIC_INFO.items()}
 
     def is_feasible(self, policy: Policy) -> bool:
         return self.cost(policy)[self.budget_metric] <= self.budget * (1 + RELATIVE_SLACK)
@@ -391,11 +402,9 @@ class MixedPrecisionProblem:
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
         split = self.eval_split if split is None else check_choice("split", split, ("train", "val", "test"))
-        self.num_queries += 1
         key = (pol, steps, split)
-        hit = self._cache.get(key)
+        hit = self._recall(key)
         if hit is not None:
-            self._cache.move_to_end(key)
             return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
         start = time.perf_counter()
         acc = self.task.evaluate(self.quantized_model(pol, steps), split)
@@ -404,12 +413,24 @@ class MixedPrecisionProblem:
         frac = self.budget_fractions(costs)
         result = Evaluation(
             policy=pol, accuracy=acc, float_accuracy=self.float_accuracy(split),
-            latency_s=costs["latency"], energy_j=costs["energy"], size_bytes=costs["size"],
             budget_metric=self.budget_metric, budget=self.budget,
             budget_used=costs[self.budget_metric] / self.budget,
-            latency_fraction=frac["latency"], energy_fraction=frac["energy"], size_fraction=frac["size"],
+            **metric_fields(costs, frac),  # latency_s=, ..., latency_fraction=, ...
             finetune_steps=steps, split=split, eval_time_s=elapsed, cached=False,
         )
+        return self._remember(key, result)
+
+    def _recall(self, key: tuple) -> Any:
+        """Count a query; the cached evaluation of ``key`` (now the most recently used), or None."""
+        self.num_queries += 1
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+        return hit
+
+    def _remember(self, key: tuple, result: Any) -> Any:
+        """Count an evaluation that ran and cache it (LRU: the least recently used beyond
+        ``cache_size`` is dropped); returns ``result``."""
         self.num_evaluations += 1
         if self.cache_size:
             self._cache[key] = result

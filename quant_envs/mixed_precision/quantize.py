@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from quant_envs.mixed_precision.hooks import eval_mode_hooks
+
 #: Per layer, the (weight bits, activation bits); ``None`` leaves that tensor in float.
 LayerBits = tuple[int | None, int | None]
 
@@ -138,15 +140,8 @@ def calibration_samples(model: nn.Module, layer_names: Sequence[str], inputs: to
             samples[name] = flat.clone()
         return record
 
-    handles = [model.get_submodule(n).register_forward_pre_hook(hook(n)) for n in layer_names]
-    was_training = model.training
-    try:
-        model.eval()
+    with eval_mode_hooks(model, [(model.get_submodule(n), hook(n)) for n in layer_names]):
         model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
     return [samples[n] for n in layer_names]
 
 

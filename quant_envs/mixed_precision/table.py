@@ -28,9 +28,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import hw_sim
 
 DATA_DIR = Path(__file__).resolve().parent / "table_data"
 
@@ -155,15 +158,23 @@ def hw_sim_costs(shapes: list[dict[str, Any]], bits: tuple[int, ...]
 
     layers = [hw_sim.LayerShape(**s) for s in shapes]
     costs, skipped = {}, {}
-    idx = np.arange(len(bits))
     for name in hw_sim.PROFILES:
         try:
             table = hw_sim.CostTable(layers, hw_sim.get_accelerator(name), bits=bits)
         except ValueError as e:
             skipped[name] = str(e)
             continue
-        costs[name] = {m: np.asarray(getattr(table, m))[:, idx, idx].copy() for m in ("latency", "energy", "size")}
+        costs[name] = equal_width_costs(table)
     return costs, skipped
+
+
+def equal_width_costs(table: hw_sim.CostTable) -> dict[str, np.ndarray]:
+    """Metric -> [layers, bits] cost of an ``hw_sim.CostTable`` at equal weight and activation widths
+    (the diagonal w == a, a table benchmark's one width per unit); every metric, NaN where unpublished."""
+    from hw_sim.metrics import METRICS
+
+    idx = np.arange(table.n_bits)
+    return {m: np.asarray(table.metric_array(m))[:, idx, idx].copy() for m in METRICS}
 
 
 def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTable:

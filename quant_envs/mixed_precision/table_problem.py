@@ -29,12 +29,10 @@ from quant_envs.mixed_precision.problem import (
     Evaluation,
     MixedPrecisionProblem,
     Policy,
+    metric_fields,
 )
 from quant_envs.mixed_precision.table import PolicyTable, load_table
 from quant_envs.mixed_precision.table_reference import TableOptimum, exact_optimum
-
-#: Columns of :class:`Evaluation` the table's metrics fill (the others are NaN).
-_EVAL_FIELDS = {"latency": "latency_s", "energy": "energy_j", "size": "size_bytes"}
 
 
 @dataclass(frozen=True)
@@ -204,11 +202,9 @@ class TableProblem(MixedPrecisionProblem):
         return self.evaluate_indices(self.indices(policy), split)
 
     def evaluate_indices(self, idx: np.ndarray, split: str = "val") -> TableEvaluation:
-        self.num_queries += 1
         key = (tuple(idx.tolist()), split)
-        hit = self._cache.get(key)
+        hit = self._recall(key)
         if hit is not None:  # a policy seen before: no new evaluation (as MixedPrecision-v0's cache)
-            self._cache.move_to_end(key)
             return dataclasses.replace(hit, cached=True)
         t = self.table
         if split == "test":
@@ -222,21 +218,13 @@ class TableProblem(MixedPrecisionProblem):
         used = costs[self.budget_metric] / self.budget
         result = TableEvaluation(
             policy=self.policy_of(idx), accuracy=score, float_accuracy=t.score_offset,
-            latency_s=costs.get("latency", math.nan), energy_j=costs.get("energy", math.nan),
-            size_bytes=costs.get("size", math.nan), budget_metric=self.budget_metric, budget=self.budget,
-            budget_used=used,
-            **{f"{m}_fraction": costs[m] / self.reference_cost[m] if m in costs else math.nan
-               for m in ("latency", "energy", "size")},
+            budget_metric=self.budget_metric, budget=self.budget, budget_used=used,
+            **metric_fields(costs, self.budget_fractions(costs)),  # NaN for metrics the table lacks
             finetune_steps=self.finetune_steps, split=split, eval_time_s=0.0, cached=False,
             score=score, regret=self.regret(score), optimum_score=self.optimum.score,
             budget_cost=costs[self.budget_metric], costs=costs, columns=columns,
         )
-        self.num_evaluations += 1
-        if self.cache_size:
-            self._cache[key] = result
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return result
+        return self._remember(key, result)
 
     @property
     def task(self) -> Any:
