@@ -18,6 +18,7 @@ from baselines.compander.solvers import (
 )
 from quant_envs.checks import check_int
 from quant_envs.compander.sources import Source, get_source
+from quant_envs.text_tables import format_table as text_table
 
 __all__ = ["COLUMNS", "comparison_table", "csv_rows", "format_table", "plot_dynamic_range"]
 
@@ -73,13 +74,8 @@ def comparison_table(
 
 def format_table(rows: list[dict[str, float]]) -> str:
     """Markdown table, SQNR in dB with 3 decimals, thresholds in units of sigma."""
-    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
-    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
-    lines = [head, rule]
-    for r in rows:
-        cells = [str(int(r["N"]))] + [f"{r[key]:.3f}" for key, _ in COLUMNS[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return text_table([title for _, title in COLUMNS], [[int(r["N"]), *(r[key] for key, _ in COLUMNS[1:])] for r in rows],
+                      align="right", formats=[None] + [".3f"] * (len(COLUMNS) - 1))
 
 
 def csv_rows(rows: list[dict[str, float]]) -> list[dict[str, object]]:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from baselines.mixed_precision.solvers import METHODS, SearchResult, solve
+from quant_envs.mixed_precision.problem import METRICS
 
 PROG = "python -m baselines.mixed_precision"
 
@@ -35,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--method", nargs="+", default=["all"], help=f"one or more of {', '.join(METHODS)}, or all")
     ap.add_argument("--task", default="mnist1d-cnn")
     ap.add_argument("--hardware", default="bismo-edge")
-    ap.add_argument("--budget-metric", default="latency", choices=("latency", "energy", "size"))
+    ap.add_argument("--budget-metric", default="latency", choices=METRICS)
     ap.add_argument("--budget-fraction", type=float, default=None,
                     help="budget as a fraction of the all-8-bit cost (default: the smallest multiple of 0.05, "
                          ">= 0.25, leaving >= 1000 feasible policies)")

@@ -55,7 +55,12 @@ import numpy as np
 from baselines.mixed_precision.space import SearchSpace
 from baselines.result import SolveResult, check_options
 from quant_envs.checks import check_choice, check_float, check_int
-from quant_envs.mixed_precision.problem import Evaluation, MixedPrecisionProblem, Policy
+from quant_envs.mixed_precision.problem import (
+    METRIC_INFO,
+    Evaluation,
+    MixedPrecisionProblem,
+    Policy,
+)
 
 
 class SearchResult(SolveResult):
@@ -133,7 +138,7 @@ class SearchResult(SolveResult):
 def _metric_cost(e: Evaluation) -> float:
     if hasattr(e, "budget_cost"):  # a table's evaluation carries its own metrics' cost (e.g. BOPs)
         return e.budget_cost
-    return {"latency": e.latency_s, "energy": e.energy_j, "size": e.size_bytes}[e.budget_metric]
+    return float(getattr(e, METRIC_INFO[e.budget_metric].cost_field))
 
 
 class AllowanceExhausted(Exception):
