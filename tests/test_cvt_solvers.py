@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -155,6 +157,7 @@ def test_result_and_options() -> None:
         (("multigrid",), {"nu1": -1}, ValueError, "nu1=-1"),
         (("multigrid",), {"prolongation": "cubic"}, ValueError, "prolongation='cubic'"),
         (("multigrid",), {"smoother": "jacobi"}, ValueError, "smoother='jacobi'"),
+        (("multigrid",), {"nested_sweeps": -1}, ValueError, "nested_sweeps=-1"),
         (("multigrid",), {"speed": 3}, TypeError, "speed"),
     ],
 )
@@ -194,3 +197,54 @@ def test_nested_refinement_has_k_points_inside_the_domain() -> None:
         z = _refine(coarse, problem)
         assert z.shape == (k, 2) and np.all(problem.domain.contains(z, tol=1e-12))
         assert len(np.unique(np.round(z, 12), axis=0)) == k  # no repeated generators
+
+
+def test_lloyd_step_never_increases_a_shifted_objective() -> None:
+    # MG/Opt's coarse objectives are E(z) - <v, z>; the Lloyd step z_i <- c_i + v_i / (2 m_i)
+    # minimises a quadratic majorant of it, so it must descend for any shift v.
+    from baselines.cvt._core import Objective, lloyd_iteration
+
+    problem = CVTProblem(40, "gaussian", "unit-square")
+    rng = np.random.default_rng(3)
+    z = problem.random_generators(rng)
+    g = problem.gradient(z)
+    obj = Objective(problem, 0.05 * np.linalg.norm(g) / np.sqrt(problem.k) * rng.standard_normal(z.shape))
+    p = obj.at(z)
+    values = [p.f]
+    for _ in range(15):
+        q = lloyd_iteration(obj, p)
+        assert q is not None
+        assert q.f <= p.f + 1e-13 * (p.scale + q.scale)
+        assert np.all(problem.domain.contains(q.z, tol=1e-12))
+        p = q
+        values.append(p.f)
+    assert values[-1] < values[1] < values[0]
+
+
+_CYCLES_2D = [(density, k) for density in ("linear", "gaussian") for k in (64, 256)]
+
+
+@functools.cache
+def _cycles_2d() -> dict[tuple[str, int], int]:
+    cycles = {}
+    for density, k in _CYCLES_2D:
+        res = solve(CVTProblem(k, density, "unit-square"), "multigrid", tol=1e-8, seed=0)
+        assert res.converged, (density, k, res.message)
+        cycles[density, k] = res.iterations
+    return cycles
+
+
+def test_2d_multigrid_cycles_stay_bounded_for_small_k() -> None:
+    # Regression guard for what the nested start + truncated-Newton V-cycles reach (measured
+    # 9, 16 linear and 5, 19 Gaussian for k = 64, 256): not yet k-independent, see below.
+    cycles = _cycles_2d()
+    assert max(cycles.values()) <= 22, cycles
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 target not met in 2-D: V-cycles grow with k (the energy "
+                   "landscape's boundary-row rearrangements, see baselines.cvt.multigrid)")
+def test_2d_multigrid_cycle_spread_is_at_most_two() -> None:
+    cycles = _cycles_2d()
+    for density in ("linear", "gaussian"):
+        counts = [n for (d, _), n in cycles.items() if d == density]
+        assert max(counts) - min(counts) <= 2, cycles
