@@ -3,6 +3,7 @@
     python benchmarks/bench_cvt.py            # k = 64 ... 4096, Lloyd capped at 120 s
     python benchmarks/bench_cvt.py --quick    # k = 64 ... 1024, Lloyd capped at 20 s
     python benchmarks/bench_cvt.py --only-2d  # just the 2-D part (issue 14)
+    python benchmarks/bench_cvt.py --only-2d --quick --ks-2d 64,256,1024 --compare-2d 64,256,1024
 
 Targets (issue 6), printed beside the measured values:
 
@@ -55,13 +56,19 @@ def lloyd_extrapolated_work(res) -> float:
 
 
 def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap_s: float) -> list[str]:
-    """2-D multigrid over k for two densities, L-BFGS and Lloyd beside it; returns table rows."""
+    """2-D multigrid over k for two densities, L-BFGS and Lloyd beside it; returns table rows.
+
+    Prints one table per density: k, then iterations and CPU seconds of MG/Opt (V-cycles),
+    L-BFGS and Lloyd, all from the same seeded start in the same process, and the CPU ratios
+    L-BFGS / MG and Lloyd / MG (> 1: multigrid is faster; Lloyd's ratio is a lower bound when it
+    hit its cap).
+    """
     tol = 1e-8
     table = []
     for density in ("linear", "gaussian"):
-        print(f"\nMG/Opt multigrid, 2-D unit square, density '{density}', tol 1e-8")
-        print(f"{'k':>6} {'V-cycles':>9} {'work':>6} {'coarse work':>12} {'CPU time (s)':>13} | "
-              f"{'L-BFGS CPU (s)':>15} {'Lloyd CPU (s), rel. grad.':>27}")
+        print(f"\nMG/Opt multigrid, 2-D unit square, density '{density}', tol 1e-8 (CPU s = process time)")
+        print(f"{'k':>6} | {'MG cycles':>9} {'work':>5} {'coarse':>7} {'CPU s':>7} | {'L-BFGS it':>9} {'CPU s':>7} | "
+              f"{'Lloyd it':>8} {'CPU s':>7} {'rel grad':>8} | {'L-BFGS/MG':>9} {'Lloyd/MG':>9}")
         cycles, cpu = {}, {}
         for k in ks:
             problem = CVTProblem(k, density, "unit-square")
@@ -71,14 +78,20 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
             if k in compare_ks:
                 lb = solve(problem, "lbfgs", tol=tol, seed=0, max_time_s=lbfgs_cap_s)
                 ll = solve(problem, "lloyd", tol=tol, seed=0, max_iter=10**7, max_time_s=lloyd_cap_s)
-                lb_text = f"{lb.cpu_time_s:.2f}" + ("" if lb.converged else f" (cap, {lb.rel_grad_norm:.0e})")
-                ll_text = f"{ll.cpu_time_s:.2f}, {ll.rel_grad_norm:.0e}" + ("" if ll.converged else " (cap)")
-                extra = f"{lb_text:>15} {ll_text:>27}"
+                lb_it = f"{lb.iterations}" + ("" if lb.converged else "*")
+                ll_it = f"{ll.iterations}" + ("" if ll.converged else "*")
+                extra = (f"{lb_it:>9} {lb.cpu_time_s:>7.2f} | {ll_it:>8} {ll.cpu_time_s:>7.2f} {ll.rel_grad_norm:>8.0e} | "
+                         f"{lb.cpu_time_s / mg.cpu_time_s:>9.2f} {('>' if not ll.converged else '') + format(ll.cpu_time_s / mg.cpu_time_s, '.2f'):>9}")
                 table.append(f"| 2-D {density} k = {k}: CPU time L-BFGS / multigrid | > 1 | "
                              f"{lb.cpu_time_s / mg.cpu_time_s:.2f} ({lb.cpu_time_s:.2f} s / {mg.cpu_time_s:.2f} s"
                              f"{'' if lb.converged else ', L-BFGS capped'}) | {'yes' if lb.cpu_time_s > mg.cpu_time_s else 'no'} |")
+            else:
+                extra = f"{'-':>9} {'-':>7} | {'-':>8} {'-':>7} {'-':>8} | {'-':>9} {'-':>9}"
             flag = "" if mg.converged else f"  NOT CONVERGED: {mg.message}"
-            print(f"{k:>6} {mg.iterations:>9} {mg.work:>6} {mg.coarse_work:>12.1f} {mg.cpu_time_s:>13.2f} | {extra}{flag}")
+            print(f"{k:>6} | {mg.iterations:>9} {mg.work:>5} {mg.coarse_work:>7.1f} {mg.cpu_time_s:>7.2f} | {extra}{flag}",
+                  flush=True)
+        if compare_ks:
+            print("(* = not converged to tol: CPU cap, or L-BFGS stopped without measurable decrease; Lloyd's ratio is then a lower bound)")
         spread = max(cycles.values()) - min(cycles.values())
         table.append(f"| 2-D {density}: V-cycles over k = {ks[0]}..{ks[-1]} | spread <= 2 | "
                      f"{min(cycles.values())}..{max(cycles.values())} (spread {spread}) | {'yes' if spread <= 2 else 'no'} |")
@@ -89,17 +102,33 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
     return table
 
 
+def _k_list(text: str) -> list[int]:
+    try:
+        ks = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers >= 1, e.g. 64,256,1024")
+    return ks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="k up to 1024 and a 20 s Lloyd cap")
     parser.add_argument("--only-2d", action="store_true", help="only the 2-D part")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats per k (best is kept)")
+    parser.add_argument("--ks-2d", type=_k_list, default=None,
+                        help="2-D k values, comma-separated (default 64..4096, or 64..1024 with --quick)")
+    parser.add_argument("--compare-2d", type=_k_list, default=None,
+                        help="2-D k values where L-BFGS and Lloyd also run (default 1024,4096 or 1024 with --quick)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats} is not allowed; expected an integer >= 1")
     ks = [64, 128, 256, 512, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096]
     compare = [1024] if args.quick else [1024, 4096]
-    table_2d = bench_2d(ks, compare, 20.0 if args.quick else 60.0, 60.0 if args.quick else 300.0)
+    ks_2d = args.ks_2d if args.ks_2d is not None else ks
+    compare_2d = args.compare_2d if args.compare_2d is not None else compare
+    table_2d = bench_2d(ks_2d, compare_2d, 20.0 if args.quick else 60.0, 60.0 if args.quick else 300.0)
     if args.only_2d:
         print("\n| quantity | target | measured | met |")
         print("|---|---|---|---|")

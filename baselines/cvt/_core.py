@@ -147,6 +147,30 @@ def tn_iteration(obj: Objective, p0: Point, max_cg: int, eta: float) -> Point | 
     return line_search(obj, p0, d)
 
 
+def lloyd_iteration(obj: Objective, p0: Point) -> Point | None:
+    """One Lloyd step on f(z) = E(z) - <v, z>: z_i <- c_i + v_i / (2 m_i), projected on the domain.
+
+    The step minimises the quadratic majorant sum_i int_{V_i(z)} rho |x - y_i|^2 - <v, y> of f
+    (cells frozen at z), so f never increases (up to quadrature rounding): a monotone smoother
+    for any shift v, with no line search and no Hessian. Generators of empty cells stay put.
+    None if the step does not move or raises f beyond rounding.
+    """
+    m = p0.masses
+    pos = m > 0
+    target = p0.centroids.copy()
+    if obj.shift is not None:
+        scale = 2.0 * np.where(pos, m, 1.0)
+        target += obj.shift / (scale if obj.problem.dim == 1 else scale[:, None])
+    target[~pos] = p0.z[~pos]
+    z1 = obj.project(target)
+    if np.array_equal(z1, p0.z):
+        return None
+    p1 = obj.at(z1)
+    if p1.f > p0.f + _ROUNDING * (p0.scale + p1.scale):
+        return None
+    return p1
+
+
 class LBFGSMemory:
     """Limited-memory BFGS inverse-Hessian model with Lloyd's scaling 1 / (2 m_i) as H0.
 

@@ -47,12 +47,31 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   iteration as above, and the fine level starts from the level-1 reference refined by
   :func:`_refine` (coarse points plus the midpoints of their Delaunay edges, pushed towards the
   boundary, count matched through cell masses), if that start has lower energy than z0.
-  Measured (linear density, seed 0, tol 1e-8, 2 shared cores): V-cycles 9, 6, 16, 11, 22, 24,
-  23 for k = 64 ... 4096 (from z0: 8, 18, 29 for k = 64, 256, 1024), so the count still grows
-  with k: even from the nested start, exact Newton needs 29 iterations at k = 256 and 121 at
-  k = 1024, most of them at a relative gradient of 1e-2 ... 1e-3 where the Hessian is
-  indefinite and generators rearrange (defects near the boundary migrate). Multigrid's cost
-  there is that of a few Newton steps per cycle; its cycle count is not k-independent in 2-D.
+  ``nested_sweeps`` Lloyd sweeps on every refined start (references included; default 0): the
+  refinement leaves near-coincident pairs (at k = 256, 54 generators closer than 0.3 spacings,
+  Hessian eigenvalue -0.85 against a largest 0.009) and too many generators in the boundary
+  rows (39 against 30 on one edge at k = 1024), local defects that Lloyd removes in a few
+  monotone sweeps while Newton first has to leave the indefinite region. Not the default: the
+  gain below is small and erratic, and at k = 300 (uniform) 10 sweeps end in a CVT with more
+  pentagon-heptagon defects (median interior G 0.0808 against 0.0802 for the hexagon).
+  Measured (seed 0, tol 1e-8, CPU s on 2 shared cores), V-cycles for k = 64, 256, 1024:
+  linear 9, 16, 22 without the sweeps, 5, 9, 19 with them (k = 1024, seeds 1-3: 19, 18, 24 ->
+  19, 17, 22); Gaussian 5, 19, 12 -> 3, 10, 15 (seeds 1-3: 12, 26, 13 -> 8, 14, 14). The count
+  still grows with k and is erratic: after the start the gradient stalls at a relative 1e-3 ...
+  1e-2 for most cycles while the energy falls by ~0.1 % per cycle, then Newton converges in two
+  cycles. In the stall the generators that move are those of the boundary rows (within half a
+  spacing of an edge), sliding along the edge and changing rows until each edge holds the
+  number of generators that fits (a migration along a 1-D chain, nonconvex, with indefinite
+  Hessians); even at the minimum the Hessian has very soft modes (k = 1024: smallest
+  eigenvalue 8e-4 of 2 m, ten times softer than the smoothest mode of a grid Laplacian), which
+  the linear interpolation from the coarse reference (whose boundary row sits at a different
+  distance from the edge) does not represent. Which path the descent takes, and how long, varies
+  with seed and density (every variant tried, push 0 / 0.125 / 0.25 h_c, 3 / 5 / 10 sweeps, more
+  CG, Lloyd sweeps inside the smoother, gave 12 ... 24 cycles at k = 1024).
+* Smoother ``"lloyd"`` (Lloyd's step on the shifted objective, :func:`lloyd_iteration`, monotone
+  by its majorant) is available but not k-uniform either: its V-cycles converge linearly at
+  0.76 per cycle already at k = 64 (V(3,3); 62, 117, 198 cycles for k = 64, 256, 1024, linear),
+  because the soft modes above are neither smoothed by Lloyd nor carried by the coarse level.
 * Smoother: truncated Newton (Nash): the exact sparse CVT Hessian assembled once per iteration
   (counted as one evaluation), preconditioned CG capped at ``max_cg`` iterations or residual
   ``eta`` ||g||, stopped at negative curvature; diagonal preconditioner 2 m_i (Lloyd's
@@ -80,6 +99,7 @@ from baselines.cvt._core import (
     Point,
     lbfgs_iteration,
     line_search,
+    lloyd_iteration,
     tn_iteration,
 )
 from baselines.cvt.transfer import PROLONGATIONS, _linear_1d, _linear_2d, build_transfer
@@ -104,9 +124,10 @@ class MGOptions:
     kappa: float | None = None  # None: (k_fine / k_coarse) ** (2 / d)
     reference_tol: float = 1e-3
     reference_cycles: int = 30
-    smoother: str = "tn"  # "tn" (truncated Newton) or "lbfgs" (memory kept per level)
+    smoother: str = "tn"  # "tn" (truncated Newton), "lbfgs" (memory kept per level) or "lloyd"
     memory: int = 10
     start: str | None = None  # "given" (z0) or "nested" (refined coarse CVT); None: given in 1-D, nested in 2-D
+    nested_sweeps: int | None = None  # Lloyd sweeps on every refined (nested) start; None: 0
 
     def __post_init__(self) -> None:
         if self.nu1 is not None:
@@ -131,6 +152,8 @@ class MGOptions:
         check_int("memory", self.memory, min_value=1)
         if self.start is not None:
             check_choice("start", self.start, STARTS)
+        if self.nested_sweeps is not None:
+            check_int("nested_sweeps", self.nested_sweeps, min_value=0)
 
     def resolved(self, dim: int) -> MGOptions:
         """A copy with every None replaced by the default for ``dim``."""
@@ -145,10 +168,12 @@ COARSE_STARTS = ("restrict", "reference")
 STARTS = ("given", "nested")
 #: Per-dimension defaults (tuned on the linear density, see the module docstring).
 DEFAULTS = {
-    1: {"nu1": 1, "nu2": 1, "max_cg": 10, "eta": 0.1, "coarse_start": "restrict", "start": "given"},
-    2: {"nu1": 2, "nu2": 2, "max_cg": 50, "eta": 0.01, "coarse_start": "reference", "start": "nested"},
+    1: {"nu1": 1, "nu2": 1, "max_cg": 10, "eta": 0.1, "coarse_start": "restrict", "start": "given",
+        "nested_sweeps": 0},
+    2: {"nu1": 2, "nu2": 2, "max_cg": 50, "eta": 0.01, "coarse_start": "reference", "start": "nested",
+        "nested_sweeps": 0},
 }
-SMOOTHERS = ("tn", "lbfgs")
+SMOOTHERS = ("tn", "lbfgs", "lloyd")
 
 
 class MGOpt:
@@ -189,6 +214,8 @@ class MGOpt:
                 break
             if self.opt.smoother == "lbfgs":
                 q = lbfgs_iteration(obj, p, self._memory(obj.problem.k))
+            elif self.opt.smoother == "lloyd":
+                q = lloyd_iteration(obj, p)
             else:
                 q = tn_iteration(obj, p, self.opt.max_cg, self.opt.eta)
             if q is None:
@@ -224,7 +251,7 @@ class MGOpt:
                 self._refs[level] = self._solve_coarsest(obj, start, 1e-10)
             else:
                 below = self._reference(level + 1).z
-                p = obj.at(_refine(below, problem))
+                p = self._lloyd(obj, obj.at(_refine(below, problem)), self.opt.nested_sweeps)
                 g0 = float(np.linalg.norm(p.g))
                 for _ in range(self.opt.reference_cycles):
                     if float(np.linalg.norm(p.g)) <= self.opt.reference_tol * g0:
@@ -237,7 +264,17 @@ class MGOpt:
         """Full-multigrid start: the reference CVT one level down, every generator split into 2^d."""
         if len(self.sizes) < 2:
             return None
-        return _refine(self._reference(1).z, self.fine)
+        obj = Objective(self.fine)
+        return self._lloyd(obj, obj.at(_refine(self._reference(1).z, self.fine)), self.opt.nested_sweeps).z
+
+    @staticmethod
+    def _lloyd(obj: Objective, p: Point, sweeps: int) -> Point:
+        for _ in range(sweeps):
+            q = lloyd_iteration(obj, p)
+            if q is None:
+                break
+            p = q
+        return p
 
     # ------------------------------------------------------------------ the V-cycle
     def cycle(self, p: Point, level: int = 0, obj: Objective | None = None, stop_below: float = 0.0) -> Point:
