@@ -24,6 +24,7 @@ from hw_sim.accelerators import (
     BitFusionAccelerator,
     BitParallelAccelerator,
     BitSerialAccelerator,
+    CostArrays,
     LayerCost,
 )
 from hw_sim.cost_table import METRICS, UNITS, CostTable, PolicyCost
@@ -43,6 +44,7 @@ __all__ = [
     "BitFusionAccelerator",
     "BitParallelAccelerator",
     "BitSerialAccelerator",
+    "CostArrays",
     "CostTable",
     "LayerCost",
     "LayerShape",

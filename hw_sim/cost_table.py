@@ -88,12 +88,12 @@ class CostTable:
             layers, self.bits.reshape(1, nb, 1), self.bits.reshape(1, 1, nb), self.batch
         )
         full = (len(layers), nb, nb)
-        self.latency = _frozen(r["latency_s"], full)
-        self.energy = _frozen(r["energy_j"], full)
-        self.size = _frozen(r["size_bytes"], full)
-        self.dram_bytes = _frozen(r["dram_bytes"], full)
-        self.cycles = _frozen(r["cycles"], full)
-        self.memory_bound = _frozen(r["memory_bound"], full, dtype=bool)
+        self.latency = _frozen(r.latency_s, full)
+        self.energy = _frozen(r.energy_j, full)
+        self.size = _frozen(r.size_bytes, full)
+        self.dram_bytes = _frozen(r.dram_bytes, full)
+        self.cycles = _frozen(r.cycles, full)
+        self.memory_bound = _frozen(r.memory_bound, full, dtype=bool)
 
         # lookups for the fast policy queries: one fancy-indexing op and one dot product each
         self._by_metric = {"latency": self.latency, "energy": self.energy, "size": self.size}
