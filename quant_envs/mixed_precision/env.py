@@ -165,7 +165,7 @@ class MixedPrecisionEnv(gym.Env):
         self.num_steps = self.num_layers * (2 if self.two_steps_per_layer else 1)
         self.action_space = spaces.Discrete(len(self.bits))
         low = np.zeros(features.NUM_FEATURES, dtype=np.float32)
-        low[12] = -1.0
+        low[features.Feature.BUDGET_LEFT] = -1.0
         self.observation_space = spaces.Box(low, np.ones(features.NUM_FEATURES, dtype=np.float32), dtype=np.float32)
 
         metric_table = p.layer_costs(p.budget_metric)
@@ -309,7 +309,7 @@ class MixedPrecisionEnv(gym.Env):
         x = np.arange(len(rows))
         w = [r[3] if r[3] != "-" else 0 for r in rows]
         a = [r[4] if r[4] != "-" else 0 for r in rows]
-        share = self._static[:, 11]
+        share = self._static[:, features.Feature.COST_SHARE]
         fig = new_figure()
         ax = fig.add_subplot()
         ax.bar(x - 0.2, w, 0.4, label="weight bits")

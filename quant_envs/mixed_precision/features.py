@@ -29,14 +29,34 @@ adds to describe each layer's weight distribution; 11-12 tell the agent what is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import IntEnum
 
 import numpy as np
 
-NUM_FEATURES = 13
-FEATURE_NAMES = (
-    "layer_index", "depthwise", "c_in", "c_out", "stride", "kernel", "num_weights",
-    "input_fmap_size", "is_weight_step", "last_action", "weight_std", "cost_share", "budget_left",
-)
+
+class Feature(IntEnum):
+    """Position of each feature in the observation vector (the table above)."""
+
+    LAYER_INDEX = 0
+    DEPTHWISE = 1
+    C_IN = 2
+    C_OUT = 3
+    STRIDE = 4
+    KERNEL = 5
+    NUM_WEIGHTS = 6
+    INPUT_FMAP_SIZE = 7
+    IS_WEIGHT_STEP = 8
+    LAST_ACTION = 9
+    WEIGHT_STD = 10
+    COST_SHARE = 11
+    BUDGET_LEFT = 12
+
+
+NUM_FEATURES = len(Feature)
+FEATURE_NAMES = tuple(f.name.lower() for f in Feature)
+#: the layer-shape features, min-max normalised over the network's layers
+_MINMAX_FEATURES = (Feature.C_IN, Feature.C_OUT, Feature.STRIDE, Feature.KERNEL, Feature.NUM_WEIGHTS,
+                    Feature.INPUT_FMAP_SIZE)
 
 
 def _minmax(column: np.ndarray) -> np.ndarray:
@@ -52,16 +72,16 @@ def static_features(layers: Sequence, weight_std: np.ndarray, cost_share: np.nda
     """
     n = len(layers)
     f = np.zeros((n, NUM_FEATURES), dtype=np.float64)
-    f[:, 0] = np.arange(n) / max(n - 1, 1)
-    f[:, 1] = [layer.kind == "depthwise" for layer in layers]
+    f[:, Feature.LAYER_INDEX] = np.arange(n) / max(n - 1, 1)
+    f[:, Feature.DEPTHWISE] = [layer.kind == "depthwise" for layer in layers]
     raw = np.array(
         [[layer.c_in, layer.c_out, layer.stride, layer.kernel, layer.num_weights,
           layer.in_hw[0] * layer.in_hw[1]] for layer in layers], dtype=np.float64)
-    for j in range(raw.shape[1]):
-        f[:, 2 + j] = _minmax(raw[:, j])
+    for j, feature in enumerate(_MINMAX_FEATURES):
+        f[:, feature] = _minmax(raw[:, j])
     std = np.asarray(weight_std, dtype=np.float64)
-    f[:, 10] = std / std.max() if std.max() > 0 else 0.0
-    f[:, 11] = cost_share
+    f[:, Feature.WEIGHT_STD] = std / std.max() if std.max() > 0 else 0.0
+    f[:, Feature.COST_SHARE] = cost_share
     return f
 
 
@@ -69,7 +89,7 @@ def observation(static: np.ndarray, layer: int, is_weight_step: bool, last_actio
                 budget_left: float) -> np.ndarray:
     """The observation of one step: the layer's static row with the dynamic features filled in."""
     obs = static[layer].astype(np.float32)  # a copy
-    obs[8] = 1.0 if is_weight_step else 0.0
-    obs[9] = last_action
-    obs[12] = min(max(budget_left, -1.0), 1.0)
+    obs[Feature.IS_WEIGHT_STEP] = 1.0 if is_weight_step else 0.0
+    obs[Feature.LAST_ACTION] = last_action
+    obs[Feature.BUDGET_LEFT] = min(max(budget_left, -1.0), 1.0)
     return obs

@@ -286,7 +286,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
         nb = len(self.bits)
         dim = features.NUM_FEATURES + descriptor_size(nb)
         low = np.zeros(dim, dtype=np.float32)
-        low[12] = -1.0
+        low[features.Feature.BUDGET_LEFT] = -1.0
         self.observation_space = spaces.Box(low, np.ones(dim, dtype=np.float32), dtype=np.float32)
         self.action_space = spaces.Discrete(nb)
         self._cycle = 0

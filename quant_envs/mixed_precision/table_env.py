@@ -126,7 +126,7 @@ class MixedPrecisionTableEnv(gym.Env):
         self.num_layers = self.num_steps = p.num_layers
         self.action_space = spaces.Discrete(len(self.bits))
         low = np.zeros(features.NUM_FEATURES, dtype=np.float32)
-        low[12] = -1.0
+        low[features.Feature.BUDGET_LEFT] = -1.0
         self.observation_space = spaces.Box(low, np.ones(features.NUM_FEATURES, dtype=np.float32), dtype=np.float32)
         widest = p.unit_cost[:, -1]
         self._static = features.static_features(p.layers, p.weight_std, widest / widest.sum()).astype(np.float32)
@@ -202,7 +202,7 @@ class MixedPrecisionTableEnv(gym.Env):
         ax.set_ylabel("bits")
         ax.set_ylim(0, max(self.bits) + 1)
         ax2 = ax.twinx()
-        ax2.plot(x, self._static[:, 11], "k.-")
+        ax2.plot(x, self._static[:, features.Feature.COST_SHARE], "k.-")
         ax2.set_ylabel(f"share of all-widest {self.problem.budget_metric}")
         fig.tight_layout()
         return figure_to_rgb(fig)
