@@ -153,7 +153,7 @@ class MixedPrecisionEnv(gym.Env):
         self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
         make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
         self.problem: MixedPrecisionProblem = make_problem(
-            task=task, hardware=hardware, bits=tuple(MixedPrecisionProblem._check_bits(bits)),
+            task=task, hardware=hardware, bits=MixedPrecisionProblem.check_bits(bits),
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
             finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
             eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
@@ -172,8 +172,13 @@ class MixedPrecisionEnv(gym.Env):
         cost8 = metric_table[:, -1, -1]
         self._static = features.static_features(p.layers, p.weight_std, cost8 / cost8.sum())
         self._table = metric_table
-        self._enforce_budget = True
         self._reset_state()
+
+    @property
+    def _enforce_budget(self) -> bool:
+        """Whether the mask keeps every episode within budget (the continuous version may leave
+        that to HAQ's end-of-episode rule)."""
+        return True
 
     # ------------------------------------------------------------------------------ episode
     def _reset_state(self) -> None:
@@ -378,11 +383,14 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
     """
 
     def __init__(self, *, budget_enforcement: str = "mask", **kwargs: Any) -> None:
+        # set before the base class builds the first state: its mask depends on it
         self.budget_enforcement = check_choice("budget_enforcement", budget_enforcement, ("mask", "haq"))
         super().__init__(**kwargs)
         self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
-        self._enforce_budget = self.budget_enforcement == "mask"
-        self._reset_state()  # the mask depends on the budget enforcement
+
+    @property
+    def _enforce_budget(self) -> bool:
+        return self.budget_enforcement == "mask"
 
     def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
         try:  # strings are never numbers, though numpy would parse "0.5"

@@ -274,7 +274,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
             first = self.hardware[0]
             probe = MixedPrecisionProblem(
                 task=task, hardware=first.base if isinstance(first, hw_sim.AcceleratorFamily) else first,
-                bits=tuple(MixedPrecisionProblem._check_bits(bits)), budget_metric=self.budget_metric,
+                bits=MixedPrecisionProblem.check_bits(bits), budget_metric=self.budget_metric,
                 budget_fraction=1.0, finetune_steps=finetune_steps, eval_split=eval_split, eval_seed=eval_seed,
                 cache_size=cache_size, task_kwargs=task_kwargs, cache_dir=cache_dir)
             self._shapes = [la.shape for la in probe.layers]

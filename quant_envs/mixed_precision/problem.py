@@ -132,7 +132,7 @@ class MixedPrecisionProblem:
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import Task, make_task
 
-        self.bits = self._check_bits(bits)
+        self.bits = self.check_bits(bits)
         self.budget_metric = check_choice("budget_metric", budget_metric, METRICS)
         if finetune_steps is not None:
             check_int("finetune_steps", finetune_steps, min_value=0)
@@ -225,7 +225,7 @@ class MixedPrecisionProblem:
         return hw_sim.get_accelerator(hardware)
 
     @staticmethod
-    def _check_bits(bits: Iterable[int]) -> tuple[int, ...]:
+    def check_bits(bits: Iterable[int]) -> tuple[int, ...]:
         """The widths as a sorted tuple; each an integer in 2..8 (the fake quantizer's range)."""
         if isinstance(bits, (str, bytes)) or not isinstance(bits, Iterable):
             raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}, "
@@ -242,6 +242,8 @@ class MixedPrecisionProblem:
         if not values:
             raise ValueError(f"bits={bits!r} is not allowed; expected at least one width in {MIN_BITS}..{MAX_BITS}")
         return tuple(sorted(set(values)))
+
+    _check_bits = check_bits  # the former private name
 
     def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
         """Return ``policy`` as a tuple of (w, a) int pairs, or raise ValueError naming what is wrong."""
