@@ -9,7 +9,7 @@ under a set of allowed widths, and the cheapest cost to complete a policy from a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeAlias
 
 import numpy as np
 
@@ -22,9 +22,13 @@ METRICS = ("latency", "energy", "size")
 _INVALID = np.iinfo(np.intp).max // 4  # an index no table has
 UNITS = {"latency": "s", "energy": "J", "size": "B"}
 
-# Allowed widths: None (all), a bool mask [layers, n_bits, n_bits], or per layer either None or a
-# pair (w_bits allowed, a_bits allowed), each None (all) or an iterable of bit widths.
-Allowed = Any
+#: Widths allowed on one axis of one layer: None (all), one width, or an iterable of widths.
+AxisWidths: TypeAlias = int | np.integer | Iterable[int] | None
+#: Widths allowed at one layer: None (all) or a (w_bits allowed, a_bits allowed) pair.
+LayerWidths: TypeAlias = tuple[AxisWidths, AxisWidths] | list[AxisWidths] | None
+#: Widths allowed over the network: None (all), a bool mask [layers, n_bits, n_bits], or one
+#: LayerWidths per layer (see :meth:`CostTable.allowed_mask`).
+Allowed: TypeAlias = np.ndarray | Sequence[LayerWidths] | None
 
 
 class PolicyCost(NamedTuple):
@@ -290,12 +294,10 @@ class CostTable:
             mask[i] = rows[:, None] & cols[None, :]
         return mask
 
-    def _axis_mask(self, widths, name: str) -> np.ndarray:
+    def _axis_mask(self, widths: AxisWidths, name: str) -> np.ndarray:
         if widths is None:
             return np.ones(self._nb, dtype=bool)
-        if isinstance(widths, (int, np.integer)):
-            widths = [widths]
-        arr = np.asarray(list(widths))
+        arr = np.asarray([widths] if isinstance(widths, (int, np.integer)) else list(widths))
         sel = np.zeros(self._nb, dtype=bool)
         if arr.size:
             if arr.dtype.kind not in "iu":
