@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from numpy.typing import NDArray
 
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.cvt.problem import CVTEvaluation, CVTProblem
@@ -34,10 +35,12 @@ def _number(name: str, value: Any, **bounds: Any) -> float:
 OFFSET_CLIP = 4.0
 
 
-class _CVTEnv(gym.Env):
+class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     """Shared machinery of the 1-D and 2-D CVT environments (see their docstrings)."""
 
     metadata = {"render_modes": _RENDER_MODES, "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Box[np.float32]
     _dim = 1
 
     def __init__(
@@ -83,7 +86,8 @@ class _CVTEnv(gym.Env):
         self._done = False
 
     # ------------------------------------------------------------------ gymnasium API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
         if "generators" in options:
@@ -104,7 +108,7 @@ class _CVTEnv(gym.Env):
         if self._done:
             raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
 
-    def step(self, action: Any):
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         self._check_can_step()
         a = np.asarray(action, dtype=float)
         if a.shape != self.action_space.shape:
@@ -143,7 +147,7 @@ class _CVTEnv(gym.Env):
         assert self._ev is not None
         return float(np.linalg.norm(self._ev.gradient)) / self._g0
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> NDArray[np.float32]:
         assert self._z is not None and self._ev is not None
         z, ev = self._z, self._ev
         pos = self.problem.domain.to_unit(z)

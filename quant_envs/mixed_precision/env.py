@@ -11,18 +11,20 @@ from gymnasium import spaces
 
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
-from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, choose_width
+from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
+from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
     Evaluation,
     MixedPrecisionProblem,
+    PartialPolicy,
     Policy,
     haq_final_action_wall,
     shared_problem,
 )
 
 
-class MixedPrecisionEnv(gym.Env):
+class MixedPrecisionEnv(gym.Env[Observation, Action]):
     """Choose a bit width for every layer of a trained network under an accelerator's budget.
 
     ## Description
@@ -124,6 +126,8 @@ class MixedPrecisionEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Discrete | spaces.Box[np.float32]  # Box in the continuous version
 
     def __init__(
         self,
@@ -213,9 +217,9 @@ class MixedPrecisionEnv(gym.Env):
             ok = self.problem.allowed[i]
         if not self.two_steps_per_layer:
             return ok.diagonal().copy()
-        return ok.any(axis=1) if self._is_weight_step else ok[self._w_idx[i]].copy()
+        return np.asarray(ok.any(axis=1)) if self._is_weight_step else ok[self._w_idx[i]].copy()
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> Observation:
         layer = min(self._layer, self.num_layers - 1)
         is_weight = self._is_weight_step if self._t < self.num_steps else False
         return features.observation(self._static, layer, is_weight, self._last_action,
@@ -224,12 +228,13 @@ class MixedPrecisionEnv(gym.Env):
     def _info(self) -> dict[str, Any]:
         return {"action_mask": self._mask.astype(np.int8), "layer": min(self._layer, self.num_layers - 1)}
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
         self._reset_state()
         return self._observation(), self._info()
 
-    def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
+    def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
         """Validate ``action`` against the mask; return the width index actually applied."""
         return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
 
@@ -248,7 +253,7 @@ class MixedPrecisionEnv(gym.Env):
         self._t += 1
         self._mask = self._compute_mask()
 
-    def step(self, action: Any):
+    def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         if self._t >= self.num_steps:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         j, extra = self._choose(action)
@@ -273,7 +278,7 @@ class MixedPrecisionEnv(gym.Env):
         return tuple((self.bits[w], self.bits[a]) for w, a in zip(self._w_idx, self._a_idx))
 
     @property
-    def policy(self) -> Policy:
+    def policy(self) -> PartialPolicy:
         """The widths chosen so far ((w, a) per layer; None for layers not yet set)."""
         return tuple((self.bits[w] if w >= 0 else None, self.bits[a] if a >= 0 else None)
                      for w, a in zip(self._w_idx, self._a_idx))
@@ -392,7 +397,7 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
     def _enforce_budget(self) -> bool:
         return self.budget_enforcement == "mask"
 
-    def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
+    def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
         try:  # strings are never numbers, though numpy would parse "0.5"
             if isinstance(action, (str, bytes)) or np.asarray(action).dtype.kind not in "iuf":
                 raise TypeError

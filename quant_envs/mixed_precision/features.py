@@ -30,8 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
+
+#: One observation of the mixed-precision environments (features, then any hardware descriptor).
+Observation: TypeAlias = NDArray[np.float32]
 
 
 class Feature(IntEnum):
@@ -86,7 +91,7 @@ def static_features(layers: Sequence, weight_std: np.ndarray, cost_share: np.nda
 
 
 def observation(static: np.ndarray, layer: int, is_weight_step: bool, last_action: float,
-                budget_left: float) -> np.ndarray:
+                budget_left: float) -> Observation:
     """The observation of one step: the layer's static row with the dynamic features filled in."""
     obs = static[layer].astype(np.float32)  # a copy
     obs[Feature.IS_WEIGHT_STEP] = 1.0 if is_weight_step else 0.0

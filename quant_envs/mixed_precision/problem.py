@@ -31,6 +31,8 @@ METRIC_UNITS = {"latency": "s", "energy": "J", "size": "B"}
 
 #: One (weight bits, activation bits) pair per quantizable layer.
 Policy = tuple[tuple[int, int], ...]
+#: the widths of an episode so far: None for a width not yet chosen
+PartialPolicy = tuple[tuple[int | None, int | None], ...]
 
 #: The widths a policy may use (the documented 2..8: the fake quantizer needs a sign bit and one more).
 MIN_BITS, MAX_BITS = 2, 8
