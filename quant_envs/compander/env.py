@@ -581,9 +581,9 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
             return None
         d_opt = self._reference()[2]
         if self.render_mode == "ansi":
-            t = ", ".join(f"{v:.3f}" for v in self._t)
+            shown = ", ".join(f"{v:.3f}" for v in self._t)
             return (
-                f"step {self._steps}/{self.max_steps}: t = [{t}], D = {self._dist:.6g} "
+                f"step {self._steps}/{self.max_steps}: t = [{shown}], D = {self._dist:.6g} "
                 f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
             )
         from quant_envs.rendering import figure_to_rgb, new_figure

@@ -18,6 +18,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from quant_envs.checks import check_choice, check_float, check_int
+from quant_envs.cvt.domain import Interval
 from quant_envs.cvt.problem import CVTEvaluation, CVTProblem
 from quant_envs.rendering import figure_to_rgb, new_figure
 
@@ -110,6 +111,7 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         self._check_can_step()
+        assert self._z is not None and self._ev is not None  # checked above
         a = np.asarray(action, dtype=float)
         if a.shape != self.action_space.shape:
             raise ValueError(f"action has shape {a.shape}; expected {self.action_space.shape}")
@@ -169,7 +171,7 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         }
 
     def _render_text(self) -> str:
-        assert self._ev is not None
+        assert self._z is not None and self._ev is not None
         head = (
             f"step {self._steps}: E = {self._ev.energy:.6e} (E/E0 = {self._ev.energy / self._e0:.4f}), "
             f"|grad|/|grad0| = {self.rel_grad_norm:.3e}"
@@ -187,6 +189,7 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         fig = new_figure(4.8, 4.8 if self._dim == 2 else 2.4)
         ax = fig.add_subplot(1, 1, 1)
         if self._dim == 1:
+            assert isinstance(self.problem.domain, Interval)
             lo, hi = self.problem.domain.lo, self.problem.domain.hi
             x = np.linspace(lo, hi, 400)
             ax.plot(x, self.problem.density(x), color="0.6", lw=1)

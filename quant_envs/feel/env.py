@@ -20,7 +20,7 @@ has already used torch with several threads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -40,6 +40,9 @@ from quant_envs.feel.reference import (
 )
 from quant_envs.feel.scenario import Scenario, make_scenario
 from quant_envs.feel.training_time import device_latency, time_breakdown
+
+if TYPE_CHECKING:  # imported on first reset: it brings torch
+    from quant_envs.feel.simulator import FederatedSimulator
 
 __all__ = ["REFERENCE_LEVEL", "FeelAllocationEnv", "FeelAllocationV1Env", "FeelTrainingEnv", "FeelTrainingV1Env", "device_features"]
 
@@ -226,6 +229,7 @@ class FeelAllocationEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self._last: dict[str, Any] | None = None
 
     def _observation(self) -> NDArray[np.float32]:
+        assert self.scenario is not None  # made by reset()
         feats = device_features(self.scenario).ravel()
         glob = np.clip(np.log10(self.total_bandwidth / 1e3) / 4.0, 0.0, 1.0)
         return np.append(feats, glob).astype(np.float32)
@@ -483,11 +487,12 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self.action_space = spaces.MultiDiscrete(np.full(k, len(self.level_menu)))
         self.observation_space = spaces.Box(0.0, 1.0, (6 * k + 4,), np.float32)
         self.scenario: Scenario | None = None
-        self.sim = None
+        self.sim: FederatedSimulator | None = None
         self._last: dict[str, Any] | None = None
         self._done = False
 
     def _observation(self) -> NDArray[np.float32]:
+        assert self.sim is not None  # made by reset()
         ratio = np.zeros(self.num_devices) if self._grad0 is None else self._grad_last / np.maximum(self._grad0, 1e-300)
         dev = np.concatenate([self._static, ratio[:, None]], axis=1)
         glob = [
@@ -508,9 +513,9 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         from quant_envs.feel.simulator import FederatedSimulator
 
         scen_seed = self.scenario_seed if self.scenario_seed is not None else int(self.np_random.integers(0, 2**31 - 1))
-        if self.scenario is None or self.scenario.seed != scen_seed:
+        if self.scenario is None or self.sim is None or self.scenario.seed != scen_seed:
             self.scenario = make_scenario(self.num_devices, seed=scen_seed, total_bandwidth=self.total_bandwidth, max_levels=self.max_levels)
-            self.sim = FederatedSimulator(self.scenario.partition, replicas=1, eval_split=self.eval_split)
+            self.sim = FederatedSimulator(self.scenario.require_partition(), replicas=1, eval_split=self.eval_split)
             self._static = device_features(self.scenario)
             self.reference_round = reference_round_latency(self.scenario)
         self.sim.reset(seed=int(self.np_random.integers(0, 2**31 - 1)))
@@ -523,7 +528,7 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         return self._observation(), {"scenario_seed": scen_seed, "reference_round": self.reference_round}
 
     def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        if self.sim is None:
+        if self.sim is None or self.scenario is None:  # both made by reset()
             raise RuntimeError("call reset() before step()")
         if self._done:
             raise RuntimeError("step() called after the episode ended; call reset() first")

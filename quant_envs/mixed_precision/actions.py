@@ -34,7 +34,7 @@ def choose_width(action: Action, mask: np.ndarray, bits: Sequence[int], invalid_
     if invalid_action == "raise":
         raise ValueError(
             f"action={j} ({bits[j]} bits) is masked at step {step}; allowed actions: {allowed.tolist()} "
-            f"(bits {[bits[k] for k in allowed]}); pass invalid_action='project' to project instead"
+            f"(bits {[bits[k] for k in allowed.tolist()]}); pass invalid_action='project' to project instead"
         )
     nearest = int(allowed[np.argmin(np.abs(allowed - j) + 1e-3 * (allowed > j))])
     return nearest, {"projected_from": j}
