@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,16 +64,37 @@ _MINMAX_FEATURES = (Feature.C_IN, Feature.C_OUT, Feature.STRIDE, Feature.KERNEL,
                     Feature.INPUT_FMAP_SIZE)
 
 
+class LayerFacts(Protocol):
+    """What the features read of a layer: a live ``QuantLayer`` or a table's ``TableLayer``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def c_in(self) -> int: ...
+    @property
+    def c_out(self) -> int: ...
+    @property
+    def stride(self) -> int: ...
+    @property
+    def kernel(self) -> int: ...
+    @property
+    def num_weights(self) -> int: ...
+    @property
+    def in_hw(self) -> tuple[int, int]: ...
+
+
 def _minmax(column: np.ndarray) -> np.ndarray:
     lo, hi = column.min(), column.max()
     return np.zeros_like(column) if hi == lo else (column - lo) / (hi - lo)
 
 
-def static_features(layers: Sequence, weight_std: np.ndarray, cost_share: np.ndarray) -> np.ndarray:
+def static_features(layers: Sequence[LayerFacts], weight_std: np.ndarray, cost_share: np.ndarray) -> np.ndarray:
     """Features 0-7, 10 and 11 for every layer ([L, NUM_FEATURES], dynamic columns left at 0).
 
-    ``layers`` are :class:`~quant_envs.mixed_precision.layer_shapes.QuantLayer` (or anything with
-    ``kind``, ``c_in``, ``c_out``, ``stride``, ``kernel``, ``num_weights`` and ``in_hw``).
+    ``layers`` are :class:`~quant_envs.mixed_precision.layer_shapes.QuantLayer` (or any other
+    :class:`LayerFacts`).
     """
     n = len(layers)
     f = np.zeros((n, NUM_FEATURES), dtype=np.float64)

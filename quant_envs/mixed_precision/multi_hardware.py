@@ -287,7 +287,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
                 bits=MixedPrecisionProblem.check_bits(bits), budget_metric=self.budget_metric,
                 budget_fraction=1.0, finetune_steps=finetune_steps, eval_split=eval_split, eval_seed=eval_seed,
                 cache_size=cache_size, task_kwargs=task_kwargs, cache_dir=cache_dir)
-            self._shapes = [la.shape for la in probe.layers]
+            self._shapes = list(probe.costs.layers)  # the layers' hw_sim shapes
             self.bits = probe.bits
             self._inner_kwargs.update(task=probe.task, bits=self.bits, finetune_steps=finetune_steps,
                                       eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size)

@@ -117,7 +117,7 @@ class TableProblem(MixedPrecisionProblem):
         # step_mask's ``spent + cost + rest_min <= limit`` rearranged: ``spent <= threshold``
         self._threshold = self.limit - self._rest_min[1:, None] - cost
         self.optimum: TableOptimum = exact_optimum(t, cost, self.budget)
-        self._cache: OrderedDict[tuple, TableEvaluation] = OrderedDict()
+        self._cache = OrderedDict()  # (unit indices, split) -> TableEvaluation
         self.num_evaluations = 0
         self.num_queries = 0
         self._layer_costs: dict[str, np.ndarray] = {}
@@ -169,7 +169,7 @@ class TableProblem(MixedPrecisionProblem):
     def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
         return self.policy_of(self.indices(policy))
 
-    def policy_of(self, idx: Sequence[int]) -> Policy:
+    def policy_of(self, idx: Sequence[int] | np.ndarray) -> Policy:
         return tuple((self.bits[k], self.bits[k]) for k in idx)
 
     def cost(self, policy: Policy) -> dict[str, float]:
@@ -207,7 +207,7 @@ class TableProblem(MixedPrecisionProblem):
         self.num_queries += 1
         key = (tuple(idx.tolist()), split)
         hit = self._cache.get(key)
-        if hit is not None:  # a policy seen before: no new evaluation (as MixedPrecision-v0's cache)
+        if isinstance(hit, TableEvaluation):  # a policy seen before: no new evaluation (as MixedPrecision-v0's cache)
             self._cache.move_to_end(key)
             return dataclasses.replace(hit, cached=True)
         t = self.table
