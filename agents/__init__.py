@@ -10,11 +10,14 @@ environment id with a ``default`` entry for the rest; keyword overrides win.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from quant_envs.checks import check_bool, check_choice, check_float, check_int
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
@@ -26,7 +29,7 @@ AGENTS: dict[str, str] = {
 }
 
 
-def agent_class(name: str) -> type:
+def agent_class(name: str) -> type[BaseAlgorithm]:
     """The SB3 algorithm class behind agent ``name``."""
     check_choice("algo", name, AGENTS)
     module, cls = AGENTS[name].split(":")

@@ -8,13 +8,18 @@ import pickle
 import random
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from quant_envs.atomic_io import atomic_path, atomic_write, atomic_write_csv, atomic_write_json
 from quant_envs.mixed_precision.problem import Evaluation
+
+if TYPE_CHECKING:
+    from sb3_contrib import MaskablePPO
 
 #: Evaluation fields that are settings of the problem, not outcomes (not columns), and the
 #: evaluation bookkeeping that comes after the outcomes (in this order: saved files keep it).
@@ -154,13 +159,19 @@ class PeriodicEvaluation(BaseCallback):
         if k <= self._last:
             return True
         self._last = k
-        if self.masked:
-            from sb3_contrib.common.maskable.evaluation import evaluate_policy
+        self.eval_env.seed(self.seed)
+        if self.masked:  # training.py sets masked only for MaskablePPO
+            from sb3_contrib.common.maskable.evaluation import evaluate_policy as evaluate_masked
+
+            returns, lengths = evaluate_masked(cast("MaskablePPO", self.model), self.eval_env,
+                                               n_eval_episodes=self.episodes, deterministic=True,
+                                               return_episode_rewards=True, warn=False)
         else:
             from stable_baselines3.common.evaluation import evaluate_policy
-        self.eval_env.seed(self.seed)
-        returns, lengths = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes,
-                                           deterministic=True, return_episode_rewards=True, warn=False)
+
+            returns, lengths = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes,
+                                               deterministic=True, return_episode_rewards=True, warn=False)
+        assert isinstance(returns, list) and isinstance(lengths, list)  # per episode (return_episode_rewards)
         self.timesteps.append(int(self.num_timesteps))
         self.results.append([float(r) for r in returns])
         self.ep_lengths.append([int(n) for n in lengths])
@@ -221,7 +232,7 @@ class AtomicCheckpoint(BaseCallback):
         files = {"model": f"model-{step}.zip", "extra": f"extra-{step}.pkl"}
         with atomic_path(self.directory / files["model"]) as tmp:
             self.model.save(tmp)
-        if getattr(self.model, "replay_buffer", None) is not None:
+        if isinstance(self.model, OffPolicyAlgorithm) and self.model.replay_buffer is not None:
             files["replay_buffer"] = f"replay_buffer-{step}.pkl"
             with atomic_path(self.directory / files["replay_buffer"]) as tmp:
                 self.model.save_replay_buffer(tmp)
@@ -335,7 +346,7 @@ def read_state(directory: Path) -> dict[str, Any]:
     return state
 
 
-def load_checkpoint(directory: Path, algo_class: type, env: Any) -> tuple[Any, dict[str, Any]]:
+def load_checkpoint(directory: Path, algo_class: type[BaseAlgorithm], env: Any) -> tuple[Any, dict[str, Any]]:
     """The model and state saved by :class:`AtomicCheckpoint` in ``directory``, with the random
     states, environment state and replay buffer put back (ValueError when any part is missing)."""
     directory = Path(directory)
@@ -348,6 +359,9 @@ def load_checkpoint(directory: Path, algo_class: type, env: Any) -> tuple[Any, d
     except Exception as exc:  # a damaged zip fails in many ways; all mean "cannot continue"
         raise ValueError(f"{directory / state['model']} is unreadable ({type(exc).__name__}: {exc})") from None
     if state.get("replay_buffer"):
+        if not isinstance(model, OffPolicyAlgorithm):
+            raise ValueError(f"checkpoint in {directory} has a replay buffer, but {algo_class.__name__} "
+                             "keeps none (an off-policy algorithm's checkpoint?)")
         model.load_replay_buffer(directory / state["replay_buffer"])
     if int(model.num_timesteps) != int(state["num_timesteps"]):
         raise ValueError(f"checkpoint in {directory} is inconsistent: {state['model']} is at step "

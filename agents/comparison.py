@@ -17,6 +17,7 @@ import numpy as np
 
 from agents.runs import UsageError, check_env_id
 from agents.training import train
+from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
 MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisionContinuous-v1",
                        "quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0")
@@ -48,12 +49,12 @@ def _search(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> tuple[dic
         env = gym.make(cfg["env_id"], **cfg["env_kwargs"])  # shared problem: the float model is loaded once
         fields = {"val_accuracy": best["accuracy"], "test_accuracy": summary["best_test_accuracy"],
                   "budget_used": best["budget_used"], "reward_evaluations": summary["reward_evaluations"]}
-        return fields, best["policy"], env.unwrapped.problem
+        return fields, best["policy"], mixed_precision_env(env).problem
     from baselines.mixed_precision import solve
 
     env = gym.make(cfg["env_id"], **{**cfg["env_kwargs"], "share_problem": False})
     result = solve(env, method, max_evaluations=cfg["max_evaluations"], seed=seed)
-    problem = env.unwrapped.problem
+    problem = mixed_precision_env(env).problem
     fields = {"val_accuracy": result.accuracy, "test_accuracy": problem.evaluate(result.policy, split="test").accuracy,
               "budget_used": result.evaluation.budget_used, "reward_evaluations": result.num_evaluations}
     return fields, [list(p) for p in result.policy], problem
@@ -202,8 +203,8 @@ def compare(
         probe = gym.make(env_id, **env_kwargs)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--env-kwargs {env_kwargs}: {exc}") from None
-    steps_per_episode = probe.unwrapped.num_steps
-    problem = probe.unwrapped.problem
+    steps_per_episode = mixed_precision_env(probe).num_steps
+    problem = mixed_precision_env(probe).problem
     probe.close()
     cfg = {"env_id": env_id, "env_kwargs": env_kwargs, "max_evaluations": max_evaluations, "out": str(out),
            "timesteps": timesteps or 20 * max_evaluations * steps_per_episode, "hyperparams": hyperparams or {},

@@ -79,6 +79,9 @@ class PerGeneratorPolicy(ActorCriticPolicy):
     action of shape (k, d).
     """
 
+    observation_space: spaces.Box  # both checked in __init__
+    action_space: spaces.Box
+
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any,
                  net_arch: list[int] | None = None, vf_net_arch: list[int] | None = None,
                  **kwargs: Any) -> None:
@@ -96,18 +99,25 @@ class PerGeneratorPolicy(ActorCriticPolicy):
 
     def _build_mlp_extractor(self) -> None:
         k, f = self.observation_space.shape
-        self.mlp_extractor = PerGeneratorExtractor(k, f, self.row_arch, self.vf_row_arch, self.activation_fn)
+        # SB3 annotates mlp_extractor as its MlpExtractor but takes any module with latent_dim_pi,
+        # latent_dim_vf, forward_actor and forward_critic (its documented way to customise it)
+        self.mlp_extractor = PerGeneratorExtractor(  # type: ignore[assignment]
+            k, f, self.row_arch, self.vf_row_arch, self.activation_fn)
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         assert isinstance(self.action_dist, DiagGaussianDistribution)
+        extractor = self.mlp_extractor
+        assert isinstance(extractor, PerGeneratorExtractor)  # built by _build_mlp_extractor
         k, d = self.action_space.shape
         # Replace SB3's (k h) -> (k d) dense head and per-index std by shared per-row ones.
-        self.action_net = RowLinear(k, self.mlp_extractor.row_dim, d)
+        self.action_net = RowLinear(k, extractor.row_dim, d)
         self.log_std = nn.Parameter(th.full((d,), float(self.log_std_init)), requires_grad=True)
         if self.ortho_init:
             self.action_net.apply(lambda m: self.init_weights(m, gain=0.01))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        # optimizer_class is a type[Optimizer], whose base __init__ takes no lr (SB3 ignores the same)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> Distribution:
         mean = self.action_net(latent_pi)
@@ -120,12 +130,18 @@ class PerGeneratorPolicy(ActorCriticPolicy):
         return data
 
 
+def _action_mean(policy: PerGeneratorPolicy, obs: th.Tensor) -> th.Tensor:
+    # read before the next get_distribution call: SB3 reuses one distribution object per policy
+    dist = policy.get_distribution(obs)
+    assert isinstance(dist, DiagGaussianDistribution)
+    return dist.distribution.mean
+
+
 def row_permutation_check(policy: PerGeneratorPolicy, obs: np.ndarray, perm: np.ndarray) -> tuple[float, float]:
     """Largest |mean(obs[perm]) - mean(obs)[perm]| and |V(obs[perm]) - V(obs)| (both ~0)."""
     with th.no_grad():
         x = th.as_tensor(obs[None], dtype=th.float32)
         xp = th.as_tensor(obs[perm][None], dtype=th.float32)
-        m = policy.get_distribution(x).distribution.mean.reshape(obs.shape[0], -1)
-        mp = policy.get_distribution(xp).distribution.mean.reshape(obs.shape[0], -1)
+        m, mp = (_action_mean(policy, t).reshape(obs.shape[0], -1) for t in (x, xp))
         v, vp = policy.predict_values(x), policy.predict_values(xp)
     return float((mp - m[perm]).abs().max()), float((vp - v).abs().max())

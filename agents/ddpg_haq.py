@@ -54,6 +54,8 @@ from stable_baselines3.common.utils import update_learning_rate
 class HAQDDPG(DDPG):
     """DDPG with HAQ's learning rates, truncated-normal exploration and reward baseline."""
 
+    action_space: spaces.Box  # checked in __init__
+
     def __init__(
         self,
         policy: Any,
@@ -100,6 +102,7 @@ class HAQDDPG(DDPG):
         if self.num_timesteps < learning_starts:
             action = np.array([self.action_space.sample() for _ in range(n_envs)])
         else:
+            assert self._last_obs is not None  # set by learn() before the first step
             mu, _ = self.predict(self._last_obs, deterministic=True)
             sigma = self.noise_sigma
             a, b = (low - mu) / sigma, (high - mu) / sigma

@@ -49,11 +49,11 @@ def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out
     import ray
     from ray import tune
 
-    out = Path(out).resolve()
+    out_dir = Path(out).resolve()
     keys = [trial_key(t) for t in trials]
     if len(set(keys)) != len(keys):
         raise ValueError("trials contains duplicates; expected distinct (method, seed, arguments) trials")
-    done = finished_records(out) if resume else {}
+    done = finished_records(out_dir) if resume else {}
     todo = [(k, t) for k, t in zip(keys, trials) if k not in done]
     failed: dict[str, Record] = {}
 
@@ -62,7 +62,7 @@ def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out
             record = {k: v for k, v in result.get("record", {}).items()}
             key = trial.config["key"]
             record.setdefault("status", "ok")  # a runner may report its own failure as a record
-            atomic_write_json(out / "trials" / f"{key}.json", record)
+            atomic_write_json(out_dir / "trials" / f"{key}.json", record)
             done[key] = record
             if on_record is not None:
                 on_record(record)
@@ -90,7 +90,7 @@ def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out
             tune.with_resources(trainable, {"cpu": cpus_per_trial}),
             param_space={"key": tune.grid_search([k for k, _ in todo])},
             tune_config=tune.TuneConfig(reuse_actors=False),
-            run_config=tune.RunConfig(name="study", storage_path=str(out / "ray"), callbacks=[_WriteRecords()],
+            run_config=tune.RunConfig(name="study", storage_path=str(out_dir / "ray"), callbacks=[_WriteRecords()],
                                       failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                                       verbose=0),
         )

@@ -20,7 +20,7 @@ from quant_envs.mixed_precision.problem import metric_info
 from quant_envs.rendering import new_figure, save_figure
 
 
-def iqm(values: Sequence[float]) -> float:
+def iqm(values: Sequence[float] | np.ndarray) -> float:
     """Interquartile mean: the mean after trimming 25% of runs from each end."""
     return float(stats.trim_mean(np.asarray(values, dtype=float), 0.25))
 

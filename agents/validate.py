@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from quant_envs.mixed_precision.problem import METRIC_INFO
+from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
 #: Claimed fields recomputed by a replay: (name in the record, name in the last step's info).
 CHECKED_FIELDS = ("accuracy", "float_accuracy", *(m.cost_field for m in METRIC_INFO.values()), "budget_used",
@@ -80,7 +81,8 @@ def load_claim(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[str 
             raise ValueError(f"policy file {str(path)!r} cannot be read as JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"a policy file holds a JSON object, got {type(data).__name__}")
-    record = data.get("best") if isinstance(data.get("best"), dict) else data
+    best = data.get("best")
+    record = best if isinstance(best, dict) else data
     if "policy" not in record:
         raise ValueError("the policy file has no policy (neither best.policy nor policy)")
     claim = {**record.get("final_info", {}), **{k: v for k, v in record.items() if k != "final_info"}}
@@ -109,7 +111,7 @@ def _table_kwargs(env_kwargs: Mapping[str, Any], table: str, env_id: str | None 
     return out
 
 
-def _actions(env: Any, policy: Sequence[Sequence[int]]) -> list[int]:
+def _actions(env: Any, policy: Sequence[list[int] | tuple[int, ...] | int]) -> list[int]:
     bits = list(env.bits)
     two = bool(getattr(env, "two_steps_per_layer", False))
     out = []
@@ -146,7 +148,7 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
         env_id = TABLE_ENV
     if env_id is None:
         raise ValueError("the policy file names no env_id; pass against=<table> to replay it on a table")
-    env = gym.make(env_id, **env_kwargs).unwrapped
+    env = mixed_precision_env(gym.make(env_id, **env_kwargs))
     policy = [list(p) if isinstance(p, (list, tuple)) else p for p in claim["policy"]]
     report = ValidationReport(env_id, env_kwargs, policy)
     try:
@@ -158,7 +160,8 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
         report.problems.append(f"the policy has {len(policy)} layers; {env_id} takes {env.num_steps} steps")
         return report
     env.reset(seed=0)
-    total, info = 0.0, {}
+    total = 0.0
+    info: dict[str, Any] = {}
     for t, a in enumerate(actions):
         mask = env.action_masks()
         if not mask[a]:

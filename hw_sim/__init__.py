@@ -24,6 +24,7 @@ from hw_sim.accelerators import (
     BitFusionAccelerator,
     BitParallelAccelerator,
     BitSerialAccelerator,
+    CostArrays,
     LayerCost,
 )
 from hw_sim.cost_table import CostTable, PolicyCost
@@ -45,6 +46,7 @@ __all__ = [
     "BitFusionAccelerator",
     "BitParallelAccelerator",
     "BitSerialAccelerator",
+    "CostArrays",
     "CostTable",
     "LayerCost",
     "LayerShape",

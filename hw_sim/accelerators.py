@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, SupportsIndex, overload
 
 import numpy as np
 
@@ -46,6 +46,67 @@ class LayerCost:
     macs: int
     #: "compute" or "memory": which of the two overlapped terms sets the latency
     bound: str
+
+
+class CostArrays(NamedTuple):
+    """Vectorised costs (:meth:`Accelerator.evaluate`): one broadcast float array per quantity,
+    in the units of :class:`LayerCost` (``memory_bound`` is a bool array)."""
+
+    #: widths the hardware computes at
+    w_run: np.ndarray
+    a_run: np.ndarray
+    cycles: np.ndarray
+    compute_cycles: np.ndarray
+    memory_cycles: np.ndarray
+    latency_s: np.ndarray
+    compute_s: np.ndarray
+    memory_s: np.ndarray
+    energy_j: np.ndarray
+    mac_energy_j: np.ndarray
+    sram_energy_j: np.ndarray
+    dram_energy_j: np.ndarray
+    dram_bytes: np.ndarray
+    size_bytes: np.ndarray
+    macs: np.ndarray
+    #: True where memory_cycles > compute_cycles (never set by a measured table)
+    memory_bound: np.ndarray
+
+    # ``evaluate`` used to return a dict: its ``r["latency_s"]`` lookups keep working
+    @overload
+    def __getitem__(self, key: SupportsIndex, /) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, key: slice, /) -> tuple[np.ndarray, ...]: ...
+    @overload
+    def __getitem__(self, key: str, /) -> np.ndarray: ...
+    def __getitem__(self, key: SupportsIndex | slice | str, /) -> Any:
+        if isinstance(key, str):
+            if key not in self._fields:
+                raise KeyError(key)
+            return getattr(self, key)
+        return tuple.__getitem__(self, key)
+
+    def layer_cost(self, index: int, w_bits: int, a_bits: int) -> LayerCost:
+        """The entry at ``index`` (of arrays with one axis) as a :class:`LayerCost`."""
+        return LayerCost(
+            w_bits=w_bits,
+            a_bits=a_bits,
+            w_bits_run=int(self.w_run[index]),
+            a_bits_run=int(self.a_run[index]),
+            cycles=float(self.cycles[index]),
+            compute_cycles=float(self.compute_cycles[index]),
+            memory_cycles=float(self.memory_cycles[index]),
+            latency_s=float(self.latency_s[index]),
+            compute_s=float(self.compute_s[index]),
+            memory_s=float(self.memory_s[index]),
+            energy_j=float(self.energy_j[index]),
+            mac_energy_j=float(self.mac_energy_j[index]),
+            sram_energy_j=float(self.sram_energy_j[index]),
+            dram_energy_j=float(self.dram_energy_j[index]),
+            dram_bytes=float(self.dram_bytes[index]),
+            size_bytes=float(self.size_bytes[index]),
+            macs=int(self.macs[index]),
+            bound="memory" if bool(self.memory_bound[index]) else "compute",
+        )
 
 
 class _Layers(NamedTuple):
@@ -216,10 +277,10 @@ class Accelerator:
     # ------------------------------------------------------------------ the shared model
     def evaluate(
         self, layers: Sequence[LayerShape], w_bits, a_bits, batch: int | None = None
-    ) -> dict[str, np.ndarray]:
+    ) -> CostArrays:
         """Vectorised costs: ``w_bits``/``a_bits`` broadcast against a leading layer axis.
 
-        Bits must already be validated. Returns float arrays of shape
+        Bits must already be validated. Returns arrays of shape
         ``broadcast([L, 1, 1], w_bits, a_bits)`` (or as the caller arranged the axes).
         """
         ly = _Layers.of(layers)
@@ -228,7 +289,7 @@ class Accelerator:
 
     def _evaluate(
         self, ly: _Layers, w_bits: np.ndarray, a_bits: np.ndarray, batch: int
-    ) -> dict[str, np.ndarray]:
+    ) -> CostArrays:
         w_run, a_run = self._run_widths(w_bits, a_bits)
         w_sto = self.storage_bits(w_bits).astype(float)
         a_sto = self.storage_bits(a_bits).astype(float)
@@ -259,24 +320,24 @@ class Accelerator:
         dram_e = traffic_bits * self.dram_energy_per_bit_j
         size_bytes = weights * w_sto / 8.0
         shape = np.broadcast_shapes(latency_s.shape, size_bytes.shape)
-        return {
-            "w_run": np.broadcast_to(w_run, shape),
-            "a_run": np.broadcast_to(a_run, shape),
-            "cycles": np.broadcast_to(cycles, shape),
-            "compute_cycles": np.broadcast_to(compute_cycles, shape),
-            "memory_cycles": np.broadcast_to(memory_cycles, shape),
-            "latency_s": np.broadcast_to(latency_s, shape),
-            "compute_s": np.broadcast_to(compute_cycles / self.frequency_hz, shape),
-            "memory_s": np.broadcast_to(memory_cycles / self.frequency_hz, shape),
-            "energy_j": np.broadcast_to(mac_e + sram_e + dram_e, shape),
-            "mac_energy_j": np.broadcast_to(mac_e, shape),
-            "sram_energy_j": np.broadcast_to(sram_e, shape),
-            "dram_energy_j": np.broadcast_to(dram_e, shape),
-            "dram_bytes": np.broadcast_to(dram_bytes, shape),
-            "size_bytes": np.broadcast_to(size_bytes, shape),
-            "macs": np.broadcast_to(macs, shape),
-            "memory_bound": np.broadcast_to(memory_cycles > compute_cycles, shape),
-        }
+        return CostArrays(
+            w_run=np.broadcast_to(w_run, shape),
+            a_run=np.broadcast_to(a_run, shape),
+            cycles=np.broadcast_to(cycles, shape),
+            compute_cycles=np.broadcast_to(compute_cycles, shape),
+            memory_cycles=np.broadcast_to(memory_cycles, shape),
+            latency_s=np.broadcast_to(latency_s, shape),
+            compute_s=np.broadcast_to(compute_cycles / self.frequency_hz, shape),
+            memory_s=np.broadcast_to(memory_cycles / self.frequency_hz, shape),
+            energy_j=np.broadcast_to(mac_e + sram_e + dram_e, shape),
+            mac_energy_j=np.broadcast_to(mac_e, shape),
+            sram_energy_j=np.broadcast_to(sram_e, shape),
+            dram_energy_j=np.broadcast_to(dram_e, shape),
+            dram_bytes=np.broadcast_to(dram_bytes, shape),
+            size_bytes=np.broadcast_to(size_bytes, shape),
+            macs=np.broadcast_to(macs, shape),
+            memory_bound=np.broadcast_to(memory_cycles > compute_cycles, shape),
+        )
 
     def layer_cost(
         self, layer: LayerShape, w_bits: int, a_bits: int, batch: int | None = None
@@ -293,27 +354,7 @@ class Accelerator:
         r = self._evaluate(
             _Layers.of([layer], ndim=1), np.asarray([w_bits]), np.asarray([a_bits]), batch
         )
-        f = {key: value[0] for key, value in r.items()}
-        return LayerCost(
-            w_bits=w_bits,
-            a_bits=a_bits,
-            w_bits_run=int(f["w_run"]),
-            a_bits_run=int(f["a_run"]),
-            cycles=float(f["cycles"]),
-            compute_cycles=float(f["compute_cycles"]),
-            memory_cycles=float(f["memory_cycles"]),
-            latency_s=float(f["latency_s"]),
-            compute_s=float(f["compute_s"]),
-            memory_s=float(f["memory_s"]),
-            energy_j=float(f["energy_j"]),
-            mac_energy_j=float(f["mac_energy_j"]),
-            sram_energy_j=float(f["sram_energy_j"]),
-            dram_energy_j=float(f["dram_energy_j"]),
-            dram_bytes=float(f["dram_bytes"]),
-            size_bytes=float(f["size_bytes"]),
-            macs=int(f["macs"]),
-            bound="memory" if bool(f["memory_bound"]) else "compute",
-        )
+        return r.layer_cost(0, w_bits, a_bits)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ under a set of allowed widths, and the cheapest cost to complete a policy from a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeAlias
 
 import numpy as np
 
@@ -21,9 +21,13 @@ from hw_sim.profiles import get_accelerator
 
 _INVALID = np.iinfo(np.intp).max // 4  # an index no table has
 
-# Allowed widths: None (all), a bool mask [layers, n_bits, n_bits], or per layer either None or a
-# pair (w_bits allowed, a_bits allowed), each None (all) or an iterable of bit widths.
-Allowed = Any
+#: Widths allowed on one axis of one layer: None (all), one width, or an iterable of widths.
+AxisWidths: TypeAlias = int | np.integer | Iterable[int] | None
+#: Widths allowed at one layer: None (all) or a (w_bits allowed, a_bits allowed) pair.
+LayerWidths: TypeAlias = tuple[AxisWidths, AxisWidths] | list[AxisWidths] | None
+#: Widths allowed over the network: None (all), a bool mask [layers, n_bits, n_bits], or one
+#: LayerWidths per layer (see :meth:`CostTable.allowed_mask`).
+Allowed: TypeAlias = np.ndarray | Sequence[LayerWidths] | None
 
 
 class PolicyCost(NamedTuple):
@@ -88,11 +92,11 @@ class CostTable:
             layers, self.bits.reshape(1, nb, 1), self.bits.reshape(1, 1, nb), self.batch
         )
         full = (len(layers), nb, nb)
-        by_metric = {m: _frozen(r[info.cost_field], full) for m, info in METRIC_INFO.items()}
+        by_metric = {m: _frozen(getattr(r, info.cost_field), full) for m, info in METRIC_INFO.items()}
         self.latency, self.energy, self.size = by_metric["latency"], by_metric["energy"], by_metric["size"]
-        self.dram_bytes = _frozen(r["dram_bytes"], full)
-        self.cycles = _frozen(r["cycles"], full)
-        self.memory_bound = _frozen(r["memory_bound"], full, dtype=bool)
+        self.dram_bytes = _frozen(r.dram_bytes, full)
+        self.cycles = _frozen(r.cycles, full)
+        self.memory_bound = _frozen(r.memory_bound, full, dtype=bool)
 
         # lookups for the fast policy queries: one fancy-indexing op and one dot product each
         self._by_metric = by_metric
@@ -289,12 +293,10 @@ class CostTable:
             mask[i] = rows[:, None] & cols[None, :]
         return mask
 
-    def _axis_mask(self, widths, name: str) -> np.ndarray:
+    def _axis_mask(self, widths: AxisWidths, name: str) -> np.ndarray:
         if widths is None:
             return np.ones(self._nb, dtype=bool)
-        if isinstance(widths, (int, np.integer)):
-            widths = [widths]
-        arr = np.asarray(list(widths))
+        arr = np.asarray([widths] if isinstance(widths, (int, np.integer)) else list(widths))
         sel = np.zeros(self._nb, dtype=bool)
         if arr.size:
             if arr.dtype.kind not in "iu":

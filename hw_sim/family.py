@@ -109,12 +109,29 @@ class AcceleratorFamily:
                              f"or None (the base's default batch)")
         object.__setattr__(self, "batch", tuple(int(b) for b in batch))
 
+    # __post_init__ resolves ``base`` to an Accelerator and fills in ``arithmetic`` and ``batch``;
+    # these read them back with those types
+    @property
+    def _base(self) -> Accelerator:
+        assert isinstance(self.base, Accelerator)
+        return self.base
+
+    @property
+    def _kinds(self) -> tuple[str, ...]:
+        assert self.arithmetic is not None
+        return self.arithmetic
+
+    @property
+    def _batches(self) -> tuple[int, ...]:
+        assert self.batch is not None
+        return self.batch
+
     @property
     def name(self) -> str:
-        return self.base.name
+        return self._base.name
 
     def _template(self, kind: str) -> Accelerator:
-        base = self.base
+        base = self._base
         if kind == arithmetic_kind(base):
             return base
         template = get_accelerator(ARITHMETIC[kind])
@@ -129,14 +146,14 @@ class AcceleratorFamily:
             lo, hi = lo_hi
             return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
-        kind = self.arithmetic[int(rng.integers(len(self.arithmetic)))]
+        kind = self._kinds[int(rng.integers(len(self._kinds)))]
         f, bw, buf = log_uniform(self.frequency), log_uniform(self.bandwidth), log_uniform(self.buffer)
-        batch = self.batch[int(rng.integers(len(self.batch)))]
+        batch = self._batches[int(rng.integers(len(self._batches)))]
         tag = f"{int(rng.integers(1 << 32)):08x}"
         t = self._template(kind)
         changes: dict[str, Any] = dict(
-            name=f"{self.base.name}~{tag}",
-            description=(f"{kind} draw around {self.base.name}: clock x{f:.3g}, DRAM bandwidth x{bw:.3g}, "
+            name=f"{self.name}~{tag}",
+            description=(f"{kind} draw around {self.name}: clock x{f:.3g}, DRAM bandwidth x{bw:.3g}, "
                          f"buffers x{buf:.3g}, batch {batch}"),
             frequency_hz=t.frequency_hz * f,
             dram_bandwidth_bytes_per_s=t.dram_bandwidth_bytes_per_s * bw,

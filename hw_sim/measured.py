@@ -34,7 +34,7 @@ from typing import ClassVar
 import numpy as np
 
 from hw_sim import networks
-from hw_sim.accelerators import Accelerator, _Layers
+from hw_sim.accelerators import Accelerator, CostArrays, _Layers
 from hw_sim.layer import LayerShape
 
 #: the layer fields a table is matched on (a measured layer is one GEMM shape)
@@ -164,7 +164,7 @@ class TableAccelerator(Accelerator):
     # ------------------------------------------------------------------ lookups
     def evaluate(
         self, layers: Sequence[LayerShape], w_bits, a_bits, batch: int | None = None
-    ) -> dict[str, np.ndarray]:
+    ) -> CostArrays:
         self.check_layers(layers)
         batch = self._check_batch(batch)
         ly = _Layers.of(layers)
@@ -188,25 +188,25 @@ class TableAccelerator(Accelerator):
         cycles = latency * self.frequency_hz
         nan = np.full(shape, np.nan)
         macs = np.broadcast_to(weights * ly.n.reshape(weights.shape) * batch, shape)
-        return {
-            "w_run": np.broadcast_to(w_run, shape),
-            "a_run": np.broadcast_to(a_run, shape),
-            "cycles": np.broadcast_to(cycles, shape),
-            "compute_cycles": nan,
-            "memory_cycles": nan,
-            "latency_s": np.broadcast_to(latency, shape),
-            "compute_s": nan,
-            "memory_s": nan,
-            "energy_j": np.broadcast_to(energy, shape),
-            "mac_energy_j": nan,
-            "sram_energy_j": nan,
-            "dram_energy_j": nan,
-            "dram_bytes": nan,
-            "size_bytes": np.broadcast_to(size, shape),
-            "macs": macs,
+        return CostArrays(
+            w_run=np.broadcast_to(w_run, shape),
+            a_run=np.broadcast_to(a_run, shape),
+            cycles=np.broadcast_to(cycles, shape),
+            compute_cycles=nan,
+            memory_cycles=nan,
+            latency_s=np.broadcast_to(latency, shape),
+            compute_s=nan,
+            memory_s=nan,
+            energy_j=np.broadcast_to(energy, shape),
+            mac_energy_j=nan,
+            sram_energy_j=nan,
+            dram_energy_j=nan,
+            dram_bytes=nan,
+            size_bytes=np.broadcast_to(size, shape),
+            macs=macs,
             # a measurement does not say which resource bound the layer
-            "memory_bound": np.zeros(shape, dtype=bool),
-        }
+            memory_bound=np.zeros(shape, dtype=bool),
+        )
 
     def layer_cost(self, layer: LayerShape, w_bits: int, a_bits: int, batch: int | None = None):
         raise TypeError(

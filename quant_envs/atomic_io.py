@@ -104,7 +104,7 @@ def describe_os_error(exc: OSError) -> str:
     return f"{text} ({exc.filename})" if exc.filename else text
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], *, binary: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], object], *, binary: bool = False) -> Path:
     """Call ``write(file)`` on a temporary file, then move it onto ``path``."""
     with atomic_path(path) as tmp, open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
         write(f)

@@ -69,7 +69,8 @@ def digits_splits(seed: int = 0, val_fraction: float = 0.2, test_fraction: float
     for s in splits:
         s.x.setflags(write=False)
         s.y.setflags(write=False)
-    return DigitsSplits(*splits)
+    train, val, test = splits
+    return DigitsSplits(train, val, test)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,4 +147,5 @@ def mnist1d_splits(cache_dir: str | os.PathLike[str], num_samples: int = MNIST1D
     for s in splits:
         s.x.setflags(write=False)
         s.y.setflags(write=False)
-    return Mnist1dSplits(*splits)
+    train, val, test = splits
+    return Mnist1dSplits(train, val, test)

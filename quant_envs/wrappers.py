@@ -42,7 +42,8 @@ class ActionMaskObservation(gym.ObservationWrapper[dict[str, np.ndarray], Any, n
             raise TypeError(f"env {env.unwrapped!r} has no action_masks() method; ActionMaskObservation needs one")
         super().__init__(env)
         n = int(env.action_space.n)
-        self.observation_space = spaces.Dict({
+        # gymnasium declares Dict a Space[dict[str, Space]]; its elements are dicts of arrays
+        self.observation_space = spaces.Dict({  # type: ignore[assignment]
             "observations": env.observation_space,
             "action_mask": spaces.Box(0, 1, shape=(n,), dtype=np.int8),
         })

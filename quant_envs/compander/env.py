@@ -23,6 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from numpy.typing import NDArray
 
 from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
 from quant_envs.compander.compressor import OptimalCompressor, optimal_support
@@ -126,7 +127,7 @@ def _ordered(x: np.ndarray, lo: float, hi: float, gap: float) -> np.ndarray:
     return x
 
 
-class SplineCompanderEnv(_EpisodeGuard, gym.Env):
+class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]):
     """Optimise the segment threshold(s) of the spline-approximated optimal compander.
 
     ## Description
@@ -208,6 +209,8 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env):
     """
 
     metadata = {"render_modes": _RENDER_MODES, "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Box[np.float32]
     _penalty = "cliff"
 
     def __init__(
@@ -259,7 +262,7 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env):
     def _order(self, u: np.ndarray) -> np.ndarray:
         return _ordered(u, self._margin, 1.0 - self._margin, self._margin)
 
-    def _obs(self) -> np.ndarray:
+    def _obs(self) -> NDArray[np.float32]:
         _, oc = self._reference()
         gap = np.clip((self._sqnr - oc) / 10.0, -3.0, 1.0)
         left = (self.max_steps - self._steps) / self.max_steps
@@ -280,7 +283,8 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env):
         }
 
     # -- gymnasium API ---------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         x_max, _ = self._reference()
         equal = equal_segment_thresholds(1.0, self.segments)
@@ -295,7 +299,7 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env):
         self._done = False
         return self._obs(), self._info()
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         self._check_running()
         a = _action_array(action, self.action_space.shape)
         before = self._sqnr
@@ -397,7 +401,7 @@ class SplineCompanderV1Env(SplineCompanderEnv):
     _penalty = "smooth"
 
 
-class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
+class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]):
     """Move the decision thresholds of an N-level quantizer towards the Lloyd-Max optimum.
 
     ## Description
@@ -472,6 +476,8 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
     """
 
     metadata = {"render_modes": _RENDER_MODES, "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Box[np.float32]
 
     def __init__(
         self,
@@ -522,7 +528,7 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
         self._y = m1 / p
         self._dist = distortion(self.source, self._t, self._y).total
 
-    def _obs(self) -> np.ndarray:
+    def _obs(self) -> NDArray[np.float32]:
         b = self._bound
         d_opt = self._reference()[2]
         gap = np.clip(10.0 * np.log10(self._dist / d_opt) / 10.0, 0.0, 5.0)
@@ -543,7 +549,8 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
             "step": self._steps,
         }
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         n = self.levels
         t = self.source.quantile(np.arange(1, n) / n)
@@ -555,7 +562,7 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
         self._evaluate()
         return self._obs(), self._info()
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         self._check_running()
         a = _action_array(action, self.action_space.shape)
         before = self._dist
@@ -574,9 +581,9 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env):
             return None
         d_opt = self._reference()[2]
         if self.render_mode == "ansi":
-            t = ", ".join(f"{v:.3f}" for v in self._t)
+            shown = ", ".join(f"{v:.3f}" for v in self._t)
             return (
-                f"step {self._steps}/{self.max_steps}: t = [{t}], D = {self._dist:.6g} "
+                f"step {self._steps}/{self.max_steps}: t = [{shown}], D = {self._dist:.6g} "
                 f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
             )
         from quant_envs.rendering import figure_to_rgb, new_figure

@@ -335,7 +335,7 @@ def hessian_2d(cells: Cells2D, integrals: CellIntegrals2D, density: Density, k: 
             # rho y y^T on an edge: Gauss-Legendre with n nodes is exact to degree 2n - 1.
             n_nodes = _EDGE_NODES if density.degree is None else max(1, (density.degree + 3 + 1) // 2)
             nodes, weights = gauss_legendre01(n_nodes)
-            pieces = 2 ** refinement_level(float(length.max()), density.length_scale, _MAX_LEVEL)
+            pieces = 2 ** int(refinement_level(float(length.max()), density.length_scale, _MAX_LEVEL))
             s = (np.arange(pieces)[:, None] + nodes[None, :]).ravel() / pieces
             w = np.tile(weights, pieces) / pieces
             y = ya[:, None, :] + s[None, :, None] * (yb - ya)[:, None, :]  # (E, q, 2)

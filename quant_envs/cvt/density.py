@@ -60,6 +60,9 @@ class Density:
         then use the lowest-degree exact quadrature (fewer points, same result to rounding).
     """
 
+    #: (name, domain) of a named density (set by ``_named``), so that it pickles by name
+    _named_from: tuple[str, Domain]
+
     def __init__(
         self,
         fn: Callable[[np.ndarray], np.ndarray],
@@ -82,7 +85,7 @@ class Density:
         self.degree = degree
 
 
-    def __reduce_ex__(self, protocol):  # type: ignore[override]
+    def __reduce_ex__(self, protocol):
         # a named density holds closures; it is rebuilt from its name and domain instead
         named_from = self.__dict__.get("_named_from")
         if named_from is not None:
@@ -119,7 +122,7 @@ def make_density(density: Any, domain: Domain) -> Density:
 def validate_density(density: Density, domain: Domain) -> None:
     """Call rho on probe points of the domain; raise a clear error if its output is unusable."""
     rng = np.random.default_rng(0)
-    if domain.dim == 1:
+    if isinstance(domain, Interval):
         x = np.linspace(domain.lo, domain.hi, 33)
     else:
         x = np.concatenate([domain.vertices, domain.sample(rng, 64)])

@@ -15,8 +15,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from numpy.typing import NDArray
 
 from quant_envs.checks import check_choice, check_float, check_int
+from quant_envs.cvt.domain import Interval
 from quant_envs.cvt.problem import CVTEvaluation, CVTProblem
 from quant_envs.rendering import figure_to_rgb, new_figure
 
@@ -34,10 +36,12 @@ def _number(name: str, value: Any, **bounds: Any) -> float:
 OFFSET_CLIP = 4.0
 
 
-class _CVTEnv(gym.Env):
+class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     """Shared machinery of the 1-D and 2-D CVT environments (see their docstrings)."""
 
     metadata = {"render_modes": _RENDER_MODES, "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Box[np.float32]
     _dim = 1
 
     def __init__(
@@ -83,7 +87,8 @@ class _CVTEnv(gym.Env):
         self._done = False
 
     # ------------------------------------------------------------------ gymnasium API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
         if "generators" in options:
@@ -104,8 +109,9 @@ class _CVTEnv(gym.Env):
         if self._done:
             raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
 
-    def step(self, action: Any):
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         self._check_can_step()
+        assert self._z is not None and self._ev is not None  # checked above
         a = np.asarray(action, dtype=float)
         if a.shape != self.action_space.shape:
             raise ValueError(f"action has shape {a.shape}; expected {self.action_space.shape}")
@@ -143,7 +149,7 @@ class _CVTEnv(gym.Env):
         assert self._ev is not None
         return float(np.linalg.norm(self._ev.gradient)) / self._g0
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> NDArray[np.float32]:
         assert self._z is not None and self._ev is not None
         z, ev = self._z, self._ev
         pos = self.problem.domain.to_unit(z)
@@ -165,7 +171,7 @@ class _CVTEnv(gym.Env):
         }
 
     def _render_text(self) -> str:
-        assert self._ev is not None
+        assert self._z is not None and self._ev is not None
         head = (
             f"step {self._steps}: E = {self._ev.energy:.6e} (E/E0 = {self._ev.energy / self._e0:.4f}), "
             f"|grad|/|grad0| = {self.rel_grad_norm:.3e}"
@@ -183,6 +189,7 @@ class _CVTEnv(gym.Env):
         fig = new_figure(4.8, 4.8 if self._dim == 2 else 2.4)
         ax = fig.add_subplot(1, 1, 1)
         if self._dim == 1:
+            assert isinstance(self.problem.domain, Interval)
             lo, hi = self.problem.domain.lo, self.problem.domain.hi
             x = np.linspace(lo, hi, 400)
             ax.plot(x, self.problem.density(x), color="0.6", lw=1)

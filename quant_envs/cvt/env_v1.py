@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from numpy.typing import NDArray
 
 from quant_envs.checks import check_finite_array, check_int
 from quant_envs.cvt.env import _CVTEnv, _number
@@ -81,13 +82,14 @@ class _CVTEnvV1(_CVTEnv):
             self.reference_energy = _number("reference_energy", reference_energy, min_value=0.0, min_inclusive=False)
         self._mass_total = 1.0
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         obs, info = super().reset(seed=seed, options=options)
         assert self._ev is not None
         self._mass_total = max(float(np.sum(self._ev.masses)), np.finfo(float).tiny)
         return self._observation(), self._info()
 
-    def step(self, action: Any):
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         self._check_can_step()
         a = check_finite_array("action", action, self.action_space.shape, "finite numbers in [-1, 1]")
         if self._dim == 1:
@@ -119,7 +121,7 @@ class _CVTEnvV1(_CVTEnv):
             return "stationary"
         return None
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> NDArray[np.float32]:
         assert self._z is not None and self._ev is not None
         z, ev, d, h = self._z, self._ev, self._dim, self.cell_size
         pos = self.problem.domain.to_unit(z).reshape(self.k, d)

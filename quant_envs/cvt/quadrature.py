@@ -33,7 +33,7 @@ _PIECE = 1.0  # pieces no larger than the length scale: ~1e-11 relative error on
 
 @cache
 def _dunavant8() -> tuple[np.ndarray, np.ndarray]:
-    points = [(1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)]
+    points: list[tuple[float, ...]] = [(1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)]
     weights = [_D8_CENTRE_WEIGHT]
     for w, a in _D8_ORBIT3:
         b = 1.0 - 2.0 * a
@@ -41,8 +41,8 @@ def _dunavant8() -> tuple[np.ndarray, np.ndarray]:
             points.append(p)
             weights.append(w)
     for w, a, b in _D8_ORBIT6:
-        for p in sorted(set(itertools.permutations((a, b, 1.0 - a - b)))):
-            points.append(p)
+        for perm in sorted(set(itertools.permutations((a, b, 1.0 - a - b)))):
+            points.append(perm)
             weights.append(w)
     bary = np.array(points)
     wts = np.array(weights)

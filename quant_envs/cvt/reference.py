@@ -21,6 +21,7 @@ import functools
 import numpy as np
 import scipy.sparse.linalg as spla
 
+from quant_envs.cvt.domain import Interval
 from quant_envs.cvt.problem import CVTProblem
 
 _LLOYD_STEPS = 10
@@ -73,6 +74,6 @@ def cached_reference_energy(problem: CVTProblem, density_arg: object) -> float:
     """E* for ``problem``, cached across environments when the density is given by name."""
     if isinstance(density_arg, str):
         dom = problem.domain
-        key = (dom.lo, dom.hi) if problem.dim == 1 else tuple(map(tuple, dom.vertices.tolist()))
+        key = (dom.lo, dom.hi) if isinstance(dom, Interval) else tuple(map(tuple, dom.vertices.tolist()))
         return _cached(problem.k, density_arg, key)
     return reference_energy(problem)

@@ -20,11 +20,12 @@ has already used torch with several threads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from numpy.typing import NDArray
 from scipy.special import softmax
 
 from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
@@ -39,6 +40,9 @@ from quant_envs.feel.reference import (
 )
 from quant_envs.feel.scenario import Scenario, make_scenario
 from quant_envs.feel.training_time import device_latency, time_breakdown
+
+if TYPE_CHECKING:  # imported on first reset: it brings torch
+    from quant_envs.feel.simulator import FederatedSimulator
 
 __all__ = ["REFERENCE_LEVEL", "FeelAllocationEnv", "FeelAllocationV1Env", "FeelTrainingEnv", "FeelTrainingV1Env", "device_features"]
 
@@ -129,7 +133,7 @@ def _bar_frame(title: str, levels: np.ndarray, second: np.ndarray | None, second
     return figure_to_rgb(fig)
 
 
-class FeelAllocationEnv(gym.Env):
+class FeelAllocationEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     """Joint quantization-level and bandwidth allocation for quantized federated edge learning.
 
     ## Description
@@ -196,6 +200,8 @@ class FeelAllocationEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Box[np.float32]
 
     def __init__(
         self,
@@ -222,7 +228,8 @@ class FeelAllocationEnv(gym.Env):
         self.scenario: Scenario | None = None
         self._last: dict[str, Any] | None = None
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> NDArray[np.float32]:
+        assert self.scenario is not None  # made by reset()
         feats = device_features(self.scenario).ravel()
         glob = np.clip(np.log10(self.total_bandwidth / 1e3) / 4.0, 0.0, 1.0)
         return np.append(feats, glob).astype(np.float32)
@@ -249,7 +256,8 @@ class FeelAllocationEnv(gym.Env):
     def _reward(self, total_time: float) -> float:
         return -min(total_time / self.reference_time, self.reward_clip)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         scen_seed = self.scenario_seed if self.scenario_seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         self.scenario = make_scenario(self.num_devices, seed=scen_seed, total_bandwidth=self.total_bandwidth, max_levels=self.max_levels)
@@ -257,7 +265,7 @@ class FeelAllocationEnv(gym.Env):
         self._last = None
         return self._observation(), {"scenario_seed": scen_seed, "reference_time": self.reference_time}
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         if self.scenario is None:
             raise RuntimeError("call reset() before step()")
         if self._last is not None:
@@ -377,13 +385,13 @@ class FeelAllocationV1Env(FeelAllocationEnv):
     def _reward(self, total_time: float) -> float:
         return float(np.log(self.reference_time / total_time))
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)
         info["log_time_ratio"] = -reward
         return obs, reward, terminated, truncated, info
 
 
-class FeelTrainingEnv(gym.Env):
+class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     """Per-round quantization control of real quantized federated training on digits.
 
     ## Description
@@ -448,6 +456,8 @@ class FeelTrainingEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.MultiDiscrete
 
     def __init__(
         self,
@@ -477,11 +487,12 @@ class FeelTrainingEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete(np.full(k, len(self.level_menu)))
         self.observation_space = spaces.Box(0.0, 1.0, (6 * k + 4,), np.float32)
         self.scenario: Scenario | None = None
-        self.sim = None
+        self.sim: FederatedSimulator | None = None
         self._last: dict[str, Any] | None = None
         self._done = False
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> NDArray[np.float32]:
+        assert self.sim is not None  # made by reset()
         ratio = np.zeros(self.num_devices) if self._grad0 is None else self._grad_last / np.maximum(self._grad0, 1e-300)
         dev = np.concatenate([self._static, ratio[:, None]], axis=1)
         glob = [
@@ -492,18 +503,19 @@ class FeelTrainingEnv(gym.Env):
         ]
         return np.clip(np.append(dev.ravel(), glob), 0.0, 1.0).astype(np.float32)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         with _SingleThreadTorch():
             return self._reset()
 
-    def _reset(self):
+    def _reset(self) -> tuple[NDArray[np.float32], dict[str, Any]]:
         from quant_envs.feel.simulator import FederatedSimulator
 
         scen_seed = self.scenario_seed if self.scenario_seed is not None else int(self.np_random.integers(0, 2**31 - 1))
-        if self.scenario is None or self.scenario.seed != scen_seed:
+        if self.scenario is None or self.sim is None or self.scenario.seed != scen_seed:
             self.scenario = make_scenario(self.num_devices, seed=scen_seed, total_bandwidth=self.total_bandwidth, max_levels=self.max_levels)
-            self.sim = FederatedSimulator(self.scenario.partition, replicas=1, eval_split=self.eval_split)
+            self.sim = FederatedSimulator(self.scenario.require_partition(), replicas=1, eval_split=self.eval_split)
             self._static = device_features(self.scenario)
             self.reference_round = reference_round_latency(self.scenario)
         self.sim.reset(seed=int(self.np_random.integers(0, 2**31 - 1)))
@@ -515,8 +527,8 @@ class FeelTrainingEnv(gym.Env):
         self._done = False
         return self._observation(), {"scenario_seed": scen_seed, "reference_round": self.reference_round}
 
-    def step(self, action):
-        if self.sim is None:
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        if self.sim is None or self.scenario is None:  # both made by reset()
             raise RuntimeError("call reset() before step()")
         if self._done:
             raise RuntimeError("step() called after the episode ended; call reset() first")

@@ -91,14 +91,13 @@ def simulate_gap_curves(
     """
     from quant_envs.feel.simulator import FederatedSimulator
 
-    if scenario.partition is None:
-        raise ValueError("scenario has no digits partition (make it with make_scenario) to simulate")
+    partition = scenario.require_partition()
     seeds = check_int("seeds", seeds, min_value=1)
     max_rounds = check_int("max_rounds", max_rounds, min_value=1)
     configs = np.asarray(level_configs, dtype=np.int64)
     curves = []
     for i, lv in enumerate(configs):
-        sim = FederatedSimulator(scenario.partition, replicas=seeds, seed=seed + 1000 * i)
+        sim = FederatedSimulator(partition, replicas=seeds, seed=seed + 1000 * i)
         gaps: list[float] = []
         below = 0
         for _ in range(max_rounds):
@@ -179,7 +178,7 @@ def run_fit(
     """Fit q(s) and (a0, a1, gamma) on ``scenario``'s partition from homogeneous-level trainings."""
     from quant_envs.feel.softmax import local_gradients_at_optimum
 
-    grads = local_gradients_at_optimum(scenario.partition)
+    grads = local_gradients_at_optimum(scenario.require_partition())
     vfit = fit_variance_shape(grads, weights=scenario.weights**2)
     configs = np.array([[s] * scenario.num_devices for s in homogeneous_levels], dtype=np.int64)
     curves = simulate_gap_curves(scenario, configs, seeds=seeds, max_rounds=max_rounds, stop_below=band[0] * target_gap)

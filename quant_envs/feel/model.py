@@ -144,13 +144,13 @@ class ConvergenceModel:
         safe = np.maximum(s, 1e-150)
         return np.where(s == FULL_PRECISION, 0.0, self.eff_dim / (safe * (safe + self.knee)))
 
-    def gap_numerator(self, q_sum: np.ndarray) -> np.ndarray:
+    def gap_numerator(self, q_sum: float | np.ndarray) -> np.ndarray:
         """(a0^p + (a1 Q)^p)^(1/p), computed without overflow."""
         b = self.a1 * np.asarray(q_sum, dtype=np.float64)
         big = np.maximum(self.a0, b)
         return big * ((self.a0 / big) ** self.p + (b / big) ** self.p) ** (1.0 / self.p)
 
-    def rounds_from_variance(self, q_sum: np.ndarray) -> np.ndarray:
+    def rounds_from_variance(self, q_sum: float | np.ndarray) -> np.ndarray:
         """N = (a0^p + (a1 Q)^p)^(1/p) / eps - gamma for the aggregated variance term(s) Q."""
         return self.gap_numerator(q_sum) / self.target_gap - self.gamma
 

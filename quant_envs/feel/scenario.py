@@ -86,6 +86,12 @@ class Scenario:
     def num_devices(self) -> int:
         return len(self.data_sizes)
 
+    def require_partition(self) -> tuple[np.ndarray, ...]:
+        """:attr:`partition`, or ValueError for a scenario made without one (real training needs it)."""
+        if self.partition is None:
+            raise ValueError("scenario has no digits partition (make it with make_scenario) to simulate")
+        return self.partition
+
     @property
     def weights(self) -> np.ndarray:
         """p_k = D_k / sum_j D_j, the aggregation weights."""

@@ -11,18 +11,20 @@ from gymnasium import spaces
 
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
-from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, choose_width
+from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
+from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
     Evaluation,
     MixedPrecisionProblem,
+    PartialPolicy,
     Policy,
     haq_final_action_wall,
     shared_problem,
 )
 
 
-class MixedPrecisionEnv(gym.Env):
+class MixedPrecisionEnv(gym.Env[Observation, Action]):
     """Choose a bit width for every layer of a trained network under an accelerator's budget.
 
     ## Description
@@ -124,6 +126,8 @@ class MixedPrecisionEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Discrete | spaces.Box[np.float32]  # Box in the continuous version
 
     def __init__(
         self,
@@ -153,7 +157,7 @@ class MixedPrecisionEnv(gym.Env):
         self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
         make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
         self.problem: MixedPrecisionProblem = make_problem(
-            task=task, hardware=hardware, bits=tuple(MixedPrecisionProblem._check_bits(bits)),
+            task=task, hardware=hardware, bits=MixedPrecisionProblem.check_bits(bits),
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
             finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
             eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
@@ -165,15 +169,20 @@ class MixedPrecisionEnv(gym.Env):
         self.num_steps = self.num_layers * (2 if self.two_steps_per_layer else 1)
         self.action_space = spaces.Discrete(len(self.bits))
         low = np.zeros(features.NUM_FEATURES, dtype=np.float32)
-        low[12] = -1.0
+        low[features.Feature.BUDGET_LEFT] = -1.0
         self.observation_space = spaces.Box(low, np.ones(features.NUM_FEATURES, dtype=np.float32), dtype=np.float32)
 
         metric_table = p.layer_costs(p.budget_metric)
         cost8 = metric_table[:, -1, -1]
         self._static = features.static_features(p.layers, p.weight_std, cost8 / cost8.sum())
         self._table = metric_table
-        self._enforce_budget = True
         self._reset_state()
+
+    @property
+    def _enforce_budget(self) -> bool:
+        """Whether the mask keeps every episode within budget (the continuous version may leave
+        that to HAQ's end-of-episode rule)."""
+        return True
 
     # ------------------------------------------------------------------------------ episode
     def _reset_state(self) -> None:
@@ -208,9 +217,9 @@ class MixedPrecisionEnv(gym.Env):
             ok = self.problem.allowed[i]
         if not self.two_steps_per_layer:
             return ok.diagonal().copy()
-        return ok.any(axis=1) if self._is_weight_step else ok[self._w_idx[i]].copy()
+        return np.asarray(ok.any(axis=1)) if self._is_weight_step else ok[self._w_idx[i]].copy()
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> Observation:
         layer = min(self._layer, self.num_layers - 1)
         is_weight = self._is_weight_step if self._t < self.num_steps else False
         return features.observation(self._static, layer, is_weight, self._last_action,
@@ -219,12 +228,13 @@ class MixedPrecisionEnv(gym.Env):
     def _info(self) -> dict[str, Any]:
         return {"action_mask": self._mask.astype(np.int8), "layer": min(self._layer, self.num_layers - 1)}
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
         self._reset_state()
         return self._observation(), self._info()
 
-    def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
+    def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
         """Validate ``action`` against the mask; return the width index actually applied."""
         return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
 
@@ -243,7 +253,7 @@ class MixedPrecisionEnv(gym.Env):
         self._t += 1
         self._mask = self._compute_mask()
 
-    def step(self, action: Any):
+    def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         if self._t >= self.num_steps:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         j, extra = self._choose(action)
@@ -268,7 +278,7 @@ class MixedPrecisionEnv(gym.Env):
         return tuple((self.bits[w], self.bits[a]) for w, a in zip(self._w_idx, self._a_idx))
 
     @property
-    def policy(self) -> Policy:
+    def policy(self) -> PartialPolicy:
         """The widths chosen so far ((w, a) per layer; None for layers not yet set)."""
         return tuple((self.bits[w] if w >= 0 else None, self.bits[a] if a >= 0 else None)
                      for w, a in zip(self._w_idx, self._a_idx))
@@ -309,7 +319,7 @@ class MixedPrecisionEnv(gym.Env):
         x = np.arange(len(rows))
         w = [r[3] if r[3] != "-" else 0 for r in rows]
         a = [r[4] if r[4] != "-" else 0 for r in rows]
-        share = self._static[:, 11]
+        share = self._static[:, features.Feature.COST_SHARE]
         fig = new_figure()
         ax = fig.add_subplot()
         ax.bar(x - 0.2, w, 0.4, label="weight bits")
@@ -378,13 +388,16 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
     """
 
     def __init__(self, *, budget_enforcement: str = "mask", **kwargs: Any) -> None:
+        # set before the base class builds the first state: its mask depends on it
         self.budget_enforcement = check_choice("budget_enforcement", budget_enforcement, ("mask", "haq"))
         super().__init__(**kwargs)
         self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
-        self._enforce_budget = self.budget_enforcement == "mask"
-        self._reset_state()  # the mask depends on the budget enforcement
 
-    def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
+    @property
+    def _enforce_budget(self) -> bool:
+        return self.budget_enforcement == "mask"
+
+    def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
         try:  # strings are never numbers, though numpy would parse "0.5"
             if isinstance(action, (str, bytes)) or np.asarray(action).dtype.kind not in "iuf":
                 raise TypeError

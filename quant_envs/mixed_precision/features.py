@@ -29,14 +29,60 @@ adds to describe each layer's weight distribution; 11-12 tell the agent what is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import IntEnum
+from typing import Protocol, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 
-NUM_FEATURES = 13
-FEATURE_NAMES = (
-    "layer_index", "depthwise", "c_in", "c_out", "stride", "kernel", "num_weights",
-    "input_fmap_size", "is_weight_step", "last_action", "weight_std", "cost_share", "budget_left",
-)
+#: One observation of the mixed-precision environments (features, then any hardware descriptor).
+Observation: TypeAlias = NDArray[np.float32]
+
+
+class Feature(IntEnum):
+    """Position of each feature in the observation vector (the table above)."""
+
+    LAYER_INDEX = 0
+    DEPTHWISE = 1
+    C_IN = 2
+    C_OUT = 3
+    STRIDE = 4
+    KERNEL = 5
+    NUM_WEIGHTS = 6
+    INPUT_FMAP_SIZE = 7
+    IS_WEIGHT_STEP = 8
+    LAST_ACTION = 9
+    WEIGHT_STD = 10
+    COST_SHARE = 11
+    BUDGET_LEFT = 12
+
+
+NUM_FEATURES = len(Feature)
+FEATURE_NAMES = tuple(f.name.lower() for f in Feature)
+#: the layer-shape features, min-max normalised over the network's layers
+_MINMAX_FEATURES = (Feature.C_IN, Feature.C_OUT, Feature.STRIDE, Feature.KERNEL, Feature.NUM_WEIGHTS,
+                    Feature.INPUT_FMAP_SIZE)
+
+
+class LayerFacts(Protocol):
+    """What the features read of a layer: a live ``QuantLayer`` or a table's ``TableLayer``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def c_in(self) -> int: ...
+    @property
+    def c_out(self) -> int: ...
+    @property
+    def stride(self) -> int: ...
+    @property
+    def kernel(self) -> int: ...
+    @property
+    def num_weights(self) -> int: ...
+    @property
+    def in_hw(self) -> tuple[int, int]: ...
 
 
 def _minmax(column: np.ndarray) -> np.ndarray:
@@ -44,32 +90,32 @@ def _minmax(column: np.ndarray) -> np.ndarray:
     return np.zeros_like(column) if hi == lo else (column - lo) / (hi - lo)
 
 
-def static_features(layers: Sequence, weight_std: np.ndarray, cost_share: np.ndarray) -> np.ndarray:
+def static_features(layers: Sequence[LayerFacts], weight_std: np.ndarray, cost_share: np.ndarray) -> np.ndarray:
     """Features 0-7, 10 and 11 for every layer ([L, NUM_FEATURES], dynamic columns left at 0).
 
-    ``layers`` are :class:`~quant_envs.mixed_precision.layer_shapes.QuantLayer` (or anything with
-    ``kind``, ``c_in``, ``c_out``, ``stride``, ``kernel``, ``num_weights`` and ``in_hw``).
+    ``layers`` are :class:`~quant_envs.mixed_precision.layer_shapes.QuantLayer` (or any other
+    :class:`LayerFacts`).
     """
     n = len(layers)
     f = np.zeros((n, NUM_FEATURES), dtype=np.float64)
-    f[:, 0] = np.arange(n) / max(n - 1, 1)
-    f[:, 1] = [layer.kind == "depthwise" for layer in layers]
+    f[:, Feature.LAYER_INDEX] = np.arange(n) / max(n - 1, 1)
+    f[:, Feature.DEPTHWISE] = [layer.kind == "depthwise" for layer in layers]
     raw = np.array(
         [[layer.c_in, layer.c_out, layer.stride, layer.kernel, layer.num_weights,
           layer.in_hw[0] * layer.in_hw[1]] for layer in layers], dtype=np.float64)
-    for j in range(raw.shape[1]):
-        f[:, 2 + j] = _minmax(raw[:, j])
+    for j, feature in enumerate(_MINMAX_FEATURES):
+        f[:, feature] = _minmax(raw[:, j])
     std = np.asarray(weight_std, dtype=np.float64)
-    f[:, 10] = std / std.max() if std.max() > 0 else 0.0
-    f[:, 11] = cost_share
+    f[:, Feature.WEIGHT_STD] = std / std.max() if std.max() > 0 else 0.0
+    f[:, Feature.COST_SHARE] = cost_share
     return f
 
 
 def observation(static: np.ndarray, layer: int, is_weight_step: bool, last_action: float,
-                budget_left: float) -> np.ndarray:
+                budget_left: float) -> Observation:
     """The observation of one step: the layer's static row with the dynamic features filled in."""
     obs = static[layer].astype(np.float32)  # a copy
-    obs[8] = 1.0 if is_weight_step else 0.0
-    obs[9] = last_action
-    obs[12] = min(max(budget_left, -1.0), 1.0)
+    obs[Feature.IS_WEIGHT_STEP] = 1.0 if is_weight_step else 0.0
+    obs[Feature.LAST_ACTION] = last_action
+    obs[Feature.BUDGET_LEFT] = min(max(budget_left, -1.0), 1.0)
     return obs

@@ -127,7 +127,8 @@ class _Recorder:
                     "in_hw": args["in_hw"],
                     "out_hw": out_hw,
                 }
-            else:  # nn.Linear
+            else:
+                assert isinstance(module, nn.Linear)  # hooked on QUANTIZABLE_TYPES only
                 per_sample = x.numel() // (self.batch * module.in_features) if x.dim() > 1 else 1
                 tokens = max(1, per_sample)
                 shape = hw_sim.LayerShape.linear(

@@ -14,7 +14,7 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +23,14 @@ from gymnasium import spaces
 import hw_sim
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
+from quant_envs.mixed_precision.actions import Action
+from quant_envs.mixed_precision.features import Observation
+
+if TYPE_CHECKING:  # imported when first needed: the live environment brings torch
+    from quant_envs.mixed_precision.env import MixedPrecisionEnv
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem, PartialPolicy
+    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+    from quant_envs.mixed_precision.table_problem import TableProblem
 
 HARDWARE_ORDERS = ("draw", "cycle")
 
@@ -119,7 +127,7 @@ def _check_hardware(hardware: Any) -> list[hw_sim.Accelerator | hw_sim.Accelerat
     if not items:
         raise TypeError(f"hardware={hardware!r} must be a profile name, an hw_sim.Accelerator, an "
                         f"hw_sim.AcceleratorFamily or a non-empty list of them")
-    out = []
+    out: list[hw_sim.Accelerator | hw_sim.AcceleratorFamily] = []
     for h in items:
         if isinstance(h, hw_sim.AcceleratorFamily):
             out.append(h)
@@ -140,12 +148,12 @@ class _Device:
     """One accelerator's episode machinery: the inner environment and its descriptor rows."""
 
     accelerator: hw_sim.Accelerator
-    env: gym.Env
+    env: MixedPrecisionEnv | MixedPrecisionTableEnv
     descriptor: np.ndarray  # [layers, D]
     budget_clipped: bool
 
 
-class MixedPrecisionMultiHardwareEnv(gym.Env):
+class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     """Mixed-precision quantization on an accelerator drawn per episode, with the hardware in the state.
 
     ## Description
@@ -228,6 +236,8 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Discrete
 
     def __init__(self, hardware: Any = tuple(hw_sim.PROFILES), hardware_order: str = "draw",
                  table: str | None = None, task: str = "digits-mbnet",
@@ -274,10 +284,10 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
             first = self.hardware[0]
             probe = MixedPrecisionProblem(
                 task=task, hardware=first.base if isinstance(first, hw_sim.AcceleratorFamily) else first,
-                bits=tuple(MixedPrecisionProblem._check_bits(bits)), budget_metric=self.budget_metric,
+                bits=MixedPrecisionProblem.check_bits(bits), budget_metric=self.budget_metric,
                 budget_fraction=1.0, finetune_steps=finetune_steps, eval_split=eval_split, eval_seed=eval_seed,
                 cache_size=cache_size, task_kwargs=task_kwargs, cache_dir=cache_dir)
-            self._shapes = [la.shape for la in probe.layers]
+            self._shapes = list(probe.costs.layers)  # the layers' hw_sim shapes
             self.bits = probe.bits
             self._inner_kwargs.update(task=probe.task, bits=self.bits, finetune_steps=finetune_steps,
                                       eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size)
@@ -286,7 +296,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
         nb = len(self.bits)
         dim = features.NUM_FEATURES + descriptor_size(nb)
         low = np.zeros(dim, dtype=np.float32)
-        low[12] = -1.0
+        low[features.Feature.BUDGET_LEFT] = -1.0
         self.observation_space = spaces.Box(low, np.ones(dim, dtype=np.float32), dtype=np.float32)
         self.action_space = spaces.Discrete(nb)
         self._cycle = 0
@@ -331,7 +341,8 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
             self._devices.popitem(last=False)
         return dev
 
-    def _inner_env(self, acc: hw_sim.Accelerator, costs: hw_sim.CostTable, budget: float) -> gym.Env:
+    def _inner_env(self, acc: hw_sim.Accelerator, costs: hw_sim.CostTable,
+                   budget: float) -> MixedPrecisionEnv | MixedPrecisionTableEnv:
         if self.table is None:
             from quant_envs.mixed_precision.env import MixedPrecisionEnv
 
@@ -351,17 +362,17 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
         return self._device.accelerator
 
     @property
-    def inner(self) -> gym.Env:
+    def inner(self) -> MixedPrecisionEnv | MixedPrecisionTableEnv:
         """The current accelerator's ``MixedPrecision-v0`` (or table) environment."""
         return self._device.env
 
     @property
-    def problem(self) -> Any:
+    def problem(self) -> MixedPrecisionProblem | TableProblem:
         """The current accelerator's problem (costs, budget, optimum on a table)."""
         return self._device.env.problem
 
     # ---------------------------------------------------------------------------- episode
-    def _observation(self, inner_obs: np.ndarray, layer: int) -> np.ndarray:
+    def _observation(self, inner_obs: Observation, layer: int) -> Observation:
         return np.concatenate([inner_obs.astype(np.float32), self._device.descriptor[layer]])
 
     def _info(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +380,8 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
         info["budget_clipped"] = self._device.budget_clipped
         return info
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._cycle = 0
@@ -378,7 +390,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
         obs, info = self._device.env.reset()
         return self._observation(obs, info["layer"]), self._info(info)
 
-    def step(self, action: Any):
+    def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self._device.env.step(action)
         return self._observation(obs, info["layer"]), reward, terminated, truncated, self._info(info)
 
@@ -387,7 +399,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env):
         return self._device.env.action_masks()
 
     @property
-    def policy(self) -> tuple:
+    def policy(self) -> PartialPolicy:
         return self._device.env.policy
 
     def render(self) -> str | np.ndarray | None:

@@ -21,16 +21,25 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
 from hw_sim.metrics import UNITS as METRIC_UNITS
 from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
+from quant_envs.mixed_precision.features import LayerFacts
+
+if TYPE_CHECKING:  # torch is imported when a problem is built, not with this module
+    import torch
+
+    from quant_envs.mixed_precision.quantize import FakeQuantModel
+    from quant_envs.mixed_precision.tasks import Task
 
 #: One (weight bits, activation bits) pair per quantizable layer.
 Policy = tuple[tuple[int, int], ...]
+#: the widths of an episode so far: None for a width not yet chosen
+PartialPolicy = tuple[tuple[int | None, int | None], ...]
 
 #: The widths a policy may use (the documented 2..8: the fake quantizer needs a sign bit and one more).
 MIN_BITS, MAX_BITS = 2, 8
@@ -122,6 +131,9 @@ class MixedPrecisionProblem:
         cache_dir: where trained float models are cached (see ``model_cache``).
     """
 
+    #: the quantizable layers in execution order (``QuantLayer``; a table's units are ``TableLayer``)
+    layers: Sequence[LayerFacts]
+
     def __init__(
         self,
         task: Any = "mnist1d-cnn",
@@ -143,7 +155,7 @@ class MixedPrecisionProblem:
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import Task, make_task
 
-        self.bits = self._check_bits(bits)
+        self.bits = self.check_bits(bits)
         self.budget_metric = check_choice("budget_metric", budget_metric, METRICS)
         if finetune_steps is not None:
             check_int("finetune_steps", finetune_steps, min_value=0)
@@ -165,12 +177,12 @@ class MixedPrecisionProblem:
         batch = None if batch is None else check_int("batch", batch, min_value=1)  # None: the accelerator's own
         task_kwargs = check_mapping("task_kwargs", task_kwargs)
         if isinstance(task, Task):
-            self.task = task
+            self._task = task
         else:
             kwargs = dict(task_kwargs)
             if cache_dir is not None:
                 kwargs.setdefault("cache_dir", cache_dir)
-            self.task = make_task(task, **kwargs)
+            self._task = make_task(task, **kwargs)
         self.finetune_steps = int(self.task.finetune_steps if finetune_steps is None else finetune_steps)
 
         self.layers = quantizable_layers(self.task.model, self.task.example_input())
@@ -183,10 +195,10 @@ class MixedPrecisionProblem:
         nb = len(self.bits)
         self.allowed = np.ones((self.num_layers, nb, nb), dtype=bool)
         if self.keep_first_last_8bit:
-            eight = self.bits.index(8)
+            at8 = self.bits.index(8)
             for i in {0, self.num_layers - 1}:
                 self.allowed[i] = False
-                self.allowed[i, eight, eight] = True
+                self.allowed[i, at8, at8] = True
 
         self._min_completion: dict[tuple[str, bool], np.ndarray] = {}
         # all-8-bit cost by metric (every layer at 8 bits, even when ``bits`` has no 8)
@@ -212,10 +224,15 @@ class MixedPrecisionProblem:
                 f"i.e. budget_fraction >= {self.min_cost / ref:.4f}"
             )
 
-        self._fq = None
+        self._fq: FakeQuantModel | None = None
         self._cache: OrderedDict[tuple, Evaluation] = OrderedDict()
         self.num_evaluations = 0  # evaluations that ran (cache misses)
         self.num_queries = 0  # all calls of evaluate(), cache hits included
+
+    @property
+    def task(self) -> Task:
+        """The trained float network, its data and its retraining recipe."""
+        return self._task
 
     # ---------------------------------------------------------------------------------- checks
     @staticmethod
@@ -236,7 +253,7 @@ class MixedPrecisionProblem:
         return hw_sim.get_accelerator(hardware)
 
     @staticmethod
-    def _check_bits(bits: Iterable[int]) -> tuple[int, ...]:
+    def check_bits(bits: Iterable[int]) -> tuple[int, ...]:
         """The widths as a sorted tuple; each an integer in 2..8 (the fake quantizer's range)."""
         if isinstance(bits, (str, bytes)) or not isinstance(bits, Iterable):
             raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}, "
@@ -253,6 +270,8 @@ class MixedPrecisionProblem:
         if not values:
             raise ValueError(f"bits={bits!r} is not allowed; expected at least one width in {MIN_BITS}..{MAX_BITS}")
         return tuple(sorted(set(values)))
+
+    _check_bits = check_bits  # the former private name
 
     def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
         """Return ``policy`` as a tuple of (w, a) int pairs, or raise ValueError naming what is wrong."""
@@ -370,10 +389,14 @@ class MixedPrecisionProblem:
             k += 1
 
     # -------------------------------------------------------------------------------- accuracy
-    def _float_weight(self, i: int):
-        return self.task.model.get_submodule(self.layers[i].name).weight.detach()
+    def _float_weight(self, i: int) -> torch.Tensor:
+        import torch
 
-    def fake_quant_model(self):
+        weight = self.task.model.get_submodule(self.layers[i].name).weight
+        assert isinstance(weight, torch.Tensor)  # a quantizable layer's parameter
+        return weight.detach()
+
+    def fake_quant_model(self) -> FakeQuantModel:
         """The task's model wrapped for fake quantization (built once, shared between evaluations)."""
         if self._fq is None:
             from quant_envs.mixed_precision.quantize import FakeQuantModel

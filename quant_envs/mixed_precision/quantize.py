@@ -75,7 +75,9 @@ def best_activation_range(values: torch.Tensor, bits: int) -> tuple[float, float
 class QuantLayerWrapper(nn.Module):
     """Wraps one ``nn.Conv1d``, ``nn.Conv2d`` or ``nn.Linear`` with fake quantization of its weight and input."""
 
-    def __init__(self, layer: nn.Conv1d | nn.Conv2d | nn.Linear) -> None:
+    w_clip_ratio: torch.Tensor  # a buffer: per-output-channel weight clipping ratio
+
+    def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             raise TypeError(f"layer must be nn.Conv1d, nn.Conv2d or nn.Linear, got {type(layer).__name__}")

@@ -146,7 +146,7 @@ def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
     arrays["header"] = np.array(json.dumps(header))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, allow_pickle=True, **arrays)  # the default, named: the arrays are keywords too
     return Path(path)
 
 

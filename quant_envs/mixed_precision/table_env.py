@@ -11,13 +11,15 @@ from gymnasium import spaces
 
 from quant_envs.checks import check_choice, check_float
 from quant_envs.mixed_precision import features
-from quant_envs.mixed_precision.actions import choose_width
+from quant_envs.mixed_precision.actions import Action, choose_width
 from quant_envs.mixed_precision.env import INVALID_ACTION_MODES
+from quant_envs.mixed_precision.features import Observation
+from quant_envs.mixed_precision.problem import PartialPolicy
 from quant_envs.mixed_precision.table import PolicyTable
 from quant_envs.mixed_precision.table_problem import TableEvaluation, TableProblem
 
 
-class MixedPrecisionTableEnv(gym.Env):
+class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
     """Choose a bit width per layer of a network whose every policy's score is in a shipped table.
 
     ## Description
@@ -106,6 +108,8 @@ class MixedPrecisionTableEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Discrete
 
     def __init__(self, table: str | PolicyTable = "hawq-resnet18", hardware: str | None = None,
                  budget_metric: str | None = None, budget_fraction: float | None = None,
@@ -126,7 +130,7 @@ class MixedPrecisionTableEnv(gym.Env):
         self.num_layers = self.num_steps = p.num_layers
         self.action_space = spaces.Discrete(len(self.bits))
         low = np.zeros(features.NUM_FEATURES, dtype=np.float32)
-        low[12] = -1.0
+        low[features.Feature.BUDGET_LEFT] = -1.0
         self.observation_space = spaces.Box(low, np.ones(features.NUM_FEATURES, dtype=np.float32), dtype=np.float32)
         widest = p.unit_cost[:, -1]
         self._static = features.static_features(p.layers, p.weight_std, widest / widest.sum()).astype(np.float32)
@@ -147,22 +151,23 @@ class MixedPrecisionTableEnv(gym.Env):
         """Boolean mask over ``bits`` of the widths allowed at this step (all True once done)."""
         return self._mask.copy()
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self) -> Observation:
         return features.observation(self._static, min(self._t, self.num_layers - 1), self._t < self.num_steps,
                                     self._last_action, (self.problem.budget - self._spent) / self.problem.budget)
 
     def _info(self) -> dict[str, Any]:
         return {"action_mask": self._mask.astype(np.int8), "layer": min(self._t, self.num_layers - 1)}
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
         self._reset_state()
         return self._observation(), self._info()
 
-    def _choose(self, action: Any) -> tuple[int, dict[str, Any]]:
+    def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
         return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
 
-    def step(self, action: Any):
+    def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         if self._t >= self.num_steps:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         j, extra = self._choose(action)
@@ -187,7 +192,7 @@ class MixedPrecisionTableEnv(gym.Env):
         return self._observation(), float(reward), done, False, info
 
     @property
-    def policy(self) -> tuple:
+    def policy(self) -> PartialPolicy:
         """The widths chosen so far ((w, a) per unit; None for units not yet set)."""
         return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
 
@@ -202,7 +207,7 @@ class MixedPrecisionTableEnv(gym.Env):
         ax.set_ylabel("bits")
         ax.set_ylim(0, max(self.bits) + 1)
         ax2 = ax.twinx()
-        ax2.plot(x, self._static[:, 11], "k.-")
+        ax2.plot(x, self._static[:, features.Feature.COST_SHARE], "k.-")
         ax2.set_ylabel(f"share of all-widest {self.problem.budget_metric}")
         fig.tight_layout()
         return figure_to_rgb(fig)

@@ -115,7 +115,7 @@ class TableProblem(MixedPrecisionProblem):
         # step_mask's ``spent + cost + rest_min <= limit`` rearranged: ``spent <= threshold``
         self._threshold = self.limit - self._rest_min[1:, None] - cost
         self.optimum: TableOptimum = exact_optimum(t, cost, self.budget)
-        self._cache: OrderedDict[tuple, TableEvaluation] = OrderedDict()
+        self._cache = OrderedDict()  # (unit indices, split) -> TableEvaluation
         self.num_evaluations = 0
         self.num_queries = 0
         self._layer_costs: dict[str, np.ndarray] = {}
@@ -167,7 +167,7 @@ class TableProblem(MixedPrecisionProblem):
     def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
         return self.policy_of(self.indices(policy))
 
-    def policy_of(self, idx: Sequence[int]) -> Policy:
+    def policy_of(self, idx: Sequence[int] | np.ndarray) -> Policy:
         return tuple((self.bits[k], self.bits[k]) for k in idx)
 
     def cost(self, policy: Policy) -> dict[str, float]:

@@ -137,5 +137,5 @@ def best_of_n_moments(feasible_scores: np.ndarray, n: np.ndarray | int) -> tuple
         pmf = np.diff(np.concatenate([[0.0], cdf]))
         mean = float(pmf @ s)
         out.append(mean)
-        sd.append(float(np.sqrt(max(pmf @ (s - mean) ** 2, 0.0))))
+        sd.append(float(np.sqrt(max(float(pmf @ (s - mean) ** 2), 0.0))))
     return np.array(out), np.array(sd)

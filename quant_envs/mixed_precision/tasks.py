@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -46,6 +46,7 @@ from quant_envs.mixed_precision.models import (
 )
 from quant_envs.mixed_precision.training import (
     accuracy,
+    dataset_size,
     recalibrate_batchnorm,
     torch_threads,
     train_steps,
@@ -83,7 +84,7 @@ class Task:
 
     def calibration_inputs(self) -> torch.Tensor:
         """The first ``calibration_size`` training inputs (a fixed set: calibration is deterministic)."""
-        n = min(self.calibration_size, len(self.train_set))
+        n = min(self.calibration_size, dataset_size(self.train_set))
         return torch.stack([self.train_set[i][0] for i in range(n)])
 
     def finetune(self, model: nn.Module, steps: int, seed: int = 0) -> nn.Module:
@@ -94,7 +95,7 @@ class Task:
         """
         with torch_threads(self.num_threads):
             if self.bn_recalibration_size:
-                n = min(self.bn_recalibration_size, len(self.train_set))
+                n = min(self.bn_recalibration_size, dataset_size(self.train_set))
                 recalibrate_batchnorm(model, self._train_inputs(n))
             return train_steps(model, self.train_set, steps, lr=self.finetune_lr, batch_size=self.batch_size,
                                seed=seed, freeze_bn=True, cosine=False)
@@ -198,12 +199,28 @@ register_task("digits-cnn", digits_cnn)
 #: The default task of the mixed-precision environments and solvers.
 DEFAULT_TASK = "mnist1d-cnn"
 
+class TrainRecipe(TypedDict):
+    steps: int
+    lr: float
+    weight_decay: float
+    batch: int
+
+
+class FinetuneRecipe(TypedDict):
+    steps: int
+    lr: float
+    batch: int
+    bn_recalibration: int
+    max_eval_samples: int | None
+    final_steps: int
+
+
 #: Float training of the MNIST-1D networks: Adam, cosine learning rate, single-threaded.
-MNIST1D_TRAIN = {"steps": 1000, "lr": 1e-2, "weight_decay": 1e-4, "batch": 128}
+MNIST1D_TRAIN: TrainRecipe = {"steps": 1000, "lr": 1e-2, "weight_decay": 1e-4, "batch": 128}
 
 #: The retraining recipe of a reward evaluation on MNIST-1D (chosen with
 #: benchmarks/bench_reward_noise.py; see its docstring for the measurements).
-MNIST1D_FINETUNE = {"steps": 10, "lr": 1e-4, "batch": 128, "bn_recalibration": 512, "max_eval_samples": None,
+MNIST1D_FINETUNE: FinetuneRecipe = {"steps": 10, "lr": 1e-4, "batch": 128, "bn_recalibration": 512, "max_eval_samples": None,
                     "final_steps": 300}
 
 
@@ -406,4 +423,4 @@ def torchvision_task(
     return Task(name=f"torchvision:{arch}", model=model.eval(), train_set=train_set, val_set=val_set,
                 test_set=test_set, input_shape=(3, image_size, image_size), num_classes=num_classes,
                 finetune_lr=finetune_lr, batch_size=batch_size, max_eval_samples=max_eval_samples,
-                calibration_size=min(64, len(train_set)), num_threads=num_threads, meta=meta)
+                calibration_size=min(64, dataset_size(train_set)), num_threads=num_threads, meta=meta)

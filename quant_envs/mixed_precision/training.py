@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
+
+
+def dataset_size(dataset: Dataset) -> int:
+    """``len(dataset)``: the tasks' datasets are map-style, with a length."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"dataset {type(dataset).__name__} has no len(); expected a map-style dataset")
+    return len(dataset)
 
 
 def _batches(dataset: Dataset, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -27,6 +34,8 @@ def _batches(dataset: Dataset, batch_size: int, generator: torch.Generator) -> I
             for i in range(0, stop, batch_size):
                 idx = perm[i : i + batch_size]
                 yield x[idx], y[idx]
+    if not isinstance(dataset, Sized):  # a random permutation needs the length
+        raise TypeError(f"dataset {type(dataset).__name__} has no len(); expected a map-style dataset")
     sampler = RandomSampler(dataset, generator=generator)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=len(dataset) > batch_size)
     while True:
