@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from gymnasium.envs.registration import register, registry
 
+from quant_envs.horizons import HORIZON_WRAPPER
+
 __version__ = "0.1.0"
 
 #: Every environment id this package registers, with its entry point.
@@ -44,6 +46,19 @@ ENV_KWARGS: dict[str, dict] = {
     "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
 }
 
+#: The default episode horizon of every id that truncates, registered as its ``max_episode_steps``
+#: (it equals the environment's own ``max_steps`` / ``max_rounds`` default). ``gym.make(id,
+#: max_steps=N)`` and ``gym.make(id, max_episode_steps=N)`` both change it (quant_envs.horizons).
+#: Every other id ends by termination only.
+ENV_MAX_EPISODE_STEPS: dict[str, int] = {
+    "quant_envs/FeelTraining-v0": 200,
+    "quant_envs/FeelTraining-v1": 500,
+    "quant_envs/CVT1D-v0": 200,
+    "quant_envs/CVT2D-v0": 200,
+    "quant_envs/CVT1D-v1": 50,
+    "quant_envs/CVT2D-v1": 50,
+}
+
 
 def register_envs() -> None:
     """Register every id in :data:`ENV_IDS` with Gymnasium (idempotent; importing the package does it).
@@ -56,9 +71,17 @@ def register_envs() -> None:
     for env_id, entry_point in ENV_IDS.items():
         # Re-importing (e.g. importlib.reload) must not warn about re-registration.
         if env_id not in registry:
-            register(id=env_id, entry_point=entry_point, kwargs=dict(ENV_KWARGS.get(env_id, {})))
+            horizon = ENV_MAX_EPISODE_STEPS.get(env_id)
+            register(
+                id=env_id,
+                entry_point=entry_point,
+                kwargs=dict(ENV_KWARGS.get(env_id, {})),
+                max_episode_steps=horizon,
+                # make's TimeLimit and the env's own horizon argument kept equal (quant_envs.horizons)
+                additional_wrappers=() if horizon is None else (HORIZON_WRAPPER,),
+            )
 
 
 register_envs()
 
-__all__ = ["ENV_IDS", "ENV_KWARGS", "__version__", "register_envs"]
+__all__ = ["ENV_IDS", "ENV_KWARGS", "ENV_MAX_EPISODE_STEPS", "__version__", "register_envs"]

@@ -168,3 +168,20 @@ def test_module_colon_id_syntax_in_fresh_subprocess() -> None:
         "assert term and info['budget_used'] <= 1 + 1e-9 and 0 < info['accuracy'] <= 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+
+
+@pytest.mark.parametrize("env_id", sorted(set(ENV_IDS) - set(quant_envs.ENV_MAX_EPISODE_STEPS)))
+def test_id_without_max_episode_steps_ends_by_termination(env_id: str) -> None:
+    """An id whose spec has no ``max_episode_steps`` must not truncate (tests/test_horizons.py has the others)."""
+    assert gym.spec(env_id).max_episode_steps is None
+    env = make(env_id)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    for _ in range(1000):
+        _, _, terminated, truncated, _ = env.step(_valid_action(env, rng))
+        assert not truncated, f"{env_id} truncates: register its horizon in quant_envs.ENV_MAX_EPISODE_STEPS"
+        if terminated:
+            break
+    else:
+        pytest.fail(f"{env_id} ran 1000 steps without ending: a horizon it truncates at belongs in its spec")
+    env.close()

@@ -92,3 +92,73 @@ def test_compare_on_ray_writes_the_same_records_as_local(tmp_path: Path) -> None
         assert (a["method"], a["seed"], a["policy"]) == (b["method"], b["seed"], b["policy"])
         assert a["final_test_accuracy"] == pytest.approx(b["final_test_accuracy"])
     assert (tmp_path / "ray" / "runs.csv").read_text().splitlines()[0] == (tmp_path / "local" / "runs.csv").read_text().splitlines()[0]
+
+
+#: A 4-trial study (2 baselines x 2 seeds) of a few seconds per trial, run through train.py compare.
+STUDY = ["compare", "--env", "quant_envs/MixedPrecision-v0", "--agents", "--baselines", "uniform", "random",
+         "--seeds", "2", "--max-evaluations", "3", "--env-kwargs", "task=digits-cnn", "finetune_steps=0",
+         "budget_fraction=0.4", "--final-finetune-steps", "0", "--backend", "ray"]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _without_wall_time(out: Path) -> tuple[list[dict[str, str]], list[dict[str, str]], list[str]]:
+    """runs.csv, summary.csv and results.md of a study, wall-clock columns removed."""
+    runs = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in _rows(out / "runs.csv")]
+    summary = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in _rows(out / "summary.csv")]
+    table = [line.rsplit("|", 2)[0] for line in (out / "results.md").read_text(encoding="utf-8").splitlines()]
+    return runs, summary, table  # the table's last column is "wall time [s]"
+
+
+def test_study_killed_mid_run_and_resumed_gives_the_table_of_one_left_alone(tmp_path: Path, capsys) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import ray
+
+    from agents.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    killed = tmp_path / "killed"
+    # a driver of its own on this module's Ray instance (RAY_ADDRESS: a cluster, as the README shows)
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, str(repo / "train.py"), *STUDY, "--out", str(killed)],
+                            cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (killed / "runs.csv").is_file() and _rows(killed / "runs.csv"):
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and every process it started
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the study ended before it could be interrupted"
+    kept = _rows(killed / "runs.csv")
+    assert 1 <= len(kept) < 4, f"{len(kept)} of 4 runs were recorded when the study was killed"
+
+    capsys.readouterr()
+    assert main([*STUDY, "--jobs", "2", "--out", str(killed), "--resume"]) == 0  # on this module's Ray
+    assert f"--resume: {len(kept)} finished runs kept, {4 - len(kept)} to run" in capsys.readouterr().out
+    alone = tmp_path / "alone"
+    assert main([*STUDY, "--jobs", "2", "--out", str(alone)]) == 0
+
+    resumed_runs, resumed_summary, resumed_table = _without_wall_time(killed)
+    alone_runs, alone_summary, alone_table = _without_wall_time(alone)
+    assert [r["status"] for r in alone_runs] == ["ok"] * 4
+    assert resumed_runs == alone_runs
+    assert resumed_summary == alone_summary
+    assert resumed_table == alone_table
+    # the runs finished before the kill were kept, not rerun (their own wall times)
+    final = {(r["method"], r["seed"]): r["wall_time_s"] for r in _rows(killed / "runs.csv")}
+    assert all(final[(r["method"], r["seed"])] == r["wall_time_s"] for r in kept)

@@ -43,6 +43,8 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Box[np.float32]
     _dim = 1
+    #: The argument that is the episode horizon (``max_episode_steps`` of the spec; quant_envs.horizons).
+    horizon_argument = "max_steps"
 
     def __init__(
         self,
@@ -252,6 +254,8 @@ _COMMON_DOC = """
     Terminated when the gradient norm has fallen to ``tol`` times its initial value,
     ||grad E(z_t)|| <= tol ||grad E(z_0)|| (a near-centroidal tessellation); truncated after
     ``max_steps`` steps. After the end, ``step`` raises until ``reset``.
+    Under ``gym.make`` the spec's ``max_episode_steps`` is this horizon (200): ``max_steps=N`` or
+    ``max_episode_steps=N`` (or both, equal) sets it to N, and the episode truncates once, at step N.
 
     ## Arguments
 
@@ -272,7 +276,8 @@ _COMMON_DOC = """
     ## Version History
 
     * v0: initial version (``step`` after the episode's end raises since issue 17; it used to
-      keep stepping). ``quant_envs/CVT{d}D-v1`` is the learnable formulation.
+      keep stepping; its spec has carried ``max_episode_steps`` = ``max_steps`` since issue 13).
+      ``quant_envs/CVT{d}D-v1`` is the learnable formulation.
 """
 
 

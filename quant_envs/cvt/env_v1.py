@@ -189,6 +189,8 @@ _DOC_V1 = """
     guaranteed decrease sum_i m_i |z_i - c_i|^2 <= 0.01 tol E. ``info["converged"]`` says which
     (``"reference"``, ``"stationary"`` or None). Truncated after ``max_steps`` (default 50)
     steps. After the end, ``step`` raises until ``reset``.
+    Under ``gym.make`` the spec's ``max_episode_steps`` is this horizon (50): ``max_steps=N`` or
+    ``max_episode_steps=N`` (or both, equal) sets it to N, and the episode truncates once, at step N.
 
     ## Arguments
 
@@ -213,7 +215,8 @@ _DOC_V1 = """
 
     * v1: per-generator (k, f) observation with the scale terms E / E*, E / E0, g / g0, g0;
       (k, d) action with ``action_scale`` 1; log-ratio reward; termination at E / E* - 1 <= tol
-      (or another CVT), ``max_steps`` 50; ``step`` after the end raises.
+      (or another CVT), ``max_steps`` 50 (also the spec's ``max_episode_steps``); ``step`` after the
+      end raises.
     * v0: flat observation (position, centroid offset, mass per generator), reward relative to
       E0, termination at ||g|| <= 0.01 g0 (which stopped at E / E* - 1 of up to 4.8 %).
 """

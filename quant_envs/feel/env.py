@@ -435,7 +435,9 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     ## Episode End
     ``terminated`` when the evaluation accuracy reaches ``target_accuracy`` (or, if
     ``target_gap`` is given, when F(w_n) - F* <= target_gap instead); ``truncated`` after
-    ``max_rounds`` rounds.
+    ``max_rounds`` rounds. Under ``gym.make`` the spec's ``max_episode_steps`` is this horizon
+    (200): ``max_rounds=N`` or ``max_episode_steps=N`` (or both, equal) sets it to N, and the
+    episode truncates once, at round N.
 
     ## Arguments
     * ``num_devices`` (int, 10), ``total_bandwidth`` (float, 200e3 Hz).
@@ -450,7 +452,8 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     Stepping again after ``terminated`` or ``truncated`` raises RuntimeError until ``reset``.
 
     ## Version History
-    * v0: initial version. Its default goal (accuracy 0.92, reached in 5-7 rounds) is not the
+    * v0: initial version (its spec has carried ``max_episode_steps`` = ``max_rounds`` since
+      issue 13). Its default goal (accuracy 0.92, reached in 5-7 rounds) is not the
       model's (optimality gap 0.01) and its menu cannot express AO's levels; see
       ``FeelTraining-v1``.
     """
@@ -458,6 +461,8 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.MultiDiscrete
+    #: The argument that is the episode horizon (``max_episode_steps`` of the spec; quant_envs.horizons).
+    horizon_argument = "max_rounds"
 
     def __init__(
         self,
@@ -629,7 +634,8 @@ class FeelTrainingV1Env(FeelTrainingEnv):
     ## Episode End
     ``terminated`` when F(w_n) - F* <= ``target_gap`` (about 38 rounds at full precision, 45 at
     AO's levels, 93 at s = 7, 1600 at s = 1); ``truncated`` after ``max_rounds`` rounds. Stepping
-    again raises RuntimeError until ``reset``.
+    again raises RuntimeError until ``reset``. Under ``gym.make`` the spec's ``max_episode_steps``
+    is this horizon (500); ``max_rounds=N`` or ``max_episode_steps=N`` sets both, as in v0.
 
     ## Arguments
     * ``num_devices`` (int in [1, 538], 10), ``total_bandwidth`` (float > 0, 200e3 Hz).
@@ -644,7 +650,7 @@ class FeelTrainingV1Env(FeelTrainingEnv):
     ## Version History
     * v1: goal F(w_n) - F* <= the model's target gap (0.01) instead of validation accuracy
       >= 0.92, level menu 1..20, 24, 31, 63, 127, full instead of 1, 3, 7, 15, 127, full, and
-      ``max_rounds`` 500 instead of 200.
+      ``max_rounds`` 500 instead of 200 (also the spec's ``max_episode_steps``).
     * v0: initial version.
     """
 
