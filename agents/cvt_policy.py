@@ -1,7 +1,8 @@
-"""A permutation-equivariant actor-critic for the per-generator CVT environments (``CVT*-v1``).
+"""A permutation-equivariant actor-critic for environments with one row per item (``CVT*-v1``, ``FeelAllocation-v2``).
 
 Observations are (k, f) matrices and actions (k, d) matrices with one row per generator
-(:mod:`quant_envs.cvt.env_v1`). :class:`PerGeneratorPolicy` applies one MLP to every row to get
+(:mod:`quant_envs.cvt.env_v1`) or per device (:mod:`quant_envs.feel.env_v2`); nothing here is
+specific to CVT, and ``PerRowPolicy`` is the same class under a neutral name. :class:`PerGeneratorPolicy` applies one MLP to every row to get
 that generator's action mean (a shared rule, as Lloyd's method is), with one log standard
 deviation per action coordinate shared by all generators; the critic applies another MLP to every
 row and averages over the rows (a DeepSets value, invariant to the generators' order). Permuting
@@ -23,7 +24,7 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution, Dis
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-__all__ = ["PerGeneratorExtractor", "PerGeneratorPolicy", "RowLinear"]
+__all__ = ["PerGeneratorExtractor", "PerGeneratorPolicy", "PerRowPolicy", "RowLinear"]
 
 
 def _mlp(n_in: int, sizes: list[int], activation: type[nn.Module]) -> tuple[nn.Sequential, int]:
@@ -135,6 +136,10 @@ def _action_mean(policy: PerGeneratorPolicy, obs: th.Tensor) -> th.Tensor:
     dist = policy.get_distribution(obs)
     assert isinstance(dist, DiagGaussianDistribution)
     return dist.distribution.mean
+
+
+#: The same policy for any (k, f) -> (k, d) environment, e.g. ``agents.cvt_policy:PerRowPolicy``.
+PerRowPolicy = PerGeneratorPolicy
 
 
 def row_permutation_check(policy: PerGeneratorPolicy, obs: np.ndarray, perm: np.ndarray) -> tuple[float, float]:

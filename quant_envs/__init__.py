@@ -33,6 +33,7 @@ ENV_IDS: dict[str, str] = {
     "quant_envs/FeelTraining-v0": "quant_envs.feel.env:FeelTrainingEnv",
     "quant_envs/FeelAllocation-v1": "quant_envs.feel.env:FeelAllocationV1Env",
     "quant_envs/FeelTraining-v1": "quant_envs.feel.env:FeelTrainingV1Env",
+    "quant_envs/FeelAllocation-v2": "quant_envs.feel.env_v2:FeelAllocationV2Env",
     # 4. centroidal Voronoi tessellations
     "quant_envs/CVT1D-v0": "quant_envs.cvt.env:CVT1DEnv",
     "quant_envs/CVT2D-v0": "quant_envs.cvt.env:CVT2DEnv",
