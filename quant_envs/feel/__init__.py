@@ -11,7 +11,9 @@ quantization shortens each round but costs rounds. Modules:
 * :mod:`~quant_envs.feel.bandwidth`: Lambert-W rate inverse, min-max bandwidth split, projection.
 * :mod:`~quant_envs.feel.simulator` (torch): real quantized FedSGD on digits.
 * :mod:`~quant_envs.feel.fitting`: the joint data-and-model-driven fitting of the constants.
-* :mod:`~quant_envs.feel.env`: ``FeelAllocation-v0`` and ``FeelTraining-v0``.
+* :mod:`~quant_envs.feel.env`: ``FeelAllocation-v0``/``-v1`` and ``FeelTraining-v0``/``-v1``.
+* :mod:`~quant_envs.feel.env_v2`: ``FeelAllocation-v2`` (per-device rows, for a shared per-row policy).
+* :mod:`~quant_envs.feel.reference`: the reference allocation the rewards are scaled by.
 
 Importing this package does not import torch.
 

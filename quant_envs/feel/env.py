@@ -341,7 +341,9 @@ class FeelAllocationV1Env(FeelAllocationEnv):
     seeds 1000..1031 (``benchmarks/bench_learnability.py``): random x77, PPO (SB3 defaults, 20k
     steps) x1.62, SAC (5k steps) x1.52, the best constant action (every s = 15, equal bandwidth)
     x1.36, the zero action x1.39, equal bandwidth with per-device SCA levels x1.17: within 10%
-    of AO needs per-device choices from the observation, which these budgets do not learn.
+    of AO needs per-device choices from the observation, which these budgets do not learn
+    (``FeelAllocation-v2`` lays the same problem out per device, with a shared latency scale,
+    so one row rule can be learned: PPO x1.135 at 20k steps).
     ``info`` holds what v0's holds (``projected`` is always False) and ``log_time_ratio`` =
     ln(T / T_ref).
 
@@ -360,6 +362,8 @@ class FeelAllocationV1Env(FeelAllocationEnv):
     * ``render_mode`` (None, "ansi" or "rgb_array").
 
     ## Version History
+    * v2 (``FeelAllocation-v2``, :mod:`quant_envs.feel.env_v2`): per-device observation and
+      action rows; same problem and reward.
     * v1: softmax bandwidth shares instead of the projection of (a + 1) / 2 (under which 100% of
       random actions hit the -100 clip) and reward ln(T_ref / T) instead of -T / T_ref.
     * v0: initial version.

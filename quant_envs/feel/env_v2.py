@@ -123,6 +123,7 @@ class FeelAllocationV2Env(FeelAllocationV1Env):
     def _observation(self) -> np.ndarray:
         if self._rows is None:  # static per scenario: computed once per reset
             sc = self.scenario
+            assert sc is not None  # made by reset()
             balanced = float(min_max_bandwidth(sc, reference_levels(sc)).latency) / reference_round_latency(sc)
             glob = [np.log10(self.total_bandwidth / 1e3) / 4.0, balanced]
             feats = np.concatenate([device_features(sc), np.tile(glob, (self.num_devices, 1))], axis=1)
