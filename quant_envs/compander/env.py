@@ -26,10 +26,10 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
-from quant_envs.compander.compressor import OptimalCompressor, optimal_support
-from quant_envs.compander.lloyd import solve_lloyd_max
+from quant_envs.compander.compressor import OptimalCompressor
 from quant_envs.compander.objective import evaluate_spline
 from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
+from quant_envs.compander.reference import lloyd_max_reference, optimal_compander_reference
 from quant_envs.compander.sources import Source, available_sources, get_source
 from quant_envs.compander.spline import FITS, equal_segment_thresholds, fit_spline_compressor
 
@@ -77,18 +77,9 @@ class _EpisodeGuard:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
 
 
-@lru_cache(maxsize=64)
-def _optimal_compander_reference(src: Source, levels: int) -> tuple[float, float]:
-    """(x_max, SQNR dB) of the optimal compander with optimised support; cached per source and N."""
-    search = optimal_support(src, lambda x: OptimalCompressor(source=src, x_max=x), levels)
-    return search.x_max, search.distortion.sqnr_db
-
-
-@lru_cache(maxsize=64)
-def _lloyd_max_reference(src: Source, levels: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(thresholds, levels, distortion) of the Lloyd-Max quantizer; cached per source and N."""
-    sol = solve_lloyd_max(src, levels)
-    return sol.thresholds, sol.levels, distortion(src, sol.thresholds, sol.levels).total
+# the optima this module's environments report (kept under their former private names too)
+_optimal_compander_reference = optimal_compander_reference
+_lloyd_max_reference = lloyd_max_reference
 
 
 def _lloyd_max_fits(src: Source, levels: int) -> bool:
