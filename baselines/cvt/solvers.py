@@ -18,7 +18,7 @@ iteration cap); :data:`METHODS` is that registry's keys.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, NamedTuple
 
@@ -29,7 +29,7 @@ from baselines.cvt._core import Objective
 from baselines.cvt.multigrid import MGOpt, MGOptions
 from baselines.result import SolveResult, check_options
 from quant_envs.checks import check_choice, check_float, check_int
-from quant_envs.cvt import CVTProblem
+from quant_envs.cvt import CVTEvaluation, CVTProblem
 
 _LBFGS_RESTARTS = 5
 
@@ -138,9 +138,11 @@ class _Budget:
         return None
 
 
-def _result(method, problem, z, energy, it, norms, energies, start, tol, stop: _Stop | None, coarse=0.0,
-            works=()) -> CVTResult:
+def _result(method: str, problem: CVTProblem, z: np.ndarray, energy: float, it: int, norms: Sequence[float],
+            energies: Sequence[float], start: float, tol: float, stop: _Stop | None, coarse: float = 0.0,
+            works: Sequence[float] | np.ndarray = ()) -> CVTResult:
     converged = stop is None
+    status, message = (0, "converged") if stop is None else (stop.status, stop.message)
     return CVTResult(
         method=method,
         generators=np.sort(z) if problem.dim == 1 else z,
@@ -150,8 +152,8 @@ def _result(method, problem, z, energy, it, norms, energies, start, tol, stop: _
         grad_norms=np.asarray(norms, dtype=float),
         wall_time_s=time.perf_counter() - start,
         converged=converged,
-        status=0 if converged else stop.status,
-        message="converged" if converged else stop.message,
+        status=status,
+        message=message,
         tol=tol,
         coarse_work=coarse,
         energies=np.asarray(energies, dtype=float),
@@ -160,7 +162,8 @@ def _result(method, problem, z, energy, it, norms, energies, start, tol, stop: _
     )
 
 
-def _lloyd(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start) -> CVTResult:
+def _lloyd(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s: float | None,
+           start: float) -> CVTResult:
     """Lloyd's method: move every generator to its cell's centroid."""
     budget = _Budget(max_iter, max_time_s, start)
     ev = problem.evaluate(z)
@@ -181,8 +184,20 @@ def _lloyd(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
     return _result("lloyd", problem, z, ev.energy, it, norms, energies, start, tol, stop, works=works)
 
 
-def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, start,
-           memory: int = 10) -> CVTResult:
+@dataclass
+class _LBFGSState:
+    """What the L-BFGS runner shares with scipy's callbacks."""
+
+    best_x: np.ndarray  # the latest iterate (flat) and its energy
+    best_f: float
+    it: int = 0  # iterations over all restarts
+    stop: _Stop | None = None  # set when the budget runs out
+    last_x: np.ndarray | None = None  # the last point fun() evaluated, and its evaluation (reused
+    last_ev: CVTEvaluation | None = None  # by the callback, which is handed that same point)
+
+
+def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s: float | None,
+           start: float, memory: int = 10) -> CVTResult:
     """L-BFGS-B (scipy) on E with box bounds (the interval, or the polygon's bounding box).
 
     scipy's own tests are switched off (gtol = ftol = 0); the relative gradient test runs in the
@@ -194,33 +209,33 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
     memory = check_int("memory", memory, min_value=1)
     budget = _Budget(max_iter, max_time_s, start)
     shape = problem.shape
-    last: dict[str, Any] = {}
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         ev = problem.evaluate(x.reshape(shape))
-        last["x"], last["ev"] = x.copy(), ev
+        state.last_x, state.last_ev = x.copy(), ev
         return ev.energy, ev.gradient.ravel()
 
     ev0 = problem.evaluate(z)
     norms, energies = [float(np.linalg.norm(ev0.gradient))], [ev0.energy]
     works = [problem.n_evaluations]
     target = tol * norms[0]
-    best = {"x": z.ravel().copy(), "f": ev0.energy}
-    state = {"it": 0, "stop": None}
+    state = _LBFGSState(best_x=z.ravel().copy(), best_f=ev0.energy)
 
     def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
         x = intermediate_result.x
-        ev = last["ev"] if np.array_equal(last.get("x"), x) else problem.evaluate(x.reshape(shape))
-        state["it"] += 1
+        ev = state.last_ev
+        if ev is None or state.last_x is None or not np.array_equal(state.last_x, x):
+            ev = problem.evaluate(x.reshape(shape))
+        state.it += 1
         norms.append(float(np.linalg.norm(ev.gradient)))
         energies.append(ev.energy)
         works.append(problem.n_evaluations)
-        best["x"], best["f"] = x.copy(), ev.energy
+        state.best_x, state.best_f = x.copy(), ev.energy
         if norms[-1] <= target:
             raise StopIteration
-        reason = budget.reason(state["it"])
+        reason = budget.reason(state.it)
         if reason is not None:
-            state["stop"] = reason
+            state.stop = reason
             raise StopIteration
 
     lo, hi = problem.domain.bounds
@@ -233,11 +248,11 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
         before = norms[-1]
         res = scipy.optimize.minimize(
             fun, x, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
-            options={"maxcor": memory, "maxiter": max(max_iter - state["it"], 1), "maxfun": 10**9,
+            options={"maxcor": memory, "maxiter": max(max_iter - state.it, 1), "maxfun": 10**9,
                      "gtol": 0.0, "ftol": 0.0},
         )
-        x = best["x"]
-        stop = state["stop"]
+        x = state.best_x
+        stop = state.stop
         if stop is not None or norms[-1] <= target:
             break
         stop = _Stop(3, f"scipy L-BFGS-B stopped, no measurable energy decrease: {res.message}")
@@ -246,18 +261,18 @@ def _lbfgs(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_ti
     if norms[-1] <= target:
         stop = None
     z = x.reshape(shape)
-    return _result("lbfgs", problem, z, best["f"], state["it"], norms, energies, start, tol, stop, works=works)
+    return _result("lbfgs", problem, z, state.best_f, state.it, norms, energies, start, tol, stop, works=works)
 
 
-def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s, t_start,
-               **options: Any) -> CVTResult:
+def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s: float | None,
+               t_start: float, **options: Any) -> CVTResult:
     """MG/Opt V-cycles (see :mod:`baselines.cvt.multigrid`) until the relative gradient test holds."""
     opts = MGOptions(**options)
     budget = _Budget(max_iter, max_time_s, t_start)
     mg = MGOpt(problem, opts, seed_points=z)
     p = Objective(problem).at(z)
     norms, energies = [float(np.linalg.norm(p.g))], [p.f]
-    works = [problem.n_evaluations]
+    works: list[float] = [problem.n_evaluations]
     target = tol * norms[0]
     it = 0
     stop = None

@@ -30,6 +30,7 @@ from baselines.cvt.solvers import METHODS, CVTResult, solve
 from quant_envs.atomic_io import atomic_write_csv, atomic_write_text
 from quant_envs.cvt import DENSITY_NAMES, CVTProblem
 from quant_envs.rendering import new_figure, save_figure
+from quant_envs.text_tables import Align
 from quant_envs.text_tables import format_table as _format_table
 
 K_1D = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -102,7 +103,9 @@ def format_table(rows: Sequence[StudyRow], tol: float) -> str:
     cells = [[f"{r.dim}-D", r.k, r.method, "yes" if r.converged else f"no: {r.message}", r.iterations, r.work,
               r.coarse_work if r.method == "multigrid" else "-", r.wall_time_s, r.cpu_time_s, r.rel_grad_norm]
              for r in rows]
-    return _format_table(header, cells, align=["left", "right", "left", "left"] + ["right"] * 6,
+    align: list[Align] = ["left", "right", "left", "left"]
+    align += ["right"] * 6
+    return _format_table(header, cells, align=align,
                         formats=[None] * 6 + [".0f", ".2f", ".2f", ".1e"])
 
 

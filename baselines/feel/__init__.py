@@ -135,6 +135,8 @@ def _brute_force_search(scenario: Scenario, max_combinations: int,
         total += len(block)
         if t[i] < best_t:
             best_t, best_lv = float(t[i]), block[i]
+    if best_lv is None:  # every candidate's time is infinite or NaN: nothing to return
+        raise ValueError(f"brute_force found no candidate with a finite total time among {total} level vectors")
     bw, _ = best_bandwidth(scenario, best_lv, counters)
     return best_lv, bw, total, counters
 

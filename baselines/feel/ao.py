@@ -150,16 +150,16 @@ def sca_levels(
 
 def round_levels(scenario: Scenario, continuous: np.ndarray, counters: Counters) -> tuple[np.ndarray, np.ndarray, float]:
     """Best of floor / nearest / ceiling of ``continuous`` levels, each with its optimal bandwidth."""
-    best, seen = None, set()
+    candidates: list[tuple[np.ndarray, np.ndarray, float]] = []
+    seen: set[bytes] = set()
     for f in (np.floor, np.round, np.ceil):
         lv = np.clip(f(continuous), 1, scenario.max_levels).astype(np.int64)
         if lv.tobytes() in seen:
             continue
         seen.add(lv.tobytes())
         bw, t = best_bandwidth(scenario, lv, counters)
-        if best is None or t < best[2]:
-            best = (lv, bw, t)
-    return best
+        candidates.append((lv, bw, t))
+    return min(candidates, key=lambda c: c[2])  # the first of equally fast ones
 
 
 @dataclass

@@ -60,11 +60,11 @@ def comparison_table(devices: Sequence[int], bandwidths: Sequence[float], seeds:
     """Mean total training time (s) of every solver over ``seeds`` scenarios per (K, B) cell."""
     labels = [s[0] for s in SOLVERS]
     header = ["K", "B (kHz)"] + [f"{lab} T (s)" for lab in labels] + ["best baseline / AO", "AO wall (s)"]
-    rows = []
+    rows: list[list[object]] = []
     for k in devices:
         for b in bandwidths:
-            times = {lab: [] for lab in labels}
-            wall = []
+            times: dict[str, list[float]] = {lab: [] for lab in labels}
+            wall: list[float] = []
             for seed in seeds:
                 res = solve_all(make_scenario(k, seed=seed, total_bandwidth=b))
                 for lab in labels:
@@ -72,12 +72,12 @@ def comparison_table(devices: Sequence[int], bandwidths: Sequence[float], seeds:
                 wall.append(res["AO"].wall_time_s)
             mean = {lab: float(np.mean(v)) for lab, v in times.items()}
             best_base = min(mean[lab] for lab in labels[1:])
-            rows.append([k, b / 1e3] + [mean[lab] for lab in labels] + [best_base / mean["AO"], float(np.mean(wall))])
+            rows.append([k, b / 1e3, *(mean[lab] for lab in labels), best_base / mean["AO"], float(np.mean(wall))])
             progress(f"K={k} B={b / 1e3:g} kHz: AO {mean['AO']:.4g} s, best baseline {best_base:.4g} s")
     return Table(header, rows)
 
 
-def sweep(values: Sequence[float], make: Callable[[float, int], Scenario], seeds: Sequence[int]) -> dict[str, np.ndarray]:
+def sweep(values: Sequence[float] | np.ndarray, make: Callable[[float, int], Scenario], seeds: Sequence[int]) -> dict[str, np.ndarray]:
     """Mean total time of every solver for each value (a bandwidth or a K); ``make(value, seed)``."""
     out = {lab: np.zeros(len(values)) for lab, _, _ in SOLVERS}
     for i, v in enumerate(values):
@@ -139,7 +139,7 @@ def predicted_vs_simulated(scenarios: Sequence[tuple[str, Scenario]], *, seeds: 
 
     header = ["scenario", "method", "levels (min-max)", "round latency (ms)", "predicted rounds", "simulated rounds",
               "predicted T (s)", "simulated T (s)", "error (%)"]
-    rows = []
+    rows: list[list[object]] = []
     for name, sc in scenarios:
         res = solve_all(sc)
         eps = sc.convergence.target_gap
@@ -161,11 +161,11 @@ def plot_predicted_vs_simulated(path: Path, table: Table) -> None:
     ax = fig.subplots()
     pred = np.array([r[6] for r in table.rows], dtype=float)
     sim = np.array([r[7] for r in table.rows], dtype=float)
-    for sc_name, marker in zip(sorted({r[0] for r in table.rows}), "os^v", strict=False):
+    for sc_name, marker in zip(sorted({str(r[0]) for r in table.rows}), "os^v", strict=False):  # the scenario names
         m = np.array([r[0] == sc_name for r in table.rows])
         ax.scatter(sim[m], pred[m], marker=marker, label=sc_name)
         for r, x, y in zip([r for r in table.rows if r[0] == sc_name], sim[m], pred[m], strict=True):
-            ax.annotate(r[1].split(" (")[0], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(str(r[1]).split(" (")[0], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     lo, hi = np.nanmin([pred.min(), sim.min()]) / 1.5, np.nanmax([pred.max(), sim.max()]) * 1.5
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="predicted = simulated")
     ax.set_xscale("log")

@@ -34,6 +34,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from quant_envs.mixed_precision.hooks import eval_mode_hooks
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+from quant_envs.mixed_precision.training import dataset_size
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class HessianTraces:
 
 
 def _first_examples(dataset: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n = min(n, len(dataset))
+    n = min(n, dataset_size(dataset))
     if isinstance(dataset, TensorDataset):
         x, y = dataset.tensors
         return x[:n], y[:n]
@@ -104,9 +105,12 @@ def hutchinson_traces(model: nn.Module, layer_names: Sequence[str], inputs: torc
     for p in model.parameters():
         p.requires_grad_(False)
     modules = [model.get_submodule(n) for n in layer_names]
-    weights = [m.weight for m in modules]
-    for w in weights:
-        w.requires_grad_(True)
+    weights: list[torch.Tensor] = []
+    for name, m in zip(layer_names, modules, strict=True):
+        w = m.weight
+        if not isinstance(w, torch.Tensor):  # nn.Module attributes may also be submodules
+            raise TypeError(f"layer {name!r} has no weight tensor (got {type(w).__name__})")
+        weights.append(w.requires_grad_(True))
     generator = torch.Generator().manual_seed(seed)
     n_data = len(targets)
     w_trace = np.zeros(len(modules))
@@ -123,9 +127,10 @@ def hutchinson_traces(model: nn.Module, layer_names: Sequence[str], inputs: torc
         finally:
             for h in handles:
                 h.remove()
-        if activations and any(leaf is None for leaf in leaves):
+        inputs_seen = [leaf for leaf in leaves if leaf is not None]
+        if activations and len(inputs_seen) < len(leaves):
             raise RuntimeError("a quantizable layer was not called in the forward pass")
-        blocks = list(weights) + (list(leaves) if activations else [])
+        blocks = weights + (inputs_seen if activations else [])
         grads = torch.autograd.grad(loss, blocks, create_graph=True)
         quad = np.zeros(len(blocks))
         for _ in range(samples):
@@ -137,7 +142,7 @@ def hutchinson_traces(model: nn.Module, layer_names: Sequence[str], inputs: torc
         w_trace += quad[:len(weights)] / samples
         if activations:
             a_trace += quad[len(weights):] / samples
-            a_numel += np.array([leaf.numel() for leaf in leaves])
+            a_numel += np.array([leaf.numel() for leaf in inputs_seen])
     return HessianTraces(
         weight_trace=w_trace, weight_numel=np.array([w.numel() for w in weights], dtype=float),
         activation_trace=a_trace if activations else None, activation_numel=a_numel if activations else None,
@@ -186,7 +191,8 @@ def hawq_sensitivities(problem: MixedPrecisionProblem, samples: int, data_size: 
     traces = hutchinson_traces(problem.task.model, names, x, y, samples, seed, batch_size, activations)
     omega_w = traces.weight_avg_trace[:, None] * weight_perturbations(problem)
     omega = np.repeat(omega_w[:, :, None], len(problem.bits), axis=2)
-    if activations:
-        omega_a = traces.activation_avg_trace[:, None] * activation_perturbations(problem, x, batch_size)
+    a_avg = traces.activation_avg_trace  # None unless activations
+    if a_avg is not None:
+        omega_a = a_avg[:, None] * activation_perturbations(problem, x, batch_size)
         omega = omega + omega_a[:, None, :]
     return omega, traces

@@ -78,7 +78,7 @@ class RegretStudy:
         if o.feasible_scores is None:
             return None
         ns = [n for n in checkpoints if n <= self.max_evaluations]
-        mean, sd = best_of_n_moments(o.feasible_scores, ns)
+        mean, sd = best_of_n_moments(o.feasible_scores, np.asarray(ns))
         scale = self.problem.table.score_scale
         return {n: (scale * (o.score - m), scale * d) for n, m, d in zip(ns, mean, sd)}
 

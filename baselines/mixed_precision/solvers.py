@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from baselines.mixed_precision.space import SearchSpace
+from baselines.mixed_precision.space import Choice, SearchSpace
 from baselines.result import SolveResult, check_options
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision.problem import (
@@ -159,10 +159,10 @@ class _Evaluator:
     def remaining(self) -> int:
         return self.max_evaluations - len(self.seen)
 
-    def evaluated(self, choice: Sequence[int]) -> bool:
+    def evaluated(self, choice: Choice) -> bool:
         return (self.space.policy(choice), self.problem.finetune_steps) in self.seen
 
-    def __call__(self, choice: Sequence[int], finetune_steps: int | None = None) -> Evaluation:
+    def __call__(self, choice: Choice, finetune_steps: int | None = None) -> Evaluation:
         """Accuracy of ``choice`` at the problem's fidelity (or ``finetune_steps``, for probes)."""
         policy = self.space.policy(choice)
         key = (policy, self.problem.finetune_steps if finetune_steps is None else finetune_steps)

@@ -16,11 +16,16 @@ the layers still open fits the budget.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TypeAlias
 
 import numpy as np
 
 from quant_envs.mixed_precision.problem import RELATIVE_SLACK, MixedPrecisionProblem, Policy
+
+# a choice vector (per layer, an index into that layer's pairs): the solvers build int arrays,
+# callers may hand plain sequences
+Choice: TypeAlias = np.ndarray | Sequence[int]
 
 
 def allowed_at_step(problem: MixedPrecisionProblem, layer: int, spent: float, equal_bits: bool,
@@ -63,7 +68,7 @@ class SearchSpace:
         self.sizes = np.array([len(p) for p in self.pairs])
 
     # ------------------------------------------------------------------------ conversions
-    def policy(self, choice: Sequence[int]) -> Policy:
+    def policy(self, choice: Choice) -> Policy:
         return tuple((int(self.widths[i][k, 0]), int(self.widths[i][k, 1])) for i, k in enumerate(choice))
 
     def choice(self, policy: Policy) -> np.ndarray:
@@ -77,10 +82,10 @@ class SearchSpace:
             out[i] = hit[0]
         return out
 
-    def cost(self, choice: Sequence[int]) -> float:
+    def cost(self, choice: Choice) -> float:
         return float(sum(self.costs[i][k] for i, k in enumerate(choice)))
 
-    def feasible(self, choice: Sequence[int]) -> bool:
+    def feasible(self, choice: Choice) -> bool:
         return self.problem.is_feasible(self.policy(choice))
 
     @property
@@ -121,7 +126,7 @@ class SearchSpace:
         order = rng.permutation(self.num_layers) if random_order else np.arange(self.num_layers)
         return self.project(np.zeros(self.num_layers, dtype=int), order, uniform_rng=rng)
 
-    def project(self, choice: Sequence[int], order: Sequence[int] | None = None,
+    def project(self, choice: Choice, order: Choice | None = None,
                 uniform_rng: np.random.Generator | None = None) -> np.ndarray:
         """Make ``choice`` feasible: visit layers in ``order`` (default left to right); keep each
         layer's pair if the exact mask allows it, else take the allowed pair of nearest cost (the
@@ -131,12 +136,12 @@ class SearchSpace:
         ``uniform_rng`` every layer instead draws uniformly among its allowed pairs.
         """
         out = np.asarray(choice, dtype=int).copy()
-        order = np.arange(self.num_layers) if order is None else np.asarray(order, dtype=int)
-        in_order = np.array_equal(order, np.arange(self.num_layers))
+        visit = np.arange(self.num_layers) if order is None else np.asarray(order, dtype=int)
+        in_order = np.array_equal(visit, np.arange(self.num_layers))
         spent = 0.0
-        for t, i in enumerate(order):
+        for t, i in enumerate(visit):
             # the open layers' least cost: min_completion's suffix in layer order, else their minima
-            rest_min = None if in_order else float(self.layer_min[order[t + 1:]].sum())
+            rest_min = None if in_order else float(self.layer_min[visit[t + 1:]].sum())
             allowed = np.flatnonzero(self.step_mask(int(i), spent, rest_min))
             if uniform_rng is not None:
                 out[i] = allowed[uniform_rng.integers(len(allowed))]
@@ -156,11 +161,11 @@ class SearchSpace:
                 break
         return count
 
-    def iter_feasible(self):
+    def iter_feasible(self) -> Iterator[np.ndarray]:
         """Every feasible choice vector, depth first in layer order (lexicographic)."""
         choice = np.zeros(self.num_layers, dtype=int)
 
-        def walk(i: int, spent: float):
+        def walk(i: int, spent: float) -> Iterator[np.ndarray]:
             if i == self.num_layers:
                 yield choice.copy()
                 return

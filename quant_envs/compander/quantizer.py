@@ -20,6 +20,7 @@ the same (unscaled) quantizer has D(sigma) = sigma^2 D_1(t / sigma, y / sigma), 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,7 +154,7 @@ def sqnr_vs_variance(
     source: str | Source,
     thresholds: np.ndarray | list[float],
     levels: np.ndarray | list[float],
-    variance_db: np.ndarray | list[float],
+    variance_db: float | np.ndarray | Sequence[float],
 ) -> np.ndarray:
     """SQNR in dB of a quantizer designed for unit variance when the input variance is
     ``10^(variance_db / 10)``: the dynamic-range curve of companding quantizers.
