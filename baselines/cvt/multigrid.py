@@ -57,7 +57,8 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   k = 300, uniform, 10 sweeps end in a CVT with more pentagon-heptagon defects).
   Measured (tol 1e-8, V-cycles for k = 64, 256, 1024; seed 0 unless said): linear 5, 13, 11
   (k = 1024, seeds 1, 2: 10, 19), Gaussian 9, 9, 10 (seeds 1, 2: 11, 18); before the Gabriel /
-  hole-filling start 9, 16, 22 (seeds 1-3: 19, 18, 24) and 5, 19, 12. Push 0 or h_c / 8 instead
+  hole-filling start 9, 16, 22 (seeds 1-3: 19, 18, 24) and 5, 19, 12. k = 4096 (seed 0): linear
+  19 cycles / 13 CPU s, Gaussian 33 / 34 s. Push 0 or h_c / 8 instead
   of h_c / 4, or 3 Lloyd sweeps, gave 9 ... 20 at k = 1024 over three seeds: no better. The
   count still varies with k and seed by up to ~2x: after the start the gradient stalls at a
   relative 1e-3 ... 1e-2 for several cycles while the energy falls by ~0.1 % per cycle, then
