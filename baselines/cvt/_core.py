@@ -147,6 +147,71 @@ def tn_iteration(obj: Objective, p0: Point, max_cg: int, eta: float) -> Point | 
     return line_search(obj, p0, d)
 
 
+def steihaug_direction(
+    hessian: sp.csr_array, g: np.ndarray, precond: np.ndarray, max_cg: int, eta: float, radius: float
+) -> tuple[np.ndarray, bool]:
+    """Steihaug-Toint truncated PCG on H d = -g within ||d||_M <= ``radius`` (M = diag(precond)).
+
+    Unlike :func:`newton_cg_direction`, negative curvature is not a stop with the last iterate:
+    the step follows the negative-curvature direction to the trust-region boundary (and an
+    iterate that would leave the region is cut at the boundary). Returns (d, on_boundary).
+    """
+    gf = g.ravel()
+    x = np.zeros_like(gf)
+    r = -gf
+    y = r / precond
+    p = y.copy()
+    ry = float(r @ y)
+    gnorm = float(np.linalg.norm(gf))
+
+    def to_boundary() -> np.ndarray:
+        # tau >= 0 with ||x + tau p||_M = radius (x is inside, so the root is unique)
+        a = float(p @ (precond * p))
+        b = float(x @ (precond * p))
+        c = float(x @ (precond * x)) - radius**2
+        tau = (-b + np.sqrt(max(b * b - a * c, 0.0))) / a
+        return x + tau * p
+
+    for _ in range(max_cg):
+        hp = hessian @ p
+        curv = float(p @ hp)
+        if curv <= 1e-14 * float(p @ (precond * p)):
+            return to_boundary().reshape(g.shape), True
+        a = ry / curv
+        x_new = x + a * p
+        if float(x_new @ (precond * x_new)) >= radius**2:
+            return to_boundary().reshape(g.shape), True
+        x = x_new
+        r -= a * hp
+        if np.linalg.norm(r) <= eta * gnorm:
+            break
+        y = r / precond
+        ry_new = float(r @ y)
+        p = y + (ry_new / ry) * p
+        ry = ry_new
+    return x.reshape(g.shape), False
+
+
+def tr_iteration(obj: Objective, p0: Point, max_cg: int, eta: float, radius: float) -> tuple[Point | None, float]:
+    """One trust-region Newton-CG step (Steihaug-Toint direction, derivative line search as the
+    acceptance test); returns the new point (None if no progress) and the updated radius.
+
+    Radius update: a boundary step taken in full doubles it; a shortened or rejected step sets it
+    to a quarter of the tried step's M-norm (energy ratios are not used: near 1e-8 they are rounding).
+    """
+    precond = lloyd_preconditioner(p0.masses, obj.problem.dim)
+    d, on_boundary = steihaug_direction(obj.hessian(p0.z), p0.g, precond, max_cg, eta, radius)
+    q = line_search(obj, p0, d)
+    d_norm = float(np.sqrt(np.sum(precond * d.ravel() ** 2)))
+    if q is None:
+        return None, 0.25 * d_norm
+    s = (q.z - p0.z).ravel()
+    s_norm = float(np.sqrt(np.sum(precond * s**2)))
+    if s_norm >= 0.99 * d_norm:
+        return q, 2.0 * radius if on_boundary else max(radius, s_norm)
+    return q, max(s_norm, 0.25 * radius)
+
+
 def lloyd_iteration(obj: Objective, p0: Point) -> Point | None:
     """One Lloyd step on f(z) = E(z) - <v, z>: z_i <- c_i + v_i / (2 m_i), projected on the domain.
 

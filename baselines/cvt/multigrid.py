@@ -45,29 +45,30 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   (full multigrid, issue 14): z0 seeds the coarsest level (its first k_L points) and sets the
   reference gradient norm of the stopping rule; the coarse reference CVTs are computed by nested
   iteration as above, and the fine level starts from the level-1 reference refined by
-  :func:`_refine` (coarse points plus the midpoints of their Delaunay edges, pushed towards the
-  boundary, count matched through cell masses), if that start has lower energy than z0.
-  ``nested_sweeps`` Lloyd sweeps on every refined start (references included; default 0): the
-  refinement leaves near-coincident pairs (at k = 256, 54 generators closer than 0.3 spacings,
-  Hessian eigenvalue -0.85 against a largest 0.009) and too many generators in the boundary
-  rows (39 against 30 on one edge at k = 1024), local defects that Lloyd removes in a few
-  monotone sweeps while Newton first has to leave the indefinite region. Not the default: the
-  gain below is small and erratic, and at k = 300 (uniform) 10 sweeps end in a CVT with more
-  pentagon-heptagon defects (median interior G 0.0808 against 0.0802 for the hexagon).
-  Measured (seed 0, tol 1e-8, CPU s on 2 shared cores), V-cycles for k = 64, 256, 1024:
-  linear 9, 16, 22 without the sweeps, 5, 9, 19 with them (k = 1024, seeds 1-3: 19, 18, 24 ->
-  19, 17, 22); Gaussian 5, 19, 12 -> 3, 10, 15 (seeds 1-3: 12, 26, 13 -> 8, 14, 14). The count
-  still grows with k and is erratic: after the start the gradient stalls at a relative 1e-3 ...
-  1e-2 for most cycles while the energy falls by ~0.1 % per cycle, then Newton converges in two
-  cycles. In the stall the generators that move are those of the boundary rows (within half a
-  spacing of an edge), sliding along the edge and changing rows until each edge holds the
-  number of generators that fits (a migration along a 1-D chain, nonconvex, with indefinite
-  Hessians); even at the minimum the Hessian has very soft modes (k = 1024: smallest
-  eigenvalue 8e-4 of 2 m, ten times softer than the smoothest mode of a grid Laplacian), which
-  the linear interpolation from the coarse reference (whose boundary row sits at a different
-  distance from the edge) does not represent. Which path the descent takes, and how long, varies
-  with seed and density (every variant tried, push 0 / 0.125 / 0.25 h_c, 3 / 5 / 10 sweeps, more
-  CG, Lloyd sweeps inside the smoother, gave 12 ... 24 cycles at k = 1024).
+  :func:`_refine` (coarse points plus the midpoints of their Gabriel edges, pushed towards the
+  boundary, the count matched by filling the largest holes), if that start has lower energy than
+  z0. Plain Delaunay midpoints, as used before, put a midpoint on top of a boundary generator
+  wherever Delaunay joins second neighbours of a nearly straight boundary row (thin hull
+  triangles; at k = 256, 54 near-coincident pairs, Hessian eigenvalue -0.85 against a largest
+  0.009), and the count matching then split the heaviest cells by mirroring the generator through
+  the centroid, which again landed on existing points. With Gabriel midpoints and hole filling
+  the start at k = 256 has no pair closer than 0.35 spacings and 9 % (not 14 %) excess energy.
+  ``nested_sweeps`` Lloyd sweeps on every refined start (references included; default 0: at
+  k = 300, uniform, 10 sweeps end in a CVT with more pentagon-heptagon defects).
+  Measured (tol 1e-8, V-cycles for k = 64, 256, 1024; seed 0 unless said): linear 5, 13, 11
+  (k = 1024, seeds 1, 2: 10, 19), Gaussian 9, 9, 10 (seeds 1, 2: 11, 18); before the Gabriel /
+  hole-filling start 9, 16, 22 (seeds 1-3: 19, 18, 24) and 5, 19, 12. k = 4096 (seed 0): linear
+  19 cycles / 13 CPU s, Gaussian 33 / 34 s. Push 0 or h_c / 8 instead
+  of h_c / 4, or 3 Lloyd sweeps, gave 9 ... 20 at k = 1024 over three seeds: no better. The
+  count still varies with k and seed by up to ~2x: after the start the gradient stalls at a
+  relative 1e-3 ... 1e-2 for several cycles while the energy falls by ~0.1 % per cycle, then
+  Newton converges in two cycles. In the stall the generators that move are those of the
+  boundary rows (within half a spacing of an edge), sliding along the edge and changing rows
+  until each edge holds the number of generators that fits (a migration along a 1-D chain,
+  nonconvex, with indefinite Hessians); even at the minimum the Hessian has very soft modes
+  (k = 1024: smallest eigenvalue 8e-4 of 2 m, ten times softer than the smoothest mode of a grid
+  Laplacian), which the linear interpolation from the coarse reference (whose boundary row sits
+  at a different distance from the edge) does not represent.
 * Smoother ``"lloyd"`` (Lloyd's step on the shifted objective, :func:`lloyd_iteration`, monotone
   by its majorant) is available but not k-uniform either: its V-cycles converge linearly at
   0.76 per cycle already at k = 64 (V(3,3); 62, 117, 198 cycles for k = 64, 256, 1024, linear),
@@ -80,7 +81,12 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   rearrangements with indefinite Hessians that stronger smoothing shortens (k = 256, three
   seeds: mean total work 209 fine-evaluation equivalents against 324 with the 1-D settings, and
   262 for L-BFGS). An L-BFGS smoother (memory kept per level) is available as
-  ``smoother="lbfgs"``.
+  ``smoother="lbfgs"``, and a trust-region Newton-CG (Steihaug-Toint: negative curvature is
+  followed to the trust-region boundary instead of ending CG, radius per level, the derivative
+  line search as acceptance test, :func:`baselines.cvt._core.tr_iteration`) as
+  ``smoother="tr"``, also on the coarsest level. Not the default: it does not shorten the stall
+  (seed 0, k = 64, 256, 1024: linear 7, 12, 26 and Gaussian 4, 9, 23 with the old start; 4, 19,
+  17 and 10, 12, 20 with the new one, against 5, 13, 11 and 9, 9, 10 for truncated Newton).
 * Levels: coarsened while the next level has at least ``coarsest`` = 8 generators.
 * Line search: secant on the directional derivative with an Armijo test up to rounding
   (:mod:`baselines.cvt._core`): at relative gradients ~1e-8 energy differences are below
@@ -92,6 +98,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from baselines.cvt._core import (
     LBFGSMemory,
@@ -100,12 +107,14 @@ from baselines.cvt._core import (
     lbfgs_iteration,
     line_search,
     lloyd_iteration,
+    lloyd_preconditioner,
     tn_iteration,
+    tr_iteration,
 )
 from baselines.cvt.transfer import PROLONGATIONS, _linear_1d, _linear_2d, build_transfer
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
-from quant_envs.cvt.cells2d import neighbour_pairs
+from quant_envs.cvt.cells2d import clip_cells, neighbour_pairs
 
 
 @dataclass
@@ -124,7 +133,7 @@ class MGOptions:
     kappa: float | None = None  # None: (k_fine / k_coarse) ** (2 / d)
     reference_tol: float = 1e-3
     reference_cycles: int = 30
-    smoother: str = "tn"  # "tn" (truncated Newton), "lbfgs" (memory kept per level) or "lloyd"
+    smoother: str = "tn"  # "tn" (truncated Newton), "lbfgs" (memory kept per level), "lloyd" or "tr"
     memory: int = 10
     start: str | None = None  # "given" (z0) or "nested" (refined coarse CVT); None: given in 1-D, nested in 2-D
     nested_sweeps: int | None = None  # Lloyd sweeps on every refined (nested) start; None: 0
@@ -173,7 +182,7 @@ DEFAULTS = {
     2: {"nu1": 2, "nu2": 2, "max_cg": 50, "eta": 0.01, "coarse_start": "reference", "start": "nested",
         "nested_sweeps": 0},
 }
-SMOOTHERS = ("tn", "lbfgs", "lloyd")
+SMOOTHERS = ("tn", "lbfgs", "lloyd", "tr")
 
 
 class MGOpt:
@@ -191,6 +200,7 @@ class MGOpt:
             self.sizes.append(round(self.sizes[-1] / 2**problem.dim))
         self._refs: dict[int, Point] = {}
         self._memories: dict[int, LBFGSMemory] = {}
+        self._radii: dict[int, float] = {}  # trust-region radius per level (smoother "tr")
         self.accepted = self.rejected = 0
 
     def _problem(self, k: int) -> CVTProblem:
@@ -216,12 +226,25 @@ class MGOpt:
                 q = lbfgs_iteration(obj, p, self._memory(obj.problem.k))
             elif self.opt.smoother == "lloyd":
                 q = lloyd_iteration(obj, p)
+            elif self.opt.smoother == "tr":
+                q = self._tr_step(obj, p, self.opt.max_cg, self.opt.eta)
             else:
                 q = tn_iteration(obj, p, self.opt.max_cg, self.opt.eta)
             if q is None:
                 break
             p = q
         return p
+
+    def _tr_step(self, obj: Objective, p: Point, max_cg: int, eta: float, tries: int = 4) -> Point | None:
+        k = obj.problem.k
+        if k not in self._radii:  # start at the size of Lloyd's step
+            pre = lloyd_preconditioner(p.masses, obj.problem.dim)
+            self._radii[k] = float(np.sqrt(np.sum(p.g.ravel() ** 2 / pre)))
+        for _ in range(tries):
+            q, self._radii[k] = tr_iteration(obj, p, max_cg, eta, self._radii[k])
+            if q is not None:
+                return q
+        return None
 
     def _solve_coarsest(self, obj: Objective, p: Point, tol: float | None = None) -> Point:
         # The coarse gradient grad E - w is a difference of two larger vectors: below
@@ -231,7 +254,10 @@ class MGOpt:
         for _ in range(self.opt.coarse_max_iter):
             if float(np.linalg.norm(p.g)) <= target:
                 break
-            q = tn_iteration(obj, p, max(self.opt.max_cg, p.z.size), 1e-3)
+            if self.opt.smoother == "tr":
+                q = self._tr_step(obj, p, max(self.opt.max_cg, p.z.size), 1e-3)
+            else:
+                q = tn_iteration(obj, p, max(self.opt.max_cg, p.z.size), 1e-3)
             if q is None:
                 break
             p = q
@@ -355,7 +381,14 @@ def _refine_2d(coarse: np.ndarray, problem: CVTProblem) -> np.ndarray:
         rng = np.random.default_rng(0)
         return np.concatenate([coarse, dom.sample(rng, max(k - kc, 0))])[:k]
     pairs = neighbour_pairs(coarse)
-    cand = np.concatenate([coarse, 0.5 * (coarse[pairs[:, 0]] + coarse[pairs[:, 1]])])
+    mids = 0.5 * (coarse[pairs[:, 0]] + coarse[pairs[:, 1]])
+    # Gabriel edges only (no other coarse point nearer the midpoint than the ends): along a
+    # nearly straight boundary row Delaunay also joins second neighbours (thin hull triangles),
+    # whose midpoints fall on the generator between (at k = 256: 54 near-coincident pairs).
+    half = 0.5 * np.linalg.norm(coarse[pairs[:, 0]] - coarse[pairs[:, 1]], axis=1)
+    nearest, _ = cKDTree(coarse).query(mids)
+    mids = mids[nearest >= (1.0 - 1e-9) * half]
+    cand = np.concatenate([coarse, mids])
     # The outer row of a CVT sits half a spacing from the boundary: h_c / 2 for the coarse
     # points, h_c / 4 for the fine ones. Push points near each edge outwards by up to h_c / 4,
     # fading out over two coarse spacings, so that no boundary layer is left empty.
@@ -363,17 +396,36 @@ def _refine_2d(coarse: np.ndarray, problem: CVTProblem) -> np.ndarray:
     dist = dom.offsets[None, :] - cand @ dom.normals.T  # (n, edges), >= 0 inside
     push = 0.25 * hc * np.clip(1.0 - (dist - 0.5 * hc) / (1.5 * hc), 0.0, 1.0)
     cand = dom.clip(cand + push @ dom.normals)
-    # Match the count through the cell masses: split the heaviest cells (a new point mirrored
-    # through the cell's centroid), or drop the generators of the lightest cells.
+    # Match the count: drop the generators of the lightest cells, or fill the largest holes.
     while len(cand) != k:
-        ev = problem.with_k(len(cand)).evaluate(cand)
         if len(cand) > k:
+            ev = problem.with_k(len(cand)).evaluate(cand)
             cand = np.delete(cand, np.argsort(ev.masses, kind="stable")[: len(cand) - k], axis=0)
             continue
-        n_add = min(k - len(cand), len(cand))
-        heavy = np.argsort(-ev.masses, kind="stable")[:n_add]
-        off = ev.centroids[heavy] - cand[heavy]
-        small = np.linalg.norm(off, axis=1) < 1e-3 * (dom.size / len(cand)) ** 0.5
-        off[small] = 0.25 * (dom.size / len(cand)) ** 0.5 * np.array([1.0, 0.0])
-        cand = np.concatenate([cand, dom.clip(ev.centroids[heavy] + off)])
+        cand = np.concatenate([cand, _holes(cand, problem, k - len(cand))])
     return cand
+
+
+def _holes(z: np.ndarray, problem: CVTProblem, n: int) -> np.ndarray:
+    """Up to ``n`` new points in the largest holes of ``z``: each cell's farthest vertex (on the
+    domain boundary: half way to it), largest distance x rho^(1/4) first (the
+    CVT spacing scales as rho^(-1/4) in 2-D), no two closer than half a local spacing."""
+    cells = clip_cells(z, problem.domain)
+    m = cells.verts.shape[1]
+    valid = np.arange(m)[None, :] < cells.count[:, None]
+    r = np.where(valid, np.linalg.norm(cells.verts, axis=2), -1.0)
+    j = np.argmax(r, axis=1)
+    rows = np.arange(len(cells.points))
+    v = cells.verts[rows, j]
+    # a vertex is on the boundary if either edge through it is a boundary edge
+    on_bd = (cells.labels[rows, j] == -1) | (cells.labels[rows, (j - 1) % np.maximum(cells.count, 1)] == -1)
+    new = cells.points + np.where(on_bd[:, None], 0.5, 1.0) * v
+    score = r[rows, j] * problem.density(new) ** 0.25
+    picked = np.zeros((0, 2))
+    for i in np.argsort(-score, kind="stable"):
+        if len(picked) == n:
+            break
+        if not len(picked) or np.min(np.linalg.norm(picked - new[i], axis=1)) >= 0.5 * r[i, j[i]]:
+            picked = np.vstack([picked, new[i]])
+    return problem.domain.clip(picked)
+
