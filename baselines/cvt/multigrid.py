@@ -115,6 +115,7 @@ from baselines.cvt.transfer import PROLONGATIONS, _linear_1d, _linear_2d, build_
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.cvt import CVTProblem
 from quant_envs.cvt.cells2d import clip_cells, neighbour_pairs
+from quant_envs.cvt.domain import ConvexPolygon
 
 
 @dataclass
@@ -164,13 +165,26 @@ class MGOptions:
         if self.nested_sweeps is not None:
             check_int("nested_sweeps", self.nested_sweeps, min_value=0)
 
-    def resolved(self, dim: int) -> MGOptions:
+    def resolved(self, dim: int) -> ResolvedMGOptions:
         """A copy with every None replaced by the default for ``dim``."""
         fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
         for name, value in DEFAULTS[dim].items():
             if fields[name] is None:
                 fields[name] = value
-        return MGOptions(**fields)
+        return ResolvedMGOptions(**fields)
+
+
+@dataclass
+class ResolvedMGOptions(MGOptions):
+    """:class:`MGOptions` with the per-dimension defaults filled in (what a V-cycle runs with)."""
+
+    nu1: int = 0
+    nu2: int = 0
+    max_cg: int = 1
+    eta: float = 0.1
+    coarse_start: str = "restrict"
+    start: str = "given"
+    nested_sweeps: int = 0
 
 
 COARSE_STARTS = ("restrict", "reference")
@@ -352,7 +366,7 @@ def interpolation(z: np.ndarray, nodes: np.ndarray, problem: CVTProblem):
     """Piecewise-linear interpolation matrix from coarse generators ``nodes`` to points ``z``."""
     if problem.dim == 1:
         return _linear_1d(z, nodes)
-    return _linear_2d(z, nodes, problem.domain.vertices)
+    return _linear_2d(z, nodes, _polygon(problem).vertices)
 
 
 def _refine(coarse: np.ndarray, problem: CVTProblem) -> np.ndarray:
@@ -374,9 +388,17 @@ def _refine(coarse: np.ndarray, problem: CVTProblem) -> np.ndarray:
     return problem.domain.clip(kids[:k])
 
 
+def _polygon(problem: CVTProblem) -> ConvexPolygon:
+    """The domain of a 2-D problem (2-D code paths only run with one)."""
+    dom = problem.domain
+    if not isinstance(dom, ConvexPolygon):
+        raise TypeError(f"a 2-D multigrid step needs a polygon domain, got {type(dom).__name__}")
+    return dom
+
+
 def _refine_2d(coarse: np.ndarray, problem: CVTProblem) -> np.ndarray:
     k, kc = problem.k, len(coarse)
-    dom = problem.domain
+    dom = _polygon(problem)
     if kc < 3:
         rng = np.random.default_rng(0)
         return np.concatenate([coarse, dom.sample(rng, max(k - kc, 0))])[:k]
@@ -410,7 +432,7 @@ def _holes(z: np.ndarray, problem: CVTProblem, n: int) -> np.ndarray:
     """Up to ``n`` new points in the largest holes of ``z``: each cell's farthest vertex (on the
     domain boundary: half way to it), largest distance x rho^(1/4) first (the
     CVT spacing scales as rho^(-1/4) in 2-D), no two closer than half a local spacing."""
-    cells = clip_cells(z, problem.domain)
+    cells = clip_cells(z, _polygon(problem))
     m = cells.verts.shape[1]
     valid = np.arange(m)[None, :] < cells.count[:, None]
     r = np.where(valid, np.linalg.norm(cells.verts, axis=2), -1.0)
