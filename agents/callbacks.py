@@ -15,7 +15,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from quant_envs.atomic_io import atomic_path, atomic_write, atomic_write_csv, atomic_write_json
+from quant_envs.atomic_io import (
+    atomic_path,
+    atomic_write,
+    atomic_write_csv,
+    atomic_write_json,
+    json_ready,
+)
 from quant_envs.mixed_precision.problem import Evaluation
 
 if TYPE_CHECKING:
@@ -31,19 +37,6 @@ _OUTCOMES = tuple(f.name for f in dataclasses.fields(Evaluation) if f.name not i
 #: every outcome field of a mixed-precision ``Evaluation`` (accuracy, costs, budget use, fractions),
 #: the evaluation's bookkeeping, then the projected actions and the policy.
 RECORD_FIELDS = ("episode", "timestep", "return", *_OUTCOMES, *_BOOKKEEPING, "projected_actions", "policy")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly copy of an info value (numpy arrays and scalars to lists and numbers)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 class EpisodeRecorder(BaseCallback):
@@ -81,7 +74,7 @@ class EpisodeRecorder(BaseCallback):
             record = {"episode": len(self.records), "timestep": int(self.num_timesteps), "return": float(self._returns[i])}
             for key in RECORD_FIELDS[3:]:
                 if key in info:
-                    record[key] = _plain(info[key])
+                    record[key] = json_ready(info[key])
             record["projected_actions"] = int(self._projected[i])
             self.logger.record_mean("rollout/projected_actions", int(self._projected[i]))
             self._returns[i] = 0.0
@@ -90,7 +83,7 @@ class EpisodeRecorder(BaseCallback):
             if not record.get("cached", False):
                 self.num_evaluations += 1
             if self.best is None or record["return"] > self.best["return"]:
-                self.best = {**record, "final_info": {k: _plain(v) for k, v in info.items()
+                self.best = {**record, "final_info": {k: json_ready(v) for k, v in info.items()
                                                       if k not in ("terminal_observation", "episode", "action_mask")}}
         return self.max_evaluations is None or self.num_evaluations < self.max_evaluations
 

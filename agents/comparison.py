@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# RUN_FIELDS (the columns of runs.csv) and the record type live in agents.records; importable from here too
+from agents.records import RUN_FIELDS, ComparisonRun, RecordError, as_run, check_number_field
 from agents.runs import UsageError, check_env_id
 from agents.training import train
 from quant_envs.mixed_precision.unwrap import mixed_precision_env
@@ -30,10 +32,6 @@ TABLE_ENV_ID = "quant_envs/MixedPrecisionTable-v0"
 BACKENDS = ("local", "ray")
 #: Retraining seeds of the final evaluation: the same for every method and run.
 FINAL_SEEDS = (0, 1, 2)
-#: The columns of runs.csv, in order (a failed run has its error and empty results).
-RUN_FIELDS = ("method", "kind", "seed", "status", "val_accuracy", "test_accuracy", "final_test_accuracy",
-              "final_test_accuracies", "final_finetune_steps", "budget_used", "reward_evaluations",
-              "wall_time_s", "policy", "error")
 
 
 def _search(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
@@ -60,8 +58,8 @@ def _search(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> tuple[dic
     return fields, [list(p) for p in result.policy], problem
 
 
-def run_one(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> dict[str, Any]:
-    """One (method, seed) of a comparison, searched then finally evaluated; a failure is a row, not a raise.
+def run_one(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> ComparisonRun:
+    """One (method, seed) of a comparison, searched then finally evaluated; a failure is a record, not a raise.
 
     A top-level function so worker processes can run it. The searched policy is retrained for
     ``final_finetune_steps`` under each of :data:`FINAL_SEEDS` and scored on the test split
@@ -73,23 +71,23 @@ def run_one(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> dict[str,
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    row: dict[str, Any] = {field: "" for field in RUN_FIELDS}
-    row.update({"method": method, "kind": kind, "seed": seed})
+
+    def record(**outcome: Any) -> ComparisonRun:  # from_dict: numpy numbers and lists become plain types
+        return ComparisonRun.from_dict({"method": method, "kind": kind, "seed": seed, **outcome,
+                                        "wall_time_s": time.perf_counter() - start}, f"run {method} seed {seed}")
+
     try:
         fields, policy, problem = _search(kind, method, seed, cfg)
         steps = problem.task.final_finetune_steps if cfg.get("final_finetune_steps") is None else cfg["final_finetune_steps"]
         finals = problem.final_evaluation(policy, steps, seeds=FINAL_SEEDS)
-        row.update(fields)
-        row.update({"status": "ok", "final_test_accuracy": float(np.mean(finals)),
-                    "final_test_accuracies": json.dumps([round(a, 6) for a in finals]),
-                    "final_finetune_steps": steps, "policy": json.dumps(policy)})
+        return record(**fields, status="ok", final_test_accuracy=float(np.mean(finals)),
+                      final_test_accuracies=[round(a, 6) for a in finals], final_finetune_steps=steps, policy=policy)
     except Exception as exc:  # reported in runs.csv and the table; the other runs go on
-        row.update({"status": "failed", "error": f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]})
-    row["wall_time_s"] = time.perf_counter() - start
-    return row
+        return record(status="failed", error=f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500])
 
 
-def read_runs(path: Path, missing_ok: bool = False) -> list[dict[str, Any]]:
+def read_runs(path: Path, missing_ok: bool = False) -> list[ComparisonRun]:
+    """The runs of a runs.csv (this or an earlier version's); a malformed row is a UsageError naming its line."""
     import csv
 
     if not path.is_file():
@@ -97,43 +95,45 @@ def read_runs(path: Path, missing_ok: bool = False) -> list[dict[str, Any]]:
             return []
         raise UsageError(f"--report-only: {path} does not exist; run the comparison first")
     with open(path, newline="", encoding="utf-8") as f:
-        runs = list(csv.DictReader(f))
-    for r in runs:
-        r.setdefault("status", "ok")
-        for key in ("val_accuracy", "test_accuracy", "final_test_accuracy", "budget_used", "wall_time_s"):
-            r[key] = float(r[key]) if r.get(key) not in (None, "") else float("nan")
-        r["seed"] = int(r["seed"])
-        r["reward_evaluations"] = int(float(r["reward_evaluations"])) if r.get("reward_evaluations") not in (None, "") else 0
-    return runs
+        reader = csv.DictReader(f)
+        try:
+            return [ComparisonRun.from_row(row, f"{path} line {reader.line_num}") for row in reader]
+        except RecordError as exc:
+            raise UsageError(str(exc)) from None
 
 
-def summarize(runs: list[dict[str, Any]], methods: list[str], baselines: list[str],
+def summarize(runs: Sequence[ComparisonRun | Mapping[str, Any]], methods: list[str], baselines: list[str],
               value: str = "final_test_accuracy") -> list[dict[str, Any]]:
     """Per method: IQM with the 95% bootstrap CI of the IQM, mean, probabilities of improvement
-    over uniform and over the best baseline (by IQM, other than the method itself), evaluations."""
+    over uniform and over the best baseline (by IQM, other than the method itself), evaluations.
+
+    ``value`` names the score (a number column of runs.csv); ``runs`` may also be dicts of run values.
+    """
     from agents.reporting import iqm, iqm_ci, probability_of_improvement
 
-    ok = {m: [r for r in runs if r["method"] == m and r["status"] == "ok"] for m in methods}
-    scores = {m: [r[value] for r in ok[m]] for m in methods}
+    check_number_field(value, "value")
+    records = [as_run(r) for r in runs]
+    ok = {m: [r for r in records if r.method == m and r.ok] for m in methods}
+    scores: dict[str, list[float]] = {m: [getattr(r, value) for r in ok[m]] for m in methods}
     ranked = sorted((b for b in baselines if scores.get(b)), key=lambda b: iqm(scores[b]), reverse=True)
     rows = []
     for m in methods:
         x = scores[m]
-        failed = sum(r["method"] == m and r["status"] != "ok" for r in runs)
-        row: dict[str, Any] = {"method": m, "kind": next((r["kind"] for r in runs if r["method"] == m), ""),
+        failed = sum(r.method == m and not r.ok for r in records)
+        row: dict[str, Any] = {"method": m, "kind": next((r.kind for r in records if r.method == m), ""),
                                "runs": len(x), "failed": failed}
         if x:
             lo, hi = iqm_ci(x)
             best = next((b for b in ranked if b != m), None)
             row.update({
                 "iqm": iqm(x), "ci_low": lo, "ci_high": hi, "mean": float(np.mean(x)),
-                "val_mean": float(np.mean([r["val_accuracy"] for r in ok[m]])),
+                "val_mean": float(np.mean([r.val_accuracy for r in ok[m]])),
                 "p_over_uniform": probability_of_improvement(x, scores["uniform"])
                 if m != "uniform" and scores.get("uniform") else float("nan"),
                 "best_baseline": best or "",
                 "p_over_best_baseline": probability_of_improvement(x, scores[best]) if best else float("nan"),
-                "evaluations": float(np.mean([r["reward_evaluations"] for r in ok[m]])),
-                "wall_time_s": float(np.mean([r["wall_time_s"] for r in ok[m]])),
+                "evaluations": float(np.mean([r.reward_evaluations or 0 for r in ok[m]])),
+                "wall_time_s": float(np.mean([r.wall_time_s for r in ok[m]])),
             })
         rows.append(row)
     return rows
@@ -216,6 +216,7 @@ def compare(
     start = time.perf_counter()
     out = Path(out)
     methods = agents + baselines
+    runs: list[ComparisonRun] = []
     if report_only:
         if (out / "compare.json").is_file():  # the settings the runs were made with
             saved = json.loads((out / "compare.json").read_text())
@@ -223,13 +224,12 @@ def compare(
             final_steps = saved.get("final_steps", final_steps)
             baselines = saved.get("baselines", baselines)
         runs = read_runs(out / "runs.csv")
-        methods = list(dict.fromkeys(r["method"] for r in runs))
-        baselines = [m for m in methods if m in baselines or any(r["kind"] == "baseline" for r in runs if r["method"] == m)]
-        seeds = len({r["seed"] for r in runs})
+        methods = list(dict.fromkeys(r.method for r in runs))
+        baselines = [m for m in methods if m in baselines or any(r.kind == "baseline" for r in runs if r.method == m)]
+        seeds = len({r.seed for r in runs})
     else:
         settings = {**cfg, "agents": agents, "baselines": baselines, "seeds": seeds, "final_steps": final_steps,
                     "final_seeds": list(FINAL_SEEDS)}
-        runs = []
         if resume:
             if (out / "compare.json").is_file():
                 saved = json.loads((out / "compare.json").read_text())
@@ -238,21 +238,22 @@ def compare(
                 if changed:
                     raise UsageError(f"--resume: {out} was run with other settings ({', '.join(changed)}); "
                                      "use another --out or the same settings")
-            runs = [r for r in read_runs(out / "runs.csv", missing_ok=True) if r["status"] == "ok"]
-            done = {(r["method"], r["seed"]) for r in runs}
+            runs = [r for r in read_runs(out / "runs.csv", missing_ok=True) if r.ok]
+            done = {(r.method, r.seed) for r in runs}
             work = [w for w in work if (w[1], w[2]) not in done]
             print(f"--resume: {len(done)} finished runs kept, {len(work)} to run", flush=True)
         atomic_write_json(out / "compare.json", settings)
 
-        def finished(r: dict[str, Any]) -> None:
+        def finished(record: ComparisonRun | Mapping[str, Any]) -> None:
+            r = as_run(record)  # the Ray backend hands back the record's JSON form
             runs.append(r)
-            atomic_write_csv(out / "runs.csv", runs, RUN_FIELDS)
-            if r["status"] == "ok":
-                print(f"{r['method']:>20} seed {r['seed']}: final test {r['final_test_accuracy']:.4f} "
-                      f"(searched val {r['val_accuracy']:.4f}), {r['reward_evaluations']} evaluations, "
-                      f"{r['wall_time_s']:.1f} s", flush=True)
+            atomic_write_csv(out / "runs.csv", [run.to_row() for run in runs], RUN_FIELDS)
+            if r.ok:
+                print(f"{r.method:>20} seed {r.seed}: final test {r.final_test_accuracy:.4f} "
+                      f"(searched val {r.val_accuracy:.4f}), {r.reward_evaluations} evaluations, "
+                      f"{r.wall_time_s:.1f} s", flush=True)
             else:
-                print(f"{r['method']:>20} seed {r['seed']}: FAILED: {r['error']}", flush=True)
+                print(f"{r.method:>20} seed {r.seed}: FAILED: {r.error}", flush=True)
 
         if backend == "ray":
             from agents.ray_backend import run_trials
@@ -271,8 +272,8 @@ def compare(
                 for future in as_completed(futures):
                     finished(future.result())
         order = {m: i for i, m in enumerate(methods)}
-        runs.sort(key=lambda r: (order.get(r["method"], len(order)), r["seed"]))
-        atomic_write_csv(out / "runs.csv", runs, RUN_FIELDS)
+        runs.sort(key=lambda r: (order.get(r.method, len(order)), r.seed))
+        atomic_write_csv(out / "runs.csv", [r.to_row() for r in runs], RUN_FIELDS)
     rows = summarize(runs, methods, baselines)
     atomic_write_csv(out / "summary.csv", rows, ["method", "kind", "runs", "failed", "iqm", "ci_low", "ci_high", "mean",
                                                  "val_mean", "p_over_uniform", "best_baseline", "p_over_best_baseline",
@@ -304,9 +305,9 @@ def compare(
               "CI: 95% percentile bootstrap of the IQM; P(> X): probability that a run of the method beats a run "
               "of X (ties count one half).\n\n")
     atomic_write_text(out / "results.md", header + table)
-    compare_figure([r for r in runs if r["status"] == "ok"], methods, out / "compare.png", value="final_test_accuracy")
+    compare_figure([r for r in runs if r.ok], methods, out / "compare.png", value="final_test_accuracy")
     print(header + table)
-    failed = sum(r["status"] != "ok" for r in runs)
+    failed = sum(not r.ok for r in runs)
     print(f"{len(runs)} runs ({failed} failed){'' if report_only else f' in {time.perf_counter() - start:.0f} s'}; "
           f"results in {out}/: results.md, summary.csv, runs.csv, compare.png")
     return {"runs": runs, "summary": rows, "table": table}

@@ -1,8 +1,9 @@
 """Run a study's trials on Ray Tune: one trial per (method, seed, environment arguments).
 
 Each trial calls ``run(**trial)`` (a top-level, importable function: Tune ships it to the workers by
-reference) and reports the record it returns. The driver writes every finished record at once to
-``OUT/trials/<key>.json`` (atomically), so an interrupted study loses only the trials in flight:
+reference) and reports the record it returns as JSON-ready values (a typed record such as
+:class:`agents.records.ComparisonRun` by its ``to_dict()``; its ``from_dict`` reads it back). The
+driver writes every finished record at once to ``OUT/trials/<key>.json`` (atomically), so an interrupted study loses only the trials in flight:
 ``resume=True`` skips the trials whose record exists and runs the rest. A trial that raises is
 reported (``status="failed"`` and the error's last line) and does not stop the others.
 
@@ -19,8 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from quant_envs.atomic_io import atomic_write_json
+from quant_envs.atomic_io import atomic_write_json, json_ready
 
+#: A trial's record as the driver sees it and writes it: JSON-ready values by field name.
 Record = dict[str, Any]
 
 
@@ -38,7 +40,7 @@ def finished_records(out: Path) -> dict[str, Record]:
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
 
 
-def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out: str | os.PathLike[str], *,
+def run_trials(run: Callable[..., Any], trials: Sequence[dict[str, Any]], out: str | os.PathLike[str], *,
                resume: bool = False, cpus_per_trial: float = 1.0, num_cpus: int | None = None,
                on_record: Callable[[Record], None] | None = None) -> list[Record]:
     """Run ``run(**trial)`` for every trial on Ray Tune; return one record per trial, in ``trials``' order.
@@ -84,7 +86,7 @@ def run_trials(run: Callable[..., Record], trials: Sequence[dict[str, Any]], out
         cases = dict(todo)  # shipped to the workers with the trainable; a trial's config is only its key
 
         def trainable(config: dict[str, Any]) -> None:
-            tune.report({"record": run(**cases[config["key"]])})
+            tune.report({"record": json_ready(run(**cases[config["key"]]))})
 
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": cpus_per_trial}),

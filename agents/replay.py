@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.callbacks import _plain
 from agents.runs import UsageError, gym_id
+from quant_envs.atomic_io import json_ready
 
 #: info keys worth printing when an environment reports them (objective in its own units).
 OBJECTIVE_KEYS = ("accuracy", "budget_used", "sqnr_db", "total_time", "energy_ratio", "policy")
@@ -64,7 +64,7 @@ def replay(run_dir: str | os.PathLike[str], episodes: int = 1, seed: int = 10_00
             obs, reward, terminated, truncated, info = env.step(action.item() if np.ndim(action) == 0 else action)
             total, length, done = total + float(reward), length + 1, terminated or truncated
         record = {"episode": k, "seed": seed + k, "return": total, "length": length,
-                  **{key: _plain(info[key]) for key in OBJECTIVE_KEYS if key in info}}
+                  **{key: json_ready(info[key]) for key in OBJECTIVE_KEYS if key in info}}
         records.append(record)
         if verbose:
             shown = ", ".join(f"{key} {_fmt(record[key])}" for key in OBJECTIVE_KEYS if key in record)

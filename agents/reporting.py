@@ -1,4 +1,4 @@
-"""Statistics and figures for runs and comparisons (plain rows in, files out; atomic writes).
+"""Statistics and figures for runs and comparisons (run records in, files out; atomic writes).
 
 Aggregates follow Agarwal et al., "Deep RL at the Edge of the Statistical Precipice" (NeurIPS
 2021; the rliable library): the interquartile mean (IQM, the mean of the middle 50% of runs) with a
@@ -9,13 +9,14 @@ improvement P(X > Y) (ties count one half), the Mann-Whitney U statistic over n 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from agents.records import ComparisonRun, as_run, check_number_field
 from quant_envs.mixed_precision.problem import metric_info
 from quant_envs.rendering import new_figure, save_figure
 
@@ -95,12 +96,16 @@ def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budge
     save_figure(fig, path)
 
 
-def compare_figure(runs: list[dict[str, Any]], methods: Sequence[str], path: Path, value: str = "test_accuracy") -> None:
-    """Per method, every seed's final accuracy (dots) with the IQM (bar) and the 95% bootstrap CI."""
+def compare_figure(runs: Sequence[ComparisonRun | Mapping[str, Any]], methods: Sequence[str], path: Path,
+                   value: str = "test_accuracy") -> None:
+    """Per method, every seed's final accuracy (dots) with the IQM (bar) and the 95% bootstrap CI;
+    ``value`` names the accuracy (a number field of the run records)."""
+    check_number_field(value, "value")
+    records = [as_run(r) for r in runs]
     fig = new_figure(max(6, 1.1 * len(methods) + 2), 4, dpi=100)
     ax = fig.subplots()
     for i, m in enumerate(methods):
-        vals = [r[value] for r in runs if r["method"] == m]
+        vals = [getattr(r, value) for r in records if r.method == m]
         if not vals:
             continue
         lo, hi = iqm_ci(vals)
@@ -110,7 +115,7 @@ def compare_figure(runs: list[dict[str, Any]], methods: Sequence[str], path: Pat
         ax.plot(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, "o", color="tab:red", ms=4)
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
     ax.set_ylabel(f"{value.replace('_', ' ')} (fraction)")
-    lows = [r[value] for r in runs if r[value] == r[value]]  # NaN (failed runs) left out
+    lows = [getattr(r, value) for r in records if getattr(r, value) == getattr(r, value)]  # NaN (failed runs) left out
     if lows:
         ax.set_ylim(max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.01))
     ax.set_title("bars: IQM; whiskers: 95% bootstrap CI of the IQM; dots: seeds")

@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from quant_envs.atomic_io import json_ready
+
 __all__ = ["STATUS", "SolveResult", "UnknownOptionError", "check_options"]
 
 # status codes, shared by every solver (scipy's own solvers use 0 for success and small positive codes)
@@ -87,7 +89,7 @@ class SolveResult(OptimizeResult):
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of every field (arrays as lists): JSON-ready."""
-        return {k: _plain(v) for k, v in self.items()}
+        return {k: json_ready(v) for k, v in self.items()}
 
 
 class UnknownOptionError(TypeError, ValueError):
@@ -125,17 +127,3 @@ def _short(value: Any) -> str:
         return f"{value:.6g}"
     text = repr(value)
     return text if len(text) <= 100 else text[:97] + "..."
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return value

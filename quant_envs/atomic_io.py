@@ -12,9 +12,11 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 # markdown_table's old home (quant_envs.text_tables has the one table formatter): kept importable
 from quant_envs.text_tables import markdown_table  # noqa: F401
@@ -119,6 +121,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically."""
     return atomic_write(path, lambda f: json.dump(obj, f, indent=indent, sort_keys=False, default=_json_default))
+
+
+def json_ready(value: Any) -> Any:
+    """A plain copy of ``value`` that ``json.dumps`` takes: numpy arrays to (nested) lists, numpy
+    scalars to Python numbers, mappings to dicts and tuples to lists (recursively), and an object
+    with a ``to_dict()`` method (a solver's result, a run record) to its dict; anything else as is."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):  # before to_dict: a result type that is a dict keeps all its fields
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if callable(getattr(value, "to_dict", None)):
+        return json_ready(value.to_dict())
+    return value
 
 
 def _json_default(obj: Any) -> Any:
