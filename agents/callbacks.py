@@ -22,7 +22,7 @@ from quant_envs.atomic_io import (
     atomic_write_json,
     json_ready,
 )
-from quant_envs.mixed_precision.problem import Evaluation
+from quant_envs.mixed_precision.problem import Evaluation, MixedPrecisionProblem
 
 if TYPE_CHECKING:
     from sb3_contrib import MaskablePPO
@@ -298,9 +298,8 @@ def env_state(vec_env: Any) -> dict[str, Any] | None:
              "envs": [[{k: v for k, v in vars(obj).items() if k not in _SKIP} for obj in _chain(e)]
                       for e in vec_env.envs]}
     problem = getattr(vec_env.envs[0].unwrapped, "problem", None)
-    if problem is not None and hasattr(problem, "_cache"):
-        state["problem"] = {"_cache": problem._cache, "num_evaluations": problem.num_evaluations,
-                            "num_queries": problem.num_queries}
+    if isinstance(problem, MixedPrecisionProblem):
+        state["problem"] = problem.cache_state()
     return state
 
 
@@ -318,11 +317,10 @@ def set_env_state(vec_env: Any, state: dict[str, Any] | None) -> None:
         for obj, attrs in zip(chain, saved):
             vars(obj).update(attrs)
     if "problem" in state:
-        problem = vec_env.envs[0].unwrapped.problem
-        problem._cache.clear()
-        problem._cache.update(state["problem"]["_cache"])
-        problem.num_evaluations = state["problem"]["num_evaluations"]
-        problem.num_queries = state["problem"]["num_queries"]
+        problem = getattr(vec_env.envs[0].unwrapped, "problem", None)
+        if not isinstance(problem, MixedPrecisionProblem):
+            raise ValueError("the checkpoint holds a mixed-precision evaluation cache; this run's environment has none")
+        problem.load_cache_state(state["problem"])
 
 
 def read_state(directory: Path) -> dict[str, Any]:

@@ -461,6 +461,17 @@ class MixedPrecisionProblem:
                 self._cache.popitem(last=False)
         return result
 
+    def cache_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this problem: its evaluation cache and counters (picklable)."""
+        return {"_cache": self._cache, "num_evaluations": self.num_evaluations, "num_queries": self.num_queries}
+
+    def load_cache_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`cache_state` returned (a resumed run then retrains nothing it had seen)."""
+        self._cache.clear()
+        self._cache.update(state["_cache"])
+        self.num_evaluations = int(state["num_evaluations"])
+        self.num_queries = int(state["num_queries"])
+
     def float_accuracy(self, split: str | None = None) -> float:
         return self.task.float_accuracy(self.eval_split if split is None else split)
 
