@@ -243,6 +243,16 @@ def feel_training_ao_time(env, seed: int, levels: np.ndarray | None = None) -> f
     return float(info["elapsed_time"])
 
 
+#: FeelAllocation v1 and v2 (one problem, two layouts) share their scoring: training time against AO's.
+FEEL_ALLOCATION_SCORING: dict[str, Any] = dict(
+    env_kwargs={},
+    unit="s",
+    objective=lambda info: float(info["total_time"]),
+    solver=feel_ao_time,
+    higher_is_better=False,
+    compare=time_ratio(1.10),
+)
+
 #: The SQNR environments (compander, scalar quantizer) share their scoring and training budgets.
 SQNR_SCORING: dict[str, Any] = dict(
     unit="dB",
@@ -293,12 +303,7 @@ SPECS = [
     EnvSpec(
         name="FeelAllocation-v1",
         env_id="quant_envs/FeelAllocation-v1",
-        env_kwargs={},
-        unit="s",
-        objective=lambda info: float(info["total_time"]),
-        solver=feel_ao_time,
-        higher_is_better=False,
-        compare=time_ratio(1.10),
+        **FEEL_ALLOCATION_SCORING,
         algos=("ppo", "sac"),
         steps={"ppo": 20_000, "sac": 5_000},
         quick_steps={"ppo": 2048, "sac": 300},
@@ -311,12 +316,7 @@ SPECS = [
     EnvSpec(
         name="FeelAllocation-v2",
         env_id="quant_envs/FeelAllocation-v2",
-        env_kwargs={},
-        unit="s",
-        objective=lambda info: float(info["total_time"]),
-        solver=feel_ao_time,
-        higher_is_better=False,
-        compare=time_ratio(1.10),
+        **FEEL_ALLOCATION_SCORING,
         algos=("ppo",),
         steps={"ppo": 20_000},
         quick_steps={"ppo": 2048},
