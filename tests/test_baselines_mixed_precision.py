@@ -19,7 +19,7 @@ from baselines.mixed_precision import METHODS, SearchSpace, allowed_at_step, sol
 from baselines.mixed_precision.cli import _check_args, _parser, main
 from baselines.mixed_precision.hessian import _first_examples, hutchinson_traces
 from baselines.mixed_precision.ilp import solve_assignment_ilp
-from baselines.mixed_precision.solvers import SOLVERS, MethodSpec, SearchResult
+from baselines.mixed_precision.solvers import SOLVERS, SearchResult, Solver
 from baselines.result import SolveResult, UnknownOptionError
 from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
@@ -403,8 +403,8 @@ def _over_budget_first(space: SearchSpace, evaluate) -> dict:
 def test_running_out_of_allowance_returns_the_best_so_far(problem, monkeypatch) -> None:
     # No built-in method asks for more than its allowance (each sizes itself to it), so the guard
     # is exercised by methods registered here: one function and one registry line, as for a new solver.
-    monkeypatch.setitem(SOLVERS, "walk", MethodSpec(_walk_every_feasible))
-    monkeypatch.setitem(SOLVERS, "over_budget_first", MethodSpec(_over_budget_first))
+    monkeypatch.setitem(SOLVERS, "walk", Solver(_walk_every_feasible))
+    monkeypatch.setitem(SOLVERS, "over_budget_first", Solver(_over_budget_first))
     assert SearchSpace(problem, True).count_feasible(10) > 10
     r = solve(problem, "walk", max_evaluations=5)
     assert r.success is False and r.status == 1

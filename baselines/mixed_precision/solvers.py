@@ -453,7 +453,7 @@ def _enumeration(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class MethodSpec:
+class Solver:
     """A registered method: its function and what :func:`solve` hands it.
 
     ``fn(space, evaluate, [rng=...], [seed=...], **options)`` returns the method's extras; it gets
@@ -471,17 +471,18 @@ class MethodSpec:
 
 #: The one registry of methods, in the order they are listed and run; adding a solver is one
 #: function above and one line here.
-SOLVERS: dict[str, MethodSpec] = {
-    "uniform": MethodSpec(_uniform),
-    "random": MethodSpec(_random, ("sampler",), uses_rng=True),
-    "greedy_sensitivity": MethodSpec(_greedy_sensitivity, ("sensitivity_bits", "sensitivity_finetune_steps")),
-    "greedy_std": MethodSpec(_greedy_std),
-    "hawq_v3": MethodSpec(_hawq_v3, ("hutchinson_samples", "hessian_data", "activations", "ilp_time_limit_s"),
+SOLVERS: dict[str, Solver] = {
+    "uniform": Solver(_uniform),
+    "random": Solver(_random, ("sampler",), uses_rng=True),
+    "greedy_sensitivity": Solver(_greedy_sensitivity, ("sensitivity_bits", "sensitivity_finetune_steps")),
+    "greedy_std": Solver(_greedy_std),
+    "hawq_v3": Solver(_hawq_v3, ("hutchinson_samples", "hessian_data", "activations", "ilp_time_limit_s"),
                           uses_seed=True),
-    "evolution": MethodSpec(_evolution, ("population", "mutation_rate", "crossover_rate", "tournament",
+    "evolution": Solver(_evolution, ("population", "mutation_rate", "crossover_rate", "tournament",
                                          "include_uniform"), min_evaluations=2, uses_rng=True),
-    "enumeration": MethodSpec(_enumeration),
+    "enumeration": Solver(_enumeration),
 }
+MethodSpec = Solver  # its name before the registries of the four problems were named alike
 
 #: The methods' names (the registry's keys): ``--method`` choices, ``solve``'s ``method``.
 METHODS: tuple[str, ...] = tuple(SOLVERS)
