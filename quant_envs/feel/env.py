@@ -338,12 +338,14 @@ class FeelAllocationV1Env(FeelAllocationEnv):
     needed. Mean rewards on reset seeds 1000..1019: uniform random actions -3.37 (none clipped,
     spread 0 to -5.2), the zero action (equal bandwidth, s = 22) +0.25, the paper's AO
     (``baselines.feel.solve(env.scenario, "ao")``) +0.59. As total time over AO's on held-out
-    seeds 1000..1031 (``benchmarks/bench_learnability.py``): random x77, PPO (SB3 defaults, 20k
-    steps) x1.62, SAC (5k steps) x1.52, the best constant action (every s = 15, equal bandwidth)
-    x1.36, the zero action x1.39, equal bandwidth with per-device SCA levels x1.17: within 10%
-    of AO needs per-device choices from the observation, which these budgets do not learn
-    (``FeelAllocation-v2`` lays the same problem out per device, with a shared latency scale,
-    so one row rule can be learned: PPO x1.135 at 20k steps).
+    seeds 1000..1031 (``benchmarks/bench_learnability.py``): random x77, PPO (SB3 defaults;
+    mean over training seeds 0..2 [range]) x1.60 [x1.59..x1.62] at 50k steps, mean reward
+    +0.09, and x1.64 [x1.61..x1.68] at 20k steps, +0.07; SAC (5k steps) x1.52, the best
+    constant action (every s = 15, equal bandwidth) x1.36, the zero action x1.39, equal
+    bandwidth with per-device SCA levels x1.17: within 10% of AO needs per-device choices from
+    the observation, which these budgets do not learn (``FeelAllocation-v2`` lays the same
+    problem out per device, with a shared latency scale, so one row rule can be learned: PPO
+    x1.048 at 50k steps, x1.136 at 20k).
     ``info`` holds what v0's holds (``projected`` is always False) and ``log_time_ratio`` =
     ln(T / T_ref).
 
