@@ -69,6 +69,27 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   (k = 1024: smallest eigenvalue 8e-4 of 2 m, ten times softer than the smoothest mode of a grid
   Laplacian), which the linear interpolation from the coarse reference (whose boundary row sits
   at a different distance from the edge) does not represent.
+  Further measurements (cycles for seeds 0/1/2 at k = 64 | 256 | 1024, linear; Gaussian) show
+  that the boundary rows are not the cause. With coarse sizes chosen so that coarse points plus
+  Gabriel midpoints give exactly k (k_c = (k + 3 + N_b) / 4, N_b the expected boundary-row count
+  from rho^(1/4); no hole filling), the start's count per edge matches the final CVT's to within
+  one, yet the cycles are 2 6 2 | 16 19 18 | 18 13 12 and 3 3 8 | 8 5 5 | 14 8 9 (default:
+  5 7 8 | 13 7 6 | 11 10 19 and 9 11 4 | 9 12 7 | 10 11 18). Filling holes only in interior cells:
+  4 7 6 | 8 13 13 | 19 15 17 and 11 8 7 | 9 10 8 | 12 20 15. In the stall the remaining
+  displacement is smooth (correlation 0.6-0.7 between Delaunay neighbours) and about a third of
+  it is a rigid rotation of the whole lattice (0.03 rad at k = 256): the fine CVT settles at a
+  lattice orientation other than the refined coarse one, a collective soft mode whose path runs
+  through edge flips. There every truncated-Newton step's CG stops at negative curvature after
+  2-5 iterations (a few pockets of ~4 generators, scaled eigenvalue -0.05), so the step is
+  about a Lloyd step. Remedies that descend harder find lower minima and take as many or more
+  cycles: local diagonal shifts on the pockets' generators so CG runs on (5 4 8 | 9 10 7 |
+  16 15 26 and 7 9 12 | 13 15 13 | 24 14 19), plus steps along the negative-curvature vectors
+  (up to 142 cycles), a 6-dimensional affine Galerkin correction after each cycle (5 6 6 |
+  16 7 6 | 11 11 19 and 11 7 4 | 9 12 8 | 13 11 20), kappa = 2 or 8, reference_tol = 1e-6,
+  max_cg = 10 / eta = 0.1, the L-BFGS smoother (24-43 cycles). More smoothing only renames the
+  work: V(4,4) 3 2 4 | 9 6 5 | 10 10 8 and 6 4 2 | 3 7 4 | 6 7 6, but k = 4096 (seed 0) takes
+  18 cycles / 18 s (linear; default 19 / 13 s) and 10 / 19 s (Gaussian; default 33 / 34 s);
+  V(6,6) at k = 4096: 17 cycles and 600 fine evaluations (default 253), linear.
 * Smoother ``"lloyd"`` (Lloyd's step on the shifted objective, :func:`lloyd_iteration`, monotone
   by its majorant) is available but not k-uniform either: its V-cycles converge linearly at
   0.76 per cycle already at k = 64 (V(3,3); 62, 117, 198 cycles for k = 64, 256, 1024, linear),
