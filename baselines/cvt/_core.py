@@ -105,6 +105,19 @@ def newton_cg_direction(
     Stops after ``max_cg`` iterations, when ||r|| <= eta ||g||, or at negative curvature (then
     the last iterate, or the preconditioned steepest-descent direction if there is none yet).
     """
+    return _truncated_pcg(hessian, g, precond, max_cg, eta, radius=None)[0]
+
+
+def _truncated_pcg(
+    hessian: sp.csr_array, g: np.ndarray, precond: np.ndarray, max_cg: int, eta: float, radius: float | None
+) -> tuple[np.ndarray, bool]:
+    """Preconditioned CG on H d = -g, truncated at ``max_cg`` iterations or ||r|| <= eta ||g||.
+
+    Without ``radius`` (Nash): negative curvature stops with the last iterate (the first search
+    direction if there is none yet). With ``radius`` (Steihaug-Toint): negative curvature, or an
+    iterate leaving ||d||_M <= radius (M = diag(precond)), ends on the region's boundary along the
+    current direction. Returns (d, ended on the boundary).
+    """
     gf = g.ravel()
     x = np.zeros_like(gf)
     r = -gf
@@ -112,15 +125,28 @@ def newton_cg_direction(
     p = y.copy()
     ry = float(r @ y)
     gnorm = float(np.linalg.norm(gf))
+    radius_sq = np.inf if radius is None else radius**2
+
+    def to_boundary() -> np.ndarray:
+        # tau >= 0 with ||x + tau p||_M = radius (x is inside, so the root is unique)
+        a = float(p @ (precond * p))
+        b = float(x @ (precond * p))
+        c = float(x @ (precond * x)) - radius_sq
+        tau = (-b + np.sqrt(max(b * b - a * c, 0.0))) / a
+        return x + tau * p
+
     for it in range(max_cg):
         hp = hessian @ p
         curv = float(p @ hp)
         if curv <= 1e-14 * float(p @ (precond * p)):
-            if it == 0:
-                x = p
-            break
+            if radius is not None:
+                return to_boundary().reshape(g.shape), True
+            return (p if it == 0 else x).reshape(g.shape), False
         a = ry / curv
-        x += a * p
+        x_new = x + a * p
+        if float(x_new @ (precond * x_new)) >= radius_sq:
+            return to_boundary().reshape(g.shape), True
+        x = x_new
         r -= a * hp
         if np.linalg.norm(r) <= eta * gnorm:
             break
@@ -128,7 +154,7 @@ def newton_cg_direction(
         ry_new = float(r @ y)
         p = y + (ry_new / ry) * p
         ry = ry_new
-    return x.reshape(g.shape)
+    return x.reshape(g.shape), False
 
 
 def lloyd_preconditioner(masses: np.ndarray, dim: int) -> np.ndarray:
@@ -156,40 +182,7 @@ def steihaug_direction(
     the step follows the negative-curvature direction to the trust-region boundary (and an
     iterate that would leave the region is cut at the boundary). Returns (d, on_boundary).
     """
-    gf = g.ravel()
-    x = np.zeros_like(gf)
-    r = -gf
-    y = r / precond
-    p = y.copy()
-    ry = float(r @ y)
-    gnorm = float(np.linalg.norm(gf))
-
-    def to_boundary() -> np.ndarray:
-        # tau >= 0 with ||x + tau p||_M = radius (x is inside, so the root is unique)
-        a = float(p @ (precond * p))
-        b = float(x @ (precond * p))
-        c = float(x @ (precond * x)) - radius**2
-        tau = (-b + np.sqrt(max(b * b - a * c, 0.0))) / a
-        return x + tau * p
-
-    for _ in range(max_cg):
-        hp = hessian @ p
-        curv = float(p @ hp)
-        if curv <= 1e-14 * float(p @ (precond * p)):
-            return to_boundary().reshape(g.shape), True
-        a = ry / curv
-        x_new = x + a * p
-        if float(x_new @ (precond * x_new)) >= radius**2:
-            return to_boundary().reshape(g.shape), True
-        x = x_new
-        r -= a * hp
-        if np.linalg.norm(r) <= eta * gnorm:
-            break
-        y = r / precond
-        ry_new = float(r @ y)
-        p = y + (ry_new / ry) * p
-        ry = ry_new
-    return x.reshape(g.shape), False
+    return _truncated_pcg(hessian, g, precond, max_cg, eta, radius=radius)
 
 
 def tr_iteration(obj: Objective, p0: Point, max_cg: int, eta: float, radius: float) -> tuple[Point | None, float]:
