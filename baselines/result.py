@@ -21,14 +21,16 @@ A problem's subclass names its extras and keeps its older field names as aliases
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
 from quant_envs.atomic_io import json_ready
+from quant_envs.checks import check_choice
 
-__all__ = ["STATUS", "SolveResult", "UnknownOptionError", "check_options"]
+__all__ = ["STATUS", "SolveResult", "Solver", "UnknownOptionError", "check_options", "registered"]
 
 # status codes, shared by every solver (scipy's own solvers use 0 for success and small positive codes)
 STATUS = {0: "success", 1: "iteration or evaluation limit reached", 2: "time limit reached", 3: "failed"}
@@ -108,6 +110,28 @@ def check_options(method: str, options: Mapping[str, Any], allowed: Iterable[str
         takes = f"takes only {', '.join(map(repr, allowed))}" if allowed else "takes no options"
         raise UnknownOptionError(f"method={method!r} {takes}; got unknown option(s) {', '.join(map(repr, unknown))}")
     return dict(options)
+
+
+@dataclass(frozen=True)
+class Solver:
+    """One entry of a problem's ``SOLVERS`` registry: the function that runs the method and the
+    options it takes. A problem subclasses it for what else its ``solve`` needs (a default cap, ...)."""
+
+    run: Callable[..., Any]
+    options: tuple[str, ...]
+
+    def accepted(self, method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` as a dict if this method takes every one; else :class:`UnknownOptionError`."""
+        return check_options(method, options, self.options)
+
+
+SolverT = TypeVar("SolverT", bound=Solver)
+
+
+def registered(method: str, solvers: Mapping[str, SolverT]) -> SolverT:
+    """The entry of ``method`` in ``solvers``; a ValueError naming the registered methods otherwise."""
+    check_choice("method", method, tuple(solvers))
+    return solvers[method]
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -19,7 +19,7 @@ from baselines.mixed_precision import METHODS, SearchSpace, allowed_at_step, sol
 from baselines.mixed_precision.cli import _check_args, _parser, main
 from baselines.mixed_precision.hessian import _first_examples, hutchinson_traces
 from baselines.mixed_precision.ilp import solve_assignment_ilp
-from baselines.mixed_precision.solvers import SOLVERS, SearchResult, Solver
+from baselines.mixed_precision.solvers import SOLVERS, SearchResult, SearchSolver
 from baselines.result import SolveResult, UnknownOptionError
 from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
@@ -403,8 +403,8 @@ def _over_budget_first(space: SearchSpace, evaluate) -> dict:
 def test_running_out_of_allowance_returns_the_best_so_far(problem, monkeypatch) -> None:
     # No built-in method asks for more than its allowance (each sizes itself to it), so the guard
     # is exercised by methods registered here: one function and one registry line, as for a new solver.
-    monkeypatch.setitem(SOLVERS, "walk", Solver(_walk_every_feasible))
-    monkeypatch.setitem(SOLVERS, "over_budget_first", Solver(_over_budget_first))
+    monkeypatch.setitem(SOLVERS, "walk", SearchSolver(_walk_every_feasible, ()))
+    monkeypatch.setitem(SOLVERS, "over_budget_first", SearchSolver(_over_budget_first, ()))
     assert SearchSpace(problem, True).count_feasible(10) > 10
     r = solve(problem, "walk", max_evaluations=5)
     assert r.success is False and r.status == 1
@@ -424,7 +424,7 @@ def test_running_out_of_allowance_returns_the_best_so_far(problem, monkeypatch) 
 def test_registry_is_the_one_list_of_methods() -> None:
     assert METHODS == tuple(SOLVERS) and len(METHODS) == len(set(METHODS)) == 7
     for name, spec in SOLVERS.items():
-        params = inspect.signature(spec.fn).parameters
+        params = inspect.signature(spec.run).parameters
         assert list(params)[:2] == ["space", "evaluate"], name
         # the declared options are exactly the function's own keywords (a forgotten one would be refused)
         assert set(spec.options) == set(params) - {"space", "evaluate", "rng", "seed"}, name

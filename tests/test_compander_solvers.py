@@ -306,7 +306,7 @@ def test_methods_are_the_registry_and_its_options_are_the_functions_keywords() -
     assert METHODS == ("lloyd_max", "optimal_compander", "mu_law", "a_law", "spline_compander")
     assert [case[0] for case in SOLVE_CASES] == list(METHODS)
     for name in METHODS:
-        params = inspect.signature(SOLVERS[name].function).parameters.values()
+        params = inspect.signature(SOLVERS[name].run).parameters.values()
         keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
         assert set(SOLVERS[name].options) == keywords, name
 

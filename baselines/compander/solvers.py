@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from baselines.compander.result import QuantizerResult, make_result
 from baselines.compander.spline import spline_compander
-from baselines.result import check_options
-from quant_envs.checks import check_choice, check_float, check_int
+from baselines.result import Solver, registered
+from quant_envs.checks import check_float, check_int
 from quant_envs.compander.compressor import (
     ALawCompressor,
     Compressor,
@@ -182,13 +182,6 @@ def panter_dite_sqnr_db(source: str | Source, levels: int) -> float:
 # ---- the registry and solve() -------------------------------------------------------------------
 
 
-class Solver(NamedTuple):
-    """A method of ``solve``: its function ``f(source, levels, **options)`` and those options."""
-
-    function: Callable[..., QuantizerResult]
-    options: tuple[str, ...]
-
-
 SOLVERS: dict[str, Solver] = {
     "lloyd_max": Solver(lloyd_max, ("tol", "max_iter", "method")),
     "optimal_compander": Solver(optimal_compander, ("support",)),
@@ -212,6 +205,5 @@ def solve(source: str | Source, method: str, /, levels: int, **options: Any) -> 
     The result's ``method`` is the name here, except that the spline compander's carries its degree
     (``"spline_compander_deg2"``), as it always has.
     """
-    check_choice("method", method, METHODS)
-    solver = SOLVERS[method]
-    return solver.function(source, levels, **check_options(method, options, solver.options))
+    solver = registered(method, SOLVERS)
+    return solver.run(source, levels, **solver.accepted(method, options))

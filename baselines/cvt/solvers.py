@@ -18,7 +18,7 @@ iteration cap); :data:`METHODS` is that registry's keys.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, NamedTuple
 
@@ -27,8 +27,8 @@ import scipy.optimize
 
 from baselines.cvt._core import Objective
 from baselines.cvt.multigrid import MGOpt, MGOptions
-from baselines.result import SolveResult, check_options
-from quant_envs.checks import check_choice, check_float, check_int
+from baselines.result import Solver, SolveResult, registered
+from quant_envs.checks import check_float, check_int
 from quant_envs.cvt import CVTEvaluation, CVTProblem
 
 _LBFGS_RESTARTS = 5
@@ -99,9 +99,8 @@ def solve(
     """
     if not isinstance(problem, CVTProblem):
         raise TypeError(f"problem={problem!r} must be a quant_envs.cvt.CVTProblem")
-    check_choice("method", method, METHODS)
-    solver = SOLVERS[method]
-    options = check_options(method, options, solver.options)
+    solver = registered(method, SOLVERS)
+    options = solver.accepted(method, options)
     tol = check_float("tol", tol, min_value=0.0)
     max_iter = solver.max_iter if max_iter is None else check_int("max_iter", max_iter, min_value=0)
     if max_time_s is not None:
@@ -298,19 +297,17 @@ def _multigrid(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, ma
 
 
 @dataclass(frozen=True)
-class Solver:
+class CVTSolver(Solver):
     """One CVT method: its runner, the options it takes and its default iteration cap."""
 
-    run: Callable[..., CVTResult]
-    options: tuple[str, ...]
     max_iter: int
 
 
 #: Every method: adding one is a runner above and a line here.
-SOLVERS: dict[str, Solver] = {
-    "lloyd": Solver(_lloyd, (), 100_000),
-    "lbfgs": Solver(_lbfgs, ("memory",), 100_000),
-    "multigrid": Solver(_multigrid, tuple(f.name for f in fields(MGOptions)), 200),
+SOLVERS: dict[str, CVTSolver] = {
+    "lloyd": CVTSolver(_lloyd, (), 100_000),
+    "lbfgs": CVTSolver(_lbfgs, ("memory",), 100_000),
+    "multigrid": CVTSolver(_multigrid, tuple(f.name for f in fields(MGOptions)), 200),
 }
 METHODS: tuple[str, ...] = tuple(SOLVERS)
 DEFAULT_MAX_ITER: dict[str, int] = {name: s.max_iter for name, s in SOLVERS.items()}

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,7 +35,7 @@ from baselines.feel.ao import (
     objective,
     solve_ao,
 )
-from baselines.result import SolveResult, check_options
+from baselines.result import Solver, SolveResult, registered
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth
 from quant_envs.feel.model import FULL_PRECISION
@@ -180,15 +179,7 @@ def _brute_force(scenario: Scenario, *, max_combinations: int = 200_000) -> Feel
                    f"best of {total} candidate level vectors, each with its optimal bandwidth")
 
 
-@dataclass(frozen=True)
-class Solver:
-    """One FEEL method: its runner and the options it takes (defaults in the runner's signature)."""
-
-    run: Callable[..., FeelSolveResult]
-    options: tuple[str, ...]
-
-
-#: Every method: adding one is a runner above and a line here.
+#: Every method: adding one is a runner above and a line here (defaults in the runner's signature).
 SOLVERS: dict[str, Solver] = {
     "ao": Solver(_ao, ("multistart", "max_iter", "tol")),
     "equal_bandwidth": Solver(_equal_bandwidth, ("max_iter", "tol")),
@@ -226,10 +217,9 @@ def solve(scenario: Scenario, method: str, **options: Any) -> FeelSolveResult:
     """
     if not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a quant_envs.feel.Scenario, got {type(scenario).__name__}")
-    check_choice("method", method, METHODS)
+    solver = registered(method, SOLVERS)
     checked = _check_option_values(options)
-    solver = SOLVERS[method]
-    return solver.run(scenario, **check_options(method, checked, solver.options))
+    return solver.run(scenario, **solver.accepted(method, checked))
 
 
 __all__ = ["FIXED_PRESETS", "METHODS", "SOLVERS", "FeelSolveResult", "brute_force_grid", "solve"]

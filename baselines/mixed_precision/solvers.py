@@ -46,14 +46,14 @@ is stopped there and its best policy so far comes back with ``success=False``, `
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from baselines.mixed_precision.space import Choice, SearchSpace
-from baselines.result import SolveResult, check_options
+from baselines.result import Solver, SolveResult, registered
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision.problem import (
     METRIC_INFO,
@@ -453,17 +453,15 @@ def _enumeration(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Solver:
+class SearchSolver(Solver):
     """A registered method: its function and what :func:`solve` hands it.
 
-    ``fn(space, evaluate, [rng=...], [seed=...], **options)`` returns the method's extras; it gets
+    ``run(space, evaluate, [rng=...], [seed=...], **options)`` returns the method's extras; it gets
     ``rng`` (a numpy Generator seeded by ``seed``) and the integer ``seed`` only if it declares them,
     and only the ``options`` listed here (anything else is an :class:`UnknownOptionError`).
     ``min_evaluations`` is the least allowance it can work with.
     """
 
-    fn: Callable[..., dict[str, Any]]
-    options: tuple[str, ...] = ()
     min_evaluations: int = 1
     uses_rng: bool = False
     uses_seed: bool = False
@@ -471,18 +469,18 @@ class Solver:
 
 #: The one registry of methods, in the order they are listed and run; adding a solver is one
 #: function above and one line here.
-SOLVERS: dict[str, Solver] = {
-    "uniform": Solver(_uniform),
-    "random": Solver(_random, ("sampler",), uses_rng=True),
-    "greedy_sensitivity": Solver(_greedy_sensitivity, ("sensitivity_bits", "sensitivity_finetune_steps")),
-    "greedy_std": Solver(_greedy_std),
-    "hawq_v3": Solver(_hawq_v3, ("hutchinson_samples", "hessian_data", "activations", "ilp_time_limit_s"),
-                          uses_seed=True),
-    "evolution": Solver(_evolution, ("population", "mutation_rate", "crossover_rate", "tournament",
-                                         "include_uniform"), min_evaluations=2, uses_rng=True),
-    "enumeration": Solver(_enumeration),
+SOLVERS: dict[str, SearchSolver] = {
+    "uniform": SearchSolver(_uniform, ()),
+    "random": SearchSolver(_random, ("sampler",), uses_rng=True),
+    "greedy_sensitivity": SearchSolver(_greedy_sensitivity, ("sensitivity_bits", "sensitivity_finetune_steps")),
+    "greedy_std": SearchSolver(_greedy_std, ()),
+    "hawq_v3": SearchSolver(_hawq_v3, ("hutchinson_samples", "hessian_data", "activations", "ilp_time_limit_s"),
+                                uses_seed=True),
+    "evolution": SearchSolver(_evolution, ("population", "mutation_rate", "crossover_rate", "tournament",
+                                               "include_uniform"), min_evaluations=2, uses_rng=True),
+    "enumeration": SearchSolver(_enumeration, ()),
 }
-MethodSpec = Solver  # its name before the registries of the four problems were named alike
+MethodSpec = SearchSolver  # its name before the registries of the four problems were named alike
 
 #: The methods' names (the registry's keys): ``--method`` choices, ``solve``'s ``method``.
 METHODS: tuple[str, ...] = tuple(SOLVERS)
@@ -540,15 +538,14 @@ def solve(problem_or_env: Any, method: str, max_evaluations: int = 200, seed: in
         UnknownOptionError: an option the method does not take (also a ValueError); the message
             lists the ones it does.
     """
-    method = check_choice("method", method, tuple(SOLVERS))
+    spec = registered(method, SOLVERS)
     max_evaluations = check_int("max_evaluations", max_evaluations, min_value=1)
     seed = check_int("seed", seed, min_value=0)
-    spec = SOLVERS[method]
     if max_evaluations < spec.min_evaluations:
         raise ValueError(f"max_evaluations={max_evaluations} is too small for {method}; it needs at least "
                          f"{spec.min_evaluations}")
     problem, equal_bits = _resolve(problem_or_env, equal_bits)
-    kwargs = check_options(method, options, spec.options)
+    kwargs = spec.accepted(method, options)
     if spec.uses_rng:
         kwargs["rng"] = np.random.default_rng(seed)
     if spec.uses_seed:
@@ -563,7 +560,7 @@ def solve(problem_or_env: Any, method: str, max_evaluations: int = 200, seed: in
             f"{space.min_next[0]:.6g}")
     evaluate = _Evaluator(problem, space, max_evaluations)
     try:
-        extra = spec.fn(space, evaluate, **kwargs)
+        extra = spec.run(space, evaluate, **kwargs)
         cut_short = False
     except AllowanceExhausted:  # the method asked for more than its allowance: keep what it found
         extra, cut_short = {}, True
