@@ -23,8 +23,7 @@ def eval_mode_hooks(model: nn.Module, modules_and_hooks: Iterable[tuple[nn.Modul
     """Within the block, ``model`` is in eval mode with each ``(module, hook)`` registered (forward
     pre-hooks with ``pre=True``, forward hooks otherwise). On leaving it, even by an exception, the
     hooks are removed and every submodule gets back its own ``training`` flag. Yields ``model``."""
-    modes = [(m, m.training) for m in model.modules()]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # the model itself included
     handles = []
     try:
         for module, hook in modules_and_hooks:
@@ -35,7 +34,5 @@ def eval_mode_hooks(model: nn.Module, modules_and_hooks: Iterable[tuple[nn.Modul
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
-        for module, mode in modes:  # a submodule whose flag differed from the model's (a frozen norm layer)
-            if module.training != mode:
-                module.training = mode
+        for module, mode in modes:  # each its own flag: a frozen norm layer stays in eval mode
+            module.training = mode
