@@ -85,8 +85,7 @@ def _result(scenario: Scenario, method: str, levels, bandwidth, counters: Counte
         bisections=counters.bisections,
         sca_iterations=counters.sca_iterations,
         wall_time_s=wall,
-        converged=bool(converged),
-        status=0 if converged else 1,  # AO's only other way out is its iteration cap
+        converged=bool(converged),  # status 1 otherwise (SolveResult's default): AO's only other way out is its cap
         start_time=start,
         history=tuple(float(h) for h in history),
         message=message,
