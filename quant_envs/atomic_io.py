@@ -86,6 +86,16 @@ def check_writable_dir(path: str | os.PathLike[str], name: str) -> Path:
     return p
 
 
+def writable_directory_problem(flag: str, path: str) -> str | None:
+    """Why ``path`` cannot be the output directory given as ``flag`` (None if it can): the message
+    of :func:`check_writable_dir`, for command lines that print one line and exit 2."""
+    try:
+        check_writable_dir(path, flag)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def check_writable_file(path: str | os.PathLike[str], name: str) -> Path:
     """Check that a file can be written at ``path`` (its directory is created if needed); see above."""
     raw = os.fspath(path)

@@ -21,7 +21,7 @@ from baselines.compander.table import (
     format_table,
     plot_dynamic_range,
 )
-from quant_envs.atomic_io import atomic_write_csv
+from quant_envs.atomic_io import atomic_write_csv, writable_directory_problem
 from quant_envs.compander.quantizer import VARIANCE_DB_LIMIT
 from quant_envs.compander.sources import available_sources
 
@@ -32,21 +32,6 @@ __all__ = ["MAX_CLI_LEVELS", "MAX_CLI_SEGMENTS", "build_parser", "check_argument
 MAX_CLI_SEGMENTS = 64
 #: Largest --levels / --figure-levels (exact distortion is O(N); 2^16 levels is 96 dB of SQNR).
 MAX_CLI_LEVELS = 2**16
-
-
-def writable_directory_problem(flag: str, path: str) -> str | None:
-    """Why ``path`` cannot be the output directory (None if it can): checked before any work.
-
-    ``quant_envs.atomic_io.check_writable_dir`` (the house's one check: creates the directory, writes and
-    removes a probe file) as a message instead of an exception, for the CLIs' one-line errors.
-    """
-    from quant_envs.atomic_io import check_writable_dir
-
-    try:
-        check_writable_dir(path, flag)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.compander import writable_directory_problem
 from baselines.feel.report import (
     comparison_table,
     plot_fit,
@@ -32,7 +31,7 @@ from baselines.feel.report import (
     sweep,
     write_csv,
 )
-from quant_envs.atomic_io import atomic_write_text
+from quant_envs.atomic_io import atomic_write_text, writable_directory_problem
 from quant_envs.feel.scenario import DEFAULT_CONVERGENCE, make_scenario
 
 
