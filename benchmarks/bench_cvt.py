@@ -26,6 +26,12 @@ All 1-D runs use density "linear" on [0, 1] and the same seeded uniform starting
 * multigrid CPU time at k = 1024 <= 3 s and at k = 4096 <= 15 s (one process, one thread);
 * L-BFGS and Lloyd (capped) measured in the same run from the same start, their CPU time printed
   beside multigrid's (ratio L-BFGS / multigrid > 1 means multigrid is faster).
+
+MG/Opt's local rate, apart from the nonconvex phase (:mod:`baselines.cvt.basin`): every k's
+computed CVT is perturbed by ``--basin-amplitude`` spacings (default 0.02, smooth plus rough) and
+solved back by the V-cycles and by truncated Newton alone (the smoother, no coarse levels); the
+V-cycle spread over k is printed beside the same criterion, and a run that ended in another
+minimum is flagged.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import math
 import numpy as np
 
 from baselines.cvt import solve
+from baselines.cvt.basin import basin_run
 from quant_envs.cvt import CVTProblem
 
 
@@ -55,7 +62,8 @@ def lloyd_extrapolated_work(res) -> float:
     return res.work + max(more, 0.0)
 
 
-def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap_s: float) -> list[str]:
+def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap_s: float,
+             basin_amplitude: float = 0.02) -> list[str]:
     """2-D multigrid over k for two densities, L-BFGS and Lloyd beside it; returns table rows.
 
     Prints one table per density: k, then iterations and CPU seconds of MG/Opt (V-cycles),
@@ -68,8 +76,9 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
     for density in ("linear", "gaussian"):
         print(f"\nMG/Opt multigrid, 2-D unit square, density '{density}', tol 1e-8 (CPU s = process time)")
         print(f"{'k':>6} | {'MG cycles':>9} {'work':>5} {'coarse':>7} {'CPU s':>7} | {'L-BFGS it':>9} {'CPU s':>7} | "
-              f"{'Lloyd it':>8} {'CPU s':>7} {'rel grad':>8} | {'L-BFGS/MG':>9} {'Lloyd/MG':>9}")
-        cycles, cpu = {}, {}
+              f"{'Lloyd it':>8} {'CPU s':>7} {'rel grad':>8} | {'L-BFGS/MG':>9} {'Lloyd/MG':>9} | "
+              f"{'basin: MG cycles':>16} {'TN its':>6} {'returned (sp)':>13}")
+        cycles, cpu, local_mg, local_tn, left = {}, {}, {}, {}, []
         for k in ks:
             problem = CVTProblem(k, density, "unit-square")
             mg = solve(problem, "multigrid", tol=tol, seed=0)
@@ -87,14 +96,27 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
                              f"{'' if lb.converged else ', L-BFGS capped'}) | {'yes' if lb.cpu_time_s > mg.cpu_time_s else 'no'} |")
             else:
                 extra = f"{'-':>9} {'-':>7} | {'-':>8} {'-':>7} {'-':>8} | {'-':>9} {'-':>9}"
+            basin = basin_run(problem, mg.generators, basin_amplitude)
+            local_mg[k] = basin.multigrid.iterations if basin.multigrid.converged else math.inf
+            local_tn[k] = basin.newton.iterations if basin.newton.converged else math.inf
+            if not basin.stayed:
+                left.append(k)
+            local = (f"{basin.multigrid.iterations:>16} {basin.newton.iterations:>6} {basin.returned:>13.1e}"
+                     + ("" if basin.stayed else " (left the basin)"))
             flag = "" if mg.converged else f"  NOT CONVERGED: {mg.message}"
-            print(f"{k:>6} | {mg.iterations:>9} {mg.work:>5} {mg.coarse_work:>7.1f} {mg.cpu_time_s:>7.2f} | {extra}{flag}",
-                  flush=True)
+            print(f"{k:>6} | {mg.iterations:>9} {mg.work:>5} {mg.coarse_work:>7.1f} {mg.cpu_time_s:>7.2f} | {extra} | "
+                  f"{local}{flag}", flush=True)
         if compare_ks:
             print("(* = not converged to tol: CPU cap, or L-BFGS stopped without measurable decrease; Lloyd's ratio is then a lower bound)")
         spread = max(cycles.values()) - min(cycles.values())
         table.append(f"| 2-D {density}: V-cycles over k = {ks[0]}..{ks[-1]} | spread <= 2 | "
                      f"{min(cycles.values())}..{max(cycles.values())} (spread {spread}) | {'yes' if spread <= 2 else 'no'} |")
+        spread = max(local_mg.values()) - min(local_mg.values())
+        note = f"; left the basin at k = {', '.join(map(str, left))}" if left else ""
+        table.append(f"| 2-D {density}: V-cycles back from a CVT perturbed by {basin_amplitude:g} spacings "
+                     f"(MG/Opt's local rate), k = {ks[0]}..{ks[-1]} | spread <= 2 | {min(local_mg.values())}.."
+                     f"{max(local_mg.values())} (spread {spread}; truncated Newton alone {min(local_tn.values())}.."
+                     f"{max(local_tn.values())} iterations{note}) | {'yes' if spread <= 2 and not left else 'no'} |")
         for k, limit in ((1024, 3.0), (4096, 15.0)):
             if k in cpu:
                 table.append(f"| 2-D {density}: multigrid CPU time at k = {k} | <= {limit:g} s | {cpu[k]:.2f} s | "
@@ -119,16 +141,21 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats per k (best is kept)")
     parser.add_argument("--ks-2d", type=_k_list, default=None,
                         help="2-D k values, comma-separated (default 64..4096, or 64..1024 with --quick)")
+    parser.add_argument("--basin-amplitude", type=float, default=0.02,
+                        help="perturbation of the computed 2-D CVTs for the local-rate rows, in spacings (default 0.02)")
     parser.add_argument("--compare-2d", type=_k_list, default=None,
                         help="2-D k values where L-BFGS and Lloyd also run (default 1024,4096 or 1024 with --quick)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats} is not allowed; expected an integer >= 1")
+    if not 0.0 < args.basin_amplitude < 1.0:
+        parser.error(f"--basin-amplitude={args.basin_amplitude} is not allowed; expected a number in (0, 1) (spacings)")
     ks = [64, 128, 256, 512, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096]
     compare = [1024] if args.quick else [1024, 4096]
     ks_2d = args.ks_2d if args.ks_2d is not None else ks
     compare_2d = args.compare_2d if args.compare_2d is not None else compare
-    table_2d = bench_2d(ks_2d, compare_2d, 20.0 if args.quick else 60.0, 60.0 if args.quick else 300.0)
+    table_2d = bench_2d(ks_2d, compare_2d, 20.0 if args.quick else 60.0, 60.0 if args.quick else 300.0,
+                        args.basin_amplitude)
     if args.only_2d:
         print("\n| quantity | target | measured | met |")
         print("|---|---|---|---|")
