@@ -90,6 +90,30 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   work: V(4,4) 3 2 4 | 9 6 5 | 10 10 8 and 6 4 2 | 3 7 4 | 6 7 6, but k = 4096 (seed 0) takes
   18 cycles / 18 s (linear; default 19 / 13 s) and 10 / 19 s (Gaussian; default 33 / 34 s);
   V(6,6) at k = 4096: 17 cycles and 600 fine evaluations (default 253), linear.
+  Fourth look (2026-12-06), which separates the V-cycle's rate from the landscape:
+  (a) In the basin, the V-cycle is k-uniform. :mod:`baselines.cvt.basin` perturbs a computed CVT
+  by 2 % of the spacing (smooth plus rough) and solves back: 2, 2, 2, 3 cycles over
+  k = 64, 256, 1024, 4096 (linear) and 2, 2, 2, 3-4 (Gaussian), three perturbation seeds, every
+  run back at the same CVT; truncated Newton alone (same max_cg / eta) needs 5, 5, 6-7, 12 and
+  5, 5, 7-8, 13-14 iterations. A rigid rotation of the CVT (the soft mode above) by 2 % or 5 %
+  of the spacing at the corners comes back in 1-2 cycles at k = 256 and 1024: the coarse level
+  does carry it. (b) The basins are small and shrink with k: at 5 % of the spacing, k = 1024
+  (linear 0.17, Gaussian 0.8 spacings) and k = 4096 (linear, 0.65 spacings, 30 cycles) end at
+  another CVT. (c) The nested start is a saddle-rich point: its Hessian has ~28 (k = 256) and
+  ~70 (k = 1024) negative eigenvalues (scaled by 2 m, down to -1). Exact Newton steps (sparse
+  LU) do not shorten the way down: with a global Levenberg shift 27-59 and > 59 iterations
+  (k = 256, 1024), with every negative eigenvalue flipped (saddle-free Newton, steps capped at
+  0.3 spacings) 46-58 and > 59; the negative count falls by about one to three per iteration.
+  A square grid of n^2 generators is no better a start: it is itself a saddle (scaled
+  eigenvalue -0.33), and truncated Newton from it takes 21, 28, 33 iterations (linear,
+  k = 64, 256, 1024) and 41, 47, > 79 (Gaussian).
+  (d) The count is not even reproducible across machines: the same code and seed took 11 cycles
+  at k = 1024 (linear) on the machine of the table above and 18 on this one. So the k-dependent
+  part is the descent through a landscape whose pockets grow in number with k, not the
+  multigrid's linear rate; no local solver we measured crosses it in a k-independent number of
+  steps. (Time per cycle: mirror-image generators across the domain's edges, so that boundary
+  cells come out of one Delaunay triangulation unclipped, gave the same cells to 1e-14 but no
+  speed-up at k >= 1024: 9.3 vs 9.8 ms per cell pass at k = 1024, 30 vs 30 ms at 4096.)
 * Smoother ``"lloyd"`` (Lloyd's step on the shifted objective, :func:`lloyd_iteration`, monotone
   by its majorant) is available but not k-uniform either: its V-cycles converge linearly at
   0.76 per cycle already at k = 64 (V(3,3); 62, 117, 198 cycles for k = 64, 256, 1024, linear),
