@@ -104,6 +104,8 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   LU) do not shorten the way down: with a global Levenberg shift 27-59 and > 59 iterations
   (k = 256, 1024), with every negative eigenvalue flipped (saddle-free Newton, steps capped at
   0.3 spacings) 46-58 and > 59; the negative count falls by about one to three per iteration.
+  Lloyd sweeps from the nested start remove most of them but not the last few (k = 1024: 67,
+  27, 12, 3 negative eigenvalues after 0, 10, 50, 200 sweeps; k = 256: 29, 11, 3, 3).
   A square grid of n^2 generators is no better a start: it is itself a saddle (scaled
   eigenvalue -0.33), and truncated Newton from it takes 21, 28, 33 iterations (linear,
   k = 64, 256, 1024) and 41, 47, > 79 (Gaussian).
