@@ -101,8 +101,8 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   (linear 0.17, Gaussian 0.8 spacings) and k = 4096 (linear, 0.65 spacings, 30 cycles) end at
   another CVT. (c) The nested start is a saddle-rich point: its Hessian has ~28 (k = 256) and
   ~70 (k = 1024) negative eigenvalues (scaled by 2 m, down to -1). Exact Newton steps (sparse
-  LU) do not shorten the way down: with a global Levenberg shift 27-59 and > 59 iterations
-  (k = 256, 1024), with every negative eigenvalue flipped (saddle-free Newton, steps capped at
+  LU) do not shorten the way down: with a global Levenberg shift 27, 37 and > 59 iterations
+  (k = 256, seeds 0-2) and > 59 (k = 1024), with every negative eigenvalue flipped (saddle-free Newton, steps capped at
   0.3 spacings) 46-58 and > 59; the negative count falls by about one to three per iteration.
   Lloyd sweeps from the nested start remove most of them but not the last few (k = 1024: 67,
   27, 12, 3 negative eigenvalues after 0, 10, 50, 200 sweeps; k = 256: 29, 11, 3, 3).
