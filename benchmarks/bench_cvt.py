@@ -3,6 +3,7 @@
     python benchmarks/bench_cvt.py            # k = 64 ... 4096, Lloyd capped at 120 s
     python benchmarks/bench_cvt.py --quick    # k = 64 ... 1024, Lloyd capped at 20 s
     python benchmarks/bench_cvt.py --only-2d  # just the 2-D part (issue 14)
+    python benchmarks/bench_cvt.py --only-2d --seeds-2d 3  # ... with starting seeds 0, 1, 2
     python benchmarks/bench_cvt.py --only-2d --quick --ks-2d 64,256,1024 --compare-2d 64,256,1024
 
 Targets (issue 6), printed beside the measured values:
@@ -63,13 +64,16 @@ def lloyd_extrapolated_work(res) -> float:
 
 
 def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap_s: float,
-             basin_amplitude: float = 0.02) -> list[str]:
+             basin_amplitude: float = 0.02, seeds: int = 1) -> list[str]:
     """2-D multigrid over k for two densities, L-BFGS and Lloyd beside it; returns table rows.
 
     Prints one table per density: k, then iterations and CPU seconds of MG/Opt (V-cycles),
     L-BFGS and Lloyd, all from the same seeded start in the same process, and the CPU ratios
     L-BFGS / MG and Lloyd / MG (> 1: multigrid is faster; Lloyd's ratio is a lower bound when it
-    hit its cap).
+    hit its cap). With ``seeds`` > 1, multigrid and the in-basin runs repeat for starting seeds
+    1 .. seeds - 1 (one line per k: the counts and their median), since the count from a start
+    changes with the seed; the spread rows then use the medians (from a start) and the largest
+    count (in the basin).
     """
     tol = 1e-8
     table = []
@@ -78,7 +82,7 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
         print(f"{'k':>6} | {'MG cycles':>9} {'work':>5} {'coarse':>7} {'CPU s':>7} | {'L-BFGS it':>9} {'CPU s':>7} | "
               f"{'Lloyd it':>8} {'CPU s':>7} {'rel grad':>8} | {'L-BFGS/MG':>9} {'Lloyd/MG':>9} | "
               f"{'basin: MG cycles':>16} {'TN its':>6} {'returned (sp)':>13}")
-        cycles, cpu, local_mg, local_tn, left = {}, {}, {}, {}, []
+        cycles, cpu, local_mg, local_tn, left, medians = {}, {}, {}, {}, [], {}
         for k in ks:
             problem = CVTProblem(k, density, "unit-square")
             mg = solve(problem, "multigrid", tol=tol, seed=0)
@@ -106,11 +110,30 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
             flag = "" if mg.converged else f"  NOT CONVERGED: {mg.message}"
             print(f"{k:>6} | {mg.iterations:>9} {mg.work:>5} {mg.coarse_work:>7.1f} {mg.cpu_time_s:>7.2f} | {extra} | "
                   f"{local}{flag}", flush=True)
+            if seeds > 1:
+                counts, b_counts, t_counts = [cycles[k]], [local_mg[k]], [local_tn[k]]
+                for seed in range(1, seeds):
+                    run = solve(problem, "multigrid", tol=tol, seed=seed)
+                    counts.append(run.iterations if run.converged else math.inf)
+                    other = basin_run(problem, run.generators, basin_amplitude, seed=seed)
+                    b_counts.append(other.multigrid.iterations if other.multigrid.converged else math.inf)
+                    t_counts.append(other.newton.iterations if other.newton.converged else math.inf)
+                    if not other.stayed and k not in left:
+                        left.append(k)
+                medians[k] = float(np.median(counts))
+                local_mg[k], local_tn[k] = max(b_counts), max(t_counts)
+                print(f"{'':>6}   seeds 0..{seeds - 1}: V-cycles {counts} (median {medians[k]:g}); in the basin "
+                      f"{b_counts}, truncated Newton alone {t_counts}", flush=True)
         if compare_ks:
             print("(* = not converged to tol: CPU cap, or L-BFGS stopped without measurable decrease; Lloyd's ratio is then a lower bound)")
         spread = max(cycles.values()) - min(cycles.values())
         table.append(f"| 2-D {density}: V-cycles over k = {ks[0]}..{ks[-1]} | spread <= 2 | "
                      f"{min(cycles.values())}..{max(cycles.values())} (spread {spread}) | {'yes' if spread <= 2 else 'no'} |")
+        if medians:
+            spread = max(medians.values()) - min(medians.values())
+            table.append(f"| 2-D {density}: median V-cycles of seeds 0..{seeds - 1} over k = {ks[0]}..{ks[-1]} | "
+                         f"spread <= 2 | {min(medians.values()):g}..{max(medians.values()):g} (spread {spread:g}) | "
+                         f"{'yes' if spread <= 2 else 'no'} |")
         spread = max(local_mg.values()) - min(local_mg.values())
         note = f"; left the basin at k = {', '.join(map(str, left))}" if left else ""
         table.append(f"| 2-D {density}: V-cycles back from a CVT perturbed by {basin_amplitude:g} spacings "
@@ -141,6 +164,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats per k (best is kept)")
     parser.add_argument("--ks-2d", type=_k_list, default=None,
                         help="2-D k values, comma-separated (default 64..4096, or 64..1024 with --quick)")
+    parser.add_argument("--seeds-2d", type=int, default=1,
+                        help="2-D starting seeds for multigrid and the in-basin runs (default 1: seed 0 only)")
     parser.add_argument("--basin-amplitude", type=float, default=0.02,
                         help="perturbation of the computed 2-D CVTs for the local-rate rows, in spacings (default 0.02)")
     parser.add_argument("--compare-2d", type=_k_list, default=None,
@@ -148,6 +173,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats} is not allowed; expected an integer >= 1")
+    if args.seeds_2d < 1:
+        parser.error(f"--seeds-2d={args.seeds_2d} is not allowed; expected an integer >= 1")
     if not 0.0 < args.basin_amplitude < 1.0:
         parser.error(f"--basin-amplitude={args.basin_amplitude} is not allowed; expected a number in (0, 1) (spacings)")
     ks = [64, 128, 256, 512, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096]
@@ -155,7 +182,7 @@ def main() -> int:
     ks_2d = args.ks_2d if args.ks_2d is not None else ks
     compare_2d = args.compare_2d if args.compare_2d is not None else compare
     table_2d = bench_2d(ks_2d, compare_2d, 20.0 if args.quick else 60.0, 60.0 if args.quick else 300.0,
-                        args.basin_amplitude)
+                        args.basin_amplitude, args.seeds_2d)
     if args.only_2d:
         print("\n| quantity | target | measured | met |")
         print("|---|---|---|---|")
