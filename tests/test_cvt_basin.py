@@ -74,3 +74,4 @@ def test_a_run_that_leaves_the_basin_is_reported(cvt_2d) -> None:
     problem, z_star = cvt_2d[64]
     run = basin_run(problem, z_star, amplitude=0.5, seed=0)
     assert run.returned > 1e-3 and not run.stayed
+

@@ -26,7 +26,7 @@ import numpy as np
 
 from baselines.cvt._core import Objective, tn_iteration
 from baselines.cvt.multigrid import MGOptions
-from baselines.cvt.solvers import CVTResult, _Budget, _result, solve
+from baselines.cvt.solvers import CVTResult, _Budget, _result, _Stop, solve
 from quant_envs.checks import check_float, check_int
 from quant_envs.cvt import CVTProblem
 
@@ -77,8 +77,8 @@ def truncated_newton(problem: CVTProblem, z0: np.ndarray, tol: float = 1e-8, max
         if stop is not None:
             break
         q = tn_iteration(obj, p, max_cg, eta)
-        if q is None:  # no descent along the truncated-Newton direction (rounding level)
-            stop = budget.reason(max_iter)
+        if q is None:
+            stop = _Stop(3, f"no descent along the truncated-Newton direction after {it} iterations")
             break
         p, it = q, it + 1
         norms.append(float(np.linalg.norm(p.g)))
