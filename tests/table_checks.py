@@ -25,15 +25,26 @@ def live_problem(table: Any) -> Any:
                                  eval_seed=m["eval_seed"], task_kwargs={"seed": m["task_seed"]}, cache_size=0)
 
 
+def numerics(table: Any) -> str:
+    """Where the table's numbers were made and where they are re-evaluated: retraining repeats
+    bit for bit only with the same torch CPU kernels, so a mismatch on another CPU kind says so."""
+    import torch
+
+    made = table.meta.get("cpu_capability", "not recorded")
+    return (f"table made with torch {table.meta.get('torch')} on CPU capability {made}; this machine: torch "
+            f"{torch.__version__}, {torch.backends.cpu.get_cpu_capability()}")
+
+
 def sample_matches(table: Any, live: Any, count: int, seed: int) -> None:
     """``count`` random entries of ``table`` retrained live give the table's validation and test
     accuracy, and the live problem's own ``evaluate`` agrees."""
     policies = policy_grid(table.bits, table.num_units)
     rng = np.random.default_rng(seed)
+    where = numerics(table)
     for k in rng.choice(len(policies), size=count, replace=False):
         val, test = evaluate_policy(live, policies[k])
-        assert val == pytest.approx(float(table.score.reshape(-1)[k]), abs=1e-9), policies[k]
-        assert test == pytest.approx(float(table.columns["test_accuracy"].reshape(-1)[k]), abs=1e-9), policies[k]
+        assert val == pytest.approx(float(table.score.reshape(-1)[k]), abs=1e-9), (policies[k], where)
+        assert test == pytest.approx(float(table.columns["test_accuracy"].reshape(-1)[k]), abs=1e-9), (policies[k], where)
         e = live.evaluate([(b, b) for b in policies[k]])  # the live environment's own path
         assert e.accuracy == pytest.approx(val, abs=1e-12)
 
@@ -53,7 +64,7 @@ def same_episodes(env_t: Any, env_l: Any, episodes: int) -> None:
             obs_t, r_t, done, _, info_t = env_t.step(a)
             obs_l, r_l, _, _, info_l = env_l.step(a)
         np.testing.assert_allclose(obs_t, obs_l, rtol=1e-5, atol=1e-6)
-        assert r_t == pytest.approx(r_l, abs=1e-9)
+        assert r_t == pytest.approx(r_l, abs=1e-9), numerics(env_t.unwrapped.table)
         for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "budget_used"):
             assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
         assert info_t["regret"] >= 0

@@ -120,6 +120,10 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
             "retraining": "MixedPrecisionProblem.quantized_model: fake quantization, finetune_steps mini-batches "
                           "seeded by eval_seed; val and test accuracy of the same retrained network",
             "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "torch": torch.__version__, "python": platform.python_version(),
+            # Retraining is bit-reproducible only with the same CPU kernels: a table re-evaluates
+            # exactly on machines of this capability (on AVX2 vs the tables of 2026-12-02: digits
+            # within 2 validation samples, mnist1d-small up to 8 accuracy points).
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
             "weight_std": "std of the layer's float weights (as MixedPrecision-v0)",
