@@ -110,7 +110,9 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   eigenvalue -0.33), and truncated Newton from it takes 21, 28, 33 iterations (linear,
   k = 64, 256, 1024) and 41, 47, > 79 (Gaussian).
   (d) The count is not even reproducible across machines: the same code and seed took 11 cycles
-  at k = 1024 (linear) on the machine of the table above and 18 on this one. So the k-dependent
+  at k = 1024 (linear) on the machine of the table above and 18 on this one. Over starting seeds
+  0-2 the median count grows with k: 5, 7, 8, 13, 18, 25, 50 (linear) and 10, 9, 7, 8, 12, 19,
+  21 (Gaussian) for k = 64 ... 4096 (``bench_cvt.py --only-2d --seeds-2d 3``). So the k-dependent
   part is the descent through a landscape whose pockets grow in number with k, not the
   multigrid's linear rate; no local solver we measured crosses it in a k-independent number of
   steps. (Time per cycle: mirror-image generators across the domain's edges, so that boundary
