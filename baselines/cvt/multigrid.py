@@ -104,6 +104,9 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   LU) do not shorten the way down: with a global Levenberg shift 27, 37 and > 59 iterations
   (k = 256, seeds 0-2) and > 59 (k = 1024), with every negative eigenvalue flipped (saddle-free Newton, steps capped at
   0.3 spacings) 46-58 and > 59; the negative count falls by about one to three per iteration.
+  Capping each generator's step instead of the whole step clears them faster (k = 1024: 67 to 4
+  in 25 iterations) but still takes 30-56 (k = 256) and > 48 (k = 1024) iterations: after the
+  last negative eigenvalue the gradient still plateaus near 1e-2.5 for many steps.
   Lloyd sweeps from the nested start remove most of them but not the last few (k = 1024: 67,
   27, 12, 3 negative eigenvalues after 0, 10, 50, 200 sweeps; k = 256: 29, 11, 3, 3).
   A square grid of n^2 generators is no better a start: it is itself a saddle (scaled
