@@ -19,14 +19,13 @@ point is from z* (``returned``), so a run that left the basin is visible, not si
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from baselines.cvt._core import Objective, tn_iteration
 from baselines.cvt.multigrid import MGOptions
-from baselines.cvt.solvers import CVTResult, _Budget, _result, _Stop, solve
+from baselines.cvt.solvers import CVTResult, CVTSolver, _Budget, _result, _Stop, run_solver, solve
 from quant_envs.checks import check_float, check_int
 from quant_envs.cvt import CVTProblem
 
@@ -56,19 +55,12 @@ def perturb(problem: CVTProblem, z: np.ndarray, amplitude: float, seed: int = 0)
     return problem.domain.clip(z + amplitude * spacing(problem) * (smooth + noise))
 
 
-def truncated_newton(problem: CVTProblem, z0: np.ndarray, tol: float = 1e-8, max_iter: int = 500,
-                     max_cg: int = 50, eta: float = 0.01) -> CVTResult:
-    """Truncated Newton alone (MG/Opt's 2-D smoother, the same ``max_cg`` and ``eta``), as a CVTResult.
-
-    Stopping rule as in :func:`baselines.cvt.solve`: ||grad|| <= tol ||grad(z0)||.
-    """
-    z0 = problem.check_generators(z0, "z0").copy()
-    check_int("max_iter", max_iter, min_value=0)
-    own = problem.with_k(problem.k)
-    obj = Objective(own)
-    cpu0, start = time.process_time(), time.perf_counter()
-    budget = _Budget(max_iter, None, start)
-    p = obj.at(z0)
+def _truncated_newton(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: int, max_time_s: float | None,
+                      start: float, max_cg: int = 50, eta: float = 0.01) -> CVTResult:
+    """Runner (the shape of :data:`baselines.cvt.SOLVERS`' runners): truncated-Newton steps alone."""
+    obj = Objective(problem)
+    budget = _Budget(max_iter, max_time_s, start)
+    p = obj.at(z)
     norms, energies = [float(np.linalg.norm(p.g))], [p.f]
     target = tol * norms[0]
     it, stop = 0, None
@@ -83,9 +75,21 @@ def truncated_newton(problem: CVTProblem, z0: np.ndarray, tol: float = 1e-8, max
         p, it = q, it + 1
         norms.append(float(np.linalg.norm(p.g)))
         energies.append(p.f)
-    res = _result("truncated-newton", own, p.z, p.f, it, norms, energies, start, tol, stop)
-    res.cpu_time_s = time.process_time() - cpu0
-    return res
+    return _result("truncated-newton", problem, p.z, p.f, it, norms, energies, start, tol, stop)
+
+
+#: Kept out of ``SOLVERS``: the study and its README table run every registered method.
+TRUNCATED_NEWTON = CVTSolver(_truncated_newton, ("max_cg", "eta"), 500)
+
+
+def truncated_newton(problem: CVTProblem, z0: np.ndarray, tol: float = 1e-8, max_iter: int = 500,
+                     max_cg: int = 50, eta: float = 0.01) -> CVTResult:
+    """Truncated Newton alone (MG/Opt's 2-D smoother, the same ``max_cg`` and ``eta``), as a CVTResult.
+
+    Checks, stopping rule and timing as in :func:`baselines.cvt.solve`: ||grad|| <= tol ||grad(z0)||.
+    """
+    return run_solver("truncated-newton", problem, tol, max_iter, None, z0, None, {"max_cg": max_cg, "eta": eta},
+                      TRUNCATED_NEWTON)
 
 
 @dataclass(frozen=True)

@@ -97,9 +97,19 @@ def solve(
         takes none. Any other option raises :class:`baselines.result.UnknownOptionError` naming the
         method's options (:data:`SOLVERS` lists them).
     """
+    return run_solver(method, problem, tol, max_iter, seed, z0, max_time_s, options)
+
+
+def run_solver(method: str, problem: CVTProblem, tol: float, max_iter: int | None, seed: int | None, z0: Any,
+               max_time_s: float | None, options: dict[str, Any], solver: CVTSolver | None = None) -> CVTResult:
+    """:func:`solve`'s body: check the arguments, draw or check z0, run ``method`` (looked up in
+    :data:`SOLVERS` unless ``solver`` is given, for runners kept out of the registry such as
+    :mod:`baselines.cvt.basin`'s truncated Newton) on a private copy of ``problem`` (its counter
+    is the run's work), and time the CPU."""
     if not isinstance(problem, CVTProblem):
         raise TypeError(f"problem={problem!r} must be a quant_envs.cvt.CVTProblem")
-    solver = registered(method, SOLVERS)
+    if solver is None:
+        solver = registered(method, SOLVERS)
     options = solver.accepted(method, options)
     tol = check_float("tol", tol, min_value=0.0)
     max_iter = solver.max_iter if max_iter is None else check_int("max_iter", max_iter, min_value=0)
