@@ -63,6 +63,11 @@ def lloyd_extrapolated_work(res) -> float:
     return res.work + max(more, 0.0)
 
 
+def _count(res) -> float:
+    """Iterations of a converged run, inf otherwise (so a spread over k cannot hide a failure)."""
+    return res.iterations if res.converged else math.inf
+
+
 def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap_s: float,
              basin_amplitude: float = 0.02, seeds: int = 1) -> list[str]:
     """2-D multigrid over k for two densities, L-BFGS and Lloyd beside it; returns table rows.
@@ -86,7 +91,7 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
         for k in ks:
             problem = CVTProblem(k, density, "unit-square")
             mg = solve(problem, "multigrid", tol=tol, seed=0)
-            cycles[k], cpu[k] = (mg.iterations if mg.converged else math.inf), mg.cpu_time_s
+            cycles[k], cpu[k] = _count(mg), mg.cpu_time_s
             extra = ""
             if k in compare_ks:
                 lb = solve(problem, "lbfgs", tol=tol, seed=0, max_time_s=lbfgs_cap_s)
@@ -101,29 +106,25 @@ def bench_2d(ks: list[int], compare_ks: list[int], lloyd_cap_s: float, lbfgs_cap
             else:
                 extra = f"{'-':>9} {'-':>7} | {'-':>8} {'-':>7} {'-':>8} | {'-':>9} {'-':>9}"
             basin = basin_run(problem, mg.generators, basin_amplitude)
-            local_mg[k] = basin.multigrid.iterations if basin.multigrid.converged else math.inf
-            local_tn[k] = basin.newton.iterations if basin.newton.converged else math.inf
-            if not basin.stayed:
-                left.append(k)
             local = (f"{basin.multigrid.iterations:>16} {basin.newton.iterations:>6} {basin.returned:>13.1e}"
                      + ("" if basin.stayed else " (left the basin)"))
             flag = "" if mg.converged else f"  NOT CONVERGED: {mg.message}"
             print(f"{k:>6} | {mg.iterations:>9} {mg.work:>5} {mg.coarse_work:>7.1f} {mg.cpu_time_s:>7.2f} | {extra} | "
                   f"{local}{flag}", flush=True)
+            runs, basins = [mg], [basin]
+            for seed in range(1, seeds):
+                runs.append(solve(problem, "multigrid", tol=tol, seed=seed))
+                basins.append(basin_run(problem, runs[-1].generators, basin_amplitude, seed=seed))
+            local_mg[k] = max(_count(b.multigrid) for b in basins)
+            local_tn[k] = max(_count(b.newton) for b in basins)
+            if not all(b.stayed for b in basins):
+                left.append(k)
             if seeds > 1:
-                counts, b_counts, t_counts = [cycles[k]], [local_mg[k]], [local_tn[k]]
-                for seed in range(1, seeds):
-                    run = solve(problem, "multigrid", tol=tol, seed=seed)
-                    counts.append(run.iterations if run.converged else math.inf)
-                    other = basin_run(problem, run.generators, basin_amplitude, seed=seed)
-                    b_counts.append(other.multigrid.iterations if other.multigrid.converged else math.inf)
-                    t_counts.append(other.newton.iterations if other.newton.converged else math.inf)
-                    if not other.stayed and k not in left:
-                        left.append(k)
+                counts = [_count(r) for r in runs]
                 medians[k] = float(np.median(counts))
-                local_mg[k], local_tn[k] = max(b_counts), max(t_counts)
                 print(f"{'':>6}   seeds 0..{seeds - 1}: V-cycles {counts} (median {medians[k]:g}); in the basin "
-                      f"{b_counts}, truncated Newton alone {t_counts}", flush=True)
+                      f"{[_count(b.multigrid) for b in basins]}, truncated Newton alone "
+                      f"{[_count(b.newton) for b in basins]}", flush=True)
         if compare_ks:
             print("(* = not converged to tol: CPU cap, or L-BFGS stopped without measurable decrease; Lloyd's ratio is then a lower bound)")
         spread = max(cycles.values()) - min(cycles.values())

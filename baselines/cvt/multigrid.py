@@ -102,8 +102,9 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   another CVT. (c) The nested start is a saddle-rich point: its Hessian has ~28 (k = 256) and
   ~70 (k = 1024) negative eigenvalues (scaled by 2 m, down to -1). Exact Newton steps (sparse
   LU) do not shorten the way down: with a global Levenberg shift 27, 37 and > 59 iterations
-  (k = 256, seeds 0-2) and > 59 (k = 1024), with every negative eigenvalue flipped (saddle-free Newton, steps capped at
-  0.3 spacings) 46-58 and > 59; the negative count falls by about one to three per iteration.
+  (k = 256, seeds 0-2) and > 59 (k = 1024), with every negative eigenvalue flipped
+  (saddle-free Newton, steps capped at 0.3 spacings) 46-58 and > 59; the negative count falls
+  by about one to three per iteration.
   Capping each generator's step instead of the whole step clears them faster (k = 1024: 67 to 4
   in 25 iterations) but still takes 30-56 (k = 256) and > 48 (k = 1024) iterations: after the
   last negative eigenvalue the gradient still plateaus near 1e-2.5 for many steps.
