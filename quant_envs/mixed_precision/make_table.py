@@ -6,8 +6,11 @@ retrained and evaluated exactly as ``quant_envs/MixedPrecision-v0`` does
 mini-batches seeded by ``--eval-seed``), and scored on the validation and the test split of the
 same retrained network. The costs of every ``hw_sim`` profile (latency, energy, size per layer)
 and the layers' ``hw_sim`` shapes (to recompute them when ``hw_sim`` changes) are recorded beside them, with the layer facts and weight standard deviations the observation
-needs, so the table environment sees what the live one sees. The result is a compressed ``.npz``
-in the generic table format (:mod:`quant_envs.mixed_precision.table`).
+needs, so the table environment sees what the live one sees. The float network every policy was
+retrained from is shipped in the table, with digests of it and of the task's data, so that the
+table's live problem (:mod:`quant_envs.mixed_precision.table_live`) is the same network on every
+machine. The result is a compressed ``.npz`` in the generic table format
+(:mod:`quant_envs.mixed_precision.table`).
 
 Resumable: finished chunks of policies are kept in ``--work-dir`` (written atomically), so a run
 that stops is continued by the same command; a different configuration in the same work directory
@@ -103,6 +106,10 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
                    for la in problem.layers)
     import torch
 
+    from quant_envs.mixed_precision.model_cache import state_digest
+    from quant_envs.mixed_precision.tasks import data_digest
+
+    float_state = problem.task.model.state_dict()
     return PolicyTable(
         name=name, bits=bits, units=tuple((la.name,) for la in problem.layers), layers=layers,
         weight_std=np.asarray(problem.weight_std), costs=costs,
@@ -120,14 +127,15 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
             "retraining": "MixedPrecisionProblem.quantized_model: fake quantization, finetune_steps mini-batches "
                           "seeded by eval_seed; val and test accuracy of the same retrained network",
             "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "torch": torch.__version__, "python": platform.python_version(),
-            # Retraining is bit-reproducible only with the same CPU kernels: a table re-evaluates
-            # exactly on machines of this capability (on AVX2 vs the tables of 2026-12-02: digits
-            # within 2 validation samples, mnist1d-small up to 8 accuracy points).
+            "float_sha256": state_digest(float_state, {}), "data_sha256": data_digest(problem.task),
+            # Retraining is bit-reproducible only with the same CPU kernels: from the shipped float
+            # network, entries repeat exactly on this capability and within table_live.CROSS_CPU_SAMPLES elsewhere.
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
             "weight_std": "std of the layer's float weights (as MixedPrecision-v0)",
         },
+        float_state={k: v.detach().cpu().numpy().copy() for k, v in float_state.items()},
     )
 
 

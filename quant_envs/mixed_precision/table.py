@@ -13,7 +13,9 @@ A :class:`PolicyTable` holds everything ``quant_envs/MixedPrecisionTable-v0`` ne
   ``[len(bits)] * units``, one entry per policy; a retrained network's validation accuracy),
   plus optional exhaustive ``columns`` (test accuracy, ...);
 * ``meta``: provenance (repository, file, commit, license or the generator's command and seeds),
-  units, defaults.
+  units, defaults;
+* ``float_state``: for a generated table, the float network's weights every entry was retrained
+  from (a state_dict as numpy arrays), so its live problem is the same network on every machine.
 
 The generic on-disk format is a compressed ``.npz`` (:func:`save_table`, :func:`load_npz`): arrays
 under fixed names and one JSON string ``meta``. :func:`load_table` resolves a registered name
@@ -77,6 +79,7 @@ class PolicyTable:
     default_budget: dict[str, Any] = field(default_factory=dict)  # metric + fraction or level
     default_reward_scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
+    float_state: dict[str, np.ndarray] = field(default_factory=dict)  # the retrained float network
 
     def __post_init__(self) -> None:
         n, nb = len(self.units), len(self.bits)
@@ -135,6 +138,8 @@ def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
             arrays[f"cost__{hw}__{m}"] = np.asarray(arr, dtype=np.float64)
     for k, arr in table.columns.items():
         arrays[f"column__{k}"] = arr
+    for k, arr in table.float_state.items():
+        arrays[f"float__{k}"] = np.asarray(arr)
     header = {
         "name": table.name, "units": [list(u) for u in table.units],
         "layer_names": [la.name for la in table.layers], "layer_kinds": [la.kind for la in table.layers],
@@ -193,13 +198,15 @@ def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTab
                        num_weights=int(f[4]), in_hw=(int(f[5]), int(f[6])))
             for n, k, f in zip(header["layer_names"], header["layer_kinds"], facts))
         costs: dict[str, dict[str, np.ndarray]] = {}
-        columns = {}
+        columns, float_state = {}, {}
         for key in z.files:
             if key.startswith("cost__"):
                 _, hw, m = key.split("__")
                 costs.setdefault(hw, {})[m] = z[key]
             elif key.startswith("column__"):
                 columns[key[len("column__"):]] = z[key]
+            elif key.startswith("float__"):
+                float_state[key[len("float__"):]] = z[key]
         bits = tuple(int(b) for b in z["bits"])
         meta = dict(header["meta"])
         meta["costs_source"] = "shipped (hw_sim at generation)"
@@ -220,7 +227,7 @@ def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTab
             score_scale=header["score_scale"], regret_unit=header["regret_unit"],
             score_offset=header["score_offset"], columns=columns, default_hardware=header["default_hardware"],
             default_budget=header["default_budget"], default_reward_scale=header["default_reward_scale"],
-            meta=meta,
+            meta=meta, float_state=float_state,
         )
 
 

@@ -12,6 +12,10 @@ Built-in tasks (no download, trained on first use and cached, see :mod:`model_ca
   architecture on the user's local data (an ImageFolder tree or the CIFAR-10 python folder), from
   the user's checkpoint or trained here once; ``dataset="fake"`` uses torchvision's FakeData.
 
+The built-in tasks take ``float_state=`` (a state_dict) to use a given float network instead of the
+cached one: how an exhaustive table's live problem starts from the very network the table was made
+from (:mod:`quant_envs.mixed_precision.table_live`).
+
 New tasks: ``register_task(name, factory)`` where ``factory(**kwargs) -> Task``.
 """
 
@@ -21,7 +25,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -148,12 +152,46 @@ def _config_key(name: str, config: dict[str, Any]) -> str:
     return f"{name}-{digest}"
 
 
+def _float_model(key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], dict[str, Any]],
+                 cache_dir: str | os.PathLike[str] | None, float_state: Mapping[str, Any] | None
+                 ) -> tuple[nn.Module, dict[str, Any]]:
+    """The task's float network: ``float_state`` when given (an exhaustive table's own network, which
+    another CPU kind would not train bit for bit), else the cached one, trained on first use."""
+    if float_state is None:
+        return load_or_train(key, build, train, cache_dir)
+    if not isinstance(float_state, Mapping):
+        raise TypeError(f"float_state must map parameter names to arrays (a state_dict), got {type(float_state).__name__}")
+    model = build()
+    try:
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in float_state.items()})
+    except RuntimeError as e:
+        raise ValueError(f"float_state does not fit the {key.rsplit('-', 1)[0]} network: {str(e).splitlines()[0]}") from None
+    bad = non_finite_tensors(model.state_dict())
+    if bad:
+        raise ValueError(f"float_state holds NaN or inf in {', '.join(bad[:3])}")
+    return model.eval(), {"float_state": "given"}
+
+
+def data_digest(task: Task) -> str:
+    """SHA-256 over a task's train, validation and test tensors (inputs and labels, in order): which
+    data a table's entries were computed on. Only for tasks held as ``TensorDataset`` splits."""
+    h = hashlib.sha256()
+    for split in (task.train_set, task.val_set, task.test_set):
+        if not isinstance(split, TensorDataset):
+            raise TypeError(f"task {task.name!r}: data_digest needs TensorDataset splits, got {type(split).__name__}")
+        for t in split.tensors:
+            t = t.contiguous()
+            h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 # --------------------------------------------------------------------------------------------------
 # digits tasks
 
 
 def _digits_task(name: str, build: Callable[[], nn.Module], *, seed: int, train_steps_: int, lr: float,
-                 cache_dir: str | os.PathLike[str] | None) -> Task:
+                 cache_dir: str | os.PathLike[str] | None, float_state: Mapping[str, Any] | None = None) -> Task:
     check_int("seed", seed, min_value=0)
     splits = digits_splits(seed=0)  # the data split is fixed; ``seed`` seeds the float training
 
@@ -172,21 +210,23 @@ def _digits_task(name: str, build: Callable[[], nn.Module], *, seed: int, train_
             train_steps(model, train_set, train_steps_, lr=lr, weight_decay=1e-4, batch_size=64, seed=seed)
         return {"float_val_accuracy": accuracy(model, val_set), "float_test_accuracy": accuracy(model, test_set)}
 
-    model, meta = load_or_train(_config_key(name, config), seeded_build, train, cache_dir)
+    model, meta = _float_model(_config_key(name, config), seeded_build, train, cache_dir, float_state)
     for p in model.parameters():
         p.requires_grad_(False)  # the float model is a reference; quantized copies are retrained
     return Task(name=name, model=model, train_set=train_set, val_set=val_set, test_set=test_set,
                 input_shape=(1, 8, 8), num_classes=10, finetune_lr=1e-3, batch_size=64, num_threads=1, meta=meta)
 
 
-def digits_mbnet(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -> Task:
+def digits_mbnet(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None,
+                 float_state: Mapping[str, Any] | None = None) -> Task:
     """MobileNet-style CNN on the digits (800 Adam steps, lr 1e-2 cosine; ~98% validation accuracy)."""
-    return _digits_task("digits-mbnet", DigitsMobileNet, seed=seed, train_steps_=800, lr=1e-2, cache_dir=cache_dir)
+    return _digits_task("digits-mbnet", DigitsMobileNet, seed=seed, train_steps_=800, lr=1e-2, cache_dir=cache_dir, float_state=float_state)
 
 
-def digits_cnn(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -> Task:
+def digits_cnn(seed: int = 0, cache_dir: str | os.PathLike[str] | None = None,
+               float_state: Mapping[str, Any] | None = None) -> Task:
     """Tiny 4-layer CNN on the digits (600 Adam steps, lr 1e-2 cosine)."""
-    return _digits_task("digits-cnn", DigitsCNN, seed=seed, train_steps_=600, lr=1e-2, cache_dir=cache_dir)
+    return _digits_task("digits-cnn", DigitsCNN, seed=seed, train_steps_=600, lr=1e-2, cache_dir=cache_dir, float_state=float_state)
 
 
 register_task("digits-mbnet", digits_mbnet)
@@ -225,7 +265,7 @@ MNIST1D_FINETUNE: FinetuneRecipe = {"steps": 10, "lr": 1e-4, "batch": 128, "bn_r
 
 
 def _mnist1d_task(name: str, build: Callable[[], nn.Module], *, seed: int, num_samples: int,
-                  cache_dir: str | os.PathLike[str] | None) -> Task:
+                  cache_dir: str | os.PathLike[str] | None, float_state: Mapping[str, Any] | None = None) -> Task:
     check_int("seed", seed, min_value=0)
     check_int("num_samples", num_samples, min_value=1000)
     root = resolve_cache_dir(cache_dir)
@@ -248,7 +288,7 @@ def _mnist1d_task(name: str, build: Callable[[], nn.Module], *, seed: int, num_s
                         batch_size=recipe["batch"], seed=seed)
             return {"float_val_accuracy": accuracy(model, val_set), "float_test_accuracy": accuracy(model, test_set)}
 
-    model, meta = load_or_train(_config_key(name, config), seeded_build, train, root)
+    model, meta = _float_model(_config_key(name, config), seeded_build, train, root, float_state)
     for p in model.parameters():
         p.requires_grad_(False)
     ft = MNIST1D_FINETUNE
@@ -260,21 +300,24 @@ def _mnist1d_task(name: str, build: Callable[[], nn.Module], *, seed: int, num_s
 
 
 def mnist1d_cnn(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
-                cache_dir: str | os.PathLike[str] | None = None) -> Task:
+                cache_dir: str | os.PathLike[str] | None = None,
+                float_state: Mapping[str, Any] | None = None) -> Task:
     """Plain 8-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``; float accuracy in the README)."""
-    return _mnist1d_task("mnist1d-cnn", Mnist1dCNN, seed=seed, num_samples=num_samples, cache_dir=cache_dir)
+    return _mnist1d_task("mnist1d-cnn", Mnist1dCNN, seed=seed, num_samples=num_samples, cache_dir=cache_dir, float_state=float_state)
 
 
 def mnist1d_mbnet(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
-                  cache_dir: str | os.PathLike[str] | None = None) -> Task:
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  float_state: Mapping[str, Any] | None = None) -> Task:
     """MobileNet-style 12-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``)."""
-    return _mnist1d_task("mnist1d-mbnet", Mnist1dMobileNet, seed=seed, num_samples=num_samples, cache_dir=cache_dir)
+    return _mnist1d_task("mnist1d-mbnet", Mnist1dMobileNet, seed=seed, num_samples=num_samples, cache_dir=cache_dir, float_state=float_state)
 
 
 def mnist1d_small(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
-                  cache_dir: str | os.PathLike[str] | None = None) -> Task:
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  float_state: Mapping[str, Any] | None = None) -> Task:
     """Plain 5-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``): the exhaustive table's task."""
-    return _mnist1d_task("mnist1d-small", Mnist1dSmallCNN, seed=seed, num_samples=num_samples, cache_dir=cache_dir)
+    return _mnist1d_task("mnist1d-small", Mnist1dSmallCNN, seed=seed, num_samples=num_samples, cache_dir=cache_dir, float_state=float_state)
 
 
 register_task("mnist1d-cnn", mnist1d_cnn)
