@@ -127,3 +127,17 @@ def test_the_recheck_command_agrees_with_the_table_on_its_own_cpu_kind(capsys) -
         assert (allowed, worst, status) == (0, 0, 0)  # bit for bit on the table's own CPU kind
     else:
         assert allowed == CROSS_CPU_SAMPLES
+
+
+@pytest.mark.slow
+def test_mnist1d_data_do_not_depend_on_numpys_simd_kernels(tmp_path) -> None:
+    # The table's data digest must hold on CPUs of other kinds: generated afresh with numpy's AVX2
+    # (X86_V3) kernels switched off, the data are still the ones the table records.
+    code = ("from quant_envs.mixed_precision.table_live import table_task; "
+            "from quant_envs.mixed_precision.tasks import data_digest; "
+            "print(data_digest(table_task('mnist1d-small')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "NPY_DISABLE_CPU_FEATURES": "X86_V3", "QUANT_ENVS_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == load_table("mnist1d-small").meta["data_sha256"]
+    assert (tmp_path / "data").is_dir()  # generated here, not read from another cache
