@@ -6,7 +6,9 @@ and ``best`` record: policy, return, accuracy, costs, budget use, and the last s
 ``env_kwargs`` and the claimed fields at the top level). The policy is replayed step by step on a
 fresh environment (CompilerGym-style): every width must be allowed by the environment's exact mask
 at its step (feasibility), and the claimed return, accuracy, float accuracy, latency, energy, size,
-budget use, regret and test accuracy are compared with what the replay gives.
+budget use, regret and test accuracy are compared with what the replay gives. A file written on
+a table (``table_digest`` in its last step's ``info``) that has since been regenerated is reported
+as such, beside the mismatches that follow from it.
 
 ``against``: replay on the environment the file names (``None``, default; a live
 ``MixedPrecision-v0`` retrains the policy with the same seed), or on a table (``"hawq-resnet18"``,
@@ -171,6 +173,11 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
         _, reward, _, _, info = env.step(a)
         total += float(reward)
     replayed = {**info, "return": total}
+    claimed_version, version = claim.get("table_digest"), replayed.get("table_digest")
+    if claimed_version and version and claimed_version != version:
+        # the checks below still run, but their mismatches have this cause
+        report.problems.append(f"the file was written on another version of table {env_kwargs.get('table')!r} "
+                               f"(table_digest {claimed_version}, now {version}): the table was regenerated since")
     if "columns" in info and "test_accuracy" in info["columns"]:
         replayed["test_accuracy"] = info["columns"]["test_accuracy"]
     feasible = replayed.get("budget_used", math.inf) <= 1.0 + 1e-9

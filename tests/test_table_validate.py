@@ -33,6 +33,42 @@ def test_a_train_py_policy_file_validates(trained) -> None:
     assert report.ok, report.format()
     names = {c["name"] for c in report.checks}
     assert {"feasible", "return", "accuracy", "size_bytes", "budget_used", "regret"} <= names
+    # the file records the version of the table it was made on
+    assert trained["data"]["best"]["final_info"]["table_digest"] == TableProblem("hawq-resnet18").table.digest
+
+
+def test_a_file_made_on_a_regenerated_table_says_so(tmp_path) -> None:
+    # A policy file written on an earlier version of a table: here the digits-cnn table with the
+    # policy's own entry one validation image lower, as a regeneration on another machine could give.
+    import dataclasses
+
+    from quant_envs.mixed_precision.table import load_table, save_table
+    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+
+    table = load_table("digits-cnn")
+    env = MixedPrecisionTableEnv(table="digits-cnn")
+    env.reset()
+    done = False
+    while not done:
+        _, _, done, _, info = env.step(int(np.flatnonzero(env.action_masks())[-1]))
+    idx = tuple(table.bits.index(w) for w, _ in info["policy"])
+    older = table.score.copy()
+    older[idx] -= 1 / 360
+    old_path = save_table(dataclasses.replace(table, score=older), tmp_path / "older.npz")
+    old_env = MixedPrecisionTableEnv(table=str(old_path))
+    old_env.reset()
+    for w, _ in info["policy"]:
+        _, _, _, _, old_info = old_env.step(table.bits.index(w))
+    assert old_info["table_digest"] != info["table_digest"] == table.digest
+    claim = {"env_id": "quant_envs/MixedPrecisionTable-v0", "env_kwargs": {"table": "digits-cnn"},
+             "best": {"policy": old_info["policy"], "final_info": old_info, "accuracy": old_info["accuracy"]}}
+    report = validate(claim)
+    assert not report.ok
+    assert any("another version of table 'digits-cnn'" in p and old_info["table_digest"] in p for p in report.problems)
+    assert "accuracy" in {c["name"] for c in report.mismatches}
+    claim["best"]["final_info"] = info  # the same claim made on the current table passes
+    claim["best"]["accuracy"] = info["accuracy"]
+    assert validate(claim).ok
 
 
 def test_tampered_claims_are_reported(trained, tmp_path) -> None:
@@ -81,12 +117,14 @@ def test_bad_files(tmp_path) -> None:
 
 
 def test_a_live_digits_cnn_policy_replayed_on_the_table() -> None:
-    # One episode of the live MixedPrecision-v0 (digits-cnn, the table's retraining settings, default
-    # bismo-edge latency budget 0.25), written as train.py's best record: the digits-cnn table must
-    # confirm its accuracy, costs and budget use; a claimed accuracy one image higher must not pass.
+    # One episode of the live MixedPrecision-v0 (digits-cnn with the table's own float network and
+    # retraining settings, default bismo-edge latency budget 0.25), written as train.py's best record:
+    # the digits-cnn table must confirm its accuracy, costs and budget use; a claimed accuracy one
+    # image higher must not pass.
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
+    from quant_envs.mixed_precision.table_live import table_task
 
-    env = MixedPrecisionEnv(task="digits-cnn", budget_fraction=0.25, finetune_steps=20, eval_seed=0)  # v0's defaults
+    env = MixedPrecisionEnv(task=table_task("digits-cnn"), budget_fraction=0.25, finetune_steps=20, eval_seed=0)
     env.reset()
     done = False
     while not done:

@@ -101,6 +101,17 @@ class PolicyTable:
     def num_units(self) -> int:
         return len(self.units)
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """16 hex digits of a SHA-256 over the widths, the score and the extra columns: the table's
+        version, so that a result saved on it can be told from one on a regenerated table."""
+        import hashlib
+
+        h = hashlib.sha256(json.dumps([list(self.bits), self.separable, sorted(self.columns)]).encode())
+        for arr in (self.score, *(self.columns[k] for k in sorted(self.columns))):
+            h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+        return h.hexdigest()[:16]
+
     @property
     def hardware(self) -> tuple[str, ...]:
         return tuple(self.costs)

@@ -74,7 +74,8 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
     (``columns["test_accuracy"]``), the exact optimum's score (``optimum_score``), the policy's
     ``regret``: ``score_scale * (optimum_score - score) >= 0`` in the table's ``regret_unit``, and
     ``cached`` (True for a policy this environment answered before: not a new reward evaluation,
-    as in ``MixedPrecision-v0``).
+    as in ``MixedPrecision-v0``), and ``table_digest``, the table's version (a regenerated table
+    has another; ``train.py validate`` reports a saved result made on another version).
 
     ## Starting State
 
@@ -104,7 +105,9 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release. 2026-12-06: ``info["table_digest"]`` added; the digits-cnn and
+      mnist1d-small tables regenerated with their float network shipped (their scores changed;
+      digests ``370d5dc2199885ca`` and ``fa0679c68315d28b``; before: ``4cbf513bfcac416d``, ``8af5590dd67552a5``).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}

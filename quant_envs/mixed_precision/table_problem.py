@@ -40,7 +40,8 @@ class TableEvaluation(Evaluation):
     """An :class:`Evaluation` read from a table. ``accuracy`` holds the table's score (validation
     accuracy for accuracy tables, minus HAWQ's perturbation for HAWQ's); ``regret`` is
     ``score_scale * (optimum - score)`` in the table's ``regret_unit``; ``costs`` every metric of the
-    table's hardware (``bops`` included) and ``columns`` its extra columns (e.g. test accuracy)."""
+    table's hardware (``bops`` included) and ``columns`` its extra columns (e.g. test accuracy);
+    ``table_digest`` the table's version (:attr:`PolicyTable.digest`)."""
 
     score: float = math.nan
     regret: float = math.nan
@@ -48,6 +49,7 @@ class TableEvaluation(Evaluation):
     budget_cost: float = math.nan
     costs: dict[str, float] = field(default_factory=dict)
     columns: dict[str, float] = field(default_factory=dict)
+    table_digest: str = ""
 
 
 class TableProblem(MixedPrecisionProblem):
@@ -222,7 +224,7 @@ class TableProblem(MixedPrecisionProblem):
             **metric_fields(costs, self.budget_fractions(costs)),  # NaN for metrics the table lacks
             finetune_steps=self.finetune_steps, split=split, eval_time_s=0.0, cached=False,
             score=score, regret=self.regret(score), optimum_score=self.optimum.score,
-            budget_cost=costs[self.budget_metric], costs=costs, columns=columns,
+            budget_cost=costs[self.budget_metric], costs=costs, columns=columns, table_digest=t.digest,
         )
         return self._remember(key, result)
 
