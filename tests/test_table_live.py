@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,15 @@ def test_mnist1d_data_do_not_depend_on_numpys_simd_kernels(tmp_path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == load_table("mnist1d-small").meta["data_sha256"]
     assert (tmp_path / "data").is_dir()  # generated here, not read from another cache
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "mnist1d-small"])
+def test_the_shipped_table_is_the_version_its_environment_documents(name) -> None:
+    # A regenerated table changes every saved result on it: its new digest must be announced in
+    # MixedPrecisionTable-v0's Version History (and the README) when it is shipped.
+    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+
+    digest = load_table(name).digest
+    assert f"``{digest}``" in MixedPrecisionTableEnv.__doc__
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"`{digest}`" in readme
