@@ -1,11 +1,12 @@
 """Checks shared by the exhaustive accuracy tables' tests (digits-cnn, mnist1d-small): the live
 problem a table records, its provenance keys, and a sample of its entries re-evaluated live.
 
-The live problem retrains from the table's own shipped float network (``table_live``). On the CPU
-kind that made the table (``meta["cpu_capability"]``) an entry must repeat bit for bit; on another
-kind torch's kernels round differently and the short retraining may move an entry by up to
-``table_live.CROSS_CPU_SAMPLES`` samples of its split (measured: README, "Table benchmarks"), and
-by no more: a stale table or a changed retraining moves entries further.
+The live problem retrains from the table's own shipped float network (``table_live``). With the
+numerics that made the table (``table_live.numerics``: torch, CPU kernels' instruction set, CPU
+model) an entry must repeat bit for bit; elsewhere the kernels round differently and the short
+retraining may move an entry by up to ``table_live.CROSS_CPU_SAMPLES`` samples of its split
+(measured: README, "Table benchmarks"), and by no more: a stale table or a changed retraining
+moves entries further.
 """
 
 from __future__ import annotations
@@ -16,34 +17,29 @@ import numpy as np
 import pytest
 
 from quant_envs.mixed_precision.make_table import evaluate_policy, policy_grid
-from quant_envs.mixed_precision.table_live import CROSS_CPU_SAMPLES, live_problem
+from quant_envs.mixed_precision.table_live import allowed_samples, live_problem
+from quant_envs.mixed_precision.table_live import numerics as machine_numerics
 
 __all__ = ["PROVENANCE_KEYS", "accuracy_tolerance", "live_problem", "numerics", "same_episodes", "sample_matches"]
 
 #: What every generated table's ``meta`` records about how it was made.
 PROVENANCE_KEYS = ("generator", "command", "finetune_steps", "eval_seed", "task_seed", "torch", "created",
-                   "float_accuracy_val", "float_accuracy_test", "hw_layer_shapes", "cpu_capability",
+                   "float_accuracy_val", "float_accuracy_test", "hw_layer_shapes", "cpu_capability", "cpu_model",
                    "float_sha256", "data_sha256")
 
 
 def accuracy_tolerance(table: Any, split_size: int) -> float:
     """How far a live re-evaluation of an entry may be from ``table``'s on this machine: nothing
-    (1e-9) on the table's CPU kind, ``CROSS_CPU_SAMPLES`` samples of a split of ``split_size`` elsewhere."""
-    import torch
-
-    if table.meta.get("cpu_capability") == torch.backends.cpu.get_cpu_capability():
-        return 1e-9
-    return CROSS_CPU_SAMPLES / split_size + 1e-9
+    (1e-9) with the table's numerics, ``CROSS_CPU_SAMPLES`` samples of a split of ``split_size`` elsewhere."""
+    return allowed_samples(table) / split_size + 1e-9
 
 
 def numerics(table: Any) -> str:
     """Where the table's numbers were made and where they are re-evaluated: retraining repeats
     bit for bit only with the same torch CPU kernels, so a mismatch on another CPU kind says so."""
-    import torch
-
-    made = table.meta.get("cpu_capability", "not recorded")
-    return (f"table made with torch {table.meta.get('torch')} on CPU capability {made}; this machine: torch "
-            f"{torch.__version__}, {torch.backends.cpu.get_cpu_capability()}")
+    here = machine_numerics()
+    made = {k: table.meta.get(k, "not recorded") for k in here}
+    return f"table made with {made}; this machine: {here}"
 
 
 def sample_matches(table: Any, live: Any, count: int, seed: int) -> None:

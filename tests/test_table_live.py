@@ -24,7 +24,15 @@ from table_checks import accuracy_tolerance
 
 from quant_envs.mixed_precision.model_cache import state_digest
 from quant_envs.mixed_precision.table import load_npz, load_table, save_table
-from quant_envs.mixed_precision.table_live import CROSS_CPU_SAMPLES, live_problem, main, table_task
+from quant_envs.mixed_precision.table_live import (
+    CROSS_CPU_SAMPLES,
+    cpu_model,
+    live_problem,
+    main,
+    numerics,
+    same_numerics,
+    table_task,
+)
 from quant_envs.mixed_precision.tasks import data_digest, make_task
 
 
@@ -84,6 +92,16 @@ def test_bad_input_names_the_argument(digits) -> None:
         main(["--table", "digits-cnn", "--count", "0"])
 
 
+def test_numerics_name_this_machine_and_decide_exactness(digits) -> None:
+    here = numerics()
+    assert here["torch"] == torch.__version__ and here["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert here["cpu_model"] == cpu_model() != ""
+    ours = dataclasses.replace(digits, meta={**digits.meta, **here})
+    assert same_numerics(ours)
+    for key in here:  # any one of the three differing makes it another machine's numerics
+        assert not same_numerics(dataclasses.replace(digits, meta={**ours.meta, key: "other"}))
+
+
 def test_live_problem_takes_the_table_settings_and_the_callers(digits) -> None:
     p = live_problem(digits, hardware="bitfusion", budget_metric="energy")
     assert (p.finetune_steps, p.eval_seed, p.bits) == (digits.meta["finetune_steps"], digits.meta["eval_seed"],
@@ -101,7 +119,7 @@ def _recheck_in_subprocess(table: str, count: int, seed: int, env: dict[str, str
 
 def _cross_kernel(table: str, count: int, seed: int) -> None:
     report = _recheck_in_subprocess(table, count, seed, {"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1"})
-    assert report["cpu"] == "DEFAULT" and report["table_cpu"] != "DEFAULT"
+    assert report["numerics"]["cpu_capability"] == "DEFAULT" != report["table_numerics"]["cpu_capability"]
     assert report["allowed"] == CROSS_CPU_SAMPLES
     offs = [max(r["samples_off"].values()) for r in report["rows"]]
     assert max(offs) <= CROSS_CPU_SAMPLES, report["rows"]
@@ -124,7 +142,7 @@ def test_the_recheck_command_agrees_with_the_table_on_its_own_cpu_kind(capsys) -
     worst = int(re.search(r"worst: (\d+) samples", text).group(1))
     allowed = int(re.search(r"allowed: (\d+) samples", text).group(1))
     assert status == int(worst > allowed)
-    if table.meta["cpu_capability"] == torch.backends.cpu.get_cpu_capability():
+    if same_numerics(table):
         assert (allowed, worst, status) == (0, 0, 0)  # bit for bit on the table's own CPU kind
     else:
         assert allowed == CROSS_CPU_SAMPLES

@@ -104,9 +104,8 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
     layers = tuple(TableLayer(name=la.name, kind=la.kind, c_in=la.c_in, c_out=la.c_out, stride=la.stride,
                               kernel=la.kernel, num_weights=la.num_weights, in_hw=tuple(la.in_hw))
                    for la in problem.layers)
-    import torch
-
     from quant_envs.mixed_precision.model_cache import state_digest
+    from quant_envs.mixed_precision.table_live import numerics
     from quant_envs.mixed_precision.tasks import data_digest
 
     float_state = problem.task.model.state_dict()
@@ -126,11 +125,11 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
             "float_accuracy_test": float(problem.float_accuracy("test")),
             "retraining": "MixedPrecisionProblem.quantized_model: fake quantization, finetune_steps mini-batches "
                           "seeded by eval_seed; val and test accuracy of the same retrained network",
-            "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "torch": torch.__version__, "python": platform.python_version(),
+            "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "python": platform.python_version(),
             "float_sha256": state_digest(float_state, {}), "data_sha256": data_digest(problem.task),
             # Retraining is bit-reproducible only with the same CPU kernels: from the shipped float
-            # network, entries repeat exactly on this capability and within table_live.CROSS_CPU_SAMPLES elsewhere.
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
+            # network, entries repeat exactly with these numerics, within table_live.CROSS_CPU_SAMPLES elsewhere.
+            **numerics(), "machine": platform.machine(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
             "weight_std": "std of the layer's float weights (as MixedPrecision-v0)",

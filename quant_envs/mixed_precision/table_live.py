@@ -10,13 +10,15 @@ network came out different and low-bit entries moved by up to 8 accuracy points.
 
 :func:`table_task` builds the task around the shipped network, and :func:`live_problem` is
 ``MixedPrecisionProblem`` with the table's recorded settings. Retraining a policy there repeats the
-table's entry. Bit for bit, that holds on the CPU kind that made the table (``meta["cpu_capability"]``).
-On another kind only the short retraining's rounding is left: measured AVX2 against scalar
-kernels, with the same float network, see :data:`CROSS_CPU_SAMPLES`.
+table's entry. Bit for bit, that holds with the numerics that made the table (:func:`numerics`:
+torch's version, its CPU kernels' instruction set, the CPU model, recorded in ``meta``). Elsewhere
+only the short retraining's rounding is left: measured AVX2 against scalar kernels, with the same
+float network, see :data:`CROSS_CPU_SAMPLES`.
 """
 
 from __future__ import annotations
 
+import platform
 from typing import TYPE_CHECKING, Any
 
 from quant_envs.mixed_precision.table import PolicyTable, load_table
@@ -31,6 +33,38 @@ if TYPE_CHECKING:
 #: digits-cnn entries, 186 validation accuracies repeat exactly, 13 move by 1 sample and 1 by 2
 #: (test: 182, 14, 3 and one by 4); all 40 mnist1d-small entries checked repeat exactly.
 CROSS_CPU_SAMPLES = 4
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def numerics() -> dict[str, str]:
+    """What decides whether a retraining repeats bit for bit here: torch's version, the instruction
+    set of its CPU kernels and the CPU model (MKL and oneDNN choose kernels by CPU, too)."""
+    import torch
+
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_model": cpu_model()}
+
+
+def same_numerics(table: PolicyTable) -> bool:
+    """Whether this machine has the numerics ``table`` was made with (all three recorded and equal)."""
+    return all(table.meta.get(k) == v for k, v in numerics().items())
+
+
+def allowed_samples(table: PolicyTable) -> int:
+    """How many samples of a split a live retraining may move an entry of ``table`` by here: 0 with
+    the table's own numerics, :data:`CROSS_CPU_SAMPLES` otherwise."""
+    return 0 if same_numerics(table) else CROSS_CPU_SAMPLES
 
 
 def _table(table: PolicyTable | str) -> PolicyTable:
@@ -108,8 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    import torch
-
     parser = argparse.ArgumentParser(prog="python -m quant_envs.mixed_precision.table_live", description=main.__doc__)
     parser.add_argument("--table", required=True, help="a registered table name or an .npz path")
     parser.add_argument("--count", type=int, default=10, help="entries to retrain")
@@ -119,16 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.count < 1:
         parser.error(f"--count={args.count} must be >= 1")
     t = _table(args.table)
-    here = torch.backends.cpu.get_cpu_capability()
-    allowed = 0 if t.meta.get("cpu_capability") == here else CROSS_CPU_SAMPLES
+    here = numerics()
+    made = {k: t.meta.get(k, "not recorded") for k in here}
+    allowed = allowed_samples(t)
     rows = recheck(t, args.count, args.seed)
     worst = max(max(r["samples_off"].values()) for r in rows)
     if args.json:
-        print(json.dumps({"table_cpu": t.meta.get("cpu_capability"), "cpu": here, "allowed": allowed,
-                          "worst": worst, "rows": rows}))
+        print(json.dumps({"table_numerics": made, "numerics": here, "allowed": allowed, "worst": worst, "rows": rows}))
     else:
-        print(f"table {t.name} made on CPU capability {t.meta.get('cpu_capability', 'not recorded')}; "
-              f"this machine: {here}; allowed: {allowed} samples")
+        print(f"table {t.name} made with {made}; this machine: {here}; allowed: {allowed} samples")
         for r in rows:
             print(f"  {r['policy']}: val {r['table']['val']:.5f} -> {r['live']['val']:.5f}, "
                   f"test {r['table']['test']:.5f} -> {r['live']['test']:.5f} (samples off: {r['samples_off']})")
