@@ -120,9 +120,13 @@ def test_a_live_digits_cnn_policy_replayed_on_the_table() -> None:
     # One episode of the live MixedPrecision-v0 (digits-cnn with the table's own float network and
     # retraining settings, default bismo-edge latency budget 0.25), written as train.py's best record:
     # the digits-cnn table must confirm its accuracy, costs and budget use; a claimed accuracy one
-    # image higher must not pass.
+    # image higher must not pass. With other numerics than the table's, the live retraining may
+    # land up to CROSS_CPU_SAMPLES images away (table_live), and only the accuracy may.
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.table_live import table_task
+    from quant_envs.mixed_precision.table import load_table
+    from quant_envs.mixed_precision.table_live import allowed_samples, table_task
+
+    allowed = allowed_samples(load_table("digits-cnn"))
 
     env = MixedPrecisionEnv(task=table_task("digits-cnn"), budget_fraction=0.25, finetune_steps=20, eval_seed=0)
     env.reset()
@@ -134,7 +138,13 @@ def test_a_live_digits_cnn_policy_replayed_on_the_table() -> None:
     claim = {"env_id": "quant_envs/MixedPrecision-v0", "env_kwargs": {"task": "digits-cnn"},
              "best": {**record, "return": reward}}
     report = validate(claim, against="digits-cnn")
-    assert report.ok, report.format()
+    assert not report.problems, report.format()
     assert {"accuracy", "latency_s", "budget_used"} <= {c["name"] for c in report.checks}
-    claim["best"]["accuracy"] += 1 / 360
+    for c in report.checks:
+        if c["name"] == "accuracy":
+            assert abs(c["claimed"] - c["replayed"]) <= allowed / 360 + 1e-9, report.format()
+        else:
+            assert c["ok"], report.format()
+    replayed = next(c["replayed"] for c in report.checks if c["name"] == "accuracy")
+    claim["best"]["accuracy"] = replayed + (allowed + 1) / 360
     assert [c["name"] for c in validate(claim, against="digits-cnn").mismatches] == ["accuracy"]
