@@ -40,6 +40,7 @@ from quant_envs.mixed_precision.model_cache import (
     load_or_train,
     non_finite_tensors,
     resolve_cache_dir,
+    state_digest,
 )
 from quant_envs.mixed_precision.models import (
     DigitsCNN,
@@ -175,15 +176,12 @@ def _float_model(key: str, build: Callable[[], nn.Module], train: Callable[[nn.M
 def data_digest(task: Task) -> str:
     """SHA-256 over a task's train, validation and test tensors (inputs and labels, in order): which
     data a table's entries were computed on. Only for tasks held as ``TensorDataset`` splits."""
-    h = hashlib.sha256()
-    for split in (task.train_set, task.val_set, task.test_set):
+    tensors = {}
+    for name, split in (("train", task.train_set), ("val", task.val_set), ("test", task.test_set)):
         if not isinstance(split, TensorDataset):
             raise TypeError(f"task {task.name!r}: data_digest needs TensorDataset splits, got {type(split).__name__}")
-        for t in split.tensors:
-            t = t.contiguous()
-            h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+        tensors.update({f"{name}.{i}": t for i, t in enumerate(split.tensors)})
+    return state_digest(tensors, {})  # the model cache's digest, over the splits instead of weights
 
 
 # --------------------------------------------------------------------------------------------------
