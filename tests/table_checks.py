@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from quant_envs.mixed_precision.make_table import evaluate_policy, policy_grid
-from quant_envs.mixed_precision.table_live import allowed_samples, live_problem
-from quant_envs.mixed_precision.table_live import numerics as machine_numerics
+from quant_envs.mixed_precision.table_live import (
+    allowed_samples,
+    describe_numerics,
+    live_problem,
+    recheck,
+)
 
 __all__ = ["PROVENANCE_KEYS", "accuracy_tolerance", "live_problem", "numerics", "same_episodes", "sample_matches"]
 
@@ -37,25 +40,22 @@ def accuracy_tolerance(table: Any, split_size: int) -> float:
 def numerics(table: Any) -> str:
     """Where the table's numbers were made and where they are re-evaluated: retraining repeats
     bit for bit only with the same torch CPU kernels, so a mismatch on another CPU kind says so."""
-    here = machine_numerics()
-    made = {k: table.meta.get(k, "not recorded") for k in here}
-    return f"table made with {made}; this machine: {here}"
+    return describe_numerics(table)
 
 
 def sample_matches(table: Any, live: Any, count: int, seed: int) -> None:
     """``count`` random entries of ``table`` retrained live give the table's validation and test
     accuracy, and the live problem's own ``evaluate`` agrees."""
-    policies = policy_grid(table.bits, table.num_units)
-    rng = np.random.default_rng(seed)
     where = numerics(table)
-    tol_val = accuracy_tolerance(table, len(live.task.val_set))
-    tol_test = accuracy_tolerance(table, len(live.task.test_set))
-    for k in rng.choice(len(policies), size=count, replace=False):
-        val, test = evaluate_policy(live, policies[k])
-        assert val == pytest.approx(float(table.score.reshape(-1)[k]), abs=tol_val), (policies[k], where)
-        assert test == pytest.approx(float(table.columns["test_accuracy"].reshape(-1)[k]), abs=tol_test), (policies[k], where)
-        e = live.evaluate([(b, b) for b in policies[k]])  # the live environment's own path
-        assert e.accuracy == pytest.approx(val, abs=1e-12)
+    tol = {"val": accuracy_tolerance(table, len(live.task.val_set)),
+           "test": accuracy_tolerance(table, len(live.task.test_set))}
+    rows = recheck(table, count, seed, problem=live)
+    assert len(rows) == count
+    for r in rows:
+        for split in ("val", "test"):
+            assert r["live"][split] == pytest.approx(r["table"][split], abs=tol[split]), (r["policy"], split, where)
+        e = live.evaluate([(b, b) for b in r["policy"]])  # the live environment's own path
+        assert e.accuracy == pytest.approx(r["live"]["val"], abs=1e-12)
 
 
 def same_episodes(env_t: Any, env_l: Any, episodes: int) -> None:

@@ -56,15 +56,25 @@ def numerics() -> dict[str, str]:
             "cpu_model": cpu_model()}
 
 
+def recorded_numerics(table: PolicyTable) -> dict[str, str]:
+    """The :func:`numerics` recorded in ``table``'s meta ("not recorded" where a key is missing)."""
+    return {k: table.meta.get(k, "not recorded") for k in ("torch", "cpu_capability", "cpu_model")}
+
+
 def same_numerics(table: PolicyTable) -> bool:
     """Whether this machine has the numerics ``table`` was made with (all three recorded and equal)."""
-    return all(table.meta.get(k) == v for k, v in numerics().items())
+    return recorded_numerics(table) == numerics()
 
 
 def allowed_samples(table: PolicyTable) -> int:
     """How many samples of a split a live retraining may move an entry of ``table`` by here: 0 with
     the table's own numerics, :data:`CROSS_CPU_SAMPLES` otherwise."""
     return 0 if same_numerics(table) else CROSS_CPU_SAMPLES
+
+
+def describe_numerics(table: PolicyTable) -> str:
+    """``table``'s recorded numerics beside this machine's, for a report or a failing check."""
+    return f"table {table.name} made with {recorded_numerics(table)}; this machine: {numerics()}"
 
 
 def _table(table: PolicyTable | str) -> PolicyTable:
@@ -92,9 +102,10 @@ def table_task(table: PolicyTable | str) -> Task:
     if t.float_state:
         kwargs["float_state"] = t.float_state
     task = make_task(m["task"], **kwargs)
-    if "data_sha256" in m and data_digest(task) != m["data_sha256"]:
+    data = data_digest(task) if "data_sha256" in m else None
+    if data is not None and data != m["data_sha256"]:
         raise ValueError(f"table={t.name!r}: the {m['task']} data built on this machine differ from the table's "
-                         f"(data_sha256 {data_digest(task)[:12]} vs {m['data_sha256'][:12]}); its entries were "
+                         f"(data_sha256 {data[:12]} vs {m['data_sha256'][:12]}); its entries were "
                          "not computed on these data")
     if t.float_state and state_digest(task.model.state_dict(), {}) != m.get("float_sha256"):
         raise ValueError(f"table={t.name!r}: its float network does not match meta['float_sha256'] (damaged file?)")
@@ -113,17 +124,18 @@ def live_problem(table: PolicyTable | str, **kwargs: Any) -> MixedPrecisionProbl
     return MixedPrecisionProblem(task=table_task(t), **settings)
 
 
-def recheck(table: PolicyTable | str, count: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Retrain ``count`` random entries of ``table`` live (drawn with ``seed``); per entry its
-    policy, the table's and the live validation and test accuracy, and how many samples of each
-    split they differ by."""
+def recheck(table: PolicyTable | str, count: int, seed: int = 0,
+            problem: MixedPrecisionProblem | None = None) -> list[dict[str, Any]]:
+    """Retrain ``count`` random entries of ``table`` live (drawn with ``seed``) on ``problem``
+    (default: a fresh :func:`live_problem`); per entry its policy, the table's and the live
+    validation and test accuracy, and how many samples of each split they differ by."""
     import numpy as np
 
     from quant_envs.mixed_precision.make_table import evaluate_policy, policy_grid
     from quant_envs.mixed_precision.training import dataset_size
 
     t = _table(table)
-    problem = live_problem(t)
+    problem = live_problem(t) if problem is None else problem
     sizes = {"val": dataset_size(problem.task.val_set), "test": dataset_size(problem.task.test_set)}
     policies = policy_grid(t.bits, t.num_units)
     rows = []
@@ -151,15 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.count < 1:
         parser.error(f"--count={args.count} must be >= 1")
     t = _table(args.table)
-    here = numerics()
-    made = {k: t.meta.get(k, "not recorded") for k in here}
     allowed = allowed_samples(t)
     rows = recheck(t, args.count, args.seed)
     worst = max(max(r["samples_off"].values()) for r in rows)
     if args.json:
-        print(json.dumps({"table_numerics": made, "numerics": here, "allowed": allowed, "worst": worst, "rows": rows}))
+        print(json.dumps({"table_numerics": recorded_numerics(t), "numerics": numerics(), "allowed": allowed,
+                          "worst": worst, "rows": rows}))
     else:
-        print(f"table {t.name} made with {made}; this machine: {here}; allowed: {allowed} samples")
+        print(f"{describe_numerics(t)}; allowed: {allowed} samples")
         for r in rows:
             print(f"  {r['policy']}: val {r['table']['val']:.5f} -> {r['live']['val']:.5f}, "
                   f"test {r['table']['test']:.5f} -> {r['live']['test']:.5f} (samples off: {r['samples_off']})")
