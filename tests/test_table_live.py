@@ -30,6 +30,7 @@ from quant_envs.mixed_precision.table_live import (
     live_problem,
     main,
     numerics,
+    recheck,
     same_numerics,
     table_task,
 )
@@ -90,6 +91,12 @@ def test_bad_input_names_the_argument(digits) -> None:
         make_task("digits-cnn", float_state=[1, 2])
     with pytest.raises(SystemExit):
         main(["--table", "digits-cnn", "--count", "0"])
+    with pytest.raises(SystemExit):
+        main(["--table", "digits-cnn", "--seed", "-1"])
+    with pytest.raises(ValueError, match="count"):
+        recheck(digits, count=0)
+    with pytest.raises(ValueError, match="seed"):
+        recheck(digits, count=1, seed=-1)
 
 
 def test_numerics_name_this_machine_and_decide_exactness(digits) -> None:

@@ -131,9 +131,12 @@ def recheck(table: PolicyTable | str, count: int, seed: int = 0,
     validation and test accuracy, and how many samples of each split they differ by."""
     import numpy as np
 
+    from quant_envs.checks import check_int
     from quant_envs.mixed_precision.make_table import evaluate_policy, policy_grid
     from quant_envs.mixed_precision.training import dataset_size
 
+    check_int("count", count, min_value=1)
+    check_int("seed", seed, min_value=0)
     t = _table(table)
     problem = live_problem(t) if problem is None else problem
     sizes = {"val": dataset_size(problem.task.val_set), "test": dataset_size(problem.task.test_set)}
@@ -160,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="draws the entries")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error(f"--count={args.count} must be >= 1")
+    if args.count < 1 or args.seed < 0:
+        parser.error(f"--count={args.count} must be >= 1 and --seed={args.seed} >= 0")
     t = _table(args.table)
     allowed = allowed_samples(t)
     rows = recheck(t, args.count, args.seed)
