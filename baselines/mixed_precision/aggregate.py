@@ -51,14 +51,16 @@ def _pooled(statistic: Callable[[np.ndarray], np.ndarray]) -> Callable[..., np.n
 def stratified_bootstrap_ci(runs: Sequence[np.ndarray], statistic: Callable[..., np.ndarray] = iqm,
                             level: float = 0.95, seed: int = 0, resamples: int = RESAMPLES) -> tuple[float, float, float]:
     """(point, low, high) of ``statistic`` over the pooled runs of every instance, with a stratified
-    percentile bootstrap interval. ``runs``: one array of run values per instance."""
+    percentile bootstrap interval. ``runs``: one array of run values per instance; an instance with
+    a single run leaves the interval undefined (NaN)."""
     samples = [np.asarray(r, dtype=float).reshape(-1) for r in runs]
     pooled = _pooled(statistic)
     point = float(pooled(*samples))
     if sum(len(s) for s in samples) < 2 or all(np.all(s == samples[0][0]) for s in samples):
         return point, point, point
-    usable = [s for s in samples if len(s) >= 1]
-    res = stats.bootstrap(usable, pooled, vectorized=True, confidence_level=level, n_resamples=resamples,
+    if any(len(s) < 2 for s in samples):  # scipy resamples a stratum of two or more runs only
+        return point, float("nan"), float("nan")
+    res = stats.bootstrap(samples, pooled, vectorized=True, confidence_level=level, n_resamples=resamples,
                           method="percentile", random_state=np.random.default_rng(seed))
     return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
@@ -78,15 +80,17 @@ def probability_of_improvement(x_runs: Sequence[np.ndarray], y_runs: Sequence[np
     resampled separately)."""
     if len(x_runs) != len(y_runs) or not x_runs:
         raise ValueError(f"x_runs and y_runs must list the same instances (got {len(x_runs)} and {len(y_runs)})")
-    xs = [np.asarray(r, dtype=float).reshape(-1) for r in x_runs]
-    ys = [np.asarray(r, dtype=float).reshape(-1) for r in y_runs]
+    # a single run is repeated: resampling it gives itself either way, and the pairwise statistic is
+    # unchanged by repeating values (scipy resamples a stratum of two or more runs only)
+    xs = [np.resize(np.asarray(r, dtype=float).reshape(-1), max(np.size(r), 2)) for r in x_runs]
+    ys = [np.resize(np.asarray(r, dtype=float).reshape(-1), max(np.size(r), 2)) for r in y_runs]
     k = len(xs)
 
     def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean([_mann_whitney_lower(samples[i], samples[k + i], axis) for i in range(k)], axis=0)
 
     point = float(statistic(*xs, *ys))
-    if all(len(s) < 2 for s in xs + ys):
+    if all(np.all(s == s[0]) for s in xs + ys):
         return point, point, point
     res = stats.bootstrap(xs + ys, statistic, vectorized=True, confidence_level=level, n_resamples=resamples,
                           method="percentile", random_state=np.random.default_rng(seed))

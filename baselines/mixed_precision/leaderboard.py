@@ -198,8 +198,11 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
     digests = sorted({r["policy_sha256"] for rows in raw.values() for r in rows if r["policy_sha256"]})
     paths = [str(out / "policies" / f"{d}.json") for d in digests]
     existing = [p for p in paths if Path(p).exists()]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = dict(zip(existing, pool.map(_validate_file, existing, chunksize=16)))
+    if workers <= 1:
+        results = {p: _validate_file(p) for p in existing}
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = dict(zip(existing, pool.map(_validate_file, existing, chunksize=16)))
     from quant_envs.mixed_precision.table_problem import TableProblem
 
     for (i, m), rows in raw.items():
@@ -221,8 +224,9 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
                 continue
             by_n.setdefault(int(r["n"]), []).append(value)
             walls[int(r["seed"])] = float(r["wall_time_s"])
-        regret.setdefault(i, {})[m] = {n: np.array(v) for n, v in by_n.items()}
-        wall.setdefault(i, {})[m] = float(sum(walls.values()))
+        if by_n:  # a method whose every row was refused has no entry
+            regret.setdefault(i, {})[m] = {n: np.array(v) for n, v in by_n.items()}
+            wall.setdefault(i, {})[m] = float(sum(walls.values()))
     return Loaded(regret, wall, refused, len(existing))
 
 
