@@ -121,8 +121,8 @@ def plot_front(instance: ParetoInstance, found: dict[str, Sequence[int]], path: 
     ax.scatter(instance.cost, instance.score, s=2, c="0.8", label="all policies", rasterized=True)
     f = instance.front
     ax.step(instance.cost[f], instance.score[f], where="post", c="k", label="exact front")
-    for name, idx in found.items():
-        idx = np.asarray(idx, dtype=int)
+    for name, evaluated in found.items():
+        idx = np.asarray(evaluated, dtype=int)
         nd = idx[non_dominated(instance.score[idx], instance.cost[idx])]
         ax.plot(instance.cost[nd], instance.score[nd], "o-", ms=3, label=f"{name} ({len(idx)} evaluations)")
     ax.set_xlabel(f"{instance.metric} (normalised)")

@@ -400,7 +400,7 @@ def _hawq_v3_table(space: SearchSpace, evaluate: _Evaluator, ilp_time_limit_s: f
     from baselines.mixed_precision.table_hawq import table_omega
 
     p = space.problem
-    omega, source = table_omega(p.table)  # [units, bits]; a table's pairs are (b, b)
+    omega, source = table_omega(p.table)  # type: ignore[attr-defined]  # a TableProblem; its pairs are (b, b)
     index = {b: j for j, b in enumerate(p.bits)}
     objective = [omega[i, [index[w] for w in space.widths[i][:, 0]]] for i in range(space.num_layers)]
     solution = solve_assignment_ilp(objective, space.costs, p.budget, space.feasible, ilp_time_limit_s)
