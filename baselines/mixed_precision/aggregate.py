@@ -116,7 +116,7 @@ def plot_profiles(profiles: dict[str, np.ndarray], taus: np.ndarray, path: str, 
     for name, p in profiles.items():
         ax.step(taus, p, where="post", label=name)
     ax.set_xlabel("normalised regret threshold tau (1 = random search's best of 1)")
-    ax.set_ylabel("fraction of runs with regret <= tau")
+    ax.set_ylabel("fraction of runs with regret <= tau", fontsize=8)
     ax.set_ylim(-0.02, 1.02)
     if title:
         ax.set_title(title, fontsize=9)
@@ -130,7 +130,7 @@ def plot_intervals(rows: dict[str, dict[int, tuple[float, float, float]]], path:
     """Point and interval per method at every n (log x): the IQM (or any statistic) against evaluations."""
     from quant_envs.rendering import new_figure, save_figure
 
-    fig = new_figure()
+    fig = new_figure(7.5, 4.2)
     ax = fig.add_subplot()
     for j, (name, by_n) in enumerate(rows.items()):
         ns = sorted(by_n)
@@ -139,8 +139,10 @@ def plot_intervals(rows: dict[str, dict[int, tuple[float, float, float]]], path:
         ax.errorbar(x, pts[:, 0], yerr=[pts[:, 0] - pts[:, 1], pts[:, 2] - pts[:, 0]], marker="o", ms=3,
                     capsize=2, label=name)
     ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=0.01)  # regrets from 0 (the optimum) to a few times the reference
+    ax.set_ylim(bottom=0.0)
     ax.set_xlabel("reward evaluations n")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel, fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)

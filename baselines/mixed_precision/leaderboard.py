@@ -287,8 +287,8 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
             iqm_rows.setdefault(m, {})[n] = stratified_bootstrap_ci(normalised(m, n), iqm)
             if m != "random" and covered("random", n):
                 poi_rows.setdefault(m, {})[n] = probability_of_improvement(normalised(m, n), normalised("random", n))
-    plot_intervals(iqm_rows, str(figures / "iqm.png"), "IQM of normalised regret (95% stratified bootstrap CI)",
-                   "all instances; 0 = optimum, 1 = random search's best of 1")
+    plot_intervals(iqm_rows, str(figures / "iqm.png"), "IQM of normalised regret",
+                   "IQM over all instances, 95% stratified bootstrap CI; 0 = optimum, 1 = random search's best of 1")
     taus = np.linspace(0, 1.5, 301)
     profile_ns = [n for n in (100, 1000) if n in ns] or ns[-1:]
     for n in profile_ns:
