@@ -313,7 +313,8 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "## Per instance", "",
               "Best-so-far regret in the table's unit after n evaluations: mean [95% Student-t CI] over seeds; "
-              "wall time of all seeds on the shared 2-core machine.", ""]
+              "wall time of all seeds on the shared 2-core machine (other jobs running: compare ratios, not "
+              "seconds). A '-' marks an n beyond the method's allowance (the command's `--cap`).", ""]
     for i in sorted(loaded.regret):
         setting = LEADERBOARD_SETTINGS[i]
         scenario, instance = setting_slug(setting)
