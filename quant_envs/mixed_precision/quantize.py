@@ -191,13 +191,26 @@ class FakeQuantModel:
             self.wrappers.append(wrapper)
         self._weight_ratios: dict[tuple[int, int], torch.Tensor] = {}
         self._act_ranges: dict[tuple[int, int], tuple[float, float]] = {}
+        self._reset_targets: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def reset_weights(self) -> None:
-        """Restore the float weights (and batch-norm statistics) after a retraining."""
-        state = {}
-        for key, value in self._float_state.items():
-            state[self._wrapped_key(key)] = value
-        self.model.load_state_dict(state, strict=False)
+        """Restore the float weights (and batch-norm statistics) after a retraining.
+
+        The same copies ``load_state_dict`` makes, without its per-call key matching (a few
+        milliseconds per reward on a small network); the targets are looked up once.
+        """
+        if self._reset_targets is None:
+            live = self.model.state_dict(keep_vars=True)
+            self._reset_targets = [(live[self._wrapped_key(k)], v) for k, v in self._float_state.items()]
+        with torch.no_grad():
+            for target, value in self._reset_targets:
+                target.copy_(value)
+
+    def to(self, device: torch.device | str) -> FakeQuantModel:
+        """Move the quantized model to ``device`` (float weights, calibration data stay on the CPU)."""
+        self.model.to(device)
+        self._reset_targets = None  # moving may replace the tensors
+        return self
 
     def _wrapped_key(self, key: str) -> str:
         for name in self.layer_names:
