@@ -106,13 +106,13 @@ class _StraightThrough(torch.autograd.Function):
     """Straight-through gradient masked outside the clipping range (torch's ``grad * mask``)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, quantize: _Quantizer) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, quantize: _Quantizer) -> torch.Tensor:
         values, mask = quantize(x)
         ctx.save_for_backward(mask)
         return values
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (mask,) = ctx.saved_tensors
         return grad * mask, None
 

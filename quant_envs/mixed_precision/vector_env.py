@@ -16,6 +16,7 @@ batches, e.g. on a GPU). ``action_masks()`` returns the (N, actions) mask for Ma
 from __future__ import annotations
 
 import copy
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -83,8 +84,9 @@ class MixedPrecisionVectorEnv(SyncVectorEnv):
                  copy: bool = True, **env_kwargs: Any) -> None:
         num_envs = check_int("num_envs", num_envs, min_value=1)
         first = self.env_class(**env_kwargs)
-        envs = [first] + [_sibling(first) for _ in range(num_envs - 1)]
-        super().__init__([lambda e=e: e for e in envs], copy=copy, autoreset_mode=autoreset_mode)
+        self._copies: list[MixedPrecisionEnv] = [first] + [_sibling(first) for _ in range(num_envs - 1)]
+        super().__init__([functools.partial(lambda e: e, e) for e in self._copies], copy=copy,
+                         autoreset_mode=autoreset_mode)
         self.problem = first.problem
         #: terminal policies scored through ``evaluate_many`` so far (for tests and benchmarks)
         self.num_prefetched = 0
@@ -100,7 +102,7 @@ class MixedPrecisionVectorEnv(SyncVectorEnv):
     def action_masks(self) -> np.ndarray:
         """The (num_envs, actions) boolean mask of every copy's allowed actions (all True for a
         copy whose episode has ended and that resets on the next step)."""
-        return np.stack([env.action_masks() for env in self.envs])
+        return np.stack([env.action_masks() for env in self._copies])
 
 
 class MixedPrecisionContinuousVectorEnv(MixedPrecisionVectorEnv):
