@@ -128,3 +128,35 @@ def test_the_default_device_is_the_cpu() -> None:
     assert problem.device == torch.device("cpu")
     problem.evaluate(problem.uniform_policy(4))
     assert all(p.device.type == "cpu" for p in problem.fake_quant_model().model.parameters())
+
+
+def test_the_reused_quantized_weight_follows_every_change() -> None:
+    from torch import nn
+
+    from quant_envs.mixed_precision.quantize import FakeQuantModel
+
+    torch.manual_seed(0)
+    fq = FakeQuantModel(nn.Sequential(nn.Conv1d(3, 4, 3)), ["0"], torch.randn(8, 3, 10))
+    wrapper = fq.wrappers[0]
+
+    def reference() -> torch.Tensor:  # computed afresh with torch's op
+        with fast_quant.use_impl("torch"), torch.no_grad():
+            return wrapper.quantized_weight()
+
+    fq.set_policy([(4, None)])
+    with torch.no_grad():
+        first = wrapper.quantized_weight()
+        assert wrapper.quantized_weight() is first  # reused while nothing changed
+        assert torch.equal(first, reference())
+        wrapper.layer.weight.mul_(1.5)  # an in-place change (an optimizer step)
+        assert torch.equal(wrapper.quantized_weight(), reference())
+        wrapper.layer.weight.data = torch.randn(4, 3, 3)  # a swapped tensor
+        assert torch.equal(wrapper.quantized_weight(), reference())
+    fq.set_policy([(3, None)])  # another width and clip ratio
+    with torch.no_grad():
+        assert torch.equal(wrapper.quantized_weight(), reference())
+    fq.reset_weights()
+    with torch.no_grad():
+        assert torch.equal(wrapper.quantized_weight(), reference())
+    # with autograd the weight is quantized on every call (it changes every step)
+    assert wrapper.quantized_weight().grad_fn is not None

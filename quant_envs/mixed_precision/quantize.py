@@ -110,8 +110,9 @@ class QuantLayerWrapper(nn.Module):
         if fast_quant.get_impl() != "fast" or (torch.is_grad_enabled() and w.requires_grad):
             return self._quantize_weight(w)  # retraining: the weight changes every step
         # No autograd: the quantized weight is a function of the weight's and the clip ratio's
-        # contents (their version counters count in-place changes) and the width.
-        key = (id(w), w._version, self.w_clip_ratio._version, self.w_bits, w.device)
+        # contents (their version counters count in-place changes; the storage catches a swapped
+        # .data) and the width.
+        key = (id(w), w.data_ptr(), w._version, self.w_clip_ratio._version, self.w_bits, w.device)
         if key != self._frozen_key or self._frozen_weight is None:
             with torch.no_grad():
                 self._frozen_weight = self._quantize_weight(w)
