@@ -37,7 +37,7 @@ import numpy as np
 if TYPE_CHECKING:
     import hw_sim
 
-DATA_DIR = Path(__file__).resolve().parent / "table_data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "table_data"
 
 #: Per-unit layer facts, in this column order (as :func:`features.static_features` reads them).
 LAYER_COLUMNS = ("c_in", "c_out", "stride", "kernel", "num_weights", "in_h", "in_w")
@@ -246,7 +246,7 @@ def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTab
 
 def _hawq(network: str) -> Callable[[], PolicyTable]:
     def build() -> PolicyTable:
-        from quant_envs.mixed_precision.hawq_tables import hawq_v3_table
+        from quant_envs.mixed_precision.tables.hawq import hawq_v3_table
 
         return hawq_v3_table(network)
 

@@ -8,16 +8,16 @@ same retrained network. The costs of every ``hw_sim`` profile (latency, energy, 
 and the layers' ``hw_sim`` shapes (to recompute them when ``hw_sim`` changes) are recorded beside them, with the layer facts and weight standard deviations the observation
 needs, so the table environment sees what the live one sees. The float network every policy was
 retrained from is shipped in the table, with digests of it and of the task's data, so that the
-table's live problem (:mod:`quant_envs.mixed_precision.table_live`) is the same network on every
+table's live problem (:mod:`quant_envs.mixed_precision.tables.live`) is the same network on every
 machine. The result is a compressed ``.npz`` in the generic table format
-(:mod:`quant_envs.mixed_precision.table`).
+(:mod:`quant_envs.mixed_precision.tables.policy_table`).
 
 Resumable: finished chunks of policies are kept in ``--work-dir`` (written atomically), so a run
 that stops is continued by the same command; a different configuration in the same work directory
 is refused. Parallel over ``--workers`` processes (each builds the task once, with one torch
 thread); a tqdm bar shows progress. Example (2401 policies of the digits CNN)::
 
-    OMP_NUM_THREADS=1 python -m quant_envs.mixed_precision.make_table --task digits-cnn \\
+    OMP_NUM_THREADS=1 python -m quant_envs.mixed_precision.tables.build --task digits-cnn \\
         --bits 2 3 4 5 6 7 8 --finetune-steps 20 --eval-seed 0 --workers 2 \\
         --out quant_envs/mixed_precision/table_data/digits_cnn.npz
 """
@@ -40,7 +40,7 @@ import numpy as np
 
 from hw_sim.metrics import UNITS
 from quant_envs.atomic_io import atomic_path, atomic_write_json
-from quant_envs.mixed_precision.table import PolicyTable, TableLayer, hw_sim_costs, save_table
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable, TableLayer, hw_sim_costs, save_table
 
 _PROBLEM = None  # the worker's problem, built once per process
 
@@ -105,7 +105,7 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
                               kernel=la.kernel, num_weights=la.num_weights, in_hw=tuple(la.in_hw))
                    for la in problem.layers)
     from quant_envs.mixed_precision.model_cache import state_digest
-    from quant_envs.mixed_precision.table_live import numerics
+    from quant_envs.mixed_precision.tables.live import numerics
     from quant_envs.mixed_precision.tasks import data_digest
 
     float_state = problem.task.model.state_dict()
@@ -120,7 +120,7 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
         default_hardware="bismo-edge", default_budget={"metric": "latency", "fraction": config.get("default_budget_fraction", 0.4)},
         default_reward_scale=0.1,
         meta={
-            "generator": "quant_envs.mixed_precision.make_table", "command": command, **config,
+            "generator": "quant_envs.mixed_precision.tables.build", "command": command, **config,
             "float_accuracy_val": float(problem.float_accuracy("val")),
             "float_accuracy_test": float(problem.float_accuracy("test")),
             "retraining": "MixedPrecisionProblem.quantized_model: fake quantization, finetune_steps mini-batches "
@@ -139,7 +139,7 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m quant_envs.mixed_precision.make_table", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m quant_envs.mixed_precision.tables.build", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="digits-cnn")
     parser.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 5, 6, 7, 8])
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--limit {total}: not writing {args.out} (a table needs all {len(policies)} policies)")
         return 0
     results = np.concatenate([np.load(c[2]) for c in chunks])
-    table = build_table({**config, "default_budget_fraction": args.default_budget_fraction}, results, args.name or args.task, " ".join(["python -m quant_envs.mixed_precision.make_table", *map(str, argv or sys.argv[1:])]), wall)
+    table = build_table({**config, "default_budget_fraction": args.default_budget_fraction}, results, args.name or args.task, " ".join(["python -m quant_envs.mixed_precision.tables.build", *map(str, argv or sys.argv[1:])]), wall)
     save_table(table, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(results)} policies)")
     return 0

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import optimize, sparse
 
 from quant_envs.mixed_precision.problem import RELATIVE_SLACK
-from quant_envs.mixed_precision.table import PolicyTable
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 
 #: Largest policy grid enumerated (4M policies: ~100 MB of temporaries at most).
 ENUMERATION_LIMIT = 1 << 22

@@ -15,8 +15,8 @@ from quant_envs.mixed_precision.actions import Action, choose_width
 from quant_envs.mixed_precision.env import INVALID_ACTION_MODES
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import PartialPolicy
-from quant_envs.mixed_precision.table import PolicyTable
-from quant_envs.mixed_precision.table_problem import TableEvaluation, TableProblem
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.problem import TableEvaluation, TableProblem
 
 
 class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
@@ -27,7 +27,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
     The problem of ``quant_envs/MixedPrecision-v0`` (one width per layer, exact budget masks) with
     the reward looked up instead of retrained, so an episode costs microseconds and a search can be
     scored against the table's **exact optimum** at the budget (its *regret*). Registered tables
-    (``quant_envs.mixed_precision.table.TABLES``; any ``.npz`` in the generic format works too):
+    (``quant_envs.mixed_precision.tables.policy_table.TABLES``; any ``.npz`` in the generic format works too):
 
     * ``"hawq-resnet18"`` (default), ``"hawq-resnet50"``: HAWQ-V3's published ImageNet data
       (Hessian traces, quantization errors, sizes, BOPs, measured T4 latencies; ICML 2021,
@@ -89,7 +89,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
 
     * ``table``: a registered name ("hawq-resnet18" default, "hawq-resnet50", "digits-cnn",
       "mnist1d-small"), the path of an ``.npz`` table, or a
-      :class:`~quant_envs.mixed_precision.table.PolicyTable`.
+      :class:`~quant_envs.mixed_precision.tables.policy_table.PolicyTable`.
     * ``hardware``: one of the table's hardware (HAWQ: "t4"; digits-cnn and mnist1d-small: every
       ``hw_sim`` profile, default "bismo-edge").
     * ``budget_metric``: one of the hardware's metrics (HAWQ: "latency" default, "size", "bops";
