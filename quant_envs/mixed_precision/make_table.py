@@ -1,0 +1,17 @@
+"""Deprecated alias of :mod:`quant_envs.mixed_precision.tables.build` (the generator of exhaustive tables); import from there.
+
+Importing ``quant_envs.mixed_precision.make_table`` gives that module itself (``sys.modules`` holds it under both
+names), so every name, private ones included, and every monkeypatch reach the same objects.
+``python -m quant_envs.mixed_precision.make_table`` runs ``python -m quant_envs.mixed_precision.tables.build``.
+"""
+
+import sys
+import warnings
+
+from quant_envs.mixed_precision.tables import build as _new
+
+if __name__ == "__main__":
+    raise SystemExit(_new.main())
+warnings.warn("quant_envs.mixed_precision.make_table is deprecated; import quant_envs.mixed_precision.tables.build",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _new
