@@ -3,7 +3,7 @@
 Modules, each depending only on those above it:
 
 * :mod:`.policy_table`: the data type (:class:`~.policy_table.PolicyTable`, :class:`~.policy_table.TableLayer`);
-* :mod:`.npz`: the generic on-disk format and the tables' ``hw_sim`` costs;
+* :mod:`.costs`: a table's costs from ``hw_sim``; :mod:`.npz`: the generic on-disk format;
 * :mod:`.hawq`: HAWQ-V3's published ResNet-18/50 tables;
 * :mod:`.registry`: table names -> loaders (:func:`~.registry.load_table`, :func:`~.registry.register_table`);
 * :mod:`.numerics`: what decides whether a retraining repeats bit for bit;
@@ -15,3 +15,8 @@ Modules, each depending only on those above it:
 
 Nothing is imported here, so that reading a table does not import torch.
 """
+
+from pathlib import Path
+
+#: The shipped tables (``.npz``) and HAWQ-V3's published numbers (``.json``), with their provenance.
+DATA_DIR = Path(__file__).resolve().parent.parent / "table_data"

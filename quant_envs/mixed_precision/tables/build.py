@@ -25,9 +25,11 @@ thread); a tqdm bar shows progress. Example (2401 policies of the digits CNN)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import itertools
 import json
+import multiprocessing as mp
 import os
 import platform
 import sys
@@ -37,10 +39,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from hw_sim.metrics import UNITS
 from quant_envs.atomic_io import atomic_path, atomic_write_json
-from quant_envs.mixed_precision.tables.policy_table import PolicyTable, TableLayer, hw_sim_costs, save_table
+from quant_envs.mixed_precision.model_cache import state_digest
+from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+from quant_envs.mixed_precision.tables.costs import hw_sim_costs
+from quant_envs.mixed_precision.tables.npz import save_table
+from quant_envs.mixed_precision.tables.numerics import numerics
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable, TableLayer
+from quant_envs.mixed_precision.tasks import data_digest
 
 _PROBLEM = None  # the worker's problem, built once per process
 
@@ -51,16 +61,12 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _problem(config: dict[str, Any]):
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-
     return MixedPrecisionProblem(task=config["task"], bits=config["bits"], finetune_steps=config["finetune_steps"],
                                  eval_seed=config["eval_seed"], task_kwargs={"seed": config["task_seed"]},
                                  cache_size=0, budget_fraction=1.0)
 
 
 def _init_worker(config: dict[str, Any]) -> None:
-    import torch
-
     torch.set_num_threads(1)
     global _PROBLEM
     _PROBLEM = _problem(config)
@@ -88,8 +94,6 @@ def policy_grid(bits: Sequence[int], layers: int) -> list[tuple[int, ...]]:
 
 def hw_layer_shapes(problem: Any) -> list[dict[str, Any]]:
     """The task's layers as ``hw_sim.LayerShape`` fields (what the table's costs are computed from)."""
-    import dataclasses
-
     return [dataclasses.asdict(la.shape) for la in problem.layers]
 
 
@@ -104,10 +108,6 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
     layers = tuple(TableLayer(name=la.name, kind=la.kind, c_in=la.c_in, c_out=la.c_out, stride=la.stride,
                               kernel=la.kernel, num_weights=la.num_weights, in_hw=tuple(la.in_hw))
                    for la in problem.layers)
-    from quant_envs.mixed_precision.model_cache import state_digest
-    from quant_envs.mixed_precision.tables.live import numerics
-    from quant_envs.mixed_precision.tasks import data_digest
-
     float_state = problem.task.model.state_dict()
     return PolicyTable(
         name=name, bits=bits, units=tuple((la.name,) for la in problem.layers), layers=layers,
@@ -128,7 +128,7 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
             "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "python": platform.python_version(),
             "float_sha256": state_digest(float_state, {}), "data_sha256": data_digest(problem.task),
             # Retraining is bit-reproducible only with the same CPU kernels: from the shipped float
-            # network, entries repeat exactly with these numerics, within table_live.CROSS_CPU_SAMPLES elsewhere.
+            # network, entries repeat exactly with these numerics, within tables.live.CROSS_CPU_SAMPLES elsewhere.
             **numerics(), "machine": platform.machine(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
@@ -166,8 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"use another --work-dir")
     atomic_write_json(cfg_path, config)
 
-    from tqdm import tqdm
-
     probe = _problem(config)  # trains (or loads) the float model once, before the workers start
     policies = policy_grid(config["bits"], probe.num_layers)
     total = len(policies) if args.limit is None else min(args.limit, len(policies))
@@ -181,8 +179,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for job in todo:
             bar.update(_run_chunk(job)[1])
     else:
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(args.workers, initializer=_init_worker, initargs=(config,)) as pool:
             for _, n in pool.imap_unordered(_run_chunk, todo):
                 bar.update(n)

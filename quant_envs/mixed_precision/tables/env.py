@@ -27,7 +27,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
     The problem of ``quant_envs/MixedPrecision-v0`` (one width per layer, exact budget masks) with
     the reward looked up instead of retrained, so an episode costs microseconds and a search can be
     scored against the table's **exact optimum** at the budget (its *regret*). Registered tables
-    (``quant_envs.mixed_precision.tables.policy_table.TABLES``; any ``.npz`` in the generic format works too):
+    (``quant_envs.mixed_precision.tables.registry.TABLES``; any ``.npz`` in the generic format works too):
 
     * ``"hawq-resnet18"`` (default), ``"hawq-resnet50"``: HAWQ-V3's published ImageNet data
       (Hessian traces, quantization errors, sizes, BOPs, measured T4 latencies; ICML 2021,

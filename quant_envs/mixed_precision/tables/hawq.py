@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs.mixed_precision.tables.policy_table import DATA_DIR, PolicyTable, TableLayer
+from quant_envs.mixed_precision.tables import DATA_DIR
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable, TableLayer
 
 HAWQ_BITS = (4, 8)
 NETWORKS = ("resnet18", "resnet50")

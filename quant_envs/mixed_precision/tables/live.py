@@ -18,14 +18,24 @@ float network, see :data:`CROSS_CPU_SAMPLES`.
 
 from __future__ import annotations
 
-import platform
-from typing import TYPE_CHECKING, Any
+import argparse
+import json
+from typing import Any
 
-from quant_envs.mixed_precision.tables.policy_table import PolicyTable, load_table
+import numpy as np
 
-if TYPE_CHECKING:
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-    from quant_envs.mixed_precision.tasks import Task
+from quant_envs.checks import check_int
+from quant_envs.mixed_precision.model_cache import state_digest
+from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+from quant_envs.mixed_precision.tables.build import evaluate_policy, policy_grid
+from quant_envs.mixed_precision.tables.numerics import cpu_model, numerics
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.registry import load_table
+from quant_envs.mixed_precision.tasks import Task, data_digest, make_task
+from quant_envs.mixed_precision.training import dataset_size
+
+__all__ = ["CROSS_CPU_SAMPLES", "allowed_samples", "cpu_model", "describe_numerics", "live_problem", "main",
+           "numerics", "recheck", "recorded_numerics", "same_numerics", "table_task"]
 
 #: How many validation (or test) samples an entry may move by when it is retrained, from the
 #: table's own float network, on another CPU kind than the table's. Measured with torch's scalar
@@ -33,27 +43,6 @@ if TYPE_CHECKING:
 #: digits-cnn entries, 186 validation accuracies repeat exactly, 13 move by 1 sample and 1 by 2
 #: (test: 182, 14, 3 and one by 4); all 40 mnist1d-small entries checked repeat exactly.
 CROSS_CPU_SAMPLES = 4
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def numerics() -> dict[str, str]:
-    """What decides whether a retraining repeats bit for bit here: torch's version, the instruction
-    set of its CPU kernels and the CPU model (MKL and oneDNN choose kernels by CPU, too)."""
-    import torch
-
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_model": cpu_model()}
 
 
 def recorded_numerics(table: PolicyTable) -> dict[str, str]:
@@ -90,9 +79,6 @@ def table_task(table: PolicyTable | str) -> Task:
     the data generated here differ from the table's (``meta["data_sha256"]``), or when the shipped
     network does not match its digest.
     """
-    from quant_envs.mixed_precision.model_cache import state_digest
-    from quant_envs.mixed_precision.tasks import data_digest, make_task
-
     t = _table(table)
     m = t.meta
     if "task" not in m or "task_seed" not in m:
@@ -115,8 +101,6 @@ def table_task(table: PolicyTable | str) -> Task:
 def live_problem(table: PolicyTable | str, **kwargs: Any) -> MixedPrecisionProblem:
     """``MixedPrecisionProblem`` with ``table``'s recorded task, float network, widths, retraining
     steps and retraining seed, nothing cached; ``kwargs`` go to the problem (hardware, budget)."""
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-
     t = _table(table)
     m = t.meta
     settings = {"bits": m["bits"], "finetune_steps": m["finetune_steps"], "eval_seed": m["eval_seed"],
@@ -129,12 +113,6 @@ def recheck(table: PolicyTable | str, count: int, seed: int = 0,
     """Retrain ``count`` random entries of ``table`` live (drawn with ``seed``) on ``problem``
     (default: a fresh :func:`live_problem`); per entry its policy, the table's and the live
     validation and test accuracy, and how many samples of each split they differ by."""
-    import numpy as np
-
-    from quant_envs.checks import check_int
-    from quant_envs.mixed_precision.tables.build import evaluate_policy, policy_grid
-    from quant_envs.mixed_precision.training import dataset_size
-
     check_int("count", count, min_value=1)
     check_int("seed", seed, min_value=0)
     t = _table(table)
@@ -154,9 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m quant_envs.mixed_precision.tables.live --table NAME --count N``: retrain a sample of
     a table's entries from its shipped float network and report how far each lands from the table.
     Exit status 1 when an entry is further than the tolerance of this machine's CPU kind."""
-    import argparse
-    import json
-
     parser = argparse.ArgumentParser(prog="python -m quant_envs.mixed_precision.tables.live", description=main.__doc__)
     parser.add_argument("--table", required=True, help="a registered table name or an .npz path")
     parser.add_argument("--count", type=int, default=10, help="entries to retrain")

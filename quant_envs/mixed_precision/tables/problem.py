@@ -31,8 +31,9 @@ from quant_envs.mixed_precision.problem import (
     Policy,
     metric_fields,
 )
-from quant_envs.mixed_precision.tables.policy_table import PolicyTable, load_table
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 from quant_envs.mixed_precision.tables.reference import TableOptimum, exact_optimum
+from quant_envs.mixed_precision.tables.registry import load_table
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class TableProblem(MixedPrecisionProblem):
     """A table benchmark at one hardware, budget metric and budget.
 
     Args:
-        table: a registered table name (``quant_envs.mixed_precision.tables.policy_table.TABLES``), a path to an
+        table: a registered table name (``quant_envs.mixed_precision.tables.registry.TABLES``), a path to an
             ``.npz`` table, or a :class:`PolicyTable`.
         hardware: one of the table's hardware (default: the table's).
         budget_metric: one of the hardware's metrics (default: the table's default budget's).
