@@ -49,13 +49,6 @@ def check_device(device: Any) -> Any:
     return dev
 
 
-def _retrains(problem: MixedPrecisionProblem) -> bool:
-    """Whether ``problem`` scores by retraining, as ``MixedPrecisionProblem.evaluate`` does."""
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-
-    return type(problem).evaluate is MixedPrecisionProblem.evaluate
-
-
 def _steps_and_splits(problem: MixedPrecisionProblem, finetune_steps: int | None,
                       splits: Sequence[str]) -> tuple[int, tuple[str, ...]]:
     steps = problem.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
@@ -75,8 +68,6 @@ def evaluate_splits(problem: MixedPrecisionProblem, policies: Sequence[Sequence[
     """
     steps, splits = _steps_and_splits(problem, finetune_steps, splits)
     checked = [problem.check_policy(p) for p in policies]
-    if not _retrains(problem):  # a subclass that scores otherwise (a table's look-ups): its own evaluate
-        return [{s: problem.evaluate(p, steps, s) for s in splits} for p in checked]
     out: list[dict[str, Evaluation]] = []
     for pol in checked:
         records: dict[str, Evaluation] = {}

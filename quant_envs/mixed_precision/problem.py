@@ -25,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import hw_sim
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
 from hw_sim.metrics import UNITS as METRIC_UNITS
 from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
+from quant_envs.mixed_precision import evaluator
+from quant_envs.mixed_precision.evaluator import check_device
 from quant_envs.mixed_precision.features import LayerFacts
 
 if TYPE_CHECKING:  # torch is imported when a problem is built, not with this module
@@ -156,8 +159,7 @@ class MixedPrecisionProblem:
         cache_dir: str | os.PathLike[str] | None = None,
         device: Any = "cpu",
     ) -> None:
-        import hw_sim
-        from quant_envs.mixed_precision.evaluator import check_device
+        # lazy: the task and its layer shapes bring torch; the problem's module (and the environments') import without it
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import Task, make_task
 
@@ -245,8 +247,6 @@ class MixedPrecisionProblem:
     @staticmethod
     def _check_hardware(hardware: Any):
         """An ``hw_sim.Accelerator`` from a profile name, a measured table's name or an instance."""
-        import hw_sim
-
         if isinstance(hardware, hw_sim.Accelerator):
             return hardware
         names = sorted(hw_sim.PROFILES) + sorted(hw_sim.MEASURED)
@@ -406,6 +406,7 @@ class MixedPrecisionProblem:
     def fake_quant_model(self) -> FakeQuantModel:
         """The task's model wrapped for fake quantization (built once, shared between evaluations)."""
         if self._fq is None:
+            # lazy: fake quantization is torch (see __init__)
             from quant_envs.mixed_precision.quantize import FakeQuantModel
 
             self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],
@@ -444,17 +445,17 @@ class MixedPrecisionProblem:
                       split: str | None = None) -> list[Evaluation]:
         """``[self.evaluate(p, finetune_steps, split) for p in policies]``: the same records
         (see :func:`~quant_envs.mixed_precision.evaluator.evaluate_many`)."""
-        from quant_envs.mixed_precision.evaluator import evaluate_many
-
-        return evaluate_many(self, policies, finetune_steps, split)
+        if type(self).evaluate is not MixedPrecisionProblem.evaluate:  # scored otherwise (a table's look-ups)
+            return [self.evaluate(p, finetune_steps, split) for p in policies]
+        return evaluator.evaluate_many(self, policies, finetune_steps, split)
 
     def evaluate_splits(self, policies: Sequence[Sequence[Sequence[int]]], splits: Sequence[str],
                         finetune_steps: int | None = None) -> list[dict[str, Evaluation]]:
         """Per policy, ``{split: Evaluation}`` from one retraining
         (see :func:`~quant_envs.mixed_precision.evaluator.evaluate_splits`)."""
-        from quant_envs.mixed_precision.evaluator import evaluate_splits
-
-        return evaluate_splits(self, policies, splits, finetune_steps)
+        if type(self).evaluate is not MixedPrecisionProblem.evaluate:  # scored otherwise (a table's look-ups)
+            return [{s: self.evaluate(p, finetune_steps, s) for s in splits} for p in policies]
+        return evaluator.evaluate_splits(self, policies, splits, finetune_steps)
 
     def _cached_copy(self, hit: Evaluation) -> Evaluation:
         """What a cache hit returns: the cached record marked as cached."""
