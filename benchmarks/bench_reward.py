@@ -144,9 +144,10 @@ def main() -> int:
     steps = problem.finetune_steps
     policies = random_policies(problem, 32, seed=0)
     sample = policies[:4] if args.quick else policies[:8]
-    for impl in ("fast", "torch"):  # warm-up: calibration of every (layer, width) the policies use
+    for impl in ("fast", "torch"):  # warm-up: calibration of every (layer, width) the policies use, and retraining
         with fast_quant.use_impl(impl):
             problem.evaluate_many(policies, finetune_steps=0)
+            problem.evaluate_many(policies[:2], finetune_steps=steps)
 
     print(f"MixedPrecision-v1 reward on {args.task} ({problem.num_layers} layers, {steps} retraining steps), "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
