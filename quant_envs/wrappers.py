@@ -71,8 +71,8 @@ class ActionMaskObservation(gym.ObservationWrapper[dict[str, np.ndarray], Any, n
 class FlattenAction(gym.ActionWrapper[Any, np.ndarray, np.ndarray], gym.utils.RecordConstructorArgs):
     """A multi-dimensional ``Box`` action space seen as the flat ``Box`` of the same bounds.
 
-    The agent sends a vector of ``prod(shape)`` numbers (``gymnasium.spaces.flatten_space``); the
-    environment receives it reshaped (``gymnasium.spaces.unflatten``), row-major: for ``CVT2D-v1``
+    The agent sends a vector of ``prod(shape)`` numbers (what ``gymnasium.spaces.flatten_space``
+    makes of the Box); the environment receives it reshaped (``gymnasium.spaces.unflatten``), row-major: for ``CVT2D-v1``
     entries ``2i, 2i + 1`` are generator ``i``'s move. The inverse of Gymnasium's
     ``FlattenObservation`` for actions.
     """
@@ -82,8 +82,10 @@ class FlattenAction(gym.ActionWrapper[Any, np.ndarray, np.ndarray], gym.utils.Re
             raise TypeError(f"env has action space {env.action_space}; FlattenAction needs a Box one")
         gym.utils.RecordConstructorArgs.__init__(self)  # the spec can name it (gym.make re-creates the stack)
         gym.ActionWrapper.__init__(self, env)
-        self._inner_space = env.action_space
-        self.action_space = spaces.flatten_space(env.action_space)
+        self._inner_space: spaces.Box = env.action_space
+        # a Box flattens to a Box of the same bounds and dtype
+        self.action_space = spaces.Box(env.action_space.low.reshape(-1), env.action_space.high.reshape(-1),
+                                       dtype=env.action_space.dtype)
 
     def action(self, action: np.ndarray) -> np.ndarray:
         flat = np.asarray(action, dtype=self._inner_space.dtype)
