@@ -158,6 +158,25 @@ def api_page(package: str, modules: list[str]) -> str:
     return "\n".join(lines)
 
 
+def recordings_table() -> str:
+    """The recordings of ``benchmarks/record.py``: name, command, cost, and the recorded file's provenance."""
+    record = importlib.import_module("benchmarks.record")  # benchmarks/ is a namespace package
+    lines = ["| recording | command | cost | recorded |", "|---|---|---|---|"]
+    for name, rec in record.RECORDINGS.items():
+        path = ROOT / "benchmarks" / "recorded" / f"{name}.md"
+        head = path.read_text(encoding="utf-8").splitlines()[:2] if path.exists() else []
+        date = re.search(r"\d{4}-\d{2}-\d{2}", head[1]) if len(head) > 1 else None
+        how = "an earlier run's figures" if head and "recorded before" in head[0] else "by record.py"
+        made = f"{date.group(0)}, {how}" if date else "not yet"
+        command = rec.command.replace(" --out {out}", "").replace("{out}", "OUT")
+        lines.append(f"| `{name}` | `{command}` | ~{rec.cost} | {made} |")
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    return markdown.replace("<!-- recordings -->", recordings_table()) if "<!-- recordings -->" in markdown else markdown
+
+
 def on_config(config: Any) -> Any:
     """Put every id's page into the nav's Environments section, grouped by problem, and the API pages."""
     for entry in config.nav:
