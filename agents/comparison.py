@@ -23,7 +23,7 @@ from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
 MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisionContinuous-v1",
                        "quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0")
-#: The environment ``compare`` uses by default: the core benchmark (MNIST-1D, issue 11).
+#: The environment ``compare`` uses by default: the core benchmark (MNIST-1D).
 DEFAULT_COMPARE_ENV = "quant_envs/MixedPrecision-v1"
 DEFAULT_BASELINES = ("uniform", "random", "greedy_std", "greedy_sensitivity", "hawq_v3", "evolution")
 #: The table benchmark: ``compare`` on it is a regret study against the table's exact optimum.

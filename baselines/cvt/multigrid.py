@@ -42,7 +42,7 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   (``coarse_start="restrict"``, groups by heavy-edge matching): at k = 1024 (two seeds) it took
   508 fine-evaluation equivalents in all against 470 for the references.
 * Start (``start``): 1-D cycles from the given z0 (``"given"``). 2-D default ``"nested"``
-  (full multigrid, issue 14): z0 seeds the coarsest level (its first k_L points) and sets the
+  (full multigrid): z0 seeds the coarsest level (its first k_L points) and sets the
   reference gradient norm of the stopping rule; the coarse reference CVTs are computed by nested
   iteration as above, and the fine level starts from the level-1 reference refined by
   :func:`_refine` (coarse points plus the midpoints of their Gabriel edges, pushed towards the
@@ -90,7 +90,7 @@ Choices where the paper is silent (or that we could not read), all measured, doc
   work: V(4,4) 3 2 4 | 9 6 5 | 10 10 8 and 6 4 2 | 3 7 4 | 6 7 6, but k = 4096 (seed 0) takes
   18 cycles / 18 s (linear; default 19 / 13 s) and 10 / 19 s (Gaussian; default 33 / 34 s);
   V(6,6) at k = 4096: 17 cycles and 600 fine evaluations (default 253), linear.
-  Fourth look (2026-12-06), which separates the V-cycle's rate from the landscape:
+  Fourth look, which separates the V-cycle's rate from the landscape:
   (a) In the basin, the V-cycle is k-uniform. :mod:`baselines.cvt.basin` perturbs a computed CVT
   by 2 % of the spacing (smooth plus rough) and solves back: 2, 2, 2, 3 cycles over
   k = 64, 256, 1024, 4096 (linear) and 2, 2, 2, 3-4 (Gaussian), three perturbation seeds, every
