@@ -3,6 +3,8 @@
 - reStructuredText roles become code spans: the docstrings name objects as ``:class:`~a.b.C```,
   ``:func:`f``` ...; Markdown has no roles, so they would render as literal ``:class:`` text (the
   environment pages do the same in ``docs/gen_pages.py``);
+- doctest examples (``>>>`` lines and their output, up to a blank line) become ``pycon`` code
+  blocks: Markdown would read ``>>>`` as a quotation and run the lines together;
 - a class whose docstring is assigned after the class statement (``Env.__doc__ = TEMPLATE.format(...)``,
   shared section text) gets it from the imported class, as griffe reads source without running it.
 
@@ -21,6 +23,17 @@ import griffe
 ROLE = re.compile(r":(?:class|func|mod|meth|data|attr|obj|exc):`(~?)([^`]+)`")
 
 
+DOCTEST = re.compile(r"^(?P<indent>[ \t]*)>>> .*(?:\n(?P=indent)\S.*)*", flags=re.M)
+
+
+def _fence_doctests(text: str) -> str:
+    def fence(match: re.Match[str]) -> str:
+        indent = match.group("indent")
+        return f"{indent}```pycon\n{match.group(0)}\n{indent}```"
+
+    return DOCTEST.sub(fence, text)
+
+
 def _code(match: re.Match[str]) -> str:
     tilde, target = match.groups()
     return f"`{target.rsplit('.', 1)[-1] if tilde else target}`"
@@ -36,4 +49,4 @@ class RolesToCode(griffe.Extension):
             if doc:
                 obj.docstring = griffe.Docstring(doc, parent=obj)
         if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(_code, obj.docstring.value)
+            obj.docstring.value = _fence_doctests(ROLE.sub(_code, obj.docstring.value))

@@ -22,14 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 
 
-def _load_hook():
-    spec = importlib.util.spec_from_file_location("gen_pages", DOCS / "gen_pages.py")
+def _load(name: str):
+    """A module of docs/ (the site's hook and griffe extension are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-gen_pages = _load_hook()
+gen_pages = _load("gen_pages")
 
 
 def test_the_generator_asks_for_the_sections_the_env_api_test_checks() -> None:
@@ -114,3 +115,20 @@ def test_record_renders_provenance_and_fences_fixed_width_output() -> None:
 def test_record_refuses_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert record.main(["nope"]) == 2
     assert "unknown recording 'nope'" in capsys.readouterr().err
+
+
+def test_api_docstrings_get_code_spans_and_fenced_doctests() -> None:
+    roles = _load("griffe_roles")
+    text = "Model.\n\n>>> p = f(1)\n>>> p.energy()\n1.0\n\nSee :func:`~a.b.energy`."
+    out = roles._fence_doctests(roles.ROLE.sub(roles._code, text))
+    assert out == "Model.\n\n```pycon\n>>> p = f(1)\n>>> p.energy()\n1.0\n```\n\nSee `energy`."
+
+
+def test_the_api_reference_sees_docstrings_assigned_after_the_class() -> None:
+    import griffe
+
+    roles = _load("griffe_roles")
+    loader = griffe.GriffeLoader(extensions=griffe.load_extensions(roles.RolesToCode))
+    module = loader.load("quant_envs.cvt.env_v1")
+    doc = module["CVT1DEnvV1"].docstring
+    assert doc is not None and "## Version History" in doc.value and ":mod:`" not in doc.value
