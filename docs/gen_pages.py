@@ -17,11 +17,12 @@ import importlib
 import inspect
 import re
 from pathlib import Path
-from typing import Any
-
-from mkdocs.structure.files import File, Files
+from typing import TYPE_CHECKING, Any
 
 import quant_envs
+
+if TYPE_CHECKING:  # mkdocs is the docs extra's: the page functions (and their tests) run without it
+    from mkdocs.structure.files import Files
 
 SECTIONS = (
     "Description",
@@ -203,6 +204,8 @@ def on_config(config: Any) -> Any:
 
 
 def on_files(files: Files, config: Any) -> Files:
+    from mkdocs.structure.files import File
+
     files.append(File.generated(config, "environments/index.md", content=index_page()))
     for env_id in quant_envs.ENV_IDS:
         files.append(File.generated(config, f"environments/{page_name(env_id)}.md", content=env_page(env_id)))
