@@ -44,6 +44,7 @@ PROBLEMS = {
 }
 
 ROLE = re.compile(r":(?:class|func|mod|meth|data|attr|obj|exc):`~?([^`]+)`")
+CODE_SPAN = re.compile(r"(``.*?``|`[^`]*`)", flags=re.S)
 
 #: The packages of the API reference, in the layers' order (bottom first).
 API_PACKAGES = ("quant_envs", "hw_sim", "baselines", "agents")
@@ -57,14 +58,20 @@ and vectorised environments, and [Training and comparing](training.md) the SB3 a
 
 
 def roles_to_markdown(text: str) -> str:
-    """``:class:`~a.b.C``` -> ```C```, ``:mod:`a.b``` -> ```a.b```: code spans Markdown renders."""
+    """``:class:`~a.b.C``` -> ```C```, ``:mod:`a.b``` -> ```a.b```: code spans Markdown renders.
+
+    Outside code spans, the reference energy's ``E*`` is escaped: two of them on a line would
+    otherwise italicise the text between.
+    """
 
     def code(match: re.Match[str]) -> str:
         target = match.group(1)
         shown = target.rsplit(".", 1)[-1] if match.group(0).count("~") else target
         return f"`{shown}`"
 
-    return ROLE.sub(code, text)
+    parts = CODE_SPAN.split(ROLE.sub(code, text))  # odd items are code spans, left as they are
+    parts[::2] = [re.sub(r"\bE\*", r"E\\*", part) for part in parts[::2]]
+    return "".join(parts)
 
 
 def page_name(env_id: str) -> str:

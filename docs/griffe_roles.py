@@ -21,6 +21,7 @@ from typing import Any
 import griffe
 
 ROLE = re.compile(r":(?:class|func|mod|meth|data|attr|obj|exc):`(~?)([^`]+)`")
+CODE_SPAN = re.compile(r"(``.*?``|`[^`]*`)", flags=re.S)
 
 
 DOCTEST = re.compile(r"^(?P<indent>[ \t]*)>>> .*(?:\n(?P=indent)\S.*)*", flags=re.M)
@@ -32,6 +33,13 @@ def _fence_doctests(text: str) -> str:
         return f"{indent}```pycon\n{match.group(0)}\n{indent}```"
 
     return DOCTEST.sub(fence, text)
+
+
+def _escape_reference_energy(text: str) -> str:
+    """``E*`` (the reference CVT energy) outside code spans: two on a line would italicise the text between."""
+    parts = CODE_SPAN.split(text)  # odd items are code spans, left as they are
+    parts[::2] = [re.sub(r"\bE\*", r"E\\*", part) for part in parts[::2]]
+    return "".join(parts)
 
 
 def _code(match: re.Match[str]) -> str:
@@ -49,4 +57,4 @@ class RolesToCode(griffe.Extension):
             if doc:
                 obj.docstring = griffe.Docstring(doc, parent=obj)
         if obj.docstring is not None:
-            obj.docstring.value = _fence_doctests(ROLE.sub(_code, obj.docstring.value))
+            obj.docstring.value = _fence_doctests(_escape_reference_energy(ROLE.sub(_code, obj.docstring.value)))

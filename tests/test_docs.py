@@ -72,6 +72,8 @@ def test_a_docstring_without_a_section_stops_the_build() -> None:
 def test_roles_become_code_spans() -> None:
     text = "see :class:`~quant_envs.cvt.env.CVT1DEnv` and :mod:`baselines.cvt`, :func:`f`"
     assert gen_pages.roles_to_markdown(text) == "see `CVT1DEnv` and `baselines.cvt`, `f`"
+    # two E* on a line would italicise the text between them; inside code they stay as written
+    assert gen_pages.roles_to_markdown("E / E* (E* the ``E*``)") == "E / E\\* (E\\* the ``E*``)"
 
 
 def test_api_pages_cover_every_public_module() -> None:
