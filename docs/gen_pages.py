@@ -45,6 +45,8 @@ PROBLEMS = {
 
 ROLE = re.compile(r":(?:class|func|mod|meth|data|attr|obj|exc):`~?([^`]+)`")
 CODE_SPAN = re.compile(r"(``.*?``|`[^`]*`)", flags=re.S)
+#: a one-letter symbol with a star (E*, F*, w*: an optimum), which Markdown would read as emphasis
+STARRED = re.compile(r"\b([A-Za-z])\*(?![A-Za-z*])")
 
 #: The packages of the API reference, in the layers' order (bottom first).
 API_PACKAGES = ("quant_envs", "hw_sim", "baselines", "agents")
@@ -60,8 +62,8 @@ and vectorised environments, and [Training and comparing](training.md) the SB3 a
 def roles_to_markdown(text: str) -> str:
     """``:class:`~a.b.C``` -> ```C```, ``:mod:`a.b``` -> ```a.b```: code spans Markdown renders.
 
-    Outside code spans, the reference energy's ``E*`` is escaped: two of them on a line would
-    otherwise italicise the text between.
+    Outside code spans, starred symbols (``E*``, ``w*``: optima) are escaped: two of them on a line
+    would otherwise italicise the text between.
     """
 
     def code(match: re.Match[str]) -> str:
@@ -70,7 +72,7 @@ def roles_to_markdown(text: str) -> str:
         return f"`{shown}`"
 
     parts = CODE_SPAN.split(ROLE.sub(code, text))  # odd items are code spans, left as they are
-    parts[::2] = [re.sub(r"\bE\*", r"E\\*", part) for part in parts[::2]]
+    parts[::2] = [STARRED.sub(r"\1\\*", part) for part in parts[::2]]
     return "".join(parts)
 
 

@@ -22,6 +22,8 @@ import griffe
 
 ROLE = re.compile(r":(?:class|func|mod|meth|data|attr|obj|exc):`(~?)([^`]+)`")
 CODE_SPAN = re.compile(r"(``.*?``|`[^`]*`)", flags=re.S)
+#: a one-letter symbol with a star (E*, F*, w*: an optimum), which Markdown would read as emphasis
+STARRED = re.compile(r"\b([A-Za-z])\*(?![A-Za-z*])")
 
 
 DOCTEST = re.compile(r"^(?P<indent>[ \t]*)>>> .*(?:\n(?P=indent)\S.*)*", flags=re.M)
@@ -35,10 +37,10 @@ def _fence_doctests(text: str) -> str:
     return DOCTEST.sub(fence, text)
 
 
-def _escape_reference_energy(text: str) -> str:
-    """``E*`` (the reference CVT energy) outside code spans: two on a line would italicise the text between."""
+def _escape_starred(text: str) -> str:
+    """``E*``, ``w*`` (optima) escaped outside code spans: two on a line would italicise the text between."""
     parts = CODE_SPAN.split(text)  # odd items are code spans, left as they are
-    parts[::2] = [re.sub(r"\bE\*", r"E\\*", part) for part in parts[::2]]
+    parts[::2] = [STARRED.sub(r"\1\\*", part) for part in parts[::2]]
     return "".join(parts)
 
 
@@ -57,4 +59,4 @@ class RolesToCode(griffe.Extension):
             if doc:
                 obj.docstring = griffe.Docstring(doc, parent=obj)
         if obj.docstring is not None:
-            obj.docstring.value = _fence_doctests(_escape_reference_energy(ROLE.sub(_code, obj.docstring.value)))
+            obj.docstring.value = _fence_doctests(_escape_starred(ROLE.sub(_code, obj.docstring.value)))
