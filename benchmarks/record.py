@@ -3,8 +3,9 @@
 The docs never carry a result table typed by hand: each table on the site is a file under
 ``benchmarks/recorded/`` that this script wrote from the output of the command listed below
 (captured from stdout, or read from the file the command writes), with the command, the date and
-the machine's numerics on top. ``mkdocs build`` includes these files as they are. To refresh a
-table, rerun its recording; ``--list`` prints every recording with its command and cost.
+the machine's numerics on top; the figures the command draws are kept beside it
+(``benchmarks/recorded/<name>/<file>``). ``mkdocs build`` includes these files as they are. To
+refresh a table, rerun its recording; ``--list`` prints every recording with its command and cost.
 
     python benchmarks/record.py compander feel hw-fidelity cost-table   # the cheap ones (~1 min)
     python benchmarks/record.py --list
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,12 +38,15 @@ class Recording:
     cost: str  # rough wall time on the 2-core development machine
     output_file: str | None = None  # a file under {out} holding the Markdown; None: stdout
     code_block: bool = False  # fixed-width text output: shown in a code block
+    figures: tuple[str, ...] = ()  # files under {out} kept as benchmarks/recorded/<name>/<file>
 
 
 RECORDINGS: dict[str, Recording] = {
     "compander": Recording(
-        "python -m baselines.compander --source both --levels 8 16 32 64 128 --out {out}", "5 s"),
-    "feel": Recording("python -m baselines.feel --no-simulation --out {out}", "15 s", output_file="README.md"),
+        "python -m baselines.compander --source both --levels 8 16 32 64 128 --out {out}", "5 s",
+        figures=("sqnr_vs_variance_N32.png",)),
+    "feel": Recording("python -m baselines.feel --no-simulation --out {out}", "15 s", output_file="README.md",
+                      figures=("time_vs_bandwidth.png", "time_vs_devices.png")),
     "hw-fidelity": Recording("python benchmarks/bench_hw_fidelity.py", "15 s", code_block=True),
     "cost-table": Recording(
         "python -m quant_envs.mixed_precision.cost_table_cli --arch mobilenet_v2 --profile all --summary --plain",
@@ -97,6 +102,12 @@ def record(name: str) -> Path:
         if done.returncode != 0:
             raise SystemExit(f"{name}: {recording.command!r} exited {done.returncode}:\n{done.stderr[-2000:]}")
         body = Path(out, recording.output_file).read_text() if recording.output_file else done.stdout
+        for figure in recording.figures:  # the page's figures, beside its table (the docs show them)
+            target = RECORDED / name / figure
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp_figure = target.with_name(target.name + ".tmp")
+            shutil.copyfile(Path(out, figure), tmp_figure)
+            tmp_figure.replace(target)
     RECORDED.mkdir(parents=True, exist_ok=True)
     path = RECORDED / f"{name}.md"
     tmp = path.with_suffix(".md.tmp")

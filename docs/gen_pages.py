@@ -6,6 +6,8 @@ Observation Space, Rewards, Starting State, Episode End, Arguments, Version Hist
 what the registration adds (entry point, registered arguments, episode horizon, the other
 versions). An entry point whose docstring lacks a section stops the build. The pages are added to
 the nav under "Environments", grouped by problem, and ``environments/index.md`` lists them all.
+The API reference gets a page per package (``api/<package>.md``), and the figures recorded by
+``benchmarks/record.py`` are served as ``recorded/<name>/<file>``.
 
 Docstrings use reStructuredText roles (``:class:`x```); Markdown has none, so they become code
 spans here (``docs/griffe_roles.py`` does the same for the API reference).
@@ -220,6 +222,10 @@ def on_files(files: Files, config: Any) -> Files:
         files.append(File.generated(config, f"environments/{page_name(env_id)}.md", content=env_page(env_id)))
     for package, modules in api_packages().items():
         files.append(File.generated(config, f"api/{package}.md", content=api_page(package, modules)))
+    # the benchmarks' recorded figures, served as recorded/<name>/<file> (pages link them from there)
+    for figure in sorted((ROOT / "benchmarks" / "recorded").glob("*/*.png")):
+        uri = f"recorded/{figure.parent.name}/{figure.name}"
+        files.append(File.generated(config, uri, content=figure.read_bytes()))
     # the clients page is another helper's; until it lands the nav entry points at a stub
     if not (Path(config.docs_dir) / "clients.md").exists():
         files.append(File.generated(config, "clients.md", content=CLIENTS_PLACEHOLDER))

@@ -103,6 +103,8 @@ def test_every_recording_has_its_file_and_states_its_command() -> None:
         assert f"`python benchmarks/record.py {name}`" in head[0], name
         command = rec.command.replace(" --out {out}", "").replace("{out}", "OUT")
         assert f"`{command}`" in head[1], name
+        for figure in rec.figures:
+            assert (REPO / "benchmarks" / "recorded" / name / figure).is_file(), (name, figure)
 
 
 def test_record_renders_provenance_and_fences_fixed_width_output() -> None:
