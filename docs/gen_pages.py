@@ -9,6 +9,9 @@ the nav under "Environments", grouped by problem, and ``environments/index.md`` 
 The API reference gets a page per package (``api/<package>.md``), and the figures recorded by
 ``benchmarks/record.py`` are served as ``recorded/<name>/<file>``.
 
+Pages include repository files (benchmark recordings, ``LEADERBOARD.md``, ``CHANGELOG.md``) with
+a line ``--8<-- "PATH"``; the hook inlines them with their relative links re-aimed at the page.
+
 Docstrings use reStructuredText roles (``:class:`x```); Markdown has none, so they become code
 spans here (``docs/griffe_roles.py`` does the same for the API reference).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import posixpath
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,7 +201,42 @@ def recordings_table() -> str:
     return "\n".join(lines)
 
 
+#: ``--8<-- "PATH"`` on a line of its own: a repository file included in the page as it is.
+INCLUDE = re.compile(r'^--8<-- "([^"]+)"[ \t]*$', flags=re.M)
+LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+#: repository files outside docs/ that are pages of the site
+SITE_PAGES = {"README.md": "index.md", "CHANGELOG.md": "changelog.md", "LEADERBOARD.md": "leaderboard.md"}
+
+
+def include_repo_file(path: str, page_uri: str) -> str:
+    """The text of repository file ``path`` for the page ``page_uri``, its relative links re-aimed.
+
+    A link in an included file is relative to that file (``LEADERBOARD.md`` at the root may link
+    ``SUBMISSION.md``); on the site it must be relative to the page. Links to files under
+    ``docs/`` or to repository files that are site pages are rewritten; a link to any other
+    repository file becomes its path in code (the site does not serve it). A missing file stops
+    the build.
+    """
+    text = (ROOT / path).read_text(encoding="utf-8")
+    here = posixpath.dirname(path)
+    page_dir = posixpath.dirname(page_uri)
+
+    def aim(match: re.Match[str]) -> str:
+        bang, label, target = match.groups()
+        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            return match.group(0)  # another site, or an anchor on the same page
+        file, hash_, anchor = target.partition("#")
+        repo_path = posixpath.normpath(posixpath.join(here, file))
+        site = repo_path[len("docs/"):] if repo_path.startswith("docs/") else SITE_PAGES.get(repo_path)
+        if site is None:
+            return f"{label} (`{repo_path}`)" if label.strip("`") != repo_path else f"`{repo_path}`"
+        return f"{bang}[{label}]({posixpath.relpath(site, page_dir)}{hash_}{anchor})"
+
+    return LINK.sub(aim, text)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    markdown = INCLUDE.sub(lambda m: include_repo_file(m.group(1), page.file.src_uri), markdown)
     return markdown.replace("<!-- recordings -->", recordings_table()) if "<!-- recordings -->" in markdown else markdown
 
 

@@ -136,3 +136,13 @@ def test_the_api_reference_sees_docstrings_assigned_after_the_class() -> None:
     module = loader.load("quant_envs.cvt.env_v1")
     doc = module["CVT1DEnvV1"].docstring
     assert doc is not None and "## Version History" in doc.value and ":mod:`" not in doc.value
+
+
+def test_an_included_repository_file_keeps_working_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "LEADERBOARD.md").write_text(
+        "See [how to submit](SUBMISSION.md), [the docs](docs/benchmarks.md#reward-noise), "
+        "[the changelog](CHANGELOG.md), [elsewhere](https://example.org/x.md) and [above](#results).\n")
+    monkeypatch.setattr(gen_pages, "ROOT", tmp_path)
+    text = gen_pages.include_repo_file("LEADERBOARD.md", "problems/tables.md")
+    assert text == ("See how to submit (`SUBMISSION.md`), [the docs](../benchmarks.md#reward-noise), "
+                    "[the changelog](../changelog.md), [elsewhere](https://example.org/x.md) and [above](#results).\n")
