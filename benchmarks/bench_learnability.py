@@ -1,4 +1,4 @@
-"""Learnability benchmark (issue 14): can an RL agent trained as a new user would reach the solvers?
+"""Learnability benchmark: can an RL agent trained as a new user would reach the solvers?
 
 For each environment: the uniform random policy, PPO (and SAC where the action space is a Box)
 trained with stable-baselines3's default hyperparameters for a fixed number of steps, and the
@@ -16,7 +16,7 @@ objective's own units:
 * ``FeelAllocation-v2`` (K = 10): the same problem in per-device rows; PPO with the per-row policy
   and the YAML hyperparameters of ``agents/hyperparams/ppo.yml`` (the CVT rows' setting), beside
   a hand-written rule that allocates each device from its own observation row. Both FeelAllocation
-  rows give PPO the 50k steps of the other rows (issue 14's protocol); v2's PPO reaches x1.048 of
+  rows give PPO the 50k steps of the other rows (this benchmark's protocol); v2's PPO reaches x1.048 of
   AO (x1.047..x1.050 over training seeds 0..2), x1.136 at 20k steps (x1.135..x1.138).
 * ``FeelTraining-v1`` (K = 10, scenario 0): measured time to the target optimality gap in seconds
   (the simulator's, so stochastic) against AO's levels held every round; no numeric target.
@@ -328,7 +328,7 @@ SPECS = [
         env_id="quant_envs/FeelAllocation-v1",
         **FEEL_ALLOCATION_SCORING,
         algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 5_000},  # PPO: issue 14's 50k steps, as the other rows
+        steps={"ppo": 50_000, "sac": 5_000},  # PPO: the protocol's 50k steps, as the other rows
         quick_steps={"ppo": 2048, "sac": 300},
         seeds=32,
         references={
@@ -373,7 +373,7 @@ SPECS = [
 
 def _entries() -> list[Entry]:
     entries = [Entry(spec.name, lambda quick, spec=spec: spec_rows(spec, quick, _log, not _SKIP_TRAINING)) for spec in SPECS]
-    try:  # the CVT rows come from the CVT work of issue 14, when present
+    try:  # the CVT rows come from benchmarks/learnability_cvt.py, when present
         from learnability_cvt import cvt_learnability_rows
     except ImportError:
         return entries

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_tables.py  [--tables hawq-resnet18 hawq-resnet50 digits-cnn] [--seeds 20]
 
-Targets (issue 12), on 2 cores: a table step (terminal reward look-up included) <= 20 us; 20 seeds
+Targets, on 2 cores: a table step (terminal reward look-up included) <= 20 us; 20 seeds
 x 1000 evaluations of every baseline on one table <= 5 minutes; random search's measured mean
 regret inside its 95% CI of the closed-form expectation. Reference measured in the same run:
 Gymnasium's CartPole-v1 step (a minimal environment step).
@@ -17,8 +17,8 @@ import time
 
 import gymnasium as gym
 from _timing import best_per_call
-from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
 
+from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
 from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 from quant_envs.mixed_precision.tables.registry import TABLES
 

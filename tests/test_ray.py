@@ -143,7 +143,7 @@ def test_study_killed_mid_run_and_resumed_gives_the_table_of_one_left_alone(tmp_
 
     repo = Path(__file__).resolve().parents[1]
     killed = tmp_path / "killed"
-    # a driver of its own on this module's Ray instance (RAY_ADDRESS: a cluster, as the README shows)
+    # a driver of its own on this module's Ray instance (RAY_ADDRESS: a cluster, as docs/scale-out.md shows)
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     proc = subprocess.Popen([sys.executable, str(repo / "train.py"), *STUDY, "--out", str(killed)],
                             cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL,

@@ -113,7 +113,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
 
 
 def test_resume_after_a_kill_ends_bit_identical_to_an_uninterrupted_run(tmp_path: Path, capsys) -> None:
-    """The issue-17 guarantee, quick variant: maskable_ppo killed mid-rollout, resumed, compared with an
+    """The exact-resume guarantee, quick variant: maskable_ppo killed mid-rollout, resumed, compared with an
     uninterrupted run of the same seed: same weights and optimiser state, evaluations.csv, best policy.
     Only the killed run is a subprocess; share_problem=false keeps this process's runs independent."""
     import train

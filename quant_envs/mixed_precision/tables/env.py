@@ -17,6 +17,7 @@ from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import PartialPolicy
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 from quant_envs.mixed_precision.tables.problem import TableEvaluation, TableProblem
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 
 class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
@@ -28,7 +29,6 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
     the reward looked up instead of retrained, so an episode costs microseconds and a search can be
     scored against the table's **exact optimum** at the budget (its *regret*). Registered tables
     (``quant_envs.mixed_precision.tables.registry.TABLES``; any ``.npz`` in the generic format works too):
-
     * ``"hawq-resnet18"`` (default), ``"hawq-resnet50"``: HAWQ-V3's published ImageNet data
       (Hessian traces, quantization errors, sizes, BOPs, measured T4 latencies; ICML 2021,
       github.com/Zhen-Dong/HAWQ ``ILP.ipynb``); widths {4, 8}; 16 and 48 decision units (HAWQ's
@@ -105,11 +105,13 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
 
     ## Version History
 
-    * v0: initial release. ``info`` no longer carries ``eval_time_s`` (a look-up's, always 0.0:
-      ``last_eval_time_s``), as no mixed-precision id reports wall-clock time in ``info``.
-      2026-12-06: ``info["table_digest"]`` added; the digits-cnn and
-      mnist1d-small tables regenerated with their float network shipped (their scores changed;
-      digests ``370d5dc2199885ca`` and ``fa0679c68315d28b``; before: ``4cbf513bfcac416d``, ``8af5590dd67552a5``).
+    * v0: initial release. Changed since without a new id: ``info`` no longer carries
+      ``eval_time_s`` (a look-up's, always 0.0: ``last_eval_time_s``), as no mixed-precision id
+      reports wall-clock time in ``info``; ``info["table_digest"]`` names the
+      table's version, and the digits-cnn and mnist1d-small tables were regenerated with their
+      float network shipped, which changed their scores: digests ``370d5dc2199885ca`` and
+      ``fa0679c68315d28b`` (before: ``4cbf513bfcac416d`` and ``8af5590dd67552a5``); a result
+      saved on an older version does not replay (``train.py validate`` says so).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -205,8 +207,6 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
 
     def _render_rgb(self) -> np.ndarray:
-        from quant_envs.rendering import figure_to_rgb, new_figure
-
         x = np.arange(self.num_layers)
         fig = new_figure()
         ax = fig.add_subplot()
