@@ -54,7 +54,7 @@ def entry_module(env_id: str) -> str:
         raise ValueError(f"env_id={env_id!r} is not a registered environment; expected one of: "
                          f"{', '.join(sorted(quant_envs.ENV_IDS))}")
     entry = gym.registry[env_id].entry_point
-    return str(entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__name__}").split(":")[0]
+    return entry.split(":")[0] if isinstance(entry, str) else str(getattr(entry, "__module__", ""))
 
 
 class ProblemAdapter:

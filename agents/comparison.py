@@ -62,6 +62,10 @@ def read_runs(path: Path, missing_ok: bool = False, record_type: Any = Compariso
         return [record_type.from_row(row, f"{path} line {reader.line_num}") for row in reader]
 
 
+def _listed(names: Sequence[str] | None) -> list[str] | None:
+    return None if names is None else list(names)
+
+
 def _fields(record_type: Any) -> tuple[str, ...]:
     return RUN_FIELDS if record_type is ComparisonRun else OBJECTIVE_RUN_FIELDS
 
@@ -113,7 +117,8 @@ def compare(
     ``RAY_ADDRESS`` names or a local Ray instance with ``jobs`` CPUs; needs the ``ray`` extra).
     MixedPrecisionTable-v0 runs a regret study instead (:func:`compare_table`).
     """
-    config = CompareConfig(env_id=env_id, agents=agents, baselines=baselines, seeds=seeds,
+    config = CompareConfig(env_id=env_id, agents=None if agents is None else tuple(agents),
+                           baselines=None if baselines is None else tuple(baselines), seeds=seeds,
                            max_evaluations=max_evaluations, timesteps=timesteps, env_kwargs=env_kwargs or {},
                            hyperparams=hyperparams or {}, final_finetune_steps=final_finetune_steps)
     return run_comparison(config, out, jobs=jobs, report_only=report_only, resume=resume, backend=backend)
@@ -127,9 +132,9 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike[str] = "results
         if report_only or resume or backend != "local":
             raise ValueError(f"report_only, resume and backend='ray' are for the live environments; a regret "
                              f"study on {TABLE_ENV_ID} takes seconds to rerun")
-        return compare_table(dict(config.env_kwargs), config.agents, config.baselines,
+        return compare_table(dict(config.env_kwargs), _listed(config.agents), _listed(config.baselines),
                              adapter.default_seeds if config.seeds is None else config.seeds, config.max_evaluations,
-                             out, dict(config.hyperparams))
+                             out, {a: dict(p) for a, p in config.hyperparams.items()})
     if config.final_finetune_steps is not None and config.env_id not in MIXED_PRECISION_IDS:
         raise ValueError(f"final_finetune_steps={config.final_finetune_steps!r} is for the mixed-precision ids; "
                          f"{config.env_id} has no retraining")
