@@ -110,8 +110,9 @@ def _search(kind: str, method: str, seed: int, cfg: Mapping[str, Any]) -> tuple[
     from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
     if kind == "agent":
-        summary = train(cfg["env_id"], method, cfg["timesteps"], seed, {**cfg["env_kwargs"], "share_problem": False},
-                        cfg["hyperparams"].get(method), Path(cfg["out"]) / "runs" / f"{method}-s{seed}",
+        summary = train(env_id=cfg["env_id"], algo=method, timesteps=cfg["timesteps"], seed=seed,
+                        env_kwargs={**cfg["env_kwargs"], "share_problem": False},
+                        hyperparams=cfg["hyperparams"].get(method), out=Path(cfg["out"]) / "runs" / f"{method}-s{seed}",
                         checkpoint_freq=cfg["timesteps"], max_evaluations=cfg["max_evaluations"],
                         progress_bar=False, test_best=True, verbose=False)
         best = summary["best"]
