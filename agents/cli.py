@@ -49,7 +49,8 @@ def compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train.py compare", description="Agents against the problem's non-RL solvers over seeds.")
     p.add_argument("--env", default=DEFAULT_COMPARE_ENV,
                    help=f"any registered id: mixed precision, compander, FEEL or CVT (default {DEFAULT_COMPARE_ENV})")
-    p.add_argument("--agents", nargs="*", help="default: maskable_ppo on mixed precision, ppo on the other problems")
+    p.add_argument("--agents", nargs="*", help="default: maskable_ppo on mixed precision (ddpg_haq on its Continuous ids), ppo on the "
+                   "other problems")
     p.add_argument("--baselines", nargs="*", help="the problem's solvers (baselines.<problem>.METHODS); default on "
                    f"mixed precision: {' '.join(DEFAULT_BASELINES)}; elsewhere the problem's usual solvers")
     p.add_argument("--seeds", type=int, help="seeds per method (default 10; 20 on MixedPrecisionTable-v0)")

@@ -83,9 +83,21 @@ class ProblemAdapter:
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
         return self.methods(env_id)
 
+    def agents_for(self, env_id: str) -> tuple[str, ...]:
+        """The agents run when none are named."""
+        return self.default_agents
+
     def prepare(self, config: CompareConfig, out: Path) -> dict[str, Any]:
         """The JSON-ready settings every run shares (instance, budgets); bad arguments raise now."""
         raise NotImplementedError
+
+    def check_agents(self, config: CompareConfig, action_space: Any) -> None:
+        """ValueError unless every agent of ``config`` (default: :attr:`default_agents`) can act in ``action_space``."""
+        from agents import AGENTS, check_compatible
+
+        for algo in self.agents_for(config.env_id) if config.agents is None else config.agents:
+            if algo in AGENTS:  # an unknown name is reported with the allowed ones by the caller
+                check_compatible(algo, action_space)
 
     def run(self, kind: str, method: str, seed: int, settings: Mapping[str, Any]) -> Any:
         """One run as a record of :attr:`record_type`; a failure is a record with its error, not a raise."""
@@ -184,11 +196,15 @@ class MixedPrecisionAdapter(ProblemAdapter):
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
         return DEFAULT_BASELINES
 
+    def agents_for(self, env_id: str) -> tuple[str, ...]:
+        return ("ddpg_haq",) if "Continuous" in env_id else self.default_agents  # HAQ's agent for its Box(1,) ids
+
     def prepare(self, config: CompareConfig, out: Path) -> dict[str, Any]:
         from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
         env_kwargs = dict(config.env_kwargs)
         probe = gym.make(config.env_id, **env_kwargs)  # bad env_kwargs fail now; the float model is trained once
+        self.check_agents(config, probe.action_space)
         steps_per_episode = mixed_precision_env(probe).num_steps
         problem = mixed_precision_env(probe).problem
         probe.close()
@@ -275,6 +291,7 @@ class ObjectiveAdapter(ProblemAdapter):
         env_kwargs = self.instance_kwargs(config.env_id, dict(config.env_kwargs))
         probe = gym.make(config.env_id, **env_kwargs)  # bad env_kwargs fail now, before any run
         try:
+            self.check_agents(config, probe.action_space)
             probe.reset(seed=0)
             horizon = _horizon(probe)
             context = self.context(probe.unwrapped, env_kwargs)

@@ -138,7 +138,7 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike[str] = "results
     if config.final_finetune_steps is not None and config.env_id not in MIXED_PRECISION_IDS:
         raise ValueError(f"final_finetune_steps={config.final_finetune_steps!r} is for the mixed-precision ids; "
                          f"{config.env_id} has no retraining")
-    agents, baselines = _checked_methods(config.agents, config.baselines, adapter.default_agents,
+    agents, baselines = _checked_methods(config.agents, config.baselines, adapter.agents_for(config.env_id),
                                          adapter.default_baselines(config.env_id), adapter.methods(config.env_id),
                                          f" on {config.env_id}")
     seeds = adapter.default_seeds if config.seeds is None else config.seeds

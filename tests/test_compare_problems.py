@@ -128,6 +128,7 @@ def test_resume_keeps_the_finished_runs(tmp_path: Path, capsys: pytest.CaptureFi
     ({"env_id": "quant_envs/CVT1D-v1", "baselines": ["simplex"]}, ValueError,
      "baselines: 'simplex' is not allowed on quant_envs/CVT1D-v1; expected some of: lloyd, lbfgs, multigrid"),
     ({"env_id": "quant_envs/CVT1D-v1", "agents": ["dqn"]}, ValueError, "agents: 'dqn' is not allowed"),
+    ({"env_id": "quant_envs/CVT1D-v1", "agents": ["maskable_ppo"]}, ValueError, "needs a Discrete action space"),
     ({"env_id": "quant_envs/CVT1D-v1", "seeds": 0}, ValueError, "seeds=0 is not allowed"),
     ({"env_id": "quant_envs/CVT1D-v1", "seeds": "2"}, TypeError, "seeds='2' is not allowed"),
     ({"env_id": "quant_envs/CVT1D-v1", "final_finetune_steps": 3}, ValueError, "has no retraining"),
