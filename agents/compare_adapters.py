@@ -18,9 +18,11 @@ Problems and their objectives:
 * FEEL (:class:`FeelAllocationAdapter`, :class:`FeelTrainingAdapter`): total training time in s
   (lower is better) on one scenario: the closed-form time for the allocation ids, the simulator's
   measured time to the target for the training ids;
-* CVT (:class:`CVTAdapter`): CVT energy over the reference energy, E/E* (lower is better).
+* CVT (:class:`CVTAdapter`): CVT energy over the reference energy, E/E* (lower is better);
+* mixed precision on several accelerators (:class:`MultiHardwareAdapter`): the validation accuracy
+  of the best policy found per device, averaged over the devices (fraction, higher is better).
 
-An agent run on one of the last three trains the agent (its YAML hyperparameters) on the
+An agent run on one of these (all but the first) trains the agent (its YAML hyperparameters) on the
 environment for at most ``max_evaluations`` episodes or ``timesteps`` steps; its objective is
 its best episode's (every training episode, and one deterministic episode of the trained
 policy from reset seed = the run's seed). A solver run solves the same instance with the run's
@@ -255,9 +257,10 @@ def _horizon(env: gym.Env) -> int:
     return int(spec_steps or own or 1)
 
 
-def run_episode(env: gym.Env, seed: int, act: Callable[[Any], Any]) -> dict[str, Any]:
-    """Play one episode from ``reset(seed=seed)`` with ``act(obs)``; return its final ``info``."""
-    obs, info = env.reset(seed=seed)
+def run_episode(env: gym.Env, seed: int, act: Callable[[Any], Any],
+                options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Play one episode from ``reset(seed=seed, options=options)`` with ``act(obs)``; return its final ``info``."""
+    obs, info = env.reset(seed=seed, options=options)
     done = False
     while not done:
         obs, _, terminated, truncated, info = env.step(act(obs))
@@ -330,9 +333,29 @@ class ObjectiveAdapter(ProblemAdapter):
             return False
         return math.isnan(b) or (a > b if self.higher_is_better else a < b)
 
+    def episode_group(self, info: Mapping[str, Any]) -> str:
+        """Which group an episode counts in (one group, except per device on several devices)."""
+        return ""
+
+    def final_episodes(self, settings: Mapping[str, Any]) -> list[dict[str, Any] | None]:
+        """The reset options of the trained policy's deterministic episodes (default: one, no options)."""
+        return [None]
+
+    def aggregate(self, values: Mapping[str, list[float]]) -> float:
+        """An agent run's score from its episodes' objectives by group: the best episode's."""
+        return self.best(v for group in values.values() for v in group)
+
+    def best(self, values: Any) -> float:
+        best = math.nan
+        for v in values:
+            best = v if self.better(v, best) else best
+        return float(best)
+
     def train_agent(self, algo: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int, int]:
         """Train ``algo`` (its YAML hyperparameters for the id, ``settings["hyperparams"][algo]`` over
-        them); return (best episode's objective, episodes, timesteps)."""
+        them) for at most ``max_evaluations`` episodes or ``timesteps`` steps, then play the
+        deterministic episodes of :meth:`final_episodes` from reset seed ``seed``; return
+        (:meth:`aggregate` of every episode's objective, episodes, timesteps)."""
         from stable_baselines3.common.callbacks import BaseCallback
 
         from agents import make_agent, run_defaults
@@ -340,34 +363,41 @@ class ObjectiveAdapter(ProblemAdapter):
 
         env_id, env_kwargs = settings["env_id"], dict(settings["env_kwargs"])
         adapter, budget = self, int(settings["max_evaluations"])
+        values: dict[str, list[float]] = {}
 
-        class BestEpisode(BaseCallback):  # the objective of every finished episode; stops at the budget
-            def __init__(self) -> None:
-                super().__init__()
-                self.values: list[float] = []
+        def add(info: Mapping[str, Any]) -> None:
+            values.setdefault(adapter.episode_group(info), []).append(adapter.objective(info, settings))
+
+        class EveryEpisode(BaseCallback):  # the objective of every finished episode; stops at the budget
+            episodes = 0
 
             def _on_step(self) -> bool:
                 for done, info in zip(self.locals["dones"], self.locals["infos"]):
-                    if done and len(self.values) < budget:
-                        self.values.append(adapter.objective(info, settings))
-                return len(self.values) < budget
+                    if done and self.episodes < budget:
+                        self.episodes += 1
+                        add(info)
+                return self.episodes < budget
 
         venv = make_vec_env(env_id, run_defaults(algo, env_id).get("n_envs", 1), seed, env_kwargs)
         try:
             model = make_agent(algo, venv, env_id=env_id, seed=seed, verbose=0,
                                **dict(settings["hyperparams"].get(algo) or {}))
-            recorder = BestEpisode()
+            recorder = EveryEpisode()
             model.learn(int(settings["timesteps"]), callback=recorder)
         finally:
             venv.close()
         env = gym.make(env_id, **env_kwargs)
-        final = run_episode(env, seed, lambda obs: model.predict(obs, deterministic=True)[0])
+        finals = self.final_episodes(settings)
+        for options in finals:
+            if algo == "maskable_ppo":  # the environment's own masks, as in training
+                def act(obs: Any) -> Any:
+                    return model.predict(obs, deterministic=True, action_masks=env.unwrapped.action_masks())[0]
+            else:
+                def act(obs: Any) -> Any:
+                    return model.predict(obs, deterministic=True)[0]
+            add(run_episode(env, seed, act, options))
         env.close()
-        values = [*recorder.values, self.objective(final, settings)]
-        best = values[0]
-        for v in values[1:]:
-            best = v if self.better(v, best) else best
-        return float(best), len(values), int(model.num_timesteps)
+        return self.aggregate(values), recorder.episodes + len(finals), int(model.num_timesteps)
 
 
 class CompanderAdapter(ObjectiveAdapter):
@@ -524,6 +554,78 @@ class CVTAdapter(ObjectiveAdapter):
                 "solvers start from the generators of the episode with reset seed = the run's seed")
 
 
+class MultiHardwareAdapter(ObjectiveAdapter):
+    """Mixed precision on several accelerators (live networks): the validation accuracy of the best
+    feasible policy found for each device of ``hardware``, averaged over the devices (a fraction).
+
+    A solver searches each device on its own (``max_evaluations`` each); an agent trains one policy
+    on the environment (devices drawn per episode) and scores, per device, its best episode there
+    (training episodes and one deterministic episode pinned to the device), averaged. There is no
+    final retraining: the accuracies are the searches' own rewards.
+    """
+
+    name = "mixed_precision_multi_hardware"
+    unit = "fraction"
+    objective_label = "device-mean val. accuracy"
+    higher_is_better = True
+    default_agents = ("maskable_ppo",)
+
+    def handles(self, env_id: str) -> bool:
+        return entry_module(env_id) == "quant_envs.mixed_precision.multi_hardware"
+
+    def methods(self, env_id: str) -> tuple[str, ...]:
+        from baselines.mixed_precision import METHODS
+
+        return tuple(METHODS)
+
+    def default_baselines(self, env_id: str) -> tuple[str, ...]:
+        return DEFAULT_BASELINES
+
+    def instance_kwargs(self, env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+        if env_kwargs.get("table") is not None:
+            raise ValueError(f"env_kwargs table={env_kwargs['table']!r} is not allowed for a comparison on {env_id}: "
+                             "the solvers search live networks; compare on quant_envs/MixedPrecisionTable-v0 "
+                             "with hardware=<profile> for a regret study per device")
+        return env_kwargs
+
+    def context(self, env: Any, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        import hw_sim
+
+        names = [getattr(h, "name", None) for h in env.hardware]
+        if any(isinstance(h, hw_sim.AcceleratorFamily) or n not in hw_sim.PROFILES for h, n in zip(env.hardware, names)):
+            raise ValueError(f"hardware={[str(n) for n in names]} is not allowed for a comparison: each device is "
+                             f"pinned by its profile name; expected hw_sim profiles ({', '.join(hw_sim.PROFILES)})")
+        return {"devices": names}
+
+    def objective(self, info: Mapping[str, Any], settings: Mapping[str, Any]) -> float:
+        return float(info["accuracy"])
+
+    def episode_group(self, info: Mapping[str, Any]) -> str:
+        return str(info["hardware"])
+
+    def final_episodes(self, settings: Mapping[str, Any]) -> list[dict[str, Any] | None]:
+        return [{"hardware": d} for d in settings["context"]["devices"]]
+
+    def aggregate(self, values: Mapping[str, list[float]]) -> float:
+        return float(np.mean([self.best(values[d]) for d in values]))
+
+    def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
+        from baselines.mixed_precision import solve
+
+        accuracies, evaluations = [], 0
+        for device in settings["context"]["devices"]:
+            env.reset(seed=seed, options={"hardware": device})
+            result = solve(env.inner, method, max_evaluations=settings["max_evaluations"], seed=seed)
+            accuracies.append(float(result.accuracy))
+            evaluations += int(result.num_evaluations)
+        return float(np.mean(accuracies)), evaluations, None
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'} on devices "
+                f"{', '.join(settings['context']['devices'])}; objective: the validation accuracy of the best "
+                "feasible policy found for each device, averaged over the devices (no final retraining)")
+
+
 # ---------------------------------------------------------------------------- scoring functions
 def spline_solver(env: Any, seed: int = 0) -> float:
     """SQNR (dB) of the spline compander of the environment's family (degree, segments, fit) at its support."""
@@ -574,7 +676,8 @@ def feel_training_episode(env: Any, seed: int, levels: Sequence[int] | np.ndarra
 # ------------------------------------------------------------------------------------- registry
 #: Every adapter, in the order ids are matched.
 ADAPTERS: tuple[ProblemAdapter, ...] = (MixedPrecisionAdapter(), TableAdapter(), CompanderAdapter(),
-                                        FeelAllocationAdapter(), FeelTrainingAdapter(), CVTAdapter())
+                                        FeelAllocationAdapter(), FeelTrainingAdapter(), CVTAdapter(),
+                                        MultiHardwareAdapter())
 
 
 def adapter_for(env_id: str) -> ProblemAdapter:
