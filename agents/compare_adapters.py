@@ -391,7 +391,7 @@ class ObjectiveAdapter(ProblemAdapter):
         for options in finals:
             if algo == "maskable_ppo":  # the environment's own masks, as in training
                 def act(obs: Any) -> Any:
-                    return model.predict(obs, deterministic=True, action_masks=env.unwrapped.action_masks())[0]
+                    return model.predict(obs, deterministic=True, action_masks=env.unwrapped.action_masks())[0]  # type: ignore[attr-defined]
             else:
                 def act(obs: Any) -> Any:
                     return model.predict(obs, deterministic=True)[0]
