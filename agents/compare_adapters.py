@@ -42,9 +42,20 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+import hw_sim
 import quant_envs
+from agents import AGENTS, check_compatible, make_agent, run_defaults
 from agents.compare_plan import CompareConfig
 from agents.records import ComparisonRun, ObjectiveRun
+from agents.runs import make_vec_env
+from agents.training import train
+from baselines import compander as compander_solvers
+from baselines import cvt as cvt_solvers
+from baselines import feel as feel_solvers
+from baselines import mixed_precision as mp_solvers
+from baselines.mixed_precision.regret import TABLE_METHODS
+from quant_envs.cvt.reference import cached_reference_energy
+from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
 #: Retraining seeds of mixed precision's final evaluation: the same for every method and run.
 FINAL_SEEDS = (0, 1, 2)
@@ -95,7 +106,6 @@ class ProblemAdapter:
 
     def check_agents(self, config: CompareConfig, action_space: Any) -> None:
         """ValueError unless every agent of ``config`` (default: :attr:`default_agents`) can act in ``action_space``."""
-        from agents import AGENTS, check_compatible
 
         for algo in self.agents_for(config.env_id) if config.agents is None else config.agents:
             if algo in AGENTS:  # an unknown name is reported with the allowed ones by the caller
@@ -120,8 +130,6 @@ TABLE_ENV_ID = "quant_envs/MixedPrecisionTable-v0"
 
 def _search(kind: str, method: str, seed: int, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Any]:
     """Run one search; return (result fields, the best policy, the problem it was searched on)."""
-    from agents.training import train
-    from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
     if kind == "agent":
         summary = train(env_id=cfg["env_id"], algo=method, timesteps=cfg["timesteps"], seed=seed,
@@ -134,10 +142,9 @@ def _search(kind: str, method: str, seed: int, cfg: Mapping[str, Any]) -> tuple[
         fields = {"val_accuracy": best["accuracy"], "test_accuracy": summary["best_test_accuracy"],
                   "budget_used": best["budget_used"], "reward_evaluations": summary["reward_evaluations"]}
         return fields, best["policy"], mixed_precision_env(env).problem
-    from baselines.mixed_precision import solve
 
     env = gym.make(cfg["env_id"], **{**cfg["env_kwargs"], "share_problem": False})
-    result = solve(env, method, max_evaluations=cfg["max_evaluations"], seed=seed)
+    result = mp_solvers.solve(env, method, max_evaluations=cfg["max_evaluations"], seed=seed)
     problem = mixed_precision_env(env).problem
     fields = {"val_accuracy": result.accuracy, "test_accuracy": problem.evaluate(result.policy, split="test").accuracy,
               "budget_used": result.evaluation.budget_used, "reward_evaluations": result.num_evaluations}
@@ -152,7 +159,7 @@ def run_one(kind: str, method: str, seed: int, cfg: Mapping[str, Any]) -> Compar
     ``final_finetune_steps`` under each of :data:`FINAL_SEEDS` and scored on the test split
     (``MixedPrecisionProblem.final_evaluation``); ``final_test_accuracy`` is their mean.
     """
-    import torch
+    import torch  # lazy: the CLI imports this module; torch is imported by the runs only
 
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -191,9 +198,8 @@ class MixedPrecisionAdapter(ProblemAdapter):
         return env_id in MIXED_PRECISION_IDS
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-        from baselines.mixed_precision import METHODS
 
-        return tuple(METHODS)
+        return tuple(mp_solvers.METHODS)
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
         return DEFAULT_BASELINES
@@ -202,7 +208,6 @@ class MixedPrecisionAdapter(ProblemAdapter):
         return ("ddpg_haq",) if "Continuous" in env_id else self.default_agents  # HAQ's agent for its Box(1,) ids
 
     def prepare(self, config: CompareConfig, out: Path) -> dict[str, Any]:
-        from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
         env_kwargs = dict(config.env_kwargs)
         probe = gym.make(config.env_id, **env_kwargs)  # bad env_kwargs fail now; the float model is trained once
@@ -244,7 +249,6 @@ class TableAdapter(ProblemAdapter):
         return env_id == TABLE_ENV_ID
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-        from baselines.mixed_precision.regret import TABLE_METHODS
 
         return tuple(TABLE_METHODS)
 
@@ -305,7 +309,7 @@ class ObjectiveAdapter(ProblemAdapter):
                 "hyperparams": dict(config.hyperparams), "unit": self.unit, "context": context}
 
     def run(self, kind: str, method: str, seed: int, settings: Mapping[str, Any]) -> ObjectiveRun:
-        import torch
+        import torch  # lazy: the CLI imports this module; torch is imported by the runs only
 
         torch.set_num_threads(1)
         start = time.perf_counter()
@@ -356,10 +360,10 @@ class ObjectiveAdapter(ProblemAdapter):
         them) for at most ``max_evaluations`` episodes or ``timesteps`` steps, then play the
         deterministic episodes of :meth:`final_episodes` from reset seed ``seed``; return
         (:meth:`aggregate` of every episode's objective, episodes, timesteps)."""
-        from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.callbacks import (
+            BaseCallback,  # lazy: SB3 imports torch (see run)
+        )
 
-        from agents import make_agent, run_defaults
-        from agents.runs import make_vec_env
 
         env_id, env_kwargs = settings["env_id"], dict(settings["env_kwargs"])
         adapter, budget = self, int(settings["max_evaluations"])
@@ -412,19 +416,17 @@ class CompanderAdapter(ObjectiveAdapter):
         return entry_module(env_id) == "quant_envs.compander.env"
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-        from baselines.compander import METHODS
 
-        return tuple(METHODS)
+        return tuple(compander_solvers.METHODS)
 
     def objective(self, info: Mapping[str, Any], settings: Mapping[str, Any]) -> float:
         return float(info["sqnr_db"])
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-        from baselines.compander import solve
 
         if method == "spline_compander" and hasattr(env, "segments"):  # the environment's own spline family
             return spline_solver(env, seed), None, None
-        result = solve(type(env.source).name, method, env.levels)
+        result = compander_solvers.solve(type(env.source).name, method, env.levels)
         return float(result.sqnr_db), getattr(result, "nfev", None), getattr(result, "x", None)
 
     def describe(self, settings: Mapping[str, Any]) -> str:
@@ -444,9 +446,8 @@ class FeelAllocationAdapter(ObjectiveAdapter):
         return entry_module(env_id) in ("quant_envs.feel.env", "quant_envs.feel.env_v2") and "Allocation" in env_id
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-        from baselines.feel import METHODS
 
-        return tuple(METHODS)
+        return tuple(feel_solvers.METHODS)
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
         return ("ao", "equal_bandwidth", "fixed_levels")  # brute force is the ground truth for small K only
@@ -460,9 +461,8 @@ class FeelAllocationAdapter(ObjectiveAdapter):
         return float(info["total_time"])
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-        from baselines.feel import solve
 
-        result = solve(env.scenario, method)
+        result = feel_solvers.solve(env.scenario, method)
         return float(result.total_time), result.evaluations, np.concatenate([result.levels, result.bandwidth])
 
     def describe(self, settings: Mapping[str, Any]) -> str:
@@ -483,9 +483,8 @@ class FeelTrainingAdapter(ObjectiveAdapter):
         return entry_module(env_id) == "quant_envs.feel.env" and "Training" in env_id
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-        from baselines.feel import METHODS
 
-        return tuple(m for m in METHODS if m != "brute_force")
+        return tuple(m for m in feel_solvers.METHODS if m != "brute_force")
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
         return ("ao", "fixed_levels")
@@ -501,9 +500,8 @@ class FeelTrainingAdapter(ObjectiveAdapter):
         return float(info["elapsed_time"]) if reached else math.inf
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-        from baselines.feel import solve
 
-        levels = solve(env.scenario, method).levels
+        levels = feel_solvers.solve(env.scenario, method).levels
         return self.objective(feel_training_episode(env, seed, levels, snap=True), settings), None, levels
 
     def describe(self, settings: Mapping[str, Any]) -> str:
@@ -525,14 +523,12 @@ class CVTAdapter(ObjectiveAdapter):
         return entry_module(env_id).startswith("quant_envs.cvt.")
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-        from baselines.cvt import METHODS
 
-        return tuple(METHODS)
+        return tuple(cvt_solvers.METHODS)
 
     def context(self, env: Any, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         reference = getattr(env, "reference_energy", None)
         if reference is None:  # the v0 ids report E / E0 only: E* as the v1 ids compute it
-            from quant_envs.cvt.reference import cached_reference_energy
 
             reference = cached_reference_energy(env.problem, env_kwargs.get("density", "linear"))
         return {"reference_energy": float(reference)}
@@ -541,10 +537,9 @@ class CVTAdapter(ObjectiveAdapter):
         return float(info["energy"]) / settings["context"]["reference_energy"]
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-        from baselines.cvt import solve
 
         # from the episode's starting generators, as the agent starts
-        result = solve(env.problem, method, seed=seed, z0=env.generators, **self.solver_options)
+        result = cvt_solvers.solve(env.problem, method, seed=seed, z0=env.generators, **self.solver_options)
         return (float(result.energy) / settings["context"]["reference_energy"], getattr(result, "nfev", None),
                 getattr(result, "x", None))
 
@@ -574,9 +569,8 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return entry_module(env_id) == "quant_envs.mixed_precision.multi_hardware"
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-        from baselines.mixed_precision import METHODS
 
-        return tuple(METHODS)
+        return tuple(mp_solvers.METHODS)
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
         return DEFAULT_BASELINES
@@ -589,7 +583,6 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return env_kwargs
 
     def context(self, env: Any, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        import hw_sim
 
         names = [getattr(h, "name", None) for h in env.hardware]
         if any(isinstance(h, hw_sim.AcceleratorFamily) or n not in hw_sim.PROFILES for h, n in zip(env.hardware, names)):
@@ -610,12 +603,11 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return float(np.mean([self.best(values[d]) for d in values]))
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-        from baselines.mixed_precision import solve
 
         accuracies, evaluations = [], 0
         for device in settings["context"]["devices"]:
             env.reset(seed=seed, options={"hardware": device})
-            result = solve(env.inner, method, max_evaluations=settings["max_evaluations"], seed=seed)
+            result = mp_solvers.solve(env.inner, method, max_evaluations=settings["max_evaluations"], seed=seed)
             accuracies.append(float(result.accuracy))
             evaluations += int(result.num_evaluations)
         return float(np.mean(accuracies)), evaluations, None
@@ -635,16 +627,14 @@ def spline_solver(env: Any, seed: int = 0) -> float:
 
 @functools.lru_cache(maxsize=8)  # a pure function of its arguments, and each solve searches for a second
 def _spline_solver_db(source: str, levels: int, degree: int, segments: int, fit: str, x_max: float) -> float:
-    from baselines.compander import spline_compander
 
-    return float(spline_compander(source, levels, degree=degree, segments=segments, fit=fit, support=x_max).sqnr_db)
+    return float(compander_solvers.spline_compander(source, levels, degree=degree, segments=segments, fit=fit, support=x_max).sqnr_db)
 
 
 def feel_solver_time(env: Any, method: str = "ao") -> float:
     """Total training time (s) of FEEL solver ``method`` on the environment's current scenario."""
-    from baselines.feel import solve
 
-    return float(solve(env.scenario, method).total_time)
+    return float(feel_solvers.solve(env.scenario, method).total_time)
 
 
 def feel_training_time(env: Any, seed: int, levels: Sequence[int] | np.ndarray, snap: bool = False) -> float:

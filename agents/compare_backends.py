@@ -12,12 +12,17 @@ each record to ``on_record`` as it finishes, on the calling process.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Protocol
 
+import quant_envs  # noqa: F401  (a fresh worker registers the ids on import)
+from agents.compare_adapters import adapter_named
 from agents.compare_plan import BACKENDS, RunSpec
+from agents.ray_backend import run_trials
 
 #: Called with each finished run's record (a typed record; the Ray backend's are read back into one).
 OnRecord = Callable[[Any], None]
@@ -25,9 +30,6 @@ OnRecord = Callable[[Any], None]
 
 def execute_run(problem: str, kind: str, method: str, seed: int, settings: Mapping[str, Any]) -> Any:
     """Run one spec with its problem's adapter; the record (a failure is a record, not a raise)."""
-    import quant_envs  # noqa: F401  (a fresh worker registers the ids)
-    from agents.compare_adapters import adapter_named
-
     return adapter_named(problem).run(kind, method, seed, settings)
 
 
@@ -58,9 +60,6 @@ class ProcessPoolBackend:
         self.jobs = jobs
 
     def execute(self, runs: Sequence[RunSpec], on_record: OnRecord) -> None:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         with ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(_execute, spec) for spec in runs]
             for future in as_completed(futures):
@@ -79,8 +78,6 @@ class RayBackend:
         self.jobs, self.out, self.record_type = jobs, Path(out), record_type
 
     def execute(self, runs: Sequence[RunSpec], on_record: OnRecord) -> None:
-        from agents.ray_backend import run_trials
-
         def typed(record: Mapping[str, Any]) -> None:  # Ray hands back the record's JSON form
             on_record(self.record_type.from_dict(record, "a Ray trial's record"))
 

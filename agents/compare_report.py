@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 from agents.records import ComparisonRun, ObjectiveRun, as_run, check_number_field
+from agents.reporting import compare_figure, iqm, iqm_ci, probability_of_improvement
+from quant_envs.atomic_io import atomic_write_csv, atomic_write_text
+from quant_envs.text_tables import markdown_table
 
 #: Columns of a mixed-precision comparison's summary.csv.
 SUMMARY_FIELDS = ("method", "kind", "runs", "failed", "iqm", "ci_low", "ci_high", "mean", "val_mean", "p_over_uniform",
@@ -33,8 +36,6 @@ def summarize(runs: Sequence[ComparisonRun | Mapping[str, Any]], methods: list[s
 
     ``value`` names the score (a number column of runs.csv); ``runs`` may also be dicts of run values.
     """
-    from agents.reporting import iqm, iqm_ci, probability_of_improvement
-
     check_number_field(value, "value")
     records = [as_run(r) for r in runs]
     ok = {m: [r for r in records if r.method == m and r.ok] for m in methods}
@@ -75,8 +76,6 @@ def summarize_objective(runs: Sequence[ObjectiveRun | Mapping[str, Any]], method
     """Per method of an objective comparison: IQM, its 95% bootstrap CI, mean and best over seeds,
     the best baseline (by IQM, other than the method itself), the probability of improving on it
     (in the objective's direction) and the IQM against it (a dB difference or a ratio)."""
-    from agents.reporting import iqm, iqm_ci, probability_of_improvement
-
     records = [r if isinstance(r, ObjectiveRun) else ObjectiveRun.from_dict(r, "a run record") for r in runs]
     sign = 1.0 if higher_is_better else -1.0
     ok = {m: [r for r in records if r.method == m and r.ok] for m in methods}
@@ -109,8 +108,6 @@ def summarize_objective(runs: Sequence[ObjectiveRun | Mapping[str, Any]], method
 
 def mixed_precision_table(rows: list[dict[str, Any]]) -> str:
     """The markdown table of a mixed-precision comparison's summary rows."""
-    from quant_envs.text_tables import markdown_table
-
     columns = [("method", "method"), ("kind", "kind"), ("runs", "runs ok"), ("failed", "failed"),
                ("val_mean", "searched val. acc. mean"), ("iqm", "final test acc. IQM"),
                ("ci", "95% CI of IQM"), ("mean", "final test acc. mean"),
@@ -146,8 +143,6 @@ def _number(value: float) -> str:
 
 def objective_table(rows: list[dict[str, Any]], label: str, unit: str) -> str:
     """The markdown table of an objective comparison's summary rows (numbers to 6 significant digits)."""
-    from quant_envs.text_tables import markdown_table
-
     columns = [("method", "method"), ("kind", "kind"), ("runs", "runs ok"), ("failed", "failed"),
                ("iqm", f"{label} IQM [{unit}]"), ("ci", "95% CI of IQM"), ("mean", f"{label} mean [{unit}]"),
                ("best", f"best run [{unit}]"), ("p_best", "P(better than best baseline)"),
@@ -179,9 +174,6 @@ def objective_header(instance: str, seeds: int, max_evaluations: int, timesteps:
 def write_report(out: Path, adapter: Any, runs: Sequence[Any], methods: list[str], baselines: list[str],
                  settings: Mapping[str, Any], seeds: int) -> dict[str, Any]:
     """summary.csv, results.md and compare.png of ``runs`` in ``out``; return the rows, table and header."""
-    from agents.reporting import compare_figure
-    from quant_envs.atomic_io import atomic_write_csv, atomic_write_text
-
     if adapter.record_type is ComparisonRun:
         rows = summarize(runs, methods, baselines)
         fields: Sequence[str] = SUMMARY_FIELDS

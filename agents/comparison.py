@@ -14,6 +14,8 @@ Bad arguments raise ``ValueError`` / ``TypeError`` naming the argument; every fi
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 import os
 import time
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agents import AGENTS
 from agents.compare_adapters import (  # noqa: F401  (importable from here, as before)
     DEFAULT_BASELINES,
     FINAL_SEEDS,
@@ -46,13 +49,16 @@ from agents.records import (  # noqa: F401
     as_run,
     check_number_field,
 )
+from agents.regret import add_agent_runs
+from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
+from quant_envs.atomic_io import atomic_write_csv, atomic_write_json, atomic_write_text
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.regret import plot_regret
 
 
 def read_runs(path: Path, missing_ok: bool = False, record_type: Any = ComparisonRun) -> list[Any]:
     """The runs of a runs.csv (this or an earlier version's) as ``record_type`` records; a missing
     file (unless ``missing_ok``) or a malformed row is a ValueError naming the file (and line)."""
-    import csv
-
     if not path.is_file():
         if missing_ok:
             return []
@@ -74,8 +80,6 @@ def _checked_methods(agents: Sequence[str] | None, baselines: Sequence[str] | No
                      default_baselines: Sequence[str], allowed_baselines: Sequence[str],
                      where: str = "") -> tuple[list[str], list[str]]:
     """The agents and baselines to run (defaults where None); an unknown name is a ValueError."""
-    from agents import AGENTS
-
     agents = list(agents if agents is not None else default_agents)
     baselines = list(baselines if baselines is not None else default_baselines)
     for a in agents:
@@ -172,8 +176,6 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike[str] = "results
 def _execute(adapter: ProblemAdapter, settings: dict[str, Any], agents: list[str], baselines: list[str], seeds: int,
              out: Path, resume: bool, backend: Any, fields: Sequence[str]) -> list[Any]:
     """Run what the plan lists (less the finished runs kept by ``resume``); runs.csv as runs finish."""
-    from quant_envs.atomic_io import atomic_write_csv, atomic_write_json
-
     compare_json = {**settings, "problem": adapter.name, "agents": agents, "baselines": baselines, "seeds": seeds}
     runs: list[Any] = []
     done: set[tuple[str, int]] = set()
@@ -214,8 +216,6 @@ def _progress_line(r: Any) -> str:
 
 def grid_cells(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of a grid over environment arguments (``{"budget_fraction": [0.3, 0.5], ...}``)."""
-    import itertools
-
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ValueError(f"grid[{key!r}]: expected a non-empty list of values, got {values!r}")
@@ -236,8 +236,6 @@ def compare_grid(grid: dict[str, list[Any]], out: str | os.PathLike[str] = "resu
     collects every cell's table, and a cell that fails as a whole (e.g. an infeasible budget) is
     reported there without stopping the others.
     """
-    from quant_envs.atomic_io import atomic_write_text
-
     out = Path(out)
     sections, results = [], {}
     for cell in grid_cells(grid):
@@ -262,12 +260,6 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     random search's closed-form expectation, and the regret-vs-evaluations curves; writes
     ``results.md``, ``regret.json`` and ``regret.png`` into ``out``.
     """
-    from agents.regret import add_agent_runs
-    from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
-    from quant_envs.atomic_io import atomic_write_json, atomic_write_text
-    from quant_envs.mixed_precision.tables.problem import TableProblem
-    from quant_envs.mixed_precision.tables.regret import plot_regret
-
     agents, baselines = _checked_methods(agents, baselines, TableAdapter.default_agents, TABLE_METHODS, TABLE_METHODS,
                                          f" on {TABLE_ENV_ID} (the others need the network itself)")
     if seeds < 1 or max_evaluations < 1:

@@ -32,6 +32,7 @@ from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
 from quant_envs.compander.reference import lloyd_max_reference, optimal_compander_reference
 from quant_envs.compander.sources import Source, available_sources, get_source
 from quant_envs.compander.spline import FITS, equal_segment_thresholds, fit_spline_compressor
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 __all__ = ["MAX_SEGMENTS", "ScalarQuantizerEnv", "SplineCompanderEnv", "SplineCompanderV1Env", "max_scalar_levels"]
 
@@ -144,7 +145,6 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     ## Observation Space
 
     ``Box(float32)`` of length L + 1:
-
     * ``obs[0:L-1]``: segment thresholds t_i / x_max, in (0, 1);
     * ``obs[L-1]``: (SQNR - SQNR of the optimal compander at the same N) / 10 dB, clipped to
       [-3, 1] (0 means as good as the optimal compander);
@@ -308,7 +308,6 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
         if self.render_mode == "ansi":
             t = ", ".join(f"{v:.4f}" for v in self._u * x_max)
             return f"step {self._steps}/{self.max_steps}: t = [{t}] (x_max = {x_max:.4f}), SQNR {self._sqnr:.4f} dB, optimal compander {oc:.4f} dB\n"
-        from quant_envs.rendering import figure_to_rgb, new_figure
 
         target = OptimalCompressor(source=self.source, x_max=x_max)
         spline = fit_spline_compressor(target, self._u * x_max, degree=self.degree, fit=self.fit)
@@ -414,7 +413,6 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     ## Observation Space
 
     ``Box(float32)`` of length 3N + 1:
-
     * ``obs[0:N-1]``: thresholds t_i / B, in [-1, 1];
     * ``obs[N-1:2N-1]``: output levels (centroids) y_i / B, clipped to [-2, 2];
     * ``obs[2N-1:3N-1]``: cell probabilities P_i, in [0, 1];
@@ -577,7 +575,6 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
                 f"step {self._steps}/{self.max_steps}: t = [{shown}], D = {self._dist:.6g} "
                 f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
             )
-        from quant_envs.rendering import figure_to_rgb, new_figure
 
         b = self._bound
         x = np.linspace(-b, b, 400)

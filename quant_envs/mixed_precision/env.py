@@ -22,6 +22,7 @@ from quant_envs.mixed_precision.problem import (
     haq_final_action_wall,
     shared_problem,
 )
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 
 class MixedPrecisionEnv(gym.Env[Observation, Action]):
@@ -313,8 +314,6 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         return self._render_rgb()
 
     def _render_rgb(self) -> np.ndarray:
-        from quant_envs.rendering import figure_to_rgb, new_figure
-
         rows = self._rows()
         x = np.arange(len(rows))
         w = [r[3] if r[3] != "-" else 0 for r in rows]
