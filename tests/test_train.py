@@ -270,9 +270,11 @@ def test_compare_end_to_end(tmp_path: Path) -> None:
     assert (out / "results.md").read_text() == table
 
 
-def test_compare_rejects_other_problems(tmp_path: Path) -> None:
-    proc = run_train("compare", "--env", "quant_envs/CVT1D-v0", "--out", str(tmp_path))
-    assert proc.returncode == 2 and "compare supports" in proc.stderr
+def test_compare_rejects_an_unknown_id_in_one_line(tmp_path: Path) -> None:
+    proc = run_train("compare", "--env", "quant_envs/Nope-v0", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("train.py: error: ") and "not a registered environment" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------------------ agents
