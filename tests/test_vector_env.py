@@ -7,6 +7,8 @@ batched ones must return the same observations, rewards, terminations and infos 
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -87,20 +89,21 @@ def test_the_batched_env_steps_as_sync_vector_env(mode: AutoresetMode) -> None:
 def test_same_seed_same_run_and_cache_hits_as_one_by_one() -> None:
     kwargs = {**KWARGS, "cache_size": 64}
 
-    def run() -> list:
+    def run() -> tuple[list, Any]:
         env = MixedPrecisionVectorEnv(num_envs=4, **kwargs)
         env.reset(seed=0)
         out = []
         for _ in range(env.envs[0].num_steps):
             obs, rew, term, _, infos = env.step(np.zeros(4, dtype=int))  # the same policy in every copy
             out.append((obs.tolist(), rew.tolist(), term.tolist(), infos.get("cached", np.zeros(4)).tolist()))
-        return out
+        return out, env.problem
 
-    first, second = run(), run()
+    (first, problem), (second, _) = run(), run()
     assert first == second
     # four copies end with the same policy on the same step: one retraining, three cache hits, as
-    # SyncVectorEnv would step them one by one
-    assert first[-1][3] == [False, True, True, True]
+    # SyncVectorEnv would step them one by one; info["cached"] is each copy's own history
+    assert (problem.num_evaluations, problem.num_queries) == (1, 4)
+    assert first[-1][3] == [False, False, False, False]
 
 
 def test_sb3_adapter_gives_dummy_vec_envs_steps_and_masks() -> None:

@@ -57,9 +57,7 @@ def prefetch_terminal_rewards(envs: Sequence[Any], actions: Sequence[Any],
 def _sibling(env: MixedPrecisionEnv) -> MixedPrecisionEnv:
     """Another copy of ``env`` on the same problem, in its own fresh episode (no second float model
     is loaded, whatever ``share_problem`` says)."""
-    twin = copy.copy(env)
-    twin.action_space = copy.deepcopy(env.action_space)
-    twin.observation_space = copy.deepcopy(env.observation_space)
+    twin = copy.deepcopy(env, memo={id(env.problem): env.problem})  # all its own but the problem
     twin._np_random = None
     twin._np_random_seed = None
     twin._reset_state()
