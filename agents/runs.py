@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import quant_envs
+from agents import parse_overrides
+
 DEFAULT_ENV = "quant_envs/MixedPrecision-v1"
 
 
@@ -21,16 +24,12 @@ def check_env_id(env_id: str) -> None:
     """Raise :class:`UsageError` unless ``env_id`` is registered with gymnasium."""
     import gymnasium as gym
 
-    import quant_envs
-
     if env_id not in gym.registry:
         raise UsageError(f"--env {env_id!r} is not a registered environment; quant_envs ids: {', '.join(sorted(quant_envs.ENV_IDS))}")
 
 
 def parse_kwargs(items: list[str] | None, flag: str) -> dict[str, Any]:
     """``KEY=VALUE`` items (values as YAML) as a dict; bad items are a :class:`UsageError` naming ``flag``."""
-    from agents import parse_overrides
-
     try:
         return parse_overrides(items, flag)
     except ValueError as exc:
@@ -43,8 +42,6 @@ VEC_ENV_KINDS = ("dummy", "subproc")
 def gym_id(env_id: str) -> str:
     """``env_id`` in Gymnasium's ``module:id`` form for this package's ids, so that a fresh worker
     process (spawn, forkserver, a Ray worker) imports ``quant_envs`` and finds the id."""
-    import quant_envs
-
     return f"quant_envs:{env_id}" if env_id in quant_envs.ENV_IDS else env_id
 
 
@@ -52,12 +49,17 @@ def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]
     """SB3's vectorised environment (``vec_env``: "dummy", one process, or "subproc", one process per
     copy, started with ``forkserver``); bad ``env_kwargs`` are a :class:`UsageError`."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    # lazy: agents.vec_env brings stable_baselines3 and torch; agents.training imports without them
+    from agents.vec_env import BatchedRewardVecEnv
 
     if vec_env not in VEC_ENV_KINDS:
         raise UsageError(f"--vec-env {vec_env!r} is not allowed; expected one of: {', '.join(VEC_ENV_KINDS)}")
     # forkserver, not fork: a parent that already ran torch must not fork its thread pool (workers hang)
-    cls, cls_kwargs = (DummyVecEnv, None) if vec_env == "dummy" else (SubprocVecEnv, {"start_method": "forkserver"})
+    # "dummy": a DummyVecEnv that scores the mixed-precision rewards due together in one evaluate_many call
+    cls, cls_kwargs = ((BatchedRewardVecEnv, None) if vec_env == "dummy"
+                       else (SubprocVecEnv, {"start_method": "forkserver"}))
     try:
         return sb3_make_vec_env(gym_id(env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
                                 vec_env_cls=cls, vec_env_kwargs=cls_kwargs)

@@ -20,8 +20,8 @@ from baselines.mixed_precision.aggregate import (
 )
 from baselines.mixed_precision.pareto import hypervolume, non_dominated, pareto_instance, pareto_run
 from baselines.mixed_precision.table_hawq import load_traces, traces_path
-from quant_envs.mixed_precision.table import load_table
-from quant_envs.mixed_precision.table_problem import TableProblem
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.registry import load_table
 
 NEW = ("tpe", "cmaes", "regularized_evolution")
 
@@ -175,7 +175,7 @@ def test_pareto_entrants_count_distinct_policies(method: str) -> None:
 
 @pytest.mark.slow
 def test_generator_refuses_rows_whose_policy_files_do_not_validate(tmp_path) -> None:
-    from baselines.mixed_precision import leaderboard as lb
+    from agents import leaderboard as lb
 
     out, md = tmp_path / "lb", tmp_path / "LB.md"
     assert lb.main(["--out", str(out), "--markdown", str(md), "--tables", "digits-cnn", "--methods", "random",

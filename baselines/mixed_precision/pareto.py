@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quant_envs.mixed_precision.table import PolicyTable
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 
 #: Largest grid enumerated for the front.
 FRONT_LIMIT = 1 << 22

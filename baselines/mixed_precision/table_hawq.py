@@ -9,7 +9,7 @@ model to differentiate at search time, so:
 * A generated table that ships its float network (``digits-cnn``, ``mnist1d-small``) gets
   ``Omega_i(b) = Tr(H_i)/n_i * ||Q_b(W_i) - W_i||^2`` from
   :func:`baselines.mixed_precision.hessian.hawq_sensitivities` on that network and the table's
-  training data (:func:`quant_envs.mixed_precision.table_live.live_problem`), computed by this
+  training data (:func:`quant_envs.mixed_precision.tables.live.live_problem`), computed by this
   module's command line and stored as ``<table file>_hawq_traces.json`` beside the table, with the
   command, torch version and numerics that made it::
 
@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from quant_envs.mixed_precision.table import DATA_DIR, PolicyTable, load_table
+from quant_envs.mixed_precision.tables import DATA_DIR
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.registry import load_table
 
 #: HAWQ-V2/V3's estimator settings used for the shipped traces (the live solver's defaults).
 HUTCHINSON_SAMPLES = 16
@@ -49,7 +51,7 @@ def compute_traces(table: PolicyTable, samples: int = HUTCHINSON_SAMPLES, data: 
     """The JSON record of ``table``'s per-unit Hessian traces and ``Omega`` (weights only: a table
     takes one width per unit for weights and activations, and HAWQ-V3's objective is over weights)."""
     from baselines.mixed_precision.hessian import hawq_sensitivities, weight_perturbations
-    from quant_envs.mixed_precision.table_live import live_problem, numerics
+    from quant_envs.mixed_precision.tables.live import live_problem, numerics
 
     if any(len(u) != 1 for u in table.units):
         raise ValueError(f"table={table.name!r} ties layers into units; traces per unit are not defined here")

@@ -2,7 +2,7 @@
 
 One command runs whatever is missing and regenerates everything from the CSVs::
 
-    python -m baselines.mixed_precision.leaderboard --seeds 20 --max-evaluations 1000 --workers 2
+    python -m agents.leaderboard --seeds 20 --max-evaluations 1000 --workers 2
 
 * **Runs** (resumable, parallel): for every setting of
   :data:`~baselines.mixed_precision.regret.LEADERBOARD_SETTINGS` (scenario = table, instance =
@@ -91,7 +91,7 @@ def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[s
     """Every seed of one (setting, method); writes its CSV and policy files. Returns (CSV path, wall s)."""
     from baselines.mixed_precision.solvers import solve
     from quant_envs.atomic_io import atomic_write_text
-    from quant_envs.mixed_precision.table_problem import TableProblem
+    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     setting, method, seeds, max_evaluations, out = job
     root = Path(out)
@@ -128,7 +128,7 @@ def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[s
 
 def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple[str, float]:
     from baselines.mixed_precision.pareto import pareto_instance, pareto_run
-    from quant_envs.mixed_precision.table import load_table
+    from quant_envs.mixed_precision.tables.registry import load_table
 
     table, hardware, metric, method, seeds, max_evaluations, out = job
     instance = pareto_instance(load_table(table), hardware, metric)
@@ -149,7 +149,7 @@ def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple
 def pareto_instances() -> list[tuple[str, str, str]]:
     """(table, hardware, metric) of the Pareto track: those of the leaderboard's settings whose table
     is enumerable (HAWQ-V3's ResNet-50 is not)."""
-    from quant_envs.mixed_precision.table import load_table
+    from quant_envs.mixed_precision.tables.registry import load_table
 
     out = []
     for s in LEADERBOARD_SETTINGS:
@@ -203,7 +203,7 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = dict(zip(existing, pool.map(_validate_file, existing, chunksize=16)))
-    from quant_envs.mixed_precision.table_problem import TableProblem
+    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     for (i, m), rows in raw.items():
         problem = TableProblem(**LEADERBOARD_SETTINGS[i])
@@ -234,7 +234,7 @@ def reference_regret(setting: dict[str, Any], samples: int = 4096) -> tuple[floa
     """Random search's best-of-1 expected regret at ``setting`` and how it was obtained: exact over
     the enumerated feasible set, else the mean over ``samples`` uniform feasible policies (seed 0)."""
     from baselines.mixed_precision.space import SearchSpace
-    from quant_envs.mixed_precision.table_problem import TableProblem
+    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     p = TableProblem(**setting)
     o = p.optimum
@@ -262,7 +262,8 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
         stratified_bootstrap_ci,
     )
     from quant_envs.atomic_io import atomic_write_text
-    from quant_envs.mixed_precision.regret import confidence_interval
+    from quant_envs.mixed_precision.tables.registry import load_table
+    from quant_envs.mixed_precision.tables.regret import confidence_interval
 
     loaded = load_runs(out, methods, workers)
     rel = Path(os.path.relpath(out / "figures", markdown.parent)).as_posix()  # figure links from the markdown
@@ -318,7 +319,7 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
     for i in sorted(loaded.regret):
         setting = LEADERBOARD_SETTINGS[i]
         scenario, instance = setting_slug(setting)
-        unit = __import__("quant_envs.mixed_precision.table", fromlist=["load_table"]).load_table(setting["table"]).regret_unit
+        unit = load_table(setting["table"]).regret_unit
         here = [n for n in ns if any(n in by_n for by_n in loaded.regret[i].values())]
         lines += [f"### {scenario} / {instance}", "",
                   f"Regret unit: {unit}. Reference (random best of 1): {refs[i][0]:.4g} ({refs[i][1]}). "
@@ -349,8 +350,8 @@ def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
         pareto_run,
         plot_front,
     )
-    from quant_envs.mixed_precision.regret import confidence_interval
-    from quant_envs.mixed_precision.table import load_table
+    from quant_envs.mixed_precision.tables.registry import load_table
+    from quant_envs.mixed_precision.tables.regret import confidence_interval
 
     lines = ["## Pareto track", "",
              "No budget: hypervolume regret (exact front's normalised hypervolume minus that of the first n "
@@ -416,7 +417,7 @@ is what is evaluated and counted (random search samples feasible policies direct
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m baselines.mixed_precision.leaderboard", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m agents.leaderboard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("leaderboard"), help="folder of the CSVs, policy files, figures")
     parser.add_argument("--markdown", type=Path, default=Path("LEADERBOARD.md"))
@@ -442,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if m not in args.methods or not n.isdigit():
             parser.error(f"--cap {c!r}: expected METHOD=N with METHOD among --methods")
         caps[m] = int(n)
-    command = "python -m baselines.mixed_precision.leaderboard " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python -m agents.leaderboard " + shlex.join(argv if argv is not None else sys.argv[1:])
     seeds = list(range(args.seeds))
     start = time.perf_counter()
     if not args.no_run:
