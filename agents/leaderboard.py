@@ -18,7 +18,8 @@ One command runs whatever is missing and regenerates everything from the CSVs::
 * **Generation**: every distinct policy file is replayed (:func:`agents.validate.validate`) and a
   row whose file is missing, does not validate, or claims another regret than the row is refused
   (listed in the report). Then the aggregates (:mod:`baselines.mixed_precision.aggregate`) and the
-  figures under ``leaderboard/figures/``, and the markdown file.
+  figures (``--figures``, by default ``docs/figures/leaderboard/`` so that the documentation site,
+  which includes LEADERBOARD.md, serves them), and the markdown file.
 
 A row with no file is allowed only before a method's first feasible policy (greedy_sensitivity's
 probes are over budget): its regret must then be the worst feasible policy's.
@@ -165,7 +166,7 @@ def pareto_instances() -> list[tuple[str, str, str]]:
 
 @dataclass
 class Loaded:
-    """The validated rows: regret[setting index][method][n] -> per-seed array; refusals listed."""
+    """The validated rows: per setting index, per method, per n, the array of per-seed regrets; refusals listed."""
 
     regret: dict[int, dict[str, dict[int, np.ndarray]]]
     wall: dict[int, dict[str, float]]
@@ -251,7 +252,8 @@ def _cell(point: tuple[float, float, float], digits: int = 3) -> str:
     return f"{point[0]:.{digits}g} [{point[1]:.{digits}g}, {point[2]:.{digits}g}]"
 
 
-def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, workers: int) -> str:
+def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, workers: int,
+             figures: Path = Path("docs/figures/leaderboard")) -> str:
     """Validate the runs, compute the aggregates, draw the figures and write ``markdown``."""
     from baselines.mixed_precision.aggregate import (
         iqm,
@@ -266,9 +268,8 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
     from quant_envs.mixed_precision.tables.regret import confidence_interval
 
     loaded = load_runs(out, methods, workers)
-    rel = Path(os.path.relpath(out / "figures", markdown.parent)).as_posix()  # figure links from the markdown
+    rel = Path(os.path.relpath(figures, markdown.parent)).as_posix()  # figure links from the markdown
     refs = {i: reference_regret(s) for i, s in enumerate(LEADERBOARD_SETTINGS) if i in loaded.regret}
-    figures = out / "figures"
     ns = sorted({n for per in loaded.regret.values() for by_n in per.values() for n in by_n if n in REPORTED})
     present = [m for m in methods if any(m in per for per in loaded.regret.values())]
 
@@ -419,7 +420,7 @@ is what is evaluated and counted (random search samples feasible policies direct
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.leaderboard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("leaderboard"), help="folder of the CSVs, policy files, figures")
+    parser.add_argument("--out", type=Path, default=Path("leaderboard"), help="folder of the run CSVs and policy files")
     parser.add_argument("--markdown", type=Path, default=Path("LEADERBOARD.md"))
     parser.add_argument("--methods", nargs="*", default=list(LEADERBOARD_METHODS))
     parser.add_argument("--tables", nargs="*", default=None, help="only these tables' settings (default: all)")
@@ -429,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a smaller allowance for a method (e.g. tpe=300 where TPE's cost per trial does not fit)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--force", action="store_true", help="rerun jobs whose CSV exists")
+    parser.add_argument("--figures", type=Path, default=Path("docs/figures/leaderboard"),
+                        help="folder of the figures (under docs/ so that the documentation site shows them)")
     parser.add_argument("--no-run", action="store_true", help="only regenerate the markdown and figures")
     args = parser.parse_args(argv)
     from baselines.mixed_precision.pareto import PARETO_METHODS
@@ -468,8 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for f in futures:
                 path, wall = f.result()
                 print(f"  {path}: {wall:.1f} s", flush=True)
-    generate(args.out, args.markdown, args.methods, command, args.workers)
-    print(f"wrote {args.markdown} and {args.out / 'figures'} in {time.perf_counter() - start:.1f} s")
+    generate(args.out, args.markdown, args.methods, command, args.workers, args.figures)
+    print(f"wrote {args.markdown} and {args.figures} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

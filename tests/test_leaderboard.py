@@ -179,9 +179,11 @@ def test_generator_refuses_rows_whose_policy_files_do_not_validate(tmp_path) -> 
 
     out, md = tmp_path / "lb", tmp_path / "LB.md"
     assert lb.main(["--out", str(out), "--markdown", str(md), "--tables", "digits-cnn", "--methods", "random",
-                    "uniform", "--seeds", "2", "--max-evaluations", "30", "--workers", "1"]) == 0
+                    "uniform", "--seeds", "2", "--max-evaluations", "30", "--workers", "1",
+                    "--figures", str(tmp_path / "figures")]) == 0
     text = md.read_text()
     assert "rows refused: 0" in text and "| random | 2 |" in text
+    assert (tmp_path / "figures" / "iqm.png").exists() and "](figures/iqm.png)" in text
     csv_path = out / "runs" / "digits-cnn" / "bismo-edge-latency-fraction0.5" / "uniform.csv"
     rows = list(csv.DictReader(open(csv_path)))
     policy = out / "policies" / f"{rows[0]['policy_sha256']}.json"
@@ -189,6 +191,6 @@ def test_generator_refuses_rows_whose_policy_files_do_not_validate(tmp_path) -> 
     record["regret"] = 0.0  # a claim the replay does not confirm
     policy.write_text(json.dumps(record))
     assert lb.main(["--out", str(out), "--markdown", str(md), "--methods", "random", "uniform",
-                    "--workers", "1", "--no-run"]) == 0
+                    "--workers", "1", "--no-run", "--figures", str(tmp_path / "figures")]) == 0
     text = md.read_text()
     assert f"rows refused: {sum(r['policy_sha256'] == rows[0]['policy_sha256'] for r in rows)}" in text
