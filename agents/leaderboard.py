@@ -52,6 +52,14 @@ REPORTED = (10, 30, 100, 300, 1000, 3000)
 #: Every table method of the leaderboard, in the order listed.
 LEADERBOARD_METHODS = ("random", "evolution", "regularized_evolution", "tpe", "cmaes", "greedy_sensitivity",
                        "greedy_std", "hawq_v3", "uniform")
+#: RL agents run as leaderboard methods: ``train.py`` on the table environment (their hyperparameters
+#: from ``agents/hyperparams/``, untuned). DDPG-HAQ is not among them: it acts in a Box of shape (1,),
+#: and the table environment's action space is Discrete (there is no continuous table environment).
+AGENT_METHODS = ("maskable_ppo", "ppo")
+#: An agent's run stops at ``--max-evaluations`` distinct policies or at this many episodes per
+#: allowed evaluation, whichever comes first: a converged policy repeats itself (a repeat is free),
+#: and a table may hold fewer feasible policies than the allowance.
+EPISODES_PER_EVALUATION = 5
 TABLE_ENV = "quant_envs/MixedPrecisionTable-v0"
 RUN_FIELDS = ("seed", "n", "regret", "wall_time_s", "evaluations", "policy_sha256")
 PARETO_FIELDS = ("seed", "n", "hv_regret", "wall_time_s", "evaluations")
@@ -88,25 +96,78 @@ def policy_file(setting: dict[str, Any], evaluation: Any) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest(), text
 
 
+def agent_history(setting: dict[str, Any], algo: str, seed: int, max_evaluations: int
+                  ) -> tuple[list[tuple[Any, float, bool]], float]:
+    """One ``train.py`` run of ``algo`` on the table environment at ``setting``, stopped at
+    ``max_evaluations`` reward evaluations (episodes whose ``info["cached"]`` is False: a policy this
+    environment answered before is free) or :data:`EPISODES_PER_EVALUATION` episodes per allowed
+    evaluation. Returns the distinct policies in the order first asked for, as (policy, score,
+    within budget), and the run's wall time (s)."""
+    import tempfile
+    import warnings
+
+    from agents.regret import record_from_episodes
+    from agents.training import train
+
+    num_units = TableProblemCache.get(setting).num_layers  # steps per episode
+    with tempfile.TemporaryDirectory(prefix=f"leaderboard-{algo}-") as tmp, warnings.catch_warnings():
+        # PPO does not read the masks: the environment projects a masked action (counted per episode)
+        warnings.filterwarnings("ignore", message=".*has action masks but --algo.*")
+        start = time.perf_counter()
+        train(env_id=TABLE_ENV, algo=algo, seed=int(seed), env_kwargs=dict(setting),
+              timesteps=EPISODES_PER_EVALUATION * max_evaluations * num_units, out=tmp,
+              max_evaluations=max_evaluations, progress_bar=False, test_best=False, verbose=False, force=True)
+        wall = time.perf_counter() - start
+        with open(Path(tmp) / "evaluations.csv", newline="") as f:
+            episodes = list(csv.DictReader(f))
+    fresh = [e for e in episodes if e["cached"].lower() not in ("true", "1")]
+    record = record_from_episodes(fresh)  # the project's rule for "within budget" (1e-9 slack)
+    history = [(tuple(tuple(u) for u in json.loads(e["policy"])), float(score), bool(ok))
+               for e, score, ok in zip(fresh, record.scores, record.feasible)]
+    return history, wall
+
+
+class TableProblemCache:
+    """One :class:`TableProblem` per setting and process (building one enumerates its optimum)."""
+
+    _problems: dict[str, Any] = {}
+
+    @classmethod
+    def get(cls, setting: dict[str, Any]) -> Any:
+        from quant_envs.mixed_precision.tables.problem import TableProblem
+
+        key = json.dumps(setting, sort_keys=True)
+        if key not in cls._problems:
+            cls._problems[key] = TableProblem(**setting)
+        return cls._problems[key]
+
+
 def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[str, float]:
-    """Every seed of one (setting, method); writes its CSV and policy files. Returns (CSV path, wall s)."""
+    """Every seed of one (setting, method); writes its CSV and policy files. Returns (CSV path, wall s).
+
+    A method of :data:`AGENT_METHODS` is an RL agent trained once per seed (:func:`agent_history`);
+    any other is a solver of :func:`baselines.mixed_precision.solve`. Both give the distinct
+    policies evaluated, in order, and are scored alike."""
     from baselines.mixed_precision.solvers import solve
     from quant_envs.atomic_io import atomic_write_text
-    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     setting, method, seeds, max_evaluations, out = job
     root = Path(out)
-    problem = TableProblem(**setting)
+    problem = TableProblemCache.get(setting)
     worst = problem.regret(problem.optimum.worst_score)
     rows, start = [], time.perf_counter()
     for seed in seeds:
         problem.reset_counts()
-        result = solve(problem, method, max_evaluations=max_evaluations, seed=int(seed))
+        if method in AGENT_METHODS:
+            history, wall = agent_history(setting, method, int(seed), max_evaluations)
+        else:
+            result = solve(problem, method, max_evaluations=max_evaluations, seed=int(seed))
+            history = [(policy, score, cost <= problem.limit) for policy, score, cost in result.history]
+            wall = result.wall_time_s
         best, best_n, digest = None, 0, ""
-        history = result.history
         for n in (c for c in CHECKPOINTS if c <= max_evaluations):
-            for policy, score, cost in history[best_n:n]:  # best-so-far feasible among the first n
-                if cost <= problem.limit and (best is None or score > best[1]):
+            for policy, score, feasible in history[best_n:n]:  # best-so-far feasible among the first n
+                if feasible and (best is None or score > best[1]):
                     best = (policy, score)
             best_n = min(n, len(history))
             if best is None:
@@ -119,7 +180,7 @@ def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[s
                     atomic_write_text(path, text)
                 regret = evaluation.regret
             rows.append({"seed": int(seed), "n": n, "regret": repr(float(regret)),
-                         "wall_time_s": f"{result.wall_time_s:.4f}", "evaluations": len(history),
+                         "wall_time_s": f"{wall:.4f}", "evaluations": len(history),
                          "policy_sha256": digest})
     scenario, instance = setting_slug(setting)
     path = root / "runs" / scenario / instance / f"{method}.csv"
@@ -248,6 +309,11 @@ def reference_regret(setting: dict[str, Any], samples: int = 4096) -> tuple[floa
     return float(scale * (o.score - np.mean(scores))), f"mean of {len(draws)} uniform feasible samples"
 
 
+def _label(method: str) -> str:
+    """A method's name in the tables; RL agents marked as such."""
+    return f"{method} (RL agent)" if method in AGENT_METHODS else method
+
+
 def _cell(point: tuple[float, float, float], digits: int = 3) -> str:
     return f"{point[0]:.{digits}g} [{point[1]:.{digits}g}, {point[2]:.{digits}g}]"
 
@@ -273,22 +339,42 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
     ns = sorted({n for per in loaded.regret.values() for by_n in per.values() for n in by_n if n in REPORTED})
     present = [m for m in methods if any(m in per for per in loaded.regret.values())]
 
-    def normalised(m: str, n: int) -> list[np.ndarray]:
+    def normalised(m: str, n: int, among: Sequence[int] | None = None) -> list[np.ndarray]:
         return [loaded.regret[i][m][n] / refs[i][0] if refs[i][0] > 0 else 0 * loaded.regret[i][m][n]
-                for i in sorted(loaded.regret) if m in loaded.regret[i] and n in loaded.regret[i][m]]
+                for i in sorted(loaded.regret if among is None else among)
+                if m in loaded.regret[i] and n in loaded.regret[i][m]]
 
-    def covered(m: str, n: int) -> bool:  # the method has runs at n on every instance that has any
-        return all(m in loaded.regret[i] and n in loaded.regret[i][m] for i in loaded.regret)
+    def covered(m: str, n: int, among: Sequence[int] | None = None) -> bool:  # runs at n on every instance
+        return all(m in loaded.regret[i] and n in loaded.regret[i][m] for i in (among or loaded.regret))
 
-    iqm_rows: dict[str, dict[int, tuple[float, float, float]]] = {}
-    poi_rows: dict[str, dict[int, tuple[float, float, float]]] = {}
-    for m in present:
-        for n in ns:
-            if not covered(m, n):
+    def aggregate(among: Sequence[int] | None = None) -> tuple[dict[str, dict[int, tuple[float, float, float]]],
+                                                               dict[str, dict[int, tuple[float, float, float]]]]:
+        iqms: dict[str, dict[int, tuple[float, float, float]]] = {}
+        pois: dict[str, dict[int, tuple[float, float, float]]] = {}
+        for m in present:
+            for n in ns:
+                if not covered(m, n, among):
+                    continue
+                iqms.setdefault(m, {})[n] = stratified_bootstrap_ci(normalised(m, n, among), iqm)
+                if m != "random" and covered("random", n, among):
+                    pois.setdefault(m, {})[n] = probability_of_improvement(normalised(m, n, among),
+                                                                           normalised("random", n, among))
+        return iqms, pois
+
+    def aggregate_table(iqms: dict[str, dict[int, tuple[float, float, float]]],
+                        pois: dict[str, dict[int, tuple[float, float, float]]]) -> list[str]:
+        rows = ["| method | " + " | ".join(f"IQM @ {n}" for n in ns) + " | " +
+                " | ".join(f"P(better than random) @ {n}" for n in (100, 1000) if n in ns) + " |",
+                "|---" * (1 + len(ns) + len([n for n in (100, 1000) if n in ns])) + "|"]
+        for m in present:
+            if m not in iqms:
                 continue
-            iqm_rows.setdefault(m, {})[n] = stratified_bootstrap_ci(normalised(m, n), iqm)
-            if m != "random" and covered("random", n):
-                poi_rows.setdefault(m, {})[n] = probability_of_improvement(normalised(m, n), normalised("random", n))
+            cells = [_cell(iqms[m][n]) if n in iqms[m] else "-" for n in ns]
+            cells += [_cell(pois[m][n], 2) if n in pois.get(m, {}) else "-" for n in (100, 1000) if n in ns]
+            rows.append(f"| {_label(m)} | " + " | ".join(cells) + " |")
+        return rows
+
+    iqm_rows, poi_rows = aggregate()
     plot_intervals(iqm_rows, str(figures / "iqm.png"), "IQM of normalised regret",
                    "IQM over all instances, 95% stratified bootstrap CI; 0 = optimum, 1 = random search's best of 1")
     taus = np.linspace(0, 1.5, 301)
@@ -306,13 +392,23 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
              "aggregated at n only where it has runs on every instance.", "",
              f"![IQM of normalised regret]({rel}/iqm.png)", ""]
     lines += [" ".join(f"![profile n={n}]({rel}/profile-n{n}.png)" for n in profile_ns), ""]
-    lines += ["| method | " + " | ".join(f"IQM @ {n}" for n in ns) + " | " +
-              " | ".join(f"P(better than random) @ {n}" for n in (100, 1000) if n in ns) + " |",
-              "|---" * (1 + len(ns) + len([n for n in (100, 1000) if n in ns])) + "|"]
-    for m in present:
-        cells = [_cell(iqm_rows[m][n]) if n in iqm_rows.get(m, {}) else "-" for n in ns]
-        cells += [_cell(poi_rows[m][n], 2) if n in poi_rows.get(m, {}) else "-" for n in (100, 1000) if n in ns]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += aggregate_table(iqm_rows, poi_rows)
+    # methods run on some instances only (the RL agents at a reduced size): every method on those
+    partial = [m for m in present if not all(m in per for per in loaded.regret.values())]
+    common = sorted(i for i in loaded.regret if all(m in loaded.regret[i] for m in present))
+    if partial and common:
+        seed_counts = {m: sorted({len(next(iter(loaded.regret[i][m].values()))) for i in common}) for m in present}
+        counts = sorted({c for v in seed_counts.values() for c in v})
+        lines += ["", "### Aggregate over the instances every method ran on", "",
+                  f"{', '.join(_label(m) for m in partial)} ran on {len(common)} of the {len(loaded.regret)} "
+                  "instances (" + ", ".join("/".join(setting_slug(LEADERBOARD_SETTINGS[i])) for i in common) +
+                  "); every method aggregated over those alone, as above."
+                  + ("" if len(counts) == 1 else " Seed counts differ between methods ("
+                     + "; ".join(f"{_label(m)}: {'/'.join(map(str, v))}" for m, v in seed_counts.items()
+                                 if v != seed_counts[present[0]] or m == present[0])
+                     + "): the stratified bootstrap resamples each method's own runs within each instance, so "
+                       "a method with fewer seeds has a wider interval, not a biased one."), ""]
+        lines += aggregate_table(*aggregate(common))
     lines += ["", "## Per instance", "",
               "Best-so-far regret in the table's unit after n evaluations: mean [95% Student-t CI] over seeds; "
               "wall time of all seeds on the shared 2-core machine (other jobs running: compare ratios, not "
@@ -331,7 +427,7 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
         for m, by_n in order:
             seeds = len(next(iter(by_n.values())))
             cells = [_cell(confidence_interval(by_n[n]), 4) if n in by_n else "-" for n in here]
-            lines.append(f"| {m} | {seeds} | " + " | ".join(cells) + f" | {loaded.wall[i][m]:.1f} |")
+            lines.append(f"| {_label(m)} | {seeds} | " + " | ".join(cells) + f" | {loaded.wall[i][m]:.1f} |")
         lines.append("")
     lines += pareto_section(out, figures, rel)
     lines += ["## Validation", "",
@@ -412,8 +508,21 @@ S = 25), Optuna's TPE and CMA-ES, two greedy allocations, HAWQ-V3's integer prog
 tables its objective is the table; on digits-cnn and mnist1d-small from Hessian traces of the
 table's float network shipped beside the table: one evaluation), and the widest uniform width. A
 suggestion over the budget is projected onto the feasible set by the exact masks and the projection
-is what is evaluated and counted (random search samples feasible policies directly). RL agents
-(MaskablePPO, PPO, DDPG-HAQ) are not listed yet. To submit a result see `SUBMISSION.md`.
+is what is evaluated and counted (random search samples feasible policies directly).
+
+RL agents, marked "(RL agent)": MaskablePPO (sb3-contrib) and PPO (stable-baselines3; ReLeQ's
+algorithm), each seed one `train.py` run on `quant_envs/MixedPrecisionTable-v0` at the instance,
+with the hyperparameters of `agents/hyperparams/` as they are (the table environment has no entry
+of its own, so each file's `default`: MaskablePPO n_steps 256, batch 64, 10 epochs, lr 3e-4,
+gamma 1, ent_coef 0.01, [64, 64]; PPO the same but gamma 0.99 and ent_coef 0; nothing tuned).
+PPO does not read the masks: a masked action is projected to the nearest allowed width by the
+environment (`invalid_action="project"`, counted per episode), so every policy it evaluates is
+within budget too. An evaluation is an episode whose `info["cached"]` is False (a policy the
+environment answered before is free); a run stops at the allowance or after 5 episodes per allowed
+evaluation, whichever comes first (a converged agent repeats its policy; a table may hold fewer
+feasible policies than the allowance), and its best policy after n evaluations is scored, filed and
+replayed as the baselines' are. DDPG-HAQ is not listed: it acts in a continuous Box(1) and there
+is no continuous table environment. To submit a result see `SUBMISSION.md`.
 """
 
 
@@ -422,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("leaderboard"), help="folder of the run CSVs and policy files")
     parser.add_argument("--markdown", type=Path, default=Path("LEADERBOARD.md"))
-    parser.add_argument("--methods", nargs="*", default=list(LEADERBOARD_METHODS))
+    parser.add_argument("--methods", nargs="*", default=list(LEADERBOARD_METHODS + AGENT_METHODS),
+                        help=f"baselines ({', '.join(LEADERBOARD_METHODS)}) and RL agents ({', '.join(AGENT_METHODS)})")
     parser.add_argument("--tables", nargs="*", default=None, help="only these tables' settings (default: all)")
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1")
     parser.add_argument("--max-evaluations", type=int, default=1000)
@@ -438,8 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from baselines.mixed_precision.solvers import METHODS
 
     for m in args.methods:
-        if m not in METHODS:
-            parser.error(f"--methods: {m!r} is not allowed; expected some of {list(METHODS)}")
+        if m not in METHODS and m not in AGENT_METHODS:
+            parser.error(f"--methods: {m!r} is not allowed; expected some of {list(METHODS) + list(AGENT_METHODS)}")
     caps = {}
     for c in args.cap:
         m, _, n = c.partition("=")

@@ -194,3 +194,28 @@ def test_generator_refuses_rows_whose_policy_files_do_not_validate(tmp_path) -> 
                     "--workers", "1", "--no-run", "--figures", str(tmp_path / "figures")]) == 0
     text = md.read_text()
     assert f"rows refused: {sum(r['policy_sha256'] == rows[0]['policy_sha256'] for r in rows)}" in text
+
+
+def test_an_agent_row_is_produced_validated_and_aggregated(tmp_path) -> None:
+    # MaskablePPO as a leaderboard method: one seed, 30 reward evaluations on the digits-cnn table
+    from agents import leaderboard as lb
+    from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
+
+    setting = LEADERBOARD_SETTINGS[5]
+    assert lb.setting_slug(setting) == ("digits-cnn", "bismo-edge-latency-fraction0.5")
+    history, _ = lb.agent_history(setting, "maskable_ppo", 0, 30)
+    assert len(history) == 30 and len({p for p, _, _ in history}) == 30  # distinct policies: repeats are free
+    out, md = tmp_path / "lb", tmp_path / "LB.md"
+    for method in ("random", "maskable_ppo"):
+        lb.run_job((setting, method, [0], 30, str(out)))
+    rows = list(csv.DictReader(open(out / "runs" / "digits-cnn" / "bismo-edge-latency-fraction0.5" / "maskable_ppo.csv")))
+    assert [int(r["n"]) for r in rows] == [1, 10, 30] and {r["evaluations"] for r in rows} == {"30"}
+    regrets = [float(r["regret"]) for r in rows]
+    assert regrets == sorted(regrets, reverse=True)  # best-so-far never worsens
+    # the row at 30 is the best of the run's 30 policies, scored by the table
+    problem = TableProblem(**setting)
+    assert regrets[-1] == pytest.approx(min(problem.regret(s) for _, s, ok in history if ok))
+    text = lb.generate(out, md, ["random", "maskable_ppo"], "python -m agents.leaderboard ...", 1, tmp_path / "fig")
+    # the agent's policy files replay (a file that does not is refused: the baselines' test above)
+    assert "rows refused: 0" in text and "| maskable_ppo (RL agent) | 1 |" in text
+    assert "| maskable_ppo (RL agent) | " in text.split("## Per instance")[0]  # aggregated over the instance
