@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from agents.records import ComparisonRun, ObjectiveRun, as_run, check_number_field
-from quant_envs.mixed_precision.problem import metric_info
+from quant_envs.mixed_precision.problem import METRICS, metric_info
 from quant_envs.rendering import new_figure, save_figure
 
 
@@ -76,8 +76,11 @@ def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budge
             ax1.set_ylabel("bits")
             ax1.set_title(f"best policy: accuracy {best['accuracy']:.4f}")
             ax1.legend(fontsize=8)
-        key = metric_info(budget_metric, "budget_metric").fraction_field
-        cost = [r[key] for r in with_policy]
+        if budget_metric in METRICS:
+            key = metric_info(budget_metric, "budget_metric").fraction_field
+            cost = [r[key] for r in with_policy]
+        else:  # a table's own metric (HAWQ-V3's bops): its fraction is budget used x the budget's fraction
+            cost = [r["budget_used"] * (budget_line if budget_line is not None else 1.0) for r in with_policy]
         acc = [r["accuracy"] for r in with_policy]
         sc = ax2.scatter(cost, acc, c=[r["episode"] for r in with_policy], s=10, cmap="viridis")
         fig.colorbar(sc, ax=ax2, label="episode")

@@ -92,3 +92,14 @@ def test_score_is_minus_the_perturbation() -> None:
     t = hawq_v3_table("resnet18")
     want = -float(np.dot(d["hutchinson_trace_per_parameter"], d["delta_w_sq_8bit"]))
     assert float(t.scores(np.ones(t.num_units, dtype=int))) == pytest.approx(want, rel=1e-12)
+
+
+def test_train_on_a_table_budgeted_in_bops_writes_its_summary(tmp_path) -> None:
+    # BOPs is a table's own metric, not one of hw_sim's: the run's figure reads its fraction from budget_used
+    from agents.training import train
+
+    summary = train(env_id="quant_envs/MixedPrecisionTable-v0", algo="maskable_ppo", timesteps=64, seed=0,
+                    env_kwargs={"table": "hawq-resnet18", "budget_metric": "bops", "budget_level": 0.75},
+                    out=tmp_path / "run", max_evaluations=2, progress_bar=False, verbose=False)
+    assert summary["reward_evaluations"] == 2
+    assert (tmp_path / "run" / "summary.png").stat().st_size > 0
