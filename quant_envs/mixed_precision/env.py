@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +13,7 @@ from gymnasium import spaces
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
+from quant_envs.mixed_precision.config import DEFAULTS_V1, ProblemConfig
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
@@ -131,23 +133,23 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
 
     def __init__(
         self,
-        task: str = "mnist1d-cnn",
-        hardware: Any = "bismo-edge",
-        bits: tuple[int, ...] | list[int] | range = tuple(range(2, 9)),
-        budget_metric: str = "latency",
-        budget_fraction: float | None = None,
-        budget: float | None = None,
-        finetune_steps: int | None = None,
+        task: str = DEFAULTS_V1.task,
+        hardware: Any = DEFAULTS_V1.hardware,
+        bits: Iterable[int] = DEFAULTS_V1.bits,
+        budget_metric: str = DEFAULTS_V1.budget_metric,
+        budget_fraction: float | None = DEFAULTS_V1.budget_fraction,
+        budget: float | None = DEFAULTS_V1.budget,
+        finetune_steps: int | None = DEFAULTS_V1.finetune_steps,
         two_steps_per_layer: bool = False,
-        keep_first_last_8bit: bool = False,
+        keep_first_last_8bit: bool = DEFAULTS_V1.keep_first_last_8bit,
         invalid_action: str = "project",
         reward_scale: float = 0.1,
-        eval_split: str = "val",
-        eval_seed: int = 0,
-        cache_size: int = 4096,
-        batch: int | None = None,
+        eval_split: str = DEFAULTS_V1.eval_split,
+        eval_seed: int = DEFAULTS_V1.eval_seed,
+        cache_size: int = DEFAULTS_V1.cache_size,
+        batch: int | None = DEFAULTS_V1.batch,
         task_kwargs: dict[str, Any] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = DEFAULTS_V1.cache_dir,
         share_problem: bool = True,
         render_mode: str | None = None,
     ) -> None:
@@ -155,14 +157,14 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
         self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
-        make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
-        self.problem: MixedPrecisionProblem = make_problem(
-            task=task, hardware=hardware, bits=MixedPrecisionProblem.check_bits(bits),
-            budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
-            finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
+        #: the problem's validated arguments (the registered version's defaults where not given)
+        self.config = ProblemConfig(
+            task=task, hardware=hardware, bits=bits, budget_metric=budget_metric, budget_fraction=budget_fraction,
+            budget=budget, finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
             eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
-            task_kwargs=task_kwargs, cache_dir=cache_dir,
-        )
+            task_kwargs=task_kwargs, cache_dir=cache_dir)
+        make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
+        self.problem: MixedPrecisionProblem = make_problem(**self.config.as_kwargs())
         p = self.problem
         self.bits = p.bits
         self.num_layers = p.num_layers

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -24,6 +24,7 @@ import hw_sim
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import Action
+from quant_envs.mixed_precision.config import DEFAULTS_V0
 from quant_envs.mixed_precision.features import Observation
 
 if TYPE_CHECKING:  # imported when first needed: the live environment brings torch
@@ -240,12 +241,13 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     action_space: spaces.Discrete
 
     def __init__(self, hardware: Any = tuple(hw_sim.PROFILES), hardware_order: str = "draw",
-                 table: str | None = None, task: str = "digits-mbnet",
-                 bits: tuple[int, ...] | list[int] | range = tuple(range(2, 9)),
-                 budget_metric: str = "latency", budget_fraction: float | None = None,
+                 table: str | None = None, task: str = DEFAULTS_V0.task,
+                 bits: Iterable[int] = DEFAULTS_V0.bits,
+                 budget_metric: str = DEFAULTS_V0.budget_metric, budget_fraction: float | None = None,
                  budget_level: float | None = None, descriptor: Sequence[str] = DESCRIPTOR_GROUPS,
-                 finetune_steps: int = 20, invalid_action: str = "project", reward_scale: float = 0.1,
-                 eval_split: str = "val", eval_seed: int = 0, cache_size: int = 4096,
+                 finetune_steps: int | None = DEFAULTS_V0.finetune_steps, invalid_action: str = "project",
+                 reward_scale: float = 0.1, eval_split: str = DEFAULTS_V0.eval_split,
+                 eval_seed: int = DEFAULTS_V0.eval_seed, cache_size: int = DEFAULTS_V0.cache_size,
                  task_kwargs: dict[str, Any] | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  max_devices: int = 256, render_mode: str | None = None) -> None:
         from quant_envs.mixed_precision.problem import MixedPrecisionProblem
@@ -282,11 +284,12 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
             self.bits = tuple(self._table.bits)
         else:  # live: build the task once; every accelerator's problem shares it
             first = self.hardware[0]
-            probe = MixedPrecisionProblem(
+            # MixedPrecision-v0's problem defaults; the budget is set per accelerator (_get_device)
+            probe = MixedPrecisionProblem.from_config(DEFAULTS_V0.replace(
                 task=task, hardware=first.base if isinstance(first, hw_sim.AcceleratorFamily) else first,
-                bits=MixedPrecisionProblem.check_bits(bits), budget_metric=self.budget_metric,
-                budget_fraction=1.0, finetune_steps=finetune_steps, eval_split=eval_split, eval_seed=eval_seed,
-                cache_size=cache_size, task_kwargs=task_kwargs, cache_dir=cache_dir)
+                bits=bits, budget_metric=self.budget_metric, budget_fraction=1.0, finetune_steps=finetune_steps,
+                eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, task_kwargs=task_kwargs,
+                cache_dir=cache_dir))
             self._shapes = list(probe.costs.layers)  # the layers' hw_sim shapes
             self.bits = probe.bits
             self._inner_kwargs.update(task=probe.task, bits=self.bits, finetune_steps=finetune_steps,

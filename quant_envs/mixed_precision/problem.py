@@ -27,7 +27,16 @@ import numpy as np
 
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
 from hw_sim.metrics import UNITS as METRIC_UNITS
-from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
+from quant_envs.checks import check_choice, check_int
+from quant_envs.mixed_precision.config import (  # noqa: F401  (re-exported)
+    DEFAULTS_V1,
+    EVAL_SPLITS,
+    MAX_BITS,
+    MIN_BITS,
+    ProblemConfig,
+    check_bits,
+    check_hardware,
+)
 from quant_envs.mixed_precision.features import LayerFacts
 
 if TYPE_CHECKING:  # torch is imported when a problem is built, not with this module
@@ -40,9 +49,6 @@ if TYPE_CHECKING:  # torch is imported when a problem is built, not with this mo
 Policy = tuple[tuple[int, int], ...]
 #: the widths of an episode so far: None for a width not yet chosen
 PartialPolicy = tuple[tuple[int | None, int | None], ...]
-
-#: The widths a policy may use (the documented 2..8: the fake quantizer needs a sign bit and one more).
-MIN_BITS, MAX_BITS = 2, 8
 
 #: Relative slack when comparing summed costs with the budget (float round-off of the sums).
 RELATIVE_SLACK = 1e-9
@@ -136,53 +142,61 @@ class MixedPrecisionProblem:
 
     def __init__(
         self,
-        task: Any = "mnist1d-cnn",
-        hardware: Any = "bismo-edge",
-        bits: Iterable[int] = range(2, 9),
-        budget_metric: str = "latency",
-        budget_fraction: float | None = None,
-        budget: float | None = None,
-        finetune_steps: int | None = None,
-        keep_first_last_8bit: bool = False,
-        eval_split: str = "val",
-        eval_seed: int = 0,
-        cache_size: int = 4096,
-        batch: int | None = None,
+        task: Any = DEFAULTS_V1.task,
+        hardware: Any = DEFAULTS_V1.hardware,
+        bits: Iterable[int] = DEFAULTS_V1.bits,
+        budget_metric: str = DEFAULTS_V1.budget_metric,
+        budget_fraction: float | None = DEFAULTS_V1.budget_fraction,
+        budget: float | None = DEFAULTS_V1.budget,
+        finetune_steps: int | None = DEFAULTS_V1.finetune_steps,
+        keep_first_last_8bit: bool = DEFAULTS_V1.keep_first_last_8bit,
+        eval_split: str = DEFAULTS_V1.eval_split,
+        eval_seed: int = DEFAULTS_V1.eval_seed,
+        cache_size: int = DEFAULTS_V1.cache_size,
+        batch: int | None = DEFAULTS_V1.batch,
         task_kwargs: dict[str, Any] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = DEFAULTS_V1.cache_dir,
     ) -> None:
+        # Checked before the task is built: a bad argument must not cost a float model's training.
+        self._build(ProblemConfig(
+            task=task, hardware=hardware, bits=bits, budget_metric=budget_metric, budget_fraction=budget_fraction,
+            budget=budget, finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
+            eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
+            task_kwargs=task_kwargs, cache_dir=cache_dir))
+
+    @classmethod
+    def from_config(cls, config: ProblemConfig) -> MixedPrecisionProblem:
+        """The problem of a validated :class:`~quant_envs.mixed_precision.config.ProblemConfig`."""
+        if not isinstance(config, ProblemConfig):
+            raise TypeError(f"config={config!r} must be a ProblemConfig, got {type(config).__name__}")
+        problem = cls.__new__(cls)
+        problem._build(config)
+        return problem
+
+    def _build(self, config: ProblemConfig) -> None:
         import hw_sim
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
-        from quant_envs.mixed_precision.tasks import Task, make_task
+        from quant_envs.mixed_precision.tasks import make_task
 
-        self.bits = self.check_bits(bits)
-        self.budget_metric = check_choice("budget_metric", budget_metric, METRICS)
-        if finetune_steps is not None:
-            check_int("finetune_steps", finetune_steps, min_value=0)
-        self.eval_split = check_choice("eval_split", eval_split, ("train", "val", "test"))
-        self.eval_seed = check_int("eval_seed", eval_seed, min_value=0)
-        self.cache_size = check_int("cache_size", cache_size, min_value=0)
-        self.keep_first_last_8bit = check_bool("keep_first_last_8bit", keep_first_last_8bit)
-        if self.keep_first_last_8bit and 8 not in self.bits:
-            raise ValueError(f"keep_first_last_8bit=True needs 8 among bits, got bits={list(self.bits)}")
-        self.accelerator = self._check_hardware(hardware)
+        #: the validated arguments this problem was made from
+        self.config = config
+        self.bits = tuple(config.bits)
+        self.budget_metric = config.budget_metric
+        self.eval_split = config.eval_split
+        self.eval_seed = config.eval_seed
+        self.cache_size = config.cache_size
+        self.keep_first_last_8bit = config.keep_first_last_8bit
+        self.accelerator = check_hardware(config.hardware)
         self.hardware = self.accelerator.name
-
-        # Checked before the task is built: a bad budget must not cost a float model's training.
-        if budget is None:
-            if budget_fraction is not None:  # None: the default, computed once the costs are known
-                budget_fraction = check_float("budget_fraction", budget_fraction, min_value=0.0, min_inclusive=False)
+        budget, budget_fraction, batch = config.budget, config.budget_fraction, config.batch
+        finetune_steps = config.finetune_steps
+        if isinstance(config.task, str):
+            kwargs = dict(config.task_kwargs or {})
+            if config.cache_dir is not None:
+                kwargs.setdefault("cache_dir", config.cache_dir)
+            self._task = make_task(config.task, **kwargs)
         else:
-            budget = check_float("budget", budget, min_value=0.0, min_inclusive=False)
-        batch = None if batch is None else check_int("batch", batch, min_value=1)  # None: the accelerator's own
-        task_kwargs = check_mapping("task_kwargs", task_kwargs)
-        if isinstance(task, Task):
-            self._task = task
-        else:
-            kwargs = dict(task_kwargs)
-            if cache_dir is not None:
-                kwargs.setdefault("cache_dir", cache_dir)
-            self._task = make_task(task, **kwargs)
+            self._task = config.task
         self.finetune_steps = int(self.task.finetune_steps if finetune_steps is None else finetune_steps)
 
         self.layers = quantizable_layers(self.task.model, self.task.example_input())
@@ -235,41 +249,8 @@ class MixedPrecisionProblem:
         return self._task
 
     # ---------------------------------------------------------------------------------- checks
-    @staticmethod
-    def _check_hardware(hardware: Any):
-        """An ``hw_sim.Accelerator`` from a profile name, a measured table's name or an instance."""
-        import hw_sim
-
-        if isinstance(hardware, hw_sim.Accelerator):
-            return hardware
-        names = sorted(hw_sim.PROFILES) + sorted(hw_sim.MEASURED)
-        if not isinstance(hardware, str):
-            raise TypeError(
-                f"hardware={hardware!r} must be a profile name or an hw_sim.Accelerator, got "
-                f"{type(hardware).__name__}"
-            )
-        if hardware not in names:
-            raise ValueError(f"hardware={hardware!r} is not allowed; expected an hw_sim.Accelerator or one of: {', '.join(names)}")
-        return hw_sim.get_accelerator(hardware)
-
-    @staticmethod
-    def check_bits(bits: Iterable[int]) -> tuple[int, ...]:
-        """The widths as a sorted tuple; each an integer in 2..8 (the fake quantizer's range)."""
-        if isinstance(bits, (str, bytes)) or not isinstance(bits, Iterable):
-            raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}, "
-                            f"got {type(bits).__name__}")
-        values = []
-        for b in bits:
-            try:
-                values.append(check_int("bits", b, min_value=MIN_BITS, max_value=MAX_BITS))
-            except TypeError:
-                raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}; "
-                                f"{b!r} is a {type(b).__name__}") from None
-            except ValueError:
-                raise ValueError(f"bits={bits!r} is not allowed: {b} is outside {MIN_BITS}..{MAX_BITS}") from None
-        if not values:
-            raise ValueError(f"bits={bits!r} is not allowed; expected at least one width in {MIN_BITS}..{MAX_BITS}")
-        return tuple(sorted(set(values)))
+    _check_hardware = staticmethod(check_hardware)  # moved to quant_envs.mixed_precision.config
+    check_bits = staticmethod(check_bits)
 
     _check_bits = check_bits  # the former private name
 
@@ -424,7 +405,7 @@ class MixedPrecisionProblem:
         """Accuracy and costs of ``policy`` (answered from the cache when seen before)."""
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
-        split = self.eval_split if split is None else check_choice("split", split, ("train", "val", "test"))
+        split = self.eval_split if split is None else check_choice("split", split, EVAL_SPLITS)
         key = (pol, steps, split)
         hit = self._recall(key)
         if hit is not None:
@@ -488,7 +469,7 @@ class MixedPrecisionProblem:
         pol = self.check_policy(policy)
         steps = self.task.final_finetune_steps if finetune_steps is None else finetune_steps
         check_int("finetune_steps", steps, min_value=0)
-        check_choice("split", split, ("train", "val", "test"))
+        check_choice("split", split, EVAL_SPLITS)
         if isinstance(seeds, (str, bytes)) or not seeds:
             raise ValueError(f"seeds={seeds!r} is not allowed; expected a non-empty sequence of integers >= 0")
         return [self.task.evaluate(self.quantized_model(pol, steps, seed=check_int("seeds", s, min_value=0)), split)

@@ -1,0 +1,110 @@
+"""ProblemConfig: validated once, naming the argument; one set of defaults per registered version."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+
+import quant_envs
+from quant_envs.mixed_precision.config import (
+    DEFAULTS,
+    DEFAULTS_V0,
+    DEFAULTS_V1,
+    ProblemConfig,
+    defaults_for,
+)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "names"), [
+    ({"bits": [1, 4]}, ValueError, "bits="),
+    ({"bits": "248"}, TypeError, "bits="),
+    ({"budget_metric": "area"}, ValueError, "budget_metric="),
+    ({"finetune_steps": -1}, ValueError, "finetune_steps="),
+    ({"eval_split": "dev"}, ValueError, "eval_split="),
+    ({"eval_seed": 1.5}, TypeError, "eval_seed="),
+    ({"cache_size": -3}, ValueError, "cache_size="),
+    ({"keep_first_last_8bit": "yes"}, TypeError, "keep_first_last_8bit="),
+    ({"keep_first_last_8bit": True, "bits": (2, 4)}, ValueError, "keep_first_last_8bit=True"),
+    ({"hardware": "tpu-v9"}, ValueError, "hardware="),
+    ({"hardware": 3}, TypeError, "hardware="),
+    ({"budget_fraction": 0.0}, ValueError, "budget_fraction="),
+    ({"budget": -1.0}, ValueError, "budget="),
+    ({"batch": 0}, ValueError, "batch="),
+    ({"task_kwargs": [("a", 1)]}, TypeError, "task_kwargs="),
+    ({"cache_dir": 5}, TypeError, "cache_dir="),
+    ({"task": 7}, TypeError, "task="),
+])
+def test_bad_values_name_the_argument(kwargs, error, names):
+    with pytest.raises(error, match=names):
+        ProblemConfig(**kwargs)
+
+
+def test_replace_validates_again_and_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="eval_split="):
+        DEFAULTS_V1.replace(eval_split="nope")
+    with pytest.raises(TypeError, match=r"unknown problem argument\(s\) \['budget_levl'\]"):
+        ProblemConfig.from_kwargs(budget_levl=0.3)
+
+
+def test_frozen_and_normalised():
+    c = ProblemConfig(bits=[8, 4, 4, 2], task_kwargs=None)
+    assert c.bits == (2, 4, 8) and c.task_kwargs == {}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.bits = (8,)  # type: ignore[misc]
+
+
+def test_budget_wins_over_budget_fraction():
+    # documented by MixedPrecisionProblem: budget_fraction is ignored when budget is set
+    c = DEFAULTS_V0.replace(budget=1e-3)
+    assert c.budget == 1e-3 and c.budget_fraction == 0.25
+
+
+def test_defaults_per_version():
+    # the v0 ids' original registration: task digits-mbnet, budget_fraction 0.25, finetune_steps 20
+    assert DEFAULTS_V0.changes_from(DEFAULTS_V1) == {"task": "digits-mbnet", "budget_fraction": 0.25,
+                                                     "finetune_steps": 20}
+    assert DEFAULTS == {"v0": DEFAULTS_V0, "v1": DEFAULTS_V1}
+    assert defaults_for("quant_envs/MixedPrecisionContinuous-v0") is DEFAULTS_V0
+    with pytest.raises(ValueError, match="env_id="):
+        defaults_for("quant_envs/MixedPrecision-v7")
+    for env_id in ("quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0"):
+        assert gym.spec(env_id).kwargs == DEFAULTS_V0.changes_from(DEFAULTS_V1)
+        assert quant_envs.ENV_KWARGS[env_id] == {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20}
+    for env_id in ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisionContinuous-v1"):
+        assert gym.spec(env_id).kwargs == {}
+
+
+def test_constructors_default_to_their_versions_config():
+    from quant_envs.mixed_precision.env import MixedPrecisionEnv
+    from quant_envs.mixed_precision.multi_hardware import MixedPrecisionMultiHardwareEnv
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+
+    for cls, defaults in ((MixedPrecisionEnv, DEFAULTS_V1), (MixedPrecisionProblem, DEFAULTS_V1),
+                          (MixedPrecisionMultiHardwareEnv, DEFAULTS_V0)):
+        params = inspect.signature(cls).parameters
+        for name in ProblemConfig.field_names():
+            # multi-hardware: a list of accelerators and a per-accelerator budget of its own
+            if name in params and name not in ("task_kwargs", "budget_fraction", "hardware"):
+                assert params[name].default == getattr(defaults, name), (cls.__name__, name)
+
+
+def test_registering_imports_no_torch():
+    code = "import sys, quant_envs; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_env_and_problem_share_the_config():
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+
+    env = gym.make("quant_envs/MixedPrecision-v0", task="digits-cnn", share_problem=False).unwrapped
+    assert env.config == DEFAULTS_V0.replace(task="digits-cnn")
+    assert env.problem.config == env.config
+    again = MixedPrecisionProblem.from_config(env.config)
+    assert (again.budget, again.finetune_steps, again.bits) == (env.problem.budget, 20, env.problem.bits)
+    with pytest.raises(TypeError, match="config="):
+        MixedPrecisionProblem.from_config({"task": "digits-cnn"})  # type: ignore[arg-type]
