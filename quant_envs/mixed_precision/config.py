@@ -79,7 +79,7 @@ def _check_task(task: Any) -> Any:
     from quant_envs.mixed_precision.tasks import Task
 
     if not isinstance(task, Task):
-        raise TypeError(f"task={task!r} must be a task name (str) or a built Task, got {type(task).__name__}")
+        raise TypeError(f"task={task!r} must be a string (a task name) or a built Task, got {type(task).__name__}")
     return task
 
 
@@ -134,7 +134,7 @@ class ProblemConfig:
             put("batch", check_int("batch", self.batch, min_value=1))
         put("task_kwargs", check_mapping("task_kwargs", self.task_kwargs))
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
-            raise TypeError(f"cache_dir={self.cache_dir!r} must be a directory path (str or os.PathLike) or None, "
+            raise TypeError(f"cache_dir={self.cache_dir!r} must be a path (str or os.PathLike) or None, "
                             f"got {type(self.cache_dir).__name__}")
         put("task", _check_task(self.task))
 
