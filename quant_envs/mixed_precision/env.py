@@ -6,10 +6,10 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from quant_envs.base import QuantEnv
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
@@ -26,7 +26,7 @@ from quant_envs.mixed_precision.problem import (
 )
 
 
-class MixedPrecisionEnv(gym.Env[Observation, Action]):
+class MixedPrecisionEnv(QuantEnv[Observation, Action]):
     """Choose a bit width for every layer of a trained network under an accelerator's budget.
 
     ## Description
@@ -127,7 +127,6 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
       ``finetune_steps=20``.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Discrete | spaces.Box[np.float32]  # Box in the continuous version
 
@@ -155,7 +154,7 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
     ) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self._set_render_mode(render_mode)
         self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
         #: the problem's validated arguments (the registered version's defaults where not given)
         self.config = ProblemConfig(
@@ -195,6 +194,7 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self._last_action = 1.0
         self._last_evaluation: Evaluation | None = None
         self._mask = self._compute_mask()
+        self._begin_episode()  # the first layer is ready: stepping before reset() was always allowed
 
     @property
     def _layer(self) -> int:
@@ -256,15 +256,14 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self._mask = self._compute_mask()
 
     def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        if self._t >= self.num_steps:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self._check_can_step()
         j, extra = self._choose(action)
         self._apply(j)
         reward, terminated = 0.0, False
         info = self._info()
         info.update(extra)
         if self._t == self.num_steps:
-            terminated = True
+            terminated = self._done = True
             policy = self._finalise_policy()
             # HAQ's budget rule may have lowered widths: the state shows the policy evaluated.
             self._w_idx[:] = self.problem.costs.bit_index([w for w, _ in policy])
@@ -296,25 +295,20 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
                          self.bits[a] if a >= 0 else "-", cost))
         return rows
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
+    def _render_ansi(self) -> str:
         p = self.problem
         unit = METRIC_UNITS[p.budget_metric]
-        if self.render_mode == "ansi":
-            lines = [f"{'#':>3} {'layer':<28} {'kind':<9} {'w':>2} {'a':>2} {p.budget_metric + ' (' + unit + ')':>16}"]
-            for i, name, kind, w, a, cost in self._rows():
-                lines.append(f"{i:>3} {name:<28} {kind:<9} {w!s:>2} {a!s:>2} {cost:>16.6g}")
-            lines.append(f"spent {self._spent:.6g} {unit} of budget {p.budget:.6g} {unit} "
-                         f"({self._spent / p.budget:.1%})")
-            if self._last_evaluation is not None:
-                e = self._last_evaluation
-                lines.append(f"accuracy {e.accuracy:.4f} (float {e.float_accuracy:.4f})")
-            return "\n".join(lines) + "\n"
-        return self._render_rgb()
+        lines = [f"{'#':>3} {'layer':<28} {'kind':<9} {'w':>2} {'a':>2} {p.budget_metric + ' (' + unit + ')':>16}"]
+        for i, name, kind, w, a, cost in self._rows():
+            lines.append(f"{i:>3} {name:<28} {kind:<9} {w!s:>2} {a!s:>2} {cost:>16.6g}")
+        lines.append(f"spent {self._spent:.6g} {unit} of budget {p.budget:.6g} {unit} "
+                     f"({self._spent / p.budget:.1%})")
+        if self._last_evaluation is not None:
+            e = self._last_evaluation
+            lines.append(f"accuracy {e.accuracy:.4f} (float {e.float_accuracy:.4f})")
+        return "\n".join(lines) + "\n"
 
-    def _render_rgb(self) -> np.ndarray:
+    def _render_rgb_array(self) -> np.ndarray:
         from quant_envs.rendering import figure_to_rgb, new_figure
 
         rows = self._rows()

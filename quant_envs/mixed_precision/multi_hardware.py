@@ -16,11 +16,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 import hw_sim
+from quant_envs.base import QuantEnv
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import Action
@@ -154,7 +154,7 @@ class _Device:
     budget_clipped: bool
 
 
-class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
+class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
     """Mixed-precision quantization on an accelerator drawn per episode, with the hardware in the state.
 
     ## Description
@@ -236,7 +236,6 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Discrete
 
@@ -254,7 +253,7 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
 
         self.hardware = _check_hardware(hardware)
         self.hardware_order = check_choice("hardware_order", hardware_order, HARDWARE_ORDERS)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self._set_render_mode(render_mode)
         self.budget_metric = check_choice("budget_metric", budget_metric, hw_sim.METRICS)
         if budget_fraction is not None and budget_level is not None:
             raise ValueError("pass at most one of budget_fraction, budget_level; got both")
@@ -405,11 +404,12 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     def policy(self) -> PartialPolicy:
         return self._device.env.policy
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
-        out = self._device.env.render()
-        if self.render_mode == "ansi":
-            return f"hardware {self._device.accelerator.name}: {self._device.accelerator.description}\n{out}"
-        return out
+    # The episode guard is the inner environment's (the same QuantEnv guard); rendering too.
+    def _render_ansi(self) -> str:
+        return (f"hardware {self._device.accelerator.name}: {self._device.accelerator.description}\n"
+                f"{self._device.env.render()}")
+
+    def _render_rgb_array(self) -> np.ndarray:
+        frame = self._device.env.render()
+        assert isinstance(frame, np.ndarray)  # the inner environment renders in the same mode
+        return frame

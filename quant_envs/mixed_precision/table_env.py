@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from quant_envs.base import QuantEnv
 from quant_envs.checks import check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import Action, choose_width
@@ -19,7 +19,7 @@ from quant_envs.mixed_precision.table import PolicyTable
 from quant_envs.mixed_precision.table_problem import TableEvaluation, TableProblem
 
 
-class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
+class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
     """Choose a bit width per layer of a network whose every policy's score is in a shipped table.
 
     ## Description
@@ -110,7 +110,6 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
       digests ``370d5dc2199885ca`` and ``fa0679c68315d28b``; before: ``4cbf513bfcac416d``, ``8af5590dd67552a5``).
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Discrete
 
@@ -120,7 +119,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
                  invalid_action: str = "project", reward_scale: float | None = None,
                  render_mode: str | None = None) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self._set_render_mode(render_mode)
         self.problem = TableProblem(table=table, hardware=hardware, budget_metric=budget_metric,
                                     budget_fraction=budget_fraction, budget_level=budget_level, budget=budget)
         p = self.problem
@@ -149,6 +148,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         self._last_action = 1.0
         self._last_evaluation: TableEvaluation | None = None
         self._mask = self.problem.step_mask(0, 0.0)
+        self._begin_episode()  # stepping before reset() was always allowed
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask over ``bits`` of the widths allowed at this step (all True once done)."""
@@ -171,15 +171,14 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
 
     def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        if self._t >= self.num_steps:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self._check_can_step()
         j, extra = self._choose(action)
         i = self._t
         self._idx[i] = j
         self._spent += float(self.problem.unit_cost[i, j])
         self._last_action = self._action_value[j]
         self._t += 1
-        done = self._t == self.num_steps
+        done = self._done = self._t == self.num_steps
         self._mask = np.ones(len(self.bits), dtype=bool) if done else self.problem.step_mask(self._t, self._spent)
         info = self._info()
         if extra:
@@ -199,7 +198,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         """The widths chosen so far ((w, a) per unit; None for units not yet set)."""
         return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
 
-    def _render_rgb(self) -> np.ndarray:
+    def _render_rgb_array(self) -> np.ndarray:
         from quant_envs.rendering import figure_to_rgb, new_figure
 
         x = np.arange(self.num_layers)
@@ -215,12 +214,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         fig.tight_layout()
         return figure_to_rgb(fig)
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
-        if self.render_mode == "rgb_array":
-            return self._render_rgb()
+    def _render_ansi(self) -> str:
         p = self.problem
         unit = self.table.metric_units[p.budget_metric]
         lines = [f"{'#':>3} {'unit':<64} {'bits':>4} {p.budget_metric + ' (' + unit + ')':>18}"]
