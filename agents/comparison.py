@@ -363,11 +363,12 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     random search's closed-form expectation, and the regret-vs-evaluations curves; writes
     ``results.md``, ``regret.json`` and ``regret.png`` into ``out``.
     """
-    from agents.regret import add_agent_runs
     from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
+
+    from agents.regret import add_agent_runs
     from quant_envs.atomic_io import atomic_write_json, atomic_write_text
-    from quant_envs.mixed_precision.regret import plot_regret
-    from quant_envs.mixed_precision.table_problem import TableProblem
+    from quant_envs.mixed_precision.tables.problem import TableProblem
+    from quant_envs.mixed_precision.tables.regret import plot_regret
 
     agents, baselines = _checked_methods(agents, baselines, TABLE_METHODS, TABLE_METHODS,
                                          f" on {TABLE_ENV_ID} (the others need the network itself)")

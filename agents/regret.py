@@ -1,7 +1,7 @@
 """Regret of RL agents on table benchmarks: ``train.py`` runs as run records, added to a regret study.
 
 The regret arithmetic (run records, best-so-far regret curves, confidence intervals, plots) lives in
-:mod:`quant_envs.mixed_precision.regret`, beside the tables' exact optima, and is re-exported here.
+:mod:`quant_envs.mixed_precision.tables.regret`, beside the tables' exact optima, and is re-exported here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from quant_envs.mixed_precision.regret import (  # noqa: F401  (re-exported)
+from quant_envs.mixed_precision.tables.regret import (  # noqa: F401  (re-exported)
     CHECKPOINTS,
     RegretPoint,
     RunRecord,

@@ -17,10 +17,10 @@ import time
 
 import gymnasium as gym
 from _timing import best_per_call
-
 from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
-from quant_envs.mixed_precision.table import TABLES
-from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+
+from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.registry import TABLES
 
 STEP_TARGET_S = 20e-6
 STUDY_TARGET_S = 300.0
@@ -65,7 +65,7 @@ def main() -> None:
         print(f"{table}: step {s * 1e6:.1f} us = {s / ref:.1f}x CartPole; target {STEP_TARGET_S * 1e6:.0f} us "
               f"-> {s / STEP_TARGET_S:.2f} of target")
     for table in args.tables if args.study_tables is None else args.study_tables:
-        from quant_envs.mixed_precision.table_problem import TableProblem
+        from quant_envs.mixed_precision.tables.problem import TableProblem
 
         start = time.perf_counter()
         study = regret_study(TableProblem(table), TABLE_METHODS, range(args.seeds), args.max_evaluations)

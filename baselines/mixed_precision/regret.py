@@ -1,8 +1,8 @@
 """Regret study on a table benchmark: every baseline over many seeds, scored against the exact optimum.
 
 Each (method, seed) runs :func:`baselines.mixed_precision.solve` on a
-:class:`~quant_envs.mixed_precision.table_problem.TableProblem` with ``max_evaluations`` reward
-evaluations (table look-ups); its history is a run record (:mod:`quant_envs.mixed_precision.regret`), and the study
+:class:`~quant_envs.mixed_precision.tables.problem.TableProblem` with ``max_evaluations`` reward
+evaluations (table look-ups); its history is a run record (:mod:`quant_envs.mixed_precision.tables.regret`), and the study
 reports best-so-far regret after 10, 30, 100, 300, 1000 evaluations (mean and 95% CI over seeds),
 random search's closed-form expectation where the feasible set is enumerated, and draws the
 curves. Command line (20 seeds x 1000 evaluations of every method: about 30 CPU-seconds on
@@ -25,15 +25,15 @@ import numpy as np
 from scipy import stats
 
 from baselines.mixed_precision.solvers import SearchResult, solve
-from quant_envs.mixed_precision.regret import (
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.reference import best_of_n_moments
+from quant_envs.mixed_precision.tables.regret import (
     CHECKPOINTS,
     RunRecord,
     plot_regret,
     regret_curves,
     summarize,
 )
-from quant_envs.mixed_precision.table_problem import TableProblem
-from quant_envs.mixed_precision.table_reference import best_of_n_moments
 
 #: Methods that make sense on a table (hawq_v3 needs a model's Hessian; enumeration all of it).
 TABLE_METHODS = ("random", "evolution", "greedy_std", "greedy_sensitivity", "uniform")

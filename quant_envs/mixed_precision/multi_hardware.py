@@ -30,8 +30,8 @@ from quant_envs.mixed_precision.features import Observation
 if TYPE_CHECKING:  # imported when first needed: the live environment brings torch
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
     from quant_envs.mixed_precision.problem import MixedPrecisionProblem, PartialPolicy
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
-    from quant_envs.mixed_precision.table_problem import TableProblem
+    from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+    from quant_envs.mixed_precision.tables.problem import TableProblem
 
 HARDWARE_ORDERS = ("draw", "cycle")
 
@@ -272,7 +272,8 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
         self._inner_kwargs: dict[str, Any] = dict(invalid_action=invalid_action, reward_scale=reward_scale,
                                                   render_mode=render_mode)
         if table is not None:
-            from quant_envs.mixed_precision.table import PolicyTable, load_table
+            from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+            from quant_envs.mixed_precision.tables.registry import load_table
 
             self._table = table if isinstance(table, PolicyTable) else load_table(table)
             shapes = self._table.meta.get("hw_layer_shapes")
@@ -350,8 +351,8 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
 
             return MixedPrecisionEnv(hardware=acc, budget_metric=self.budget_metric, budget=budget,
                                      **self._inner_kwargs)
-        from quant_envs.mixed_precision.table import equal_width_costs
-        from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+        from quant_envs.mixed_precision.tables.costs import equal_width_costs
+        from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 
         own = equal_width_costs(costs)
         table = dataclasses.replace(self._table, costs={acc.name: own}, default_hardware=acc.name)

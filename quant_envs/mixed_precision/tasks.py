@@ -14,7 +14,7 @@ Built-in tasks (no download, trained on first use and cached, see :mod:`model_ca
 
 The built-in tasks take ``float_state=`` (a state_dict) to use a given float network instead of the
 cached one: how an exhaustive table's live problem starts from the very network the table was made
-from (:mod:`quant_envs.mixed_precision.table_live`).
+from (:mod:`quant_envs.mixed_precision.tables.live`).
 
 New tasks: ``register_task(name, factory)`` where ``factory(**kwargs) -> Task``.
 """
