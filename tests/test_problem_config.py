@@ -108,3 +108,24 @@ def test_env_and_problem_share_the_config():
     assert (again.budget, again.finetune_steps, again.bits) == (env.problem.budget, 20, env.problem.bits)
     with pytest.raises(TypeError, match="config="):
         MixedPrecisionProblem.from_config({"task": "digits-cnn"})  # type: ignore[arg-type]
+
+
+def test_cost_model_is_the_problems_and_needs_no_torch():
+    from quant_envs.mixed_precision.cost_model import CostModel
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+
+    problem = MixedPrecisionProblem(task="digits-cnn", hardware="bitfusion", finetune_steps=0)
+    model = CostModel(problem.costs.layers, problem.config)  # the layers' hw_sim shapes only
+    assert problem.cost_model.budget == model.budget == problem.budget
+    assert model.budget_fraction == problem.budget_fraction  # the default search, run again
+    assert model.count_feasible() == problem.count_feasible()
+    pol = problem.uniform_policy(4)
+    assert model.cost(pol) == problem.cost(pol) and model.is_feasible(pol) == problem.is_feasible(pol)
+    assert (model.allowed_pairs(1, 0.0, True) == problem.allowed_pairs(1, 0.0, True)).all()
+    # a bad budget is refused by the cost model, before anything else
+    with pytest.raises(ValueError, match="is infeasible: the cheapest policy costs"):
+        CostModel(problem.costs.layers, problem.config.replace(budget_fraction=1e-6))
+    code = ("import sys, hw_sim; from quant_envs.mixed_precision.cost_model import CostModel; "
+            "m = CostModel([hw_sim.LayerShape.linear(64, 64), hw_sim.LayerShape.linear(64, 10)]); "
+            "assert m.count_feasible()[1] == 49 and 'torch' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)

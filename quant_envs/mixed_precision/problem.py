@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
-from hw_sim.metrics import UNITS as METRIC_UNITS
+from hw_sim.metrics import UNITS as METRIC_UNITS  # noqa: F401  (re-exported)
 from quant_envs.checks import check_choice, check_int
 from quant_envs.mixed_precision.config import (  # noqa: F401  (re-exported)
     DEFAULTS_V1,
@@ -37,6 +37,17 @@ from quant_envs.mixed_precision.config import (  # noqa: F401  (re-exported)
     check_bits,
     check_hardware,
 )
+from quant_envs.mixed_precision.cost_model import (  # noqa: F401  (re-exported: their home was here)
+    COUNT_LIMIT,
+    DEFAULT_BUDGET_FLOOR,
+    DEFAULT_BUDGET_STEP,
+    DEFAULT_MIN_FEASIBLE,
+    RELATIVE_SLACK,
+    CostModel,
+    FeasibilityModel,
+    PartialPolicy,
+    Policy,
+)
 from quant_envs.mixed_precision.features import LayerFacts
 
 if TYPE_CHECKING:  # torch is imported when a problem is built, not with this module
@@ -44,29 +55,6 @@ if TYPE_CHECKING:  # torch is imported when a problem is built, not with this mo
 
     from quant_envs.mixed_precision.quantize import FakeQuantModel
     from quant_envs.mixed_precision.tasks import Task
-
-#: One (weight bits, activation bits) pair per quantizable layer.
-Policy = tuple[tuple[int, int], ...]
-#: the widths of an episode so far: None for a width not yet chosen
-PartialPolicy = tuple[tuple[int | None, int | None], ...]
-
-#: Relative slack when comparing summed costs with the budget (float round-off of the sums).
-RELATIVE_SLACK = 1e-9
-
-
-#: The default budget (``budget_fraction=None``) is the smallest multiple of ``DEFAULT_BUDGET_STEP``
-#: of the all-8-bit cost, at least ``DEFAULT_BUDGET_FLOOR``, that leaves at least
-#: ``DEFAULT_MIN_FEASIBLE`` feasible one-width-per-layer policies (every policy when there are
-#: fewer), counted exactly (:meth:`MixedPrecisionProblem.count_feasible`). A fixed fraction cannot
-#: serve every accelerator: 0.25 of the all-8-bit latency is infeasible on Bit Fusion and left
-#: digits-cnn 4 feasible policies on bismo-edge. Networks too large to count (more than
-#: ``COUNT_LIMIT`` choices in a half of the layers) get ``min_cost + DEFAULT_BUDGET_FLOOR x
-#: (all-8-bit cost - min_cost)``.
-DEFAULT_BUDGET_STEP = 0.05
-DEFAULT_BUDGET_FLOOR = 0.25
-DEFAULT_MIN_FEASIBLE = 1000
-COUNT_LIMIT = 2_000_000
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -110,7 +98,7 @@ def metric_fields(costs: Mapping[str, float], fractions: Mapping[str, float]) ->
     return out
 
 
-class MixedPrecisionProblem:
+class MixedPrecisionProblem(FeasibilityModel):
     """Task + accelerator + budget: costs, feasibility, masks and the accuracy of any policy.
 
     Args:
@@ -174,7 +162,6 @@ class MixedPrecisionProblem:
         return problem
 
     def _build(self, config: ProblemConfig) -> None:
-        import hw_sim
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import make_task
 
@@ -188,7 +175,6 @@ class MixedPrecisionProblem:
         self.keep_first_last_8bit = config.keep_first_last_8bit
         self.accelerator = check_hardware(config.hardware)
         self.hardware = self.accelerator.name
-        budget, budget_fraction, batch = config.budget, config.budget_fraction, config.batch
         finetune_steps = config.finetune_steps
         if isinstance(config.task, str):
             kwargs = dict(config.task_kwargs or {})
@@ -201,42 +187,13 @@ class MixedPrecisionProblem:
 
         self.layers = quantizable_layers(self.task.model, self.task.example_input())
         self.num_layers = len(self.layers)
-        self.costs = hw_sim.CostTable([layer.shape for layer in self.layers],
-                                      self.accelerator, bits=self.bits, batch=batch)
+        # costs, budget and masks: the torch-free model of the layers' shapes (checks the budget)
+        self.cost_model = CostModel([layer.shape for layer in self.layers], config)
         self.weight_std = np.array([float(self._float_weight(i).std()) for i in range(self.num_layers)])
-
-        # Per-layer restriction of the (w, a) grid: HAQ's fixed 8-bit first and last layers.
-        nb = len(self.bits)
-        self.allowed = np.ones((self.num_layers, nb, nb), dtype=bool)
-        if self.keep_first_last_8bit:
-            at8 = self.bits.index(8)
-            for i in {0, self.num_layers - 1}:
-                self.allowed[i] = False
-                self.allowed[i, at8, at8] = True
-
-        self._min_completion: dict[tuple[str, bool], np.ndarray] = {}
-        # all-8-bit cost by metric (every layer at 8 bits, even when ``bits`` has no 8)
-        eight = hw_sim.CostTable([layer.shape for layer in self.layers], self.costs.accelerator, bits=(8,),
-                                 batch=self.costs.batch).policy_costs(np.full((self.num_layers, 2), 8))
-        self.reference_cost = {m: getattr(eight, info.cost_field) for m, info in METRIC_INFO.items()}
-        self.min_cost = float(self.min_completion(self.budget_metric, equal_bits=False)[0])
-        if budget is None:
-            if budget_fraction is None:
-                budget_fraction = self.default_budget_fraction()
-            self.budget_fraction = float(budget_fraction)
-            self.budget = budget_fraction * self.reference_cost[self.budget_metric]
-        else:
-            self.budget = budget
-            self.budget_fraction = self.budget / self.reference_cost[self.budget_metric]
-        if self.budget < self.min_cost * (1 - RELATIVE_SLACK):
-            ref = self.reference_cost[self.budget_metric]
-            unit = METRIC_UNITS[self.budget_metric]
-            raise ValueError(
-                f"budget={self.budget:.6g} {unit} ({self.budget / ref:.4f} of the all-8-bit {self.budget_metric}) "
-                f"is infeasible: the cheapest policy costs {self.min_cost:.6g} {unit} "
-                f"({self.min_cost / ref:.4f} of all-8-bit); feasible budgets are >= {self.min_cost:.6g} {unit}, "
-                f"i.e. budget_fraction >= {self.min_cost / ref:.4f}"
-            )
+        cm = self.cost_model
+        self.costs, self.allowed, self._min_completion = cm.costs, cm.allowed, cm._min_completion
+        self.reference_cost, self.min_cost = cm.reference_cost, cm.min_cost
+        self.budget, self.budget_fraction = cm.budget, cm.budget_fraction
 
         self._fq: FakeQuantModel | None = None
         self._cache: OrderedDict[tuple, Evaluation] = OrderedDict()
@@ -254,120 +211,18 @@ class MixedPrecisionProblem:
 
     _check_bits = check_bits  # the former private name
 
-    def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
-        """Return ``policy`` as a tuple of (w, a) int pairs, or raise ValueError naming what is wrong."""
-        try:
-            pol = tuple((int(w), int(a)) for w, a in policy)
-        except (TypeError, ValueError):
-            raise ValueError(f"policy must be a sequence of (w_bits, a_bits) pairs, got {policy!r}") from None
-        if len(pol) != self.num_layers:
-            raise ValueError(f"policy has {len(pol)} layers; the task has {self.num_layers} quantizable layers")
-        for i, (w, a) in enumerate(pol):
-            if w not in self.bits or a not in self.bits:
-                raise ValueError(f"policy[{i}]=({w}, {a}) is not allowed; widths must be in {list(self.bits)}")
-            if not self.allowed[i, self.bits.index(w), self.bits.index(a)]:
-                raise ValueError(f"policy[{i}]=({w}, {a}) is not allowed: layer {i} is fixed at 8 bits")
-        return pol
-
-    # ----------------------------------------------------------------------------------- costs
-    def uniform_policy(self, b: int) -> Policy:
-        """Every layer at ``b`` bits (fixed layers stay at 8)."""
-        pol = [(b, b)] * self.num_layers
-        if self.keep_first_last_8bit:
-            pol[0] = pol[-1] = (8, 8)
-        return tuple(pol)
-
+    # ------------------------------------------------------------ costs (the cost model's)
     def layer_costs(self, metric: str) -> np.ndarray:
         """The [layers, w-bits, a-bits] cost table of ``metric``."""
-        return getattr(self.costs, check_choice("metric", metric, METRICS))
+        return self.cost_model.layer_costs(metric)
 
     def cost(self, policy: Policy) -> dict[str, float]:
         """Latency (s), energy (J) and size (B) of ``policy``."""
-        total = self.costs.policy_costs(np.array(policy, dtype=int))  # [L, 2] (w, a) pairs
-        return {m: getattr(total, info.cost_field) for m, info in METRIC_INFO.items()}
-
-    def is_feasible(self, policy: Policy) -> bool:
-        return self.cost(policy)[self.budget_metric] <= self.budget * (1 + RELATIVE_SLACK)
-
-    def allowed_grid(self, equal_bits: bool) -> np.ndarray:
-        """The per-layer allowed (w, a) grid; ``equal_bits`` keeps only w == a (one step per layer)."""
-        if not equal_bits:
-            return self.allowed
-        return self.allowed & np.eye(len(self.bits), dtype=bool)[None]
+        return self.cost_model.cost(policy)
 
     def min_completion(self, metric: str, equal_bits: bool) -> np.ndarray:
         """[layers + 1]: the least cost of layers i.. over allowed choices (0 at the end)."""
-        key = (metric, bool(equal_bits))
-        if key not in self._min_completion:
-            self._min_completion[key] = np.asarray(
-                self.costs.min_completion_cost(metric, allowed=self.allowed_grid(equal_bits)))
-        return self._min_completion[key]
-
-    def allowed_pairs(self, layer: int, spent: float, equal_bits: bool, rest_min: float | None = None) -> np.ndarray:
-        """The exact mask: the [w-bits, a-bits] grid of ``layer``'s pairs that keep the budget reachable.
-
-        ``spent`` is the budget-metric cost of the layers already chosen; ``rest_min`` the least cost
-        of the layers still open besides ``layer`` (default: layers ``layer + 1 ..``, the
-        environments' order). A pair is allowed iff some completion of the open layers fits.
-        """
-        if rest_min is None:
-            rest_min = float(self.min_completion(self.budget_metric, equal_bits)[layer + 1])
-        table = self.layer_costs(self.budget_metric)[layer]
-        fits = spent + table + rest_min <= self.budget * (1 + RELATIVE_SLACK)
-        return self.allowed_grid(equal_bits)[layer] & fits
-
-    def budget_fractions(self, costs: dict[str, float]) -> dict[str, float]:
-        return {m: costs[m] / self.reference_cost[m] for m in METRICS}
-
-    def _half_sums(self, equal_bits: bool) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """Budget-metric costs of every choice for the first and (sorted) second half of the layers."""
-        grid = self.allowed_grid(equal_bits)
-        table = self.layer_costs(self.budget_metric)
-        options = [table[i][grid[i]] for i in range(self.num_layers)]  # allowed costs per layer
-        sizes = [len(o) for o in options]
-        half = self.num_layers // 2
-        if max(int(np.prod(sizes[:half], dtype=float)), int(np.prod(sizes[half:], dtype=float))) > COUNT_LIMIT:
-            return None
-
-        def sums(parts: list[np.ndarray]) -> np.ndarray:
-            total = np.zeros(1)
-            for costs in parts:
-                total = (total[:, None] + costs[None, :]).reshape(-1)
-            return total
-
-        return sums(options[:half]), np.sort(sums(options[half:])), int(np.prod(sizes, dtype=object))
-
-    def count_feasible(self, equal_bits: bool = True, budget: float | None = None) -> tuple[int, int]:
-        """(policies within ``budget`` (default: the problem's), all allowed policies), counted exactly.
-
-        Meet in the middle: the costs of every choice for each half of the layers are enumerated,
-        one half sorted, and the pairs within budget counted with ``searchsorted``. Cheap up to
-        ~14 layers x 7 widths with ``equal_bits`` (one width per layer); raises ValueError beyond
-        ``COUNT_LIMIT`` choices per half.
-        """
-        halves = self._half_sums(equal_bits)
-        if halves is None:
-            raise ValueError(f"the task has {self.num_layers} layers: too many policies to count "
-                             f"(more than {COUNT_LIMIT} choices in a half of the layers)")
-        left, right, total = halves
-        limit = (self.budget if budget is None else budget) * (1 + RELATIVE_SLACK)
-        return int(np.searchsorted(right, limit - left, side="right").sum()), total
-
-    def default_budget_fraction(self) -> float:
-        """The default budget as a fraction of the all-8-bit cost (see ``DEFAULT_MIN_FEASIBLE``)."""
-        ref = self.reference_cost[self.budget_metric]
-        halves = self._half_sums(equal_bits=True)
-        if halves is None:
-            return (self.min_cost + DEFAULT_BUDGET_FLOOR * (ref - self.min_cost)) / ref
-        left, right, total = halves
-        need = min(DEFAULT_MIN_FEASIBLE, total)
-        k = max(round(DEFAULT_BUDGET_FLOOR / DEFAULT_BUDGET_STEP), 1)
-        while True:
-            fraction = round(k * DEFAULT_BUDGET_STEP, 10)
-            limit = fraction * ref * (1 + RELATIVE_SLACK)
-            if int(np.searchsorted(right, limit - left, side="right").sum()) >= need:
-                return fraction
-            k += 1
+        return self.cost_model.min_completion(metric, equal_bits)
 
     # -------------------------------------------------------------------------------- accuracy
     def _float_weight(self, i: int) -> torch.Tensor:
