@@ -129,3 +129,35 @@ def test_cost_model_is_the_problems_and_needs_no_torch():
             "m = CostModel([hw_sim.LayerShape.linear(64, 64), hw_sim.LayerShape.linear(64, 10)]); "
             "assert m.count_feasible()[1] == 49 and 'torch' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluation_cache_is_a_bounded_lru_with_counts():
+    from quant_envs.mixed_precision.policy_evaluator import EvaluationCache
+
+    cache = EvaluationCache(2)
+    for key in ("a", "b"):
+        assert cache.recall((key,)) is None
+        cache.remember((key,), key.upper())
+    assert cache.recall(("a",)) == "A"  # "a" is now the most recently used
+    cache.remember(("c",), "C")  # drops "b", the least recently used
+    assert list(cache.entries) == [("a",), ("c",)]
+    assert (cache.num_queries, cache.num_evaluations) == (3, 3)
+    again = EvaluationCache(2)
+    again.load_state(cache.state())
+    assert again.entries == cache.entries and again.num_queries == 3
+    none = EvaluationCache(0)  # cache_size=0 keeps nothing but still counts
+    none.remember(("a",), 1)
+    assert not none.entries and none.num_evaluations == 1
+
+
+def test_problem_composes_cost_model_and_evaluator():
+    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+
+    problem = MixedPrecisionProblem(task="digits-cnn", finetune_steps=0, cache_size=1)
+    assert problem.layers == problem.evaluator.layers and problem.task is problem.evaluator.task
+    first, second = problem.uniform_policy(8), problem.uniform_policy(6)
+    a = problem.evaluate(first)
+    assert problem.evaluate(first).cached and problem.num_queries == 2 and problem.num_evaluations == 1
+    problem.evaluate(second)  # the cache holds one policy: the first is dropped
+    assert not problem.evaluate(first).cached and problem.evaluate(first).accuracy == a.accuracy
+    assert problem.evaluator.cache.num_evaluations == problem.num_evaluations == 3

@@ -11,6 +11,12 @@ A *policy* gives every quantizable layer a (weight bits, activation bits) pair. 
 Accuracies are cached (LRU) by (policy, finetune_steps, split): a policy asked for twice is
 retrained once. Retraining is seeded by ``eval_seed``, so a policy's accuracy is a deterministic
 function of the policy; that is what makes the cache exact.
+
+:class:`MixedPrecisionProblem` composes the two halves: the torch-free cost and feasibility model
+(:class:`~quant_envs.mixed_precision.cost_model.CostModel`, ``problem.cost_model``) and the policy
+evaluator (:class:`~quant_envs.mixed_precision.policy_evaluator.PolicyEvaluator`,
+``problem.evaluator``: task, quantization, retraining, the bounded cache), from one validated
+:class:`~quant_envs.mixed_precision.config.ProblemConfig` (``problem.config``).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from quant_envs.mixed_precision.cost_model import (  # noqa: F401  (re-exported:
     Policy,
 )
 from quant_envs.mixed_precision.features import LayerFacts
+from quant_envs.mixed_precision.policy_evaluator import EvaluationCache, PolicyEvaluator
 
 if TYPE_CHECKING:  # torch is imported when a problem is built, not with this module
     import torch
@@ -162,9 +169,6 @@ class MixedPrecisionProblem(FeasibilityModel):
         return problem
 
     def _build(self, config: ProblemConfig) -> None:
-        from quant_envs.mixed_precision.layer_shapes import quantizable_layers
-        from quant_envs.mixed_precision.tasks import make_task
-
         #: the validated arguments this problem was made from
         self.config = config
         self.bits = tuple(config.bits)
@@ -175,17 +179,11 @@ class MixedPrecisionProblem(FeasibilityModel):
         self.keep_first_last_8bit = config.keep_first_last_8bit
         self.accelerator = check_hardware(config.hardware)
         self.hardware = self.accelerator.name
-        finetune_steps = config.finetune_steps
-        if isinstance(config.task, str):
-            kwargs = dict(config.task_kwargs or {})
-            if config.cache_dir is not None:
-                kwargs.setdefault("cache_dir", config.cache_dir)
-            self._task = make_task(config.task, **kwargs)
-        else:
-            self._task = config.task
-        self.finetune_steps = int(self.task.finetune_steps if finetune_steps is None else finetune_steps)
-
-        self.layers = quantizable_layers(self.task.model, self.task.example_input())
+        # the task, its quantizable layers, retraining and the bounded evaluation cache
+        self.evaluator = PolicyEvaluator.from_config(config)
+        self._task = self.evaluator.task
+        self.finetune_steps = self.evaluator.finetune_steps
+        self.layers = self.evaluator.layers
         self.num_layers = len(self.layers)
         # costs, budget and masks: the torch-free model of the layers' shapes (checks the budget)
         self.cost_model = CostModel([layer.shape for layer in self.layers], config)
@@ -194,11 +192,7 @@ class MixedPrecisionProblem(FeasibilityModel):
         self.costs, self.allowed, self._min_completion = cm.costs, cm.allowed, cm._min_completion
         self.reference_cost, self.min_cost = cm.reference_cost, cm.min_cost
         self.budget, self.budget_fraction = cm.budget, cm.budget_fraction
-
-        self._fq: FakeQuantModel | None = None
-        self._cache: OrderedDict[tuple, Evaluation] = OrderedDict()
-        self.num_evaluations = 0  # evaluations that ran (cache misses)
-        self.num_queries = 0  # all calls of evaluate(), cache hits included
+        self._evaluations = self.evaluator.cache  # (policy, finetune_steps, split) -> Evaluation
 
     @property
     def task(self) -> Task:
@@ -226,20 +220,11 @@ class MixedPrecisionProblem(FeasibilityModel):
 
     # -------------------------------------------------------------------------------- accuracy
     def _float_weight(self, i: int) -> torch.Tensor:
-        import torch
-
-        weight = self.task.model.get_submodule(self.layers[i].name).weight
-        assert isinstance(weight, torch.Tensor)  # a quantizable layer's parameter
-        return weight.detach()
+        return self.evaluator.float_weight(i)
 
     def fake_quant_model(self) -> FakeQuantModel:
         """The task's model wrapped for fake quantization (built once, shared between evaluations)."""
-        if self._fq is None:
-            from quant_envs.mixed_precision.quantize import FakeQuantModel
-
-            self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],
-                                      self.task.calibration_inputs())
-        return self._fq
+        return self.evaluator.fake_quant_model()
 
     def quantized_model(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
                         seed: int | None = None):
@@ -250,10 +235,7 @@ class MixedPrecisionProblem(FeasibilityModel):
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
         seed = self.eval_seed if seed is None else check_int("seed", seed, min_value=0)
-        fq = self.fake_quant_model()
-        fq.reset_weights()
-        model = fq.set_policy(pol)
-        return self.task.finetune(model, steps, seed=seed)
+        return self.evaluator.quantized_model(pol, steps, seed)
 
     def evaluate(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
                  split: str | None = None) -> Evaluation:
@@ -266,7 +248,7 @@ class MixedPrecisionProblem(FeasibilityModel):
         if hit is not None:
             return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
         start = time.perf_counter()
-        acc = self.task.evaluate(self.quantized_model(pol, steps), split)
+        acc = self.evaluator.accuracy(pol, steps, split)
         elapsed = time.perf_counter() - start
         costs = self.cost(pol)
         frac = self.budget_fractions(costs)
@@ -279,37 +261,51 @@ class MixedPrecisionProblem(FeasibilityModel):
         )
         return self._remember(key, result)
 
+    # ------------------------------------------------- the evaluation cache (the evaluator's)
+    #: the cache and counters (a TableProblem has its own, for its look-ups)
+    _evaluations: EvaluationCache
+
     def _recall(self, key: tuple) -> Any:
         """Count a query; the cached evaluation of ``key`` (now the most recently used), or None."""
-        self.num_queries += 1
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-        return hit
+        return self._evaluations.recall(key)
 
     def _remember(self, key: tuple, result: Any) -> Any:
         """Count an evaluation that ran and cache it (LRU: the least recently used beyond
         ``cache_size`` is dropped); returns ``result``."""
-        self.num_evaluations += 1
-        if self.cache_size:
-            self._cache[key] = result
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return result
+        return self._evaluations.remember(key, result)
+
+    @property
+    def _cache(self) -> OrderedDict[tuple, Any]:
+        return self._evaluations.entries
+
+    @property
+    def num_evaluations(self) -> int:
+        """Evaluations that ran (cache misses)."""
+        return self._evaluations.num_evaluations
+
+    @num_evaluations.setter
+    def num_evaluations(self, value: int) -> None:
+        self._evaluations.num_evaluations = value
+
+    @property
+    def num_queries(self) -> int:
+        """All calls of evaluate(), cache hits included."""
+        return self._evaluations.num_queries
+
+    @num_queries.setter
+    def num_queries(self, value: int) -> None:
+        self._evaluations.num_queries = value
 
     def cache_state(self) -> dict[str, Any]:
         """What a checkpoint keeps of this problem: its evaluation cache and counters (picklable)."""
-        return {"_cache": self._cache, "num_evaluations": self.num_evaluations, "num_queries": self.num_queries}
+        return self._evaluations.state()
 
     def load_cache_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`cache_state` returned (a resumed run then retrains nothing it had seen)."""
-        self._cache.clear()
-        self._cache.update(state["_cache"])
-        self.num_evaluations = int(state["num_evaluations"])
-        self.num_queries = int(state["num_queries"])
+        self._evaluations.load_state(state)
 
     def float_accuracy(self, split: str | None = None) -> float:
-        return self.task.float_accuracy(self.eval_split if split is None else split)
+        return self.evaluator.float_accuracy(self.eval_split if split is None else split)
 
     def final_evaluation(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
                          seeds: Sequence[int] = (0, 1, 2), split: str = "test") -> list[float]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from quant_envs.checks import check_choice, check_float, check_int
+from quant_envs.mixed_precision.policy_evaluator import EvaluationCache
 from quant_envs.mixed_precision.problem import (
     RELATIVE_SLACK,
     Evaluation,
@@ -118,9 +118,7 @@ class TableProblem(MixedPrecisionProblem):
         # step_mask's ``spent + cost + rest_min <= limit`` rearranged: ``spent <= threshold``
         self._threshold = self.limit - self._rest_min[1:, None] - cost
         self.optimum: TableOptimum = exact_optimum(t, cost, self.budget)
-        self._cache = OrderedDict()  # (unit indices, split) -> TableEvaluation
-        self.num_evaluations = 0
-        self.num_queries = 0
+        self._evaluations = EvaluationCache(self.cache_size)  # (unit indices, split) -> TableEvaluation
         self._layer_costs: dict[str, np.ndarray] = {}
 
     def reset_counts(self) -> None:
