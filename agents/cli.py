@@ -10,16 +10,17 @@ import argparse
 import sys
 from typing import Any
 
+from agents import AGENTS, check_hyperparams, hyperparams_for, run_defaults
 from agents.comparison import DEFAULT_BASELINES, DEFAULT_COMPARE_ENV, compare, compare_grid
 from agents.replay import replay
 from agents.runs import DEFAULT_ENV, UsageError, parse_kwargs
 from agents.training import run_config, train
+from agents.validate import main as validate_main
+from quant_envs.atomic_io import check_writable_dir, describe_os_error
 
 
 def train_parser() -> argparse.ArgumentParser:
     """Flags of ``train.py`` (a single training run)."""
-    from agents import AGENTS
-
     p = argparse.ArgumentParser(prog="train.py", description="Train an agent on a quant_envs environment "
                                 "(or: train.py compare --help, train.py replay --help).")
     # None = not given: a new run takes TRAIN_DEFAULTS, --resume takes the run's own config.json
@@ -85,8 +86,6 @@ def replay_parser() -> argparse.ArgumentParser:
 
 
 def _yaml_n_envs(algo: str, env_id: str) -> int:
-    from agents import AGENTS, run_defaults
-
     if algo not in AGENTS:
         return 1  # train() names the bad --algo
     try:
@@ -99,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``train`` (default) or ``compare`` (first argument); user errors: one line, exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "validate":
-        from agents.validate import main as validate_main
-
         return validate_main(argv[1:])
     try:
         if argv and argv[0] == "replay":
@@ -144,16 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a write that failed where no narrower handler knew the argument
-        from quant_envs.atomic_io import describe_os_error
-
         print(f"train.py: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
 
 
 def _check_compare_hyperparams(env_id: str, per_algo: dict[str, dict[str, Any]]) -> None:
     """Each ALGO.KEY=VALUE of ``compare --hyperparams`` in its documented range, before any run."""
-    from agents import AGENTS, check_hyperparams, hyperparams_for
-
     for algo, overrides in per_algo.items():
         if algo not in AGENTS:
             raise UsageError(f"--hyperparams {algo}.*: {algo!r} is not an agent; expected one of: {', '.join(AGENTS)}")
@@ -164,8 +157,6 @@ def _check_compare_hyperparams(env_id: str, per_algo: dict[str, dict[str, Any]])
 
 
 def _check_out(out: str) -> None:
-    from quant_envs.atomic_io import check_writable_dir
-
     try:
         check_writable_dir(out, "--out")
     except ValueError as exc:

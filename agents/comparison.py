@@ -15,11 +15,23 @@ from typing import Any
 
 import numpy as np
 
+import quant_envs  # noqa: F401
+from agents import AGENTS
+from agents.ray_backend import run_trials
+
 # RUN_FIELDS (the columns of runs.csv) and the record type live in agents.records; importable from here too
 from agents.records import RUN_FIELDS, ComparisonRun, RecordError, as_run, check_number_field
+from agents.regret import add_agent_runs
+from agents.reporting import compare_figure, iqm, iqm_ci, probability_of_improvement
 from agents.runs import UsageError, check_env_id
 from agents.training import train
+from baselines.mixed_precision import METHODS, solve
+from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
+from quant_envs.atomic_io import atomic_write_csv, atomic_write_json, atomic_write_text
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.regret import plot_regret
 from quant_envs.mixed_precision.unwrap import mixed_precision_env
+from quant_envs.text_tables import markdown_table
 
 MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisionContinuous-v1",
                        "quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0")
@@ -48,7 +60,6 @@ def _search(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> tuple[dic
         fields = {"val_accuracy": best["accuracy"], "test_accuracy": summary["best_test_accuracy"],
                   "budget_used": best["budget_used"], "reward_evaluations": summary["reward_evaluations"]}
         return fields, best["policy"], mixed_precision_env(env).problem
-    from baselines.mixed_precision import solve
 
     env = gym.make(cfg["env_id"], **{**cfg["env_kwargs"], "share_problem": False})
     result = solve(env, method, max_evaluations=cfg["max_evaluations"], seed=seed)
@@ -66,8 +77,6 @@ def run_one(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> Compariso
     (``MixedPrecisionProblem.final_evaluation``); ``final_test_accuracy`` is their mean.
     """
     import torch
-
-    import quant_envs  # noqa: F401
 
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -109,8 +118,6 @@ def summarize(runs: Sequence[ComparisonRun | Mapping[str, Any]], methods: list[s
 
     ``value`` names the score (a number column of runs.csv); ``runs`` may also be dicts of run values.
     """
-    from agents.reporting import iqm, iqm_ci, probability_of_improvement
-
     check_number_field(value, "value")
     records = [as_run(r) for r in runs]
     ok = {m: [r for r in records if r.method == m and r.ok] for m in methods}
@@ -168,11 +175,6 @@ def compare(
     ``ray`` extra). Both write the same runs.csv and table.
     """
     import gymnasium as gym
-
-    from agents.reporting import compare_figure
-    from baselines.mixed_precision import METHODS
-    from quant_envs.atomic_io import atomic_write_csv, atomic_write_json, atomic_write_text
-    from quant_envs.text_tables import markdown_table
 
     check_env_id(env_id)
     if env_id == TABLE_ENV_ID:
@@ -256,8 +258,6 @@ def compare(
                 print(f"{r.method:>20} seed {r.seed}: FAILED: {r.error}", flush=True)
 
         if backend == "ray":
-            from agents.ray_backend import run_trials
-
             run_trials(run_one, [{"kind": k, "method": m, "seed": s, "cfg": cfg} for k, m, s in work], out / "ray",
                        num_cpus=jobs, on_record=finished)
         elif jobs == 1:
@@ -337,8 +337,6 @@ def compare_grid(grid: dict[str, list[Any]], out: str | os.PathLike[str] = "resu
     collects every cell's table, and a cell that fails as a whole (e.g. an infeasible budget) is
     reported there without stopping the others.
     """
-    from quant_envs.atomic_io import atomic_write_text
-
     out = Path(out)
     sections, results = [], {}
     for cell in grid_cells(grid):
@@ -363,13 +361,6 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     random search's closed-form expectation, and the regret-vs-evaluations curves; writes
     ``results.md``, ``regret.json`` and ``regret.png`` into ``out``.
     """
-    from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
-
-    from agents.regret import add_agent_runs
-    from quant_envs.atomic_io import atomic_write_json, atomic_write_text
-    from quant_envs.mixed_precision.tables.problem import TableProblem
-    from quant_envs.mixed_precision.tables.regret import plot_regret
-
     agents, baselines = _checked_methods(agents, baselines, TABLE_METHODS, TABLE_METHODS,
                                          f" on {TABLE_ENV_ID} (the others need the network itself)")
     if seeds < 1 or max_evaluations < 1:
@@ -408,8 +399,6 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
 def _checked_methods(agents: list[str] | None, baselines: list[str] | None, default_baselines: Sequence[str],
                      allowed_baselines: Sequence[str], where: str = "") -> tuple[list[str], list[str]]:
     """The agents and baselines to run (defaults where None); an unknown name is a UsageError."""
-    from agents import AGENTS
-
     agents = list(agents if agents is not None else ["maskable_ppo"])
     baselines = list(baselines if baselines is not None else default_baselines)
     for a in agents:

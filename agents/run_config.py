@@ -17,6 +17,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium as gym
+
+import quant_envs
+from agents import AGENTS
 from agents.runs import DEFAULT_ENV, VEC_ENV_KINDS
 
 __all__ = ["FLAGS", "RESUME_KEYS", "InvalidSetting", "InvalidSettingType", "TrainConfig"]
@@ -105,11 +109,6 @@ class TrainConfig:
     vec_env: str = "dummy"
 
     def __post_init__(self) -> None:
-        import gymnasium as gym
-
-        import quant_envs
-        from agents import AGENTS
-
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 

@@ -15,7 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agents import AGENTS, run_defaults
+from agents import (
+    AGENTS,
+    agent_class,
+    check_compatible,
+    check_hyperparams,
+    hyperparams_for,
+    make_agent,
+    run_defaults,
+)
+from agents.reporting import run_figure
 from agents.run_config import FLAGS, RESUME_KEYS, InvalidSetting, InvalidSettingType, TrainConfig
 from agents.runs import (
     DEFAULT_ENV,
@@ -24,6 +33,12 @@ from agents.runs import (
     default_run_dir,
     make_vec_env,
     problem_of,
+)
+from quant_envs.atomic_io import (
+    atomic_path,
+    atomic_write_json,
+    check_writable_dir,
+    describe_os_error,
 )
 
 
@@ -63,8 +78,6 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
 def _check_config(config: TrainConfig) -> None:
     """What can be checked before an environment is built beyond the config itself: the
     hyperparameters against the agent's ranges, with ``env_id``'s YAML defaults (UsageError, one line)."""
-    from agents import check_hyperparams, hyperparams_for
-
     try:
         check_hyperparams(config.algo, hyperparams_for(config.algo, config.env_id, dict(config.hyperparams or {})))
     except (TypeError, ValueError) as exc:
@@ -153,8 +166,6 @@ def train_config(config: TrainConfig, out: str | os.PathLike[str] | None = None,
                  progress_bar: bool = True, test_best: bool = True, verbose: bool = True,
                  force: bool = False) -> dict[str, Any]:
     """:func:`train` with its settings as one validated :class:`TrainConfig`."""
-    from quant_envs.atomic_io import check_writable_dir, describe_os_error
-
     _check_config(config)
     if out is not None and os.fspath(out) == "":
         raise UsageError("--out '' is not allowed; expected a directory path")
@@ -210,7 +221,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress_bar
     import torch
     from stable_baselines3.common.logger import configure
 
-    from agents import agent_class, check_compatible, make_agent
+    # lazy: the callbacks import stable-baselines3 and torch; the CLI's --help and errors do not
     from agents.callbacks import (
         AtomicCheckpoint,
         EpisodeRecorder,
@@ -218,8 +229,6 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress_bar
         load_checkpoint,
         read_state,
     )
-    from agents.reporting import run_figure
-    from quant_envs.atomic_io import atomic_path, atomic_write_json
 
     env_id, algo, timesteps, seed = config.env_id, config.algo, config.timesteps, config.seed
     env_kwargs, hyperparams = dict(config.env_kwargs or {}), dict(config.hyperparams or {})

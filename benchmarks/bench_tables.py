@@ -17,8 +17,8 @@ import time
 
 import gymnasium as gym
 from _timing import best_per_call
-from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
 
+from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
 from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 from quant_envs.mixed_precision.tables.registry import TABLES
 

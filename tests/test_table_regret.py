@@ -11,8 +11,6 @@ import itertools
 
 import numpy as np
 import pytest
-from baselines.mixed_precision.regret import main as regret_main
-from baselines.mixed_precision.regret import regret_study
 from scipy import stats
 
 from agents.regret import (
@@ -24,6 +22,8 @@ from agents.regret import (
     regret_curves,
     summarize,
 )
+from baselines.mixed_precision.regret import main as regret_main
+from baselines.mixed_precision.regret import regret_study
 from quant_envs.mixed_precision.tables.problem import TableProblem
 from quant_envs.mixed_precision.tables.reference import best_of_n_moments, expected_best_of_n
 

@@ -32,6 +32,7 @@ from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
 from quant_envs.compander.reference import lloyd_max_reference, optimal_compander_reference
 from quant_envs.compander.sources import Source, available_sources, get_source
 from quant_envs.compander.spline import FITS, equal_segment_thresholds, fit_spline_compressor
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 __all__ = ["MAX_SEGMENTS", "ScalarQuantizerEnv", "SplineCompanderEnv", "SplineCompanderV1Env", "max_scalar_levels"]
 
@@ -137,7 +138,6 @@ class SplineCompanderEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
     ## Observation Space
 
     ``Box(float32)`` of length L + 1:
-
     * ``obs[0:L-1]``: segment thresholds t_i / x_max, in (0, 1);
     * ``obs[L-1]``: (SQNR - SQNR of the optimal compander at the same N) / 10 dB, clipped to
       [-3, 1] (0 means as good as the optimal compander);
@@ -300,7 +300,6 @@ class SplineCompanderEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
 
     def _render_rgb_array(self) -> np.ndarray:
         x_max, oc = self._reference()
-        from quant_envs.rendering import figure_to_rgb, new_figure
 
         target = OptimalCompressor(source=self.source, x_max=x_max)
         spline = fit_spline_compressor(target, self._u * x_max, degree=self.degree, fit=self.fit)
@@ -406,7 +405,6 @@ class ScalarQuantizerEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
     ## Observation Space
 
     ``Box(float32)`` of length 3N + 1:
-
     * ``obs[0:N-1]``: thresholds t_i / B, in [-1, 1];
     * ``obs[N-1:2N-1]``: output levels (centroids) y_i / B, clipped to [-2, 2];
     * ``obs[2N-1:3N-1]``: cell probabilities P_i, in [0, 1];
@@ -568,7 +566,6 @@ class ScalarQuantizerEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
 
     def _render_rgb_array(self) -> np.ndarray:
         d_opt = self._reference()[2]
-        from quant_envs.rendering import figure_to_rgb, new_figure
 
         b = self._bound
         x = np.linspace(-b, b, 400)

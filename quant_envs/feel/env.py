@@ -38,8 +38,9 @@ from quant_envs.feel.reference import (
     reference_round_latency,
     reference_time,
 )
-from quant_envs.feel.scenario import Scenario, make_scenario
+from quant_envs.feel.scenario import DEFAULT_CONVERGENCE, Scenario, make_scenario
 from quant_envs.feel.training_time import device_latency, time_breakdown
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 if TYPE_CHECKING:  # imported on first reset: it brings torch
     from quant_envs.feel.simulator import FederatedSimulator
@@ -115,8 +116,6 @@ class _SingleThreadTorch:
 
 def _bar_frame(title: str, levels: np.ndarray, second: np.ndarray | None, second_label: str) -> np.ndarray:
     """A small RGB frame: per-device QSGD levels (and optionally a second per-device quantity)."""
-    from quant_envs.rendering import figure_to_rgb, new_figure
-
     fig = new_figure(4.0, 3.0, dpi=80)
     axes = fig.subplots(2 if second is not None else 1, 1, squeeze=False)[:, 0]
     idx = np.arange(len(levels))
@@ -516,6 +515,7 @@ class FeelTrainingEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
             return self._reset()
 
     def _reset(self) -> tuple[NDArray[np.float32], dict[str, Any]]:
+# lazy: the simulator trains in torch; FeelAllocation (this module) imports without it
         from quant_envs.feel.simulator import FederatedSimulator
 
         scen_seed = self.scenario_seed if self.scenario_seed is not None else int(self.np_random.integers(0, 2**31 - 1))
@@ -664,8 +664,6 @@ class FeelTrainingV1Env(FeelTrainingEnv):
         eval_split: str = "val",
         render_mode: str | None = None,
     ) -> None:
-        from quant_envs.feel.scenario import DEFAULT_CONVERGENCE
-
         if target_gap is None:
             target_gap = DEFAULT_CONVERGENCE.target_gap  # the gap the model's rounds N(s) are counted to
         super().__init__(num_devices=num_devices, total_bandwidth=total_bandwidth, scenario_seed=scenario_seed,

@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import hw_sim
 from hw_sim.metrics import METRICS
 from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
 
@@ -56,8 +57,6 @@ def check_bits(bits: Iterable[int]) -> tuple[int, ...]:
 
 def check_hardware(hardware: Any) -> Any:
     """An ``hw_sim.Accelerator`` from a profile name, a measured table's name or an instance."""
-    import hw_sim  # numpy only; imported here as the problem module did, to keep this module's import light
-
     if isinstance(hardware, hw_sim.Accelerator):
         return hardware
     names = sorted(hw_sim.PROFILES) + sorted(hw_sim.MEASURED)
@@ -75,7 +74,8 @@ def _check_task(task: Any) -> Any:
     """A task name (built by the problem) or a built ``Task`` (any non-string must be one)."""
     if isinstance(task, str):
         return task
-    # A non-string can only be a built Task, which means torch and the task code are loaded already.
+    # A non-string can only be a built Task, so torch is loaded already when this runs.
+    # lazy: the task code brings torch, and quant_envs imports this module without it
     from quant_envs.mixed_precision.tasks import Task
 
     if not isinstance(task, Task):

@@ -24,6 +24,7 @@ from quant_envs.mixed_precision.problem import (
     haq_final_action_wall,
     shared_problem,
 )
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 
 class MixedPrecisionEnv(QuantEnv[Observation, Action]):
@@ -309,8 +310,6 @@ class MixedPrecisionEnv(QuantEnv[Observation, Action]):
         return "\n".join(lines) + "\n"
 
     def _render_rgb_array(self) -> np.ndarray:
-        from quant_envs.rendering import figure_to_rgb, new_figure
-
         rows = self._rows()
         x = np.arange(len(rows))
         w = [r[3] if r[3] != "-" else 0 for r in rows]

@@ -25,12 +25,16 @@ from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import Action
 from quant_envs.mixed_precision.config import DEFAULTS_V0
+from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.features import Observation
+from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+from quant_envs.mixed_precision.tables.costs import equal_width_costs
+from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.registry import load_table
 
-if TYPE_CHECKING:  # imported when first needed: the live environment brings torch
-    from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem, PartialPolicy
-    from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+if TYPE_CHECKING:
+    from quant_envs.mixed_precision.problem import PartialPolicy
     from quant_envs.mixed_precision.tables.problem import TableProblem
 
 HARDWARE_ORDERS = ("draw", "cycle")
@@ -64,7 +68,6 @@ def _unit(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
 def hardware_descriptor(accelerator: hw_sim.Accelerator, table: hw_sim.CostTable, metric: str,
                         budget: float, groups: Sequence[str] = DESCRIPTOR_GROUPS) -> np.ndarray:
     """[layers, D] hardware features, all in [0, 1] (D = ``2 * len(bits) + 10``):
-
     * ``layer_cost`` (len(bits)): the layer's ``metric`` cost at each width (w = a) / at the widest;
     * ``peak`` (len(bits)): ``(log10(peak MAC/s) - 9) / 6`` at each width (w = a), from the compute
       time of a 4096^3 GEMM at the accelerator's batch (1e9 .. 1e15 MAC/s);
@@ -249,8 +252,6 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
                  eval_seed: int = DEFAULTS_V0.eval_seed, cache_size: int = DEFAULTS_V0.cache_size,
                  task_kwargs: dict[str, Any] | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  max_devices: int = 256, render_mode: str | None = None) -> None:
-        from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-
         self.hardware = _check_hardware(hardware)
         self.hardware_order = check_choice("hardware_order", hardware_order, HARDWARE_ORDERS)
         self._set_render_mode(render_mode)
@@ -272,9 +273,6 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
         self._inner_kwargs: dict[str, Any] = dict(invalid_action=invalid_action, reward_scale=reward_scale,
                                                   render_mode=render_mode)
         if table is not None:
-            from quant_envs.mixed_precision.tables.policy_table import PolicyTable
-            from quant_envs.mixed_precision.tables.registry import load_table
-
             self._table = table if isinstance(table, PolicyTable) else load_table(table)
             shapes = self._table.meta.get("hw_layer_shapes")
             if shapes is None:
@@ -347,12 +345,8 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
     def _inner_env(self, acc: hw_sim.Accelerator, costs: hw_sim.CostTable,
                    budget: float) -> MixedPrecisionEnv | MixedPrecisionTableEnv:
         if self.table is None:
-            from quant_envs.mixed_precision.env import MixedPrecisionEnv
-
             return MixedPrecisionEnv(hardware=acc, budget_metric=self.budget_metric, budget=budget,
                                      **self._inner_kwargs)
-        from quant_envs.mixed_precision.tables.costs import equal_width_costs
-        from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 
         own = equal_width_costs(costs)
         table = dataclasses.replace(self._table, costs={acc.name: own}, default_hardware=acc.name)

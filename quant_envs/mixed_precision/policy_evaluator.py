@@ -90,6 +90,7 @@ class PolicyEvaluator:
     def from_config(cls, config: ProblemConfig) -> PolicyEvaluator:
         """The task of ``config`` (a name is built, and trained once and cached on disk, by
         ``make_task``) and its quantizable layers."""
+        # lazy: the task and its layer shapes bring torch; this module (and the problem's) import without it
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import make_task
 
@@ -114,6 +115,7 @@ class PolicyEvaluator:
     def fake_quant_model(self) -> FakeQuantModel:
         """The task's model wrapped for fake quantization (built once, shared between evaluations)."""
         if self._fq is None:
+            # lazy: fake quantization is torch (see from_config)
             from quant_envs.mixed_precision.quantize import FakeQuantModel
 
             self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],

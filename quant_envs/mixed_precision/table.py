@@ -23,5 +23,6 @@ from quant_envs.mixed_precision.tables.registry import TABLES, load_table, regis
 __all__ = ["DATA_DIR", "LAYER_COLUMNS", "TABLES", "PolicyTable", "TableLayer", "equal_width_costs",
            "hw_sim_costs", "load_npz", "load_table", "register_table", "save_table"]
 
-warnings.warn("quant_envs.mixed_precision.table is deprecated; import quant_envs.mixed_precision.tables "
-              "(policy_table, costs, npz, registry)", DeprecationWarning, stacklevel=2)
+warnings.warn("quant_envs.mixed_precision.table is deprecated; import "
+              "quant_envs.mixed_precision.tables (policy_table, costs, npz, registry)",
+              DeprecationWarning, stacklevel=2)

@@ -1,14 +1,21 @@
-"""Deprecated alias of :mod:`quant_envs.mixed_precision.tables.reference` (a table's exact optimum); import from there.
+"""Deprecated alias of :mod:`quant_envs.mixed_precision.tables.reference` (a table's exact optimum);
+import from there.
 
-Importing ``quant_envs.mixed_precision.table_reference`` gives that module itself (``sys.modules`` holds it under both
-names), so every name, private ones included, and every monkeypatch reach the same objects.
+Importing ``quant_envs.mixed_precision.table_reference`` gives that module itself (``sys.modules``
+holds it under both names), so every name, private ones included, and every monkeypatch reach the
+same objects.
 """
 
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 from quant_envs.mixed_precision.tables import reference as _new
 
-warnings.warn("quant_envs.mixed_precision.table_reference is deprecated; import quant_envs.mixed_precision.tables.reference",
+if TYPE_CHECKING:  # what type checkers see; at run time this name is that module itself
+    from quant_envs.mixed_precision.tables.reference import *  # noqa: F403
+
+warnings.warn("quant_envs.mixed_precision.table_reference is deprecated; "
+              "import quant_envs.mixed_precision.tables.reference",
               DeprecationWarning, stacklevel=2)
 sys.modules[__name__] = _new

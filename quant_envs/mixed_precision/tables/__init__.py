@@ -13,7 +13,7 @@ Modules, each depending only on those above it:
 * :mod:`.reference`: a table's exact optimum; :mod:`.problem`: a table as a problem;
   :mod:`.env`: ``quant_envs/MixedPrecisionTable-v0``; :mod:`.regret`: regret curves.
 
-Nothing is imported here, so that reading a table does not import torch.
+Only :data:`DATA_DIR` is defined here: importing one module does not import the others.
 """
 
 from pathlib import Path

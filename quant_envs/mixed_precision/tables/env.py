@@ -17,6 +17,7 @@ from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import PartialPolicy
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 from quant_envs.mixed_precision.tables.problem import TableEvaluation, TableProblem
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 
 class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
@@ -28,7 +29,6 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
     the reward looked up instead of retrained, so an episode costs microseconds and a search can be
     scored against the table's **exact optimum** at the budget (its *regret*). Registered tables
     (``quant_envs.mixed_precision.tables.registry.TABLES``; any ``.npz`` in the generic format works too):
-
     * ``"hawq-resnet18"`` (default), ``"hawq-resnet50"``: HAWQ-V3's published ImageNet data
       (Hessian traces, quantization errors, sizes, BOPs, measured T4 latencies; ICML 2021,
       github.com/Zhen-Dong/HAWQ ``ILP.ipynb``); widths {4, 8}; 16 and 48 decision units (HAWQ's
@@ -199,8 +199,6 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
         return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
 
     def _render_rgb_array(self) -> np.ndarray:
-        from quant_envs.rendering import figure_to_rgb, new_figure
-
         x = np.arange(self.num_layers)
         fig = new_figure()
         ax = fig.add_subplot()

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from quant_envs.rendering import new_figure, save_figure
+
 #: The evaluation counts the benchmark reports.
 CHECKPOINTS = (10, 30, 100, 300, 1000)
 
@@ -109,8 +111,6 @@ def plot_regret(curves: Mapping[str, np.ndarray], path: str | os.PathLike[str], 
                 title: str = "", level: float = 0.95) -> Path:
     """Mean best-so-far regret vs evaluations per method (log x), with the ``level`` CI band; saved
     atomically to ``path`` (format from its extension)."""
-    from quant_envs.rendering import new_figure, save_figure
-
     fig = new_figure()
     ax = fig.add_subplot()
     for name, c in curves.items():
