@@ -319,7 +319,7 @@ def _haq_final_action_wall(strategy: list[list[int]], lookup: np.ndarray, target
 
 @pytest.mark.parametrize("keep_first_last", [False, True])
 def test_haq_rule_matches_a_transcription_of_haqs_final_action_wall(keep_first_last: bool) -> None:
-    # digits-mbnet (10 layers), as in the issue that found the old first-to-last rule wrong.
+    # digits-mbnet (10 layers), where the old first-to-last rule was found wrong.
     p = MixedPrecisionEnv(task="digits-mbnet", finetune_steps=0, budget_fraction=0.3,
                           keep_first_last_8bit=keep_first_last).problem
     lookup = np.zeros((p.num_layers, 8, 8))

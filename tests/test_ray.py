@@ -94,6 +94,23 @@ def test_compare_on_ray_writes_the_same_records_as_local(tmp_path: Path) -> None
     assert (tmp_path / "ray" / "runs.csv").read_text().splitlines()[0] == (tmp_path / "local" / "runs.csv").read_text().splitlines()[0]
 
 
+def test_compare_on_ray_for_another_problem_matches_local(tmp_path: Path) -> None:
+    """CVT (E/E*) through the same Ray backend: the same objective records as the serial backend."""
+    from agents.comparison import compare
+
+    kw = dict(env_id="quant_envs/CVT1D-v1", env_kwargs={"k": 3}, agents=["ppo"], baselines=["lloyd", "lbfgs"],
+              seeds=1, max_evaluations=2, timesteps=64)
+    on_ray = compare(out=tmp_path / "ray", backend="ray", jobs=2, **kw)
+    local = compare(out=tmp_path / "local", **kw)
+    assert [r.status for r in on_ray["runs"]] == ["ok"] * 3
+    for a, b in zip(on_ray["runs"], local["runs"]):
+        assert (a.method, a.seed, a.unit, a.solution) == (b.method, b.seed, b.unit, b.solution)
+        assert a.objective == pytest.approx(b.objective, rel=1e-9)
+    header = (tmp_path / "ray" / "runs.csv").read_text().splitlines()[0]
+    assert header == (tmp_path / "local" / "runs.csv").read_text().splitlines()[0]
+    assert header.startswith("method,kind,seed,status,objective,unit")
+
+
 #: A 4-trial study (2 baselines x 2 seeds) of a few seconds per trial, run through train.py compare.
 STUDY = ["compare", "--env", "quant_envs/MixedPrecision-v0", "--agents", "--baselines", "uniform", "random",
          "--seeds", "2", "--max-evaluations", "3", "--env-kwargs", "task=digits-cnn", "finetune_steps=0",
@@ -128,7 +145,7 @@ def test_study_killed_mid_run_and_resumed_gives_the_table_of_one_left_alone(tmp_
 
     repo = Path(__file__).resolve().parents[1]
     killed = tmp_path / "killed"
-    # a driver of its own on this module's Ray instance (RAY_ADDRESS: a cluster, as the README shows)
+    # a driver of its own on this module's Ray instance (RAY_ADDRESS: a cluster, as docs/scale-out.md shows)
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     proc = subprocess.Popen([sys.executable, str(repo / "train.py"), *STUDY, "--out", str(killed)],
                             cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL,

@@ -108,7 +108,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
 
 
 def test_resume_after_a_kill_ends_bit_identical_to_an_uninterrupted_run(tmp_path: Path, capsys) -> None:
-    """The issue-17 guarantee, quick variant: maskable_ppo killed mid-rollout, resumed, compared with an
+    """The exact-resume guarantee, quick variant: maskable_ppo killed mid-rollout, resumed, compared with an
     uninterrupted run of the same seed: same weights and optimiser state, evaluations.csv, best policy.
     Only the killed run is a subprocess; share_problem=false keeps this process's runs independent."""
     import train
@@ -265,9 +265,11 @@ def test_compare_end_to_end(tmp_path: Path) -> None:
     assert (out / "results.md").read_text() == table
 
 
-def test_compare_rejects_other_problems(tmp_path: Path) -> None:
-    proc = run_train("compare", "--env", "quant_envs/CVT1D-v0", "--out", str(tmp_path))
-    assert proc.returncode == 2 and "compare supports" in proc.stderr
+def test_compare_rejects_an_unknown_id_in_one_line(tmp_path: Path) -> None:
+    proc = run_train("compare", "--env", "quant_envs/Nope-v0", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("train.py: error: ") and "not a registered environment" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------------------ agents

@@ -105,9 +105,11 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
 
     ## Version History
 
-    * v0: initial release. 2026-12-06: ``info["table_digest"]`` added; the digits-cnn and
-      mnist1d-small tables regenerated with their float network shipped (their scores changed;
-      digests ``370d5dc2199885ca`` and ``fa0679c68315d28b``; before: ``4cbf513bfcac416d``, ``8af5590dd67552a5``).
+    * v0: initial release. Changed since without a new id: ``info["table_digest"]`` names the
+      table's version, and the digits-cnn and mnist1d-small tables were regenerated with their
+      float network shipped, which changed their scores: digests ``370d5dc2199885ca`` and
+      ``fa0679c68315d28b`` (before: ``4cbf513bfcac416d`` and ``8af5590dd67552a5``); a result
+      saved on an older version does not replay (``train.py validate`` says so).
     """
 
     observation_space: spaces.Box[np.float32]
