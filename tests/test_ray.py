@@ -79,6 +79,21 @@ def test_rllib_plain_ppo_on_a_box_environment() -> None:
     assert env_steps(results[-1]) >= 256
 
 
+#: One id per problem, each with what RLlib refuses raw: 2-D Box observations and actions (CVT2D-v1,
+#: FeelAllocation-v2), a Box action (SplineCompander-v1), masked Discrete actions (the table).
+RLLIB_ONE_PER_PROBLEM = ["quant_envs/CVT2D-v1", "quant_envs/FeelAllocation-v2", "quant_envs/SplineCompander-v1",
+                         "quant_envs/MixedPrecisionTable-v0"]
+
+
+@pytest.mark.parametrize("env_id", RLLIB_ONE_PER_PROBLEM)
+def test_rllib_ppo_one_iteration_per_problem(env_id: str) -> None:
+    """PPO through ``python -m agents.rllib``'s code path: one iteration samples a full batch."""
+    from agents.rllib import env_steps, train_rllib
+
+    results = train_rllib(env_id, iterations=1, seed=0)
+    assert env_steps(results[-1]) >= 256  # ppo_config's train_batch_size
+
+
 def test_compare_on_ray_writes_the_same_records_as_local(tmp_path: Path) -> None:
     """A two-trial Ray Tune study through train.py's compare: same runs.csv columns and values as locally."""
     from agents.comparison import compare

@@ -46,6 +46,11 @@ def test_train_end_to_end_writes_every_promised_output(tmp_path: Path) -> None:
     best = summary["best"]
     assert best["accuracy"] == max(float(r["accuracy"]) for r in rows)
     assert best["budget_used"] <= 1 + 1e-9 and len(best["policy"]) == 4
+    # the wall time stays out of info (determinism) but is recorded, from env.last_eval_time_s:
+    # > 0 where the policy was retrained, 0 where the shared cache answered (a repeat of a policy)
+    times = [float(r["eval_time_s"]) for r in rows]
+    assert all(t >= 0 for t in times) and any(t > 0 for t in times)
+    assert all(t == 0 for t, r in zip(times, rows) if r["cached"] == "True")
     assert 0 <= summary["best_test_accuracy"] <= 1
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(out) in proc.stdout

@@ -44,7 +44,7 @@ class FeelAllocationV2Env(FeelAllocationV1Env):
     observation and action have one row per device (devices are interchangeable: permuting the
     rows of the observation permutes the devices, and the same permutation of the action rows
     gives the same allocation), so a permutation-equivariant policy
-    (``agents.cvt_policy:PerGeneratorPolicy``, also ``PerRowPolicy``) can learn one rule. The
+    (``agents.cvt_policy.PerGeneratorPolicy``, also ``PerRowPolicy``) can learn one rule. The
     shares are a softmax over the devices, so a rule that sees only its own row still yields a
     valid allocation of the whole band.
 

@@ -13,6 +13,7 @@ from quant_envs.base import QuantEnv
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
+from quant_envs.mixed_precision.asked import AskedBefore
 from quant_envs.mixed_precision.config import DEFAULTS_V1, ProblemConfig
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import (
@@ -73,8 +74,14 @@ class MixedPrecisionEnv(QuantEnv[Observation, Action]):
     retraining (0 = post-training quantization) and ``float_accuracy`` that of the float network.
     With the default ``reward_scale=0.1`` (HAQ's), one accuracy point is worth 0.1. ``info`` of the
     last step holds the policy, accuracy, float accuracy, latency (s), energy (J), size (bytes), their
-    fractions of the all-8-bit costs, ``budget_used``, the evaluation time and whether the result
-    came from the cache (the same policy is never retrained twice).
+    fractions of the all-8-bit costs, ``budget_used``, the fidelity (``finetune_steps``, ``split``)
+    and ``cached``: True when this environment instance asked for the same policy at the same
+    fidelity before (among its last ``cache_size`` distinct policies), so the answer is not a new
+    reward evaluation. ``info`` depends only on this instance's own history: an evaluation cache
+    shared with other instances (``share_problem``) never retrains a policy twice, but does not
+    show in ``info``; neither does wall-clock time (the last evaluation's wall time is the
+    attribute ``last_eval_time_s``, 0.0 when a shared cache answered; ``train.py`` records it in
+    ``evaluations.csv``).
 
     ## Starting State
 
@@ -120,6 +127,12 @@ class MixedPrecisionEnv(QuantEnv[Observation, Action]):
 
     ## Version History
 
+    In every version: ``info`` is a function of the instance's own history (Gymnasium's strict
+    determinism check passes): ``info["cached"]`` says whether this instance asked for the policy
+    before, no longer whether a cache shared with other instances held it, and the wall-clock
+    ``info["eval_time_s"]`` is gone (see ``last_eval_time_s``). Observations and rewards are
+    unchanged, so no version was bumped.
+
     * v1: default task MNIST-1D (``mnist1d-cnn``) with its retraining recipe
       (``tasks.MNIST1D_FINETUNE``), default budget leaving >= 1000 feasible policies on every
       task, profile and metric (``problem.DEFAULT_MIN_FEASIBLE``); ``budget_fraction`` is of the all-8-bit cost even
@@ -164,6 +177,9 @@ class MixedPrecisionEnv(QuantEnv[Observation, Action]):
             eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
             task_kwargs=task_kwargs, cache_dir=cache_dir)
         make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
+        self._asked = AskedBefore(self.config.cache_size)  # info["cached"]: this instance's own history
+        #: wall time (s) of the last episode's evaluation (0.0 if a shared cache answered); not in info
+        self.last_eval_time_s = 0.0
         self.problem: MixedPrecisionProblem = make_problem(**self.config.as_kwargs())
         p = self.problem
         self.bits = p.bits
@@ -273,8 +289,17 @@ class MixedPrecisionEnv(QuantEnv[Observation, Action]):
             evaluation = self.problem.evaluate(policy)
             self._last_evaluation = evaluation
             reward = self.reward_scale * 100.0 * (evaluation.accuracy - evaluation.float_accuracy)
-            info.update(evaluation.as_dict())
+            info.update(self._evaluation_info(evaluation))
         return self._observation(), float(reward), terminated, False, info
+
+    def _evaluation_info(self, evaluation: Evaluation) -> dict[str, Any]:
+        """The last step's ``info`` entries: ``evaluation``'s fields, ``cached`` from this instance's
+        own history and no wall-clock time (kept as ``last_eval_time_s``)."""
+        self.last_eval_time_s = evaluation.eval_time_s  # the problem's: 0.0 for a cache hit
+        out = evaluation.as_dict()
+        del out["eval_time_s"]
+        out["cached"] = self._asked.seen((evaluation.policy, evaluation.finetune_steps, evaluation.split))
+        return out
 
     def _finalise_policy(self) -> Policy:
         return tuple((self.bits[w], self.bits[a]) for w, a in zip(self._w_idx, self._a_idx))
@@ -373,6 +398,9 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
     ``budget_enforcement``: "mask" (default) or "haq".
 
     ## Version History
+
+    In every version, as ``MixedPrecision-v1``: ``info["cached"]`` is this instance's own history
+    and ``info`` holds no wall-clock time (``eval_time_s`` is gone; see ``last_eval_time_s``).
 
     * v1: defaults of ``MixedPrecision-v1`` (MNIST-1D task, per-profile budgets, the task's
       retraining recipe).
