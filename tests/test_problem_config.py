@@ -38,6 +38,8 @@ from quant_envs.mixed_precision.config import (
     ({"task_kwargs": [("a", 1)]}, TypeError, "task_kwargs="),
     ({"cache_dir": 5}, TypeError, "cache_dir="),
     ({"task": 7}, TypeError, "task="),
+    ({"device": "gpu"}, ValueError, "device='gpu' is not allowed"),
+    ({"device": 0}, TypeError, "device=0 must be a string"),
 ])
 def test_bad_values_name_the_argument(kwargs, error, names):
     with pytest.raises(error, match=names):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -70,6 +71,20 @@ def check_hardware(hardware: Any) -> Any:
     return hw_sim.get_accelerator(hardware)
 
 
+def _check_device_name(device: Any) -> None:
+    """``device`` names a CPU or CUDA device ("cpu", "cuda", "cuda:N" or a ``torch.device``).
+
+    Only its form is checked here, without torch; whether this machine has it is checked by
+    ``evaluator.check_device`` when the problem is built (torch is loaded then), before any training.
+    """
+    if isinstance(device, str):
+        if re.fullmatch(r"cpu|cuda(:\d+)?", device) is None:
+            raise ValueError(f"device={device!r} is not allowed; expected 'cpu', 'cuda' or 'cuda:N'")
+    elif type(device).__name__ != "device":  # a torch.device, without importing torch to ask
+        raise TypeError(f"device={device!r} must be a string such as 'cpu' or 'cuda:0', or a torch.device; "
+                        f"got {type(device).__name__}")
+
+
 def _check_task(task: Any) -> Any:
     """A task name (built by the problem) or a built ``Task`` (any non-string must be one)."""
     if isinstance(task, str):
@@ -107,6 +122,7 @@ class ProblemConfig:
     batch: int | None = None
     task_kwargs: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)  # kept as a dict
     cache_dir: str | os.PathLike[str] | None = None
+    device: Any = "cpu"
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -124,6 +140,7 @@ class ProblemConfig:
         if self.keep_first_last_8bit and 8 not in self.bits:
             raise ValueError(f"keep_first_last_8bit=True needs 8 among bits, got bits={list(self.bits)}")
         check_hardware(self.hardware)
+        _check_device_name(self.device)
         # budget wins over budget_fraction (which is then unused), as the problem documents
         if self.budget is not None:
             put("budget", check_float("budget", self.budget, min_value=0.0, min_inclusive=False))

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from quant_envs.mixed_precision.evaluator import check_device
+
 if TYPE_CHECKING:  # torch is imported when an evaluator is built, not with this module
     import torch
 
@@ -75,15 +77,17 @@ class PolicyEvaluator:
         finetune_steps: default retraining mini-batches (None: the task's recipe).
         eval_seed: seeds the retraining (batch order), so an accuracy is a function of the policy.
         cache_size: evaluations kept in :attr:`cache`.
+        device: where policies are retrained and scored (a ``torch.device``; default the CPU).
     """
 
     def __init__(self, task: Task, layers: Sequence[QuantLayer], finetune_steps: int | None = None,
-                 eval_seed: int = 0, cache_size: int = 4096) -> None:
+                 eval_seed: int = 0, cache_size: int = 4096, device: Any = "cpu") -> None:
         self.task = task
         self.layers = list(layers)
         self.finetune_steps = int(task.finetune_steps if finetune_steps is None else finetune_steps)
         self.eval_seed = eval_seed
         self.cache = EvaluationCache(cache_size)
+        self.device = check_device(device)
         self._fq: FakeQuantModel | None = None
 
     @classmethod
@@ -94,6 +98,7 @@ class PolicyEvaluator:
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import make_task
 
+        device = check_device(config.device)  # before the task: an absent GPU must not cost a training
         if isinstance(config.task, str):
             kwargs = dict(config.task_kwargs or {})
             if config.cache_dir is not None:
@@ -102,7 +107,7 @@ class PolicyEvaluator:
         else:
             task = config.task
         layers = quantizable_layers(task.model, task.example_input())
-        return cls(task, layers, config.finetune_steps, config.eval_seed, config.cache_size)
+        return cls(task, layers, config.finetune_steps, config.eval_seed, config.cache_size, device)
 
     def float_weight(self, i: int) -> torch.Tensor:
         """Layer ``i``'s float weight (detached)."""
@@ -119,7 +124,7 @@ class PolicyEvaluator:
             from quant_envs.mixed_precision.quantize import FakeQuantModel
 
             self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],
-                                      self.task.calibration_inputs())
+                                      self.task.calibration_inputs()).to(self.device)
         return self._fq
 
     def quantized_model(self, policy: Policy, finetune_steps: int, seed: int) -> Any:

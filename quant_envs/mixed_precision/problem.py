@@ -34,6 +34,7 @@ import numpy as np
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
 from hw_sim.metrics import UNITS as METRIC_UNITS  # noqa: F401  (re-exported)
 from quant_envs.checks import check_choice, check_int
+from quant_envs.mixed_precision import evaluator
 from quant_envs.mixed_precision.config import (  # noqa: F401  (re-exported)
     DEFAULTS_V1,
     EVAL_SPLITS,
@@ -130,6 +131,10 @@ class MixedPrecisionProblem(FeasibilityModel):
             ``default_batch``: 16 for ``bismo-cloud`` as in HAQ, 1 for ``bismo-edge``).
         task_kwargs: extra arguments for ``make_task``.
         cache_dir: where trained float models are cached (see ``model_cache``).
+        device: where policies are retrained and scored ("cpu", default; "cuda" or "cuda:N"): the
+            float model, calibration and data stay on the CPU, batches move to the device. The
+            fake quantizers equal torch's ops bit for bit on either; retraining on a GPU gives
+            other (not bit-identical) accuracies than on the CPU, as any GPU training does.
     """
 
     #: the quantizable layers in execution order (``QuantLayer``; a table's units are ``TableLayer``)
@@ -151,13 +156,14 @@ class MixedPrecisionProblem(FeasibilityModel):
         batch: int | None = DEFAULTS_V1.batch,
         task_kwargs: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = DEFAULTS_V1.cache_dir,
+        device: Any = DEFAULTS_V1.device,
     ) -> None:
         # Checked before the task is built: a bad argument must not cost a float model's training.
         self._build(ProblemConfig(
             task=task, hardware=hardware, bits=bits, budget_metric=budget_metric, budget_fraction=budget_fraction,
             budget=budget, finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
             eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
-            task_kwargs=task_kwargs, cache_dir=cache_dir))
+            task_kwargs=task_kwargs, cache_dir=cache_dir, device=device))
 
     @classmethod
     def from_config(cls, config: ProblemConfig) -> MixedPrecisionProblem:
@@ -184,6 +190,7 @@ class MixedPrecisionProblem(FeasibilityModel):
         self._task = self.evaluator.task
         self.finetune_steps = self.evaluator.finetune_steps
         self.layers = self.evaluator.layers
+        self.device = self.evaluator.device
         self.num_layers = len(self.layers)
         # costs, budget and masks: the torch-free model of the layers' shapes (checks the budget)
         self.cost_model = CostModel([layer.shape for layer in self.layers], config)
@@ -246,20 +253,42 @@ class MixedPrecisionProblem(FeasibilityModel):
         key = (pol, steps, split)
         hit = self._recall(key)
         if hit is not None:
-            return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
+            return self._cached_copy(hit)
         start = time.perf_counter()
         acc = self.evaluator.accuracy(pol, steps, split)
-        elapsed = time.perf_counter() - start
+        return self._remember(key, self._evaluation(pol, steps, split, acc, time.perf_counter() - start))
+
+    def evaluate_many(self, policies: Sequence[Sequence[Sequence[int]]], finetune_steps: int | None = None,
+                      split: str | None = None) -> list[Evaluation]:
+        """``[self.evaluate(p, finetune_steps, split) for p in policies]``: the same records
+        (see :func:`~quant_envs.mixed_precision.evaluator.evaluate_many`)."""
+        if type(self).evaluate is not MixedPrecisionProblem.evaluate:  # scored otherwise (a table's look-ups)
+            return [self.evaluate(p, finetune_steps, split) for p in policies]
+        return evaluator.evaluate_many(self, policies, finetune_steps, split)
+
+    def evaluate_splits(self, policies: Sequence[Sequence[Sequence[int]]], splits: Sequence[str],
+                        finetune_steps: int | None = None) -> list[dict[str, Evaluation]]:
+        """Per policy, ``{split: Evaluation}`` from one retraining
+        (see :func:`~quant_envs.mixed_precision.evaluator.evaluate_splits`)."""
+        if type(self).evaluate is not MixedPrecisionProblem.evaluate:  # scored otherwise (a table's look-ups)
+            return [{s: self.evaluate(p, finetune_steps, s) for s in splits} for p in policies]
+        return evaluator.evaluate_splits(self, policies, splits, finetune_steps)
+
+    def _cached_copy(self, hit: Evaluation) -> Evaluation:
+        """What a cache hit returns: the cached record marked as cached."""
+        return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
+
+    def _evaluation(self, pol: Policy, steps: int, split: str, accuracy: float, elapsed: float) -> Evaluation:
+        """The record of ``pol`` scored ``accuracy`` on ``split`` (costs and budget use added)."""
         costs = self.cost(pol)
         frac = self.budget_fractions(costs)
-        result = Evaluation(
-            policy=pol, accuracy=acc, float_accuracy=self.float_accuracy(split),
+        return Evaluation(
+            policy=pol, accuracy=accuracy, float_accuracy=self.float_accuracy(split),
             budget_metric=self.budget_metric, budget=self.budget,
             budget_used=costs[self.budget_metric] / self.budget,
             **metric_fields(costs, frac),  # latency_s=, ..., latency_fraction=, ...
             finetune_steps=steps, split=split, eval_time_s=elapsed, cached=False,
         )
-        return self._remember(key, result)
 
     # ------------------------------------------------- the evaluation cache (the evaluator's)
     #: the cache and counters (a TableProblem has its own, for its look-ups)

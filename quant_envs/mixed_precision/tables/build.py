@@ -75,13 +75,19 @@ def _init_worker(config: dict[str, Any]) -> None:
 def evaluate_policy(problem: Any, widths: Sequence[int]) -> tuple[float, float]:
     """(validation, test) accuracy of one retraining of ``widths`` (one width per layer), as
     ``MixedPrecisionProblem.evaluate`` computes the validation one."""
-    model = problem.quantized_model(tuple((int(b), int(b)) for b in widths))
-    return problem.task.evaluate(model, "val"), problem.task.evaluate(model, "test")
+    return evaluate_policies(problem, [widths])[0]
+
+
+def evaluate_policies(problem: Any, widths: Sequence[Sequence[int]]) -> list[tuple[float, float]]:
+    """(validation, test) accuracy of each of ``widths`` (one width per layer each), one retraining
+    per policy (``MixedPrecisionProblem.evaluate_splits``, i.e. ``evaluate_many``'s path)."""
+    policies = [tuple((int(b), int(b)) for b in w) for w in widths]
+    return [(r["val"].accuracy, r["test"].accuracy) for r in problem.evaluate_splits(policies, ("val", "test"))]
 
 
 def _run_chunk(job: tuple[int, list[tuple[int, ...]], str]) -> tuple[int, int]:
     k, policies, path = job
-    out = np.array([evaluate_policy(_PROBLEM, p) for p in policies])
+    out = np.array(evaluate_policies(_PROBLEM, policies))
     with atomic_path(path) as tmp:
         np.save(tmp, out)
     return k, len(policies)
