@@ -71,11 +71,11 @@ def check_resume(chunk_paths: Iterable[str | Path], allow_mixed: bool) -> None:
 
 def _ranges(ks: list[int]) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
-    out, start = [], ks[0]
-    for a, b in zip(ks, [*ks[1:], None]):
-        if b != a + 1:
-            out.append(f"{start}-{a}" if a != start else f"{a}")
-            start = b
+    out, start = [], 0
+    for i, a in enumerate(ks):
+        if i + 1 == len(ks) or ks[i + 1] != a + 1:
+            out.append(f"{ks[start]}-{a}" if a != ks[start] else f"{a}")
+            start = i + 1
     return ",".join(out)
 
 
