@@ -19,7 +19,7 @@ also the true regret (table units) of each surrogate's optimum at the table's de
 Discrimination (calibration only): for each instance (the table's default instance, and its
 default hardware with each budget metric at budget levels 0.1, 0.25 and 0.5), random search's regret after ``--evaluations`` distinct
 uniform feasible policies over ``--seeds`` seeds, and how many seeds reach regret 0. Where the mean
-is ~0 the instance does not separate methods.
+is below the retraining noise the instance does not separate methods (it is saturated).
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ from quant_envs.mixed_precision.tables.surrogate_optimum import enumerate_optimu
 TAU_TARGET = 0.85
 #: Budget levels of the instances (HAWQ-V3's: narrowest + level * (widest - narrowest); always feasible).
 LEVELS = (0.1, 0.25, 0.5)
-#: Mean random-search regret (score units x scale) below which an instance is called saturated.
-DISCRIMINATES = 0.05
 
 
 def fits(idx_tr, y_tr, bits, seed):
@@ -82,6 +80,7 @@ def random_search_regret(problem: TableProblem, evaluations: int, seeds: int) ->
 
 
 def calibrate(table_name: str, fractions: list[float], noise: float, seed: int, seeds: int, evaluations: int) -> None:
+    """Fidelity of both families fitted on a fraction of an exhaustive table; random search per instance."""
     t = load_table(table_name)
     nb, n = len(t.bits), t.num_units
     idx = np.stack(np.unravel_index(np.arange(nb ** n), (nb,) * n), axis=-1)
@@ -106,7 +105,8 @@ def calibrate(table_name: str, fractions: list[float], noise: float, seed: int, 
     for label, kw in instances:
         p = TableProblem(t, hardware=default.hardware, **kw)
         mean, worst, zero, feas = random_search_regret(p, evaluations, seeds)
-        verdict = "does NOT discriminate" if mean < DISCRIMINATES else "discriminates"
+        # a mean regret below the retraining noise: a method's lead over random search is within noise
+        verdict = "does NOT discriminate" if mean < noise else "discriminates"
         print(f"  {default.hardware} {p.budget_metric:<8} {label:<11} {feas:>6} feasible: mean {mean:.3f}, "
               f"max {worst:.3f}, {zero}/{seeds} seeds at 0 -> {verdict}")
 
