@@ -98,6 +98,25 @@ def evaluate_policies(problem: Any, policies: Sequence[Sequence[int]]) -> np.nda
     return np.array([evaluate_policy(problem, p) for p in policies], dtype=float)
 
 
+def measure_eval_cpu_s(problem: Any, count: int = 12, seed: int = 0) -> float:
+    """Mean CPU seconds (process time, one torch thread) of one live evaluation of the problem's
+    reward (``MixedPrecisionProblem.evaluate``: a retraining and a validation pass) over ``count``
+    random policies: what the table environment reports as one evaluation's cost at its fidelity."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rng = np.random.default_rng(seed)
+        bits = list(problem.bits)
+        policies = [[(b, b) for b in rng.choice(bits, problem.num_layers).tolist()] for _ in range(count + 1)]
+        problem.evaluate(policies[0])  # warm-up (first-call allocations)
+        start = time.process_time()
+        for pol in policies[1:]:
+            problem.evaluate(pol)
+        return (time.process_time() - start) / count
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _run_chunk(job: tuple[int, list[tuple[int, ...]], str, bool]) -> tuple[int, int]:
     k, policies, path, allow_mixed = job
     write_chunk(path, evaluate_policies(_PROBLEM, policies), allow_mixed)
@@ -115,7 +134,8 @@ def hw_layer_shapes(problem: Any) -> list[dict[str, Any]]:
 
 
 def build_table(config: dict[str, Any], results: np.ndarray, name: str, command: str,
-                wall_s: float, chunk_paths: Sequence[str | Path] = ()) -> PolicyTable:
+                wall_s: float, chunk_paths: Sequence[str | Path] = (), eval_cpu_s: float | None = None
+                ) -> PolicyTable:
     problem = _problem(config)
     bits = tuple(config["bits"])
     n = problem.num_layers
@@ -150,6 +170,8 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
             **numerics_meta(list(chunk_paths)), "machine": platform.machine(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
+            # one live evaluation's CPU seconds at this fidelity (tables.fidelity; the env's info)
+            "eval_cpu_s": eval_cpu_s,
             "weight_std": "std of the layer's float weights (as MixedPrecision-v0)",
         },
         float_state={k: v.detach().cpu().numpy().copy() for k, v in float_state.items()},
@@ -219,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = build_table({**config, "default_budget_fraction": args.default_budget_fraction}, results,
                         args.name or args.task,
                         " ".join(["python -m quant_envs.mixed_precision.tables.build", *map(str, argv or sys.argv[1:])]),
-                        wall, [c[2] for c in chunks])
+                        wall, [c[2] for c in chunks],
+                        measure_eval_cpu_s(_problem(config)))
     save_table(table, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(results)} policies)")
     return 0
