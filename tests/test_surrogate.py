@@ -87,3 +87,25 @@ def test_bad_arguments_name_themselves() -> None:
         policy_pairs(4, "ring")
     with pytest.raises(ValueError, match="kind='grid'"):
         milp_optimum(SurrogateTable.from_grid("g", BITS, 2, lambda q: q.sum(axis=1)), np.ones((2, 4)), 10.0)
+
+
+def test_fit_command_records_provenance(tmp_path) -> None:
+    from quant_envs.mixed_precision.tables.surrogate import main
+
+    truth = random_pairwise(3, units=5, pairs="adjacent")
+    _, idx = next(iter_grid(4, 5, 1 << 10))
+    held = np.zeros(len(idx), dtype=bool)
+    held[::10] = True
+    meta = {"generator": "test", "cpu_capability": "AVX2", "numerics_by_chunk": [{"chunks": "0"}]}
+    import json
+    np.savez(tmp_path / "s.npz", idx=idx.astype(np.int8), val_accuracy=truth.scores(idx), held_out=held,
+             bits=np.array(BITS), meta=np.array(json.dumps(meta)))
+    for family in ("pairwise", "trees"):
+        out = tmp_path / f"{family}.npz"
+        assert main(["--samples", str(tmp_path / "s.npz"), "--family", family, "--pairs", "adjacent",
+                     "--out", str(out)]) == 0
+        s = SurrogateTable.load(out)
+        assert s.meta["refit_command"].endswith(f"--family {family} --pairs adjacent --out {out}")
+        assert s.meta["training_size"] == int((~held).sum()) and s.meta["numerics"]["cpu_capability"] == "AVX2"
+        assert s.meta["fidelity"]["held_out"] == int(held.sum())
+        assert s.meta["fidelity"]["kendall_tau"] > (0.99 if family == "pairwise" else 0.6)

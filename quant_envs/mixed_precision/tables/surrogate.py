@@ -237,3 +237,62 @@ def fidelity(y_true: np.ndarray, y_pred: np.ndarray, scale: float = 100.0) -> di
     return {"kendall_tau": float(tau), "rmse": float(scale * np.sqrt(np.mean((y_true - y_pred) ** 2))),
             "top_decile_rmse": float(scale * np.sqrt(np.mean((y_true[top] - y_pred[top]) ** 2))),
             "held_out": int(len(y_true)), "top_decile": int(top.sum())}
+
+
+# ---------------------------------------------------------------------------------- command line
+def load_training_set(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A live set written by :mod:`~quant_envs.mixed_precision.tables.sample`: width indices,
+    validation accuracy, held-out mask, bits and meta (numerics per chunk, command)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {"idx": z["idx"].astype(int), "y": z["val_accuracy"].astype(float),
+                "held_out": z["held_out"].astype(bool), "bits": tuple(int(b) for b in z["bits"]),
+                "meta": json.loads(str(z["meta"]))}
+
+
+def fit_surrogate(data: dict[str, Any], family: str, pairs: str = "all", seed: int = 0, name: str = "surrogate",
+                  command: str = "") -> SurrogateTable:
+    """Fit ``family`` (:data:`FAMILIES`) on the training part of ``data`` and record its fidelity on
+    the held-out part, the training digest, the refit command and the data's numerics."""
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r} is not allowed; expected one of {list(FAMILIES)}")
+    idx, y, held, bits = data["idx"], data["y"], data["held_out"], data["bits"]
+    src = data.get("meta", {})
+    meta = {"refit_command": command, "training_sha256": training_digest(idx[~held], y[~held]),
+            "training_size": int((~held).sum()), "held_out_size": int(held.sum()),
+            "source": {k: src.get(k) for k in ("generator", "command", "task", "finetune_steps", "eval_seed",
+                                               "float_sha256", "data_sha256", "numerics_status")},
+            "numerics": {k: src.get(k) for k in ("torch", "cpu_capability", "cpu_model", "device")},
+            "numerics_by_chunk": src.get("numerics_by_chunk"), "seed": seed}
+    if family == "pairwise":
+        model = fit_pairwise(idx[~held], y[~held], bits, pairs=pairs, seed=seed, name=name, meta=meta)
+    else:
+        predict = fit_trees(idx[~held], y[~held], bits, seed=seed)
+        model = SurrogateTable.from_grid(name, bits, idx.shape[1], predict, meta={"family": "trees", **meta})
+    if held.any():
+        model.meta["fidelity"] = fidelity(y[held], model.scores(idx[held]))
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m quant_envs.mixed_precision.tables.surrogate",
+                                     description="Fit a surrogate table to a live training set (tables.sample).")
+    parser.add_argument("--samples", required=True, help="the .npz written by tables.sample")
+    parser.add_argument("--family", choices=FAMILIES, default="pairwise")
+    parser.add_argument("--pairs", choices=PAIR_MODES, default="all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="surrogate")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    command = " ".join(["python -m quant_envs.mixed_precision.tables.surrogate",
+                        *(argv if argv is not None else sys.argv[1:])])
+    model = fit_surrogate(load_training_set(args.samples), args.family, args.pairs, args.seed, args.name, command)
+    model.save(args.out)
+    print(json.dumps({"out": args.out, "digest": model.digest, "fidelity": model.meta.get("fidelity")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
