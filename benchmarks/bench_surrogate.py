@@ -50,7 +50,8 @@ def fits(idx_tr, y_tr, bits, seed):
     out = []
     for pairs in ("adjacent", "all"):
         model = fit_pairwise(idx_tr, y_tr, bits, pairs=pairs, seed=seed)
-        out.append((f"ridge-{pairs} (alpha {model.meta['ridge_alpha']:g})", model.scores, model))
+        alpha = model.meta["ridge_alpha"]
+        out.append((f"ridge-{pairs} ({alpha['unary']:g}/{alpha['pairs']:g})", model.scores, model))
     trees = fit_trees(idx_tr, y_tr, bits, seed=seed)
     out.append(("lightgbm", trees, None))
     return out
