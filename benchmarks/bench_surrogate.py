@@ -16,6 +16,11 @@ decile (<= 2x the retraining-seed noise, ``--noise`` 0.21 accuracy points: the f
 issue quotes from ``benchmarks/bench_reward_noise.py`` for mnist1d-cnn's recipe). For calibration,
 also the true regret (table units) of each surrogate's optimum at the table's default instance.
 
+Live check (``--live-check SURROGATE SAMPLES``): at every instance of ``--hardware`` (each budget
+metric at levels 0.1, 0.25, 0.5) the surrogate's exact optimum retrained live under 3 seeds must
+land within max(0.5, 2x noise) points of its surrogate value and be no worse than the best
+live-sampled feasible policy minus the noise (:mod:`quant_envs.mixed_precision.tables.surrogate_live`).
+
 Discrimination (calibration only): for each instance (the table's default instance, and its
 default hardware with each budget metric at budget levels 0.1, 0.25 and 0.5), random search's regret after ``--evaluations`` distinct
 uniform feasible policies over ``--seeds`` seeds, and how many seeds reach regret 0. Where the mean
@@ -37,7 +42,9 @@ from quant_envs.mixed_precision.tables.surrogate import (
     fidelity,
     fit_pairwise,
     fit_trees,
+    load_training_set,
 )
+from quant_envs.mixed_precision.tables.surrogate_live import live_check
 from quant_envs.mixed_precision.tables.surrogate_optimum import enumerate_optimum
 
 TAU_TARGET = 0.85
@@ -121,11 +128,29 @@ def live_set(path: str, noise: float, seed: int) -> None:
         report(name, fidelity(y[held], predict(idx[held])), noise)
 
 
+def live_checks(model_path: str, samples_path: str, hardware: str, noise: float) -> None:
+    """The surrogate's optimum at each instance retrained live under 3 seeds."""
+    model = SurrogateTable.load(model_path)
+    data = load_training_set(samples_path)
+    print(f"\n{model_path} ({model.meta.get('family')}, digest {model.digest}): optimum retrained live, 3 seeds; "
+          f"pass: within max(0.5, 2x noise) of its value and >= best sampled feasible - noise")
+    for metric in ("latency", "energy", "size"):
+        for level in LEVELS:
+            c = live_check(model, data, hardware, metric, level, noise=noise)
+            best = "n/a" if c.best_sampled is None else f"{c.best_sampled:.2f}"
+            print(f"  {hardware} {metric:<8} level {level:<5} {c.method:<11} surrogate {c.surrogate:.2f}  live "
+                  f"{np.mean(c.live):.2f} ({', '.join(f'{v:.2f}' for v in c.live)})  best sampled {best}  "
+                  f"{'ok' if c.close else 'FAR'} / {'ok' if c.not_worse in (True, None) else 'WORSE'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="*", default=["mnist1d-small", "digits-cnn"])
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.2])
     parser.add_argument("--samples", nargs="*", default=[], help="live sets from tables.sample (.npz)")
+    parser.add_argument("--live-check", nargs=2, metavar=("SURROGATE", "SAMPLES"), default=None,
+                        help="retrain a fitted surrogate's optimum at each instance live (3 seeds)")
+    parser.add_argument("--hardware", default="bismo-edge", help="the live check's hardware profile")
     parser.add_argument("--noise", type=float, default=0.21, help="retraining-seed noise, accuracy points")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=20)
@@ -138,6 +163,8 @@ def main() -> None:
         calibrate(name, args.fractions, args.noise, args.seed, args.seeds, args.evaluations)
     for path in args.samples:
         live_set(path, args.noise, args.seed)
+    if args.live_check:
+        live_checks(*args.live_check, args.hardware, args.noise)
     print(f"\n{time.perf_counter() - start:.1f} s")
 
 

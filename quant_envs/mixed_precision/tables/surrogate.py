@@ -262,7 +262,7 @@ def fit_surrogate(data: dict[str, Any], family: str, pairs: str = "all", seed: i
     src = data.get("meta", {})
     meta = {"refit_command": command, "training_sha256": training_digest(idx[~held], y[~held]),
             "training_size": int((~held).sum()), "held_out_size": int(held.sum()),
-            "source": {k: src.get(k) for k in ("generator", "command", "task", "finetune_steps", "eval_seed",
+            "source": {k: src.get(k) for k in ("generator", "command", "task", "finetune_steps", "eval_seed", "task_seed",
                                                "float_sha256", "data_sha256", "numerics_status")},
             "numerics": {k: src.get(k) for k in ("torch", "cpu_capability", "cpu_model", "device")},
             "numerics_by_chunk": src.get("numerics_by_chunk"), "seed": seed}
