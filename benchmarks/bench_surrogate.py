@@ -16,6 +16,9 @@ decile (<= 2x the retraining-seed noise, ``--noise`` 0.21 accuracy points: the f
 issue quotes from ``benchmarks/bench_reward_noise.py`` for mnist1d-cnn's recipe). For calibration,
 also the true regret (table units) of each surrogate's optimum at the table's default instance.
 
+Sub-grid check (``--against-table SURROGATE TABLE``): a surrogate over widths 2..8 scored on every
+entry of the exhaustive table over a subset of them (mnist1d-cnn's {2, 3, 4, 8} table).
+
 Live check (``--live-check SURROGATE SAMPLES``): at every instance of ``--hardware`` (each budget
 metric at levels 0.1, 0.25, 0.5) the surrogate's exact optimum retrained live under 3 seeds must
 land within max(0.5, 2x noise) points of its surrogate value and be no worse than the best
@@ -143,6 +146,21 @@ def live_checks(model_path: str, samples_path: str, hardware: str, noise: float)
                   f"{'ok' if c.close else 'FAR'} / {'ok' if c.not_worse in (True, None) else 'WORSE'}")
 
 
+def against_table(model_path: str, table_name: str, noise: float) -> None:
+    """A surrogate over a width set scored on an exhaustive table over a subset of those widths."""
+    model = SurrogateTable.load(model_path)
+    t = load_table(table_name)
+    missing = sorted(set(t.bits) - set(model.bits))
+    if missing or t.num_units != model.num_units:
+        raise SystemExit(f"{table_name}'s widths {t.bits} x {t.num_units} units are not a sub-grid of the "
+                         f"surrogate's {model.bits} x {model.num_units}")
+    nb, n = len(t.bits), t.num_units
+    idx = np.stack(np.unravel_index(np.arange(nb ** n), (nb,) * n), axis=-1)
+    mapped = np.array([model.bits.index(b) for b in t.bits])[idx]
+    print(f"\n{model_path} on every entry of {table_name} ({nb ** n} policies, widths {t.bits}):")
+    report(model.meta.get("family", model.kind), fidelity(t.score.reshape(-1), model.scores(mapped), t.score_scale), noise)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="*", default=["mnist1d-small", "digits-cnn"])
@@ -151,6 +169,8 @@ def main() -> None:
     parser.add_argument("--live-check", nargs=2, metavar=("SURROGATE", "SAMPLES"), default=None,
                         help="retrain a fitted surrogate's optimum at each instance live (3 seeds)")
     parser.add_argument("--hardware", default="bismo-edge", help="the live check's hardware profile")
+    parser.add_argument("--against-table", nargs=2, metavar=("SURROGATE", "TABLE"), default=None,
+                        help="score a surrogate on every entry of an exhaustive table over a subset of its widths")
     parser.add_argument("--noise", type=float, default=0.21, help="retraining-seed noise, accuracy points")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=20)
@@ -163,6 +183,8 @@ def main() -> None:
         calibrate(name, args.fractions, args.noise, args.seed, args.seeds, args.evaluations)
     for path in args.samples:
         live_set(path, args.noise, args.seed)
+    if args.against_table:
+        against_table(*args.against_table, args.noise)
     if args.live_check:
         live_checks(*args.live_check, args.hardware, args.noise)
     print(f"\n{time.perf_counter() - start:.1f} s")
