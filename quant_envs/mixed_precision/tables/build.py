@@ -62,6 +62,7 @@ from quant_envs.mixed_precision.tables.policy_table import PolicyTable, TableLay
 from quant_envs.mixed_precision.tasks import data_digest
 
 _PROBLEM = None  # the worker's problem, built once per process
+_FLOAT_SHA: str | None = None  # the digest of its float network, recorded beside every chunk
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,8 +78,14 @@ def _problem(config: dict[str, Any]):
 
 def _init_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(1)
-    global _PROBLEM
+    global _PROBLEM, _FLOAT_SHA
     _PROBLEM = _problem(config)
+    _FLOAT_SHA = float_digest(_PROBLEM)
+
+
+def float_digest(problem: Any) -> str:
+    """The SHA-256 of the problem's float network (what every policy is retrained from)."""
+    return state_digest(problem.task.model.state_dict(), {})
 
 
 def evaluate_policy(problem: Any, widths: Sequence[int]) -> tuple[float, float]:
@@ -119,7 +126,7 @@ def measure_eval_cpu_s(problem: Any, count: int = 12, seed: int = 0) -> float:
 
 def _run_chunk(job: tuple[int, list[tuple[int, ...]], str, bool]) -> tuple[int, int]:
     k, policies, path, allow_mixed = job
-    write_chunk(path, evaluate_policies(_PROBLEM, policies), allow_mixed)
+    write_chunk(path, evaluate_policies(_PROBLEM, policies), allow_mixed, _FLOAT_SHA)
     return k, len(policies)
 
 
@@ -208,12 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{work} holds a run with another configuration ({cfg_path.read_text()}); "
                      f"use another --work-dir")
     atomic_write_json(cfg_path, config)
+    probe = _problem(config)  # trains (or loads) the float model once, before the workers start
     try:
-        check_resume(sorted(work.glob("chunk_*.npy")), args.allow_mixed_numerics)
+        check_resume(sorted(work.glob("chunk_*.npy")), args.allow_mixed_numerics, float_digest(probe))
     except MixedNumericsError as e:
         parser.error(str(e))
-
-    probe = _problem(config)  # trains (or loads) the float model once, before the workers start
     policies = policy_grid(config["bits"], probe.num_layers)
     total = len(policies) if args.limit is None else min(args.limit, len(policies))
     chunks = [(k, policies[s:min(s + args.chunk, total)], str(work / f"chunk_{k:05d}.npy"), args.allow_mixed_numerics)

@@ -39,10 +39,13 @@ def sidecar(chunk_path: str | Path) -> Path:
     return Path(chunk_path).with_suffix(".json")
 
 
-def write_chunk(chunk_path: str | Path, values: np.ndarray, allow_mixed: bool = False) -> None:
-    """Write ``values`` to ``chunk_path`` (``.npy``) and its numerics to the sidecar, atomically:
-    the sidecar first, so an existing ``.npy`` always has one."""
-    atomic_write_json(sidecar(chunk_path), {"numerics": generation_numerics(), "allow_mixed_numerics": allow_mixed})
+def write_chunk(chunk_path: str | Path, values: np.ndarray, allow_mixed: bool = False,
+                float_sha256: str | None = None) -> None:
+    """Write ``values`` to ``chunk_path`` (``.npy``) and its numerics (and the digest of the float
+    network it was retrained from) to the sidecar, atomically: the sidecar first, so an existing
+    ``.npy`` always has one."""
+    atomic_write_json(sidecar(chunk_path), {"numerics": generation_numerics(), "allow_mixed_numerics": allow_mixed,
+                                            "float_sha256": float_sha256})
     with atomic_path(chunk_path) as tmp:
         np.save(tmp, values)
 
@@ -53,14 +56,24 @@ def chunk_numerics(chunk_path: str | Path) -> dict[str, str] | None:
     return json.loads(path.read_text())["numerics"] if path.exists() else None
 
 
-def check_resume(chunk_paths: Iterable[str | Path], allow_mixed: bool) -> None:
+def check_resume(chunk_paths: Iterable[str | Path], allow_mixed: bool, float_sha256: str | None = None) -> None:
     """Refuse (:class:`MixedNumericsError`) to add chunks beside finished ones made under other
-    numerics than this process's, unless ``allow_mixed``."""
+    numerics than this process's, unless ``allow_mixed``; and, always, beside chunks retrained from
+    another float network than ``float_sha256`` (a float network trained under other numerics is
+    another benchmark, not a rounding difference)."""
     here = generation_numerics()
     for path in chunk_paths:
         if not Path(path).exists():
             continue
-        theirs = chunk_numerics(path)
+        recorded = json.loads(sidecar(path).read_text()) if sidecar(path).exists() else {}
+        theirs_float = recorded.get("float_sha256")
+        if float_sha256 and theirs_float and theirs_float != float_sha256:
+            raise MixedNumericsError(
+                f"{Path(path).parent} holds {Path(path).name} retrained from float network {theirs_float[:16]}, "
+                f"but this process's is {float_sha256[:16]} (trained here under other numerics, or another "
+                f"task seed): {ALLOW_FLAG} cannot mix them. Resume where the work started, or give this "
+                f"machine that float network (copy its QUANT_ENVS_CACHE model cache), or use another work directory")
+        theirs = recorded.get("numerics")
         if theirs != here and not allow_mixed:
             raise MixedNumericsError(
                 f"{Path(path).parent} holds {Path(path).name} computed under numerics {theirs or 'not recorded'}, "

@@ -178,7 +178,8 @@ def _run_chunk(job: tuple[int, np.ndarray, str, bool]) -> tuple[int, int]:
     k, idx, path, allow_mixed = job
     problem: Any = build._PROBLEM
     bits = problem.bits
-    write_chunk(path, build.evaluate_policies(problem, [tuple(bits[j] for j in row) for row in idx]), allow_mixed)
+    write_chunk(path, build.evaluate_policies(problem, [tuple(bits[j] for j in row) for row in idx]), allow_mixed,
+                build._FLOAT_SHA)
     return k, len(idx)
 
 
@@ -224,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg_path.exists() and json.loads(cfg_path.read_text()) != config:
         parser.error(f"{work} holds a run with another configuration ({cfg_path.read_text()}); use another --work")
     try:
-        check_resume(sorted(work.glob("chunk_*.npy")), args.allow_mixed_numerics)
+        check_resume(sorted(work.glob("chunk_*.npy")), args.allow_mixed_numerics, build.float_digest(probe))
     except MixedNumericsError as e:
         parser.error(str(e))
     atomic_write_json(cfg_path, config)
