@@ -147,6 +147,7 @@ def plan(config: dict[str, Any], problem: Any) -> dict[str, np.ndarray]:
             seen.add(idx.tobytes())
             rows.append((idx, kind, hw, metric, budget))
 
+    proxy = np.zeros((problem.num_layers, len(config["bits"])))
     if n_traj:
         proxy = unit_sensitivity(problem)
         proxy = proxy - proxy.max()  # drops from the float-like policy (<= 0)
@@ -171,7 +172,7 @@ def plan(config: dict[str, Any], problem: Any) -> dict[str, np.ndarray]:
     held[rng.choice(len(rows), size=config["holdout"], replace=False)] = True
     return {"idx": np.stack([r[0] for r in rows]).astype(np.int8), "kind": np.array([r[1] for r in rows], np.int8),
             "hardware": np.array([r[2] for r in rows]), "metric": np.array([r[3] for r in rows]),
-            "budget": np.array([r[4] for r in rows]), "held_out": held}
+            "budget": np.array([r[4] for r in rows]), "held_out": held, "proxy": proxy}
 
 
 def _run_chunk(job: tuple[int, np.ndarray, str, bool]) -> tuple[int, int]:
