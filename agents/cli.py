@@ -47,13 +47,18 @@ def train_parser() -> argparse.ArgumentParser:
 
 def compare_parser() -> argparse.ArgumentParser:
     """Flags of ``train.py compare``."""
-    p = argparse.ArgumentParser(prog="train.py compare", description="Agents against non-RL baselines over seeds.")
-    p.add_argument("--env", default=DEFAULT_COMPARE_ENV, help=f"default {DEFAULT_COMPARE_ENV}")
-    p.add_argument("--agents", nargs="*", default=["maskable_ppo"])
-    p.add_argument("--baselines", nargs="*", help=f"default: {' '.join(DEFAULT_BASELINES)} (on the table env: all it supports)")
+    p = argparse.ArgumentParser(prog="train.py compare", description="Agents against the problem's non-RL solvers over seeds.")
+    p.add_argument("--env", default=DEFAULT_COMPARE_ENV,
+                   help=f"any registered id: mixed precision, compander, FEEL or CVT (default {DEFAULT_COMPARE_ENV})")
+    p.add_argument("--agents", nargs="*", help="default: maskable_ppo on mixed precision (ddpg_haq on its Continuous ids), ppo on the "
+                   "other problems")
+    p.add_argument("--baselines", nargs="*", help="the problem's solvers (baselines.<problem>.METHODS); default on "
+                   f"mixed precision: {' '.join(DEFAULT_BASELINES)}; elsewhere the problem's usual solvers")
     p.add_argument("--seeds", type=int, help="seeds per method (default 10; 20 on MixedPrecisionTable-v0)")
-    p.add_argument("--max-evaluations", type=int, default=200, help="reward evaluations per run (default 200)")
-    p.add_argument("--timesteps", type=int, help="cap on agent steps (default: 20 x evaluations x episode length)")
+    p.add_argument("--max-evaluations", type=int, default=200,
+                   help="reward evaluations (mixed precision) or episodes (other problems) per agent run (default 200)")
+    p.add_argument("--timesteps", type=int, help="cap on agent steps (default: 20 x evaluations x episode length on "
+                   "mixed precision, else evaluations x episode length)")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE")
     p.add_argument("--hyperparams", nargs="*", metavar="ALGO.KEY=VALUE", help="e.g. maskable_ppo.learning_rate=1e-3")
     p.add_argument("--out", default="results/compare")
@@ -120,11 +125,14 @@ def main(argv: list[str] | None = None) -> int:
                             env_kwargs=parse_kwargs(a.env_kwargs, "--env-kwargs"), hyperparams=per_algo, out=a.out,
                             jobs=a.jobs, report_only=a.report_only, resume=a.resume,
                             final_finetune_steps=a.final_finetune_steps, backend=a.backend)
-            if a.grid:
-                grid = parse_kwargs([_as_list(g) for g in a.grid], "--grid")
-                compare_grid(grid, **settings)
-            else:
-                compare(**settings)
+            try:
+                if a.grid:
+                    grid = parse_kwargs([_as_list(g) for g in a.grid], "--grid")
+                    compare_grid(grid, **settings)
+                else:
+                    compare(**settings)
+            except (TypeError, ValueError) as exc:  # the library names its argument; one line here
+                raise UsageError(f"compare: {exc}") from None
             return 0
         a = train_parser().parse_args(argv)
         given = {"env_id": a.env, "algo": a.algo, "timesteps": a.timesteps, "seed": a.seed,

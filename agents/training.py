@@ -309,7 +309,8 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
         "interrupted": interrupted, "env_kwargs": env_kwargs, "best": best, "run_dir": str(run_dir),
     }
     if problem is not None and best is not None and "policy" in best:
-        if test_best:
+        table = getattr(problem, "table", None)  # a table without a test column (HAWQ's) has no test split
+        if test_best and (table is None or "test_accuracy" in table.columns):
             summary["best_test_accuracy"] = problem.evaluate(best["policy"], split="test").accuracy
         budget_fraction = problem.budget / problem.reference_cost[problem.budget_metric]
         run_figure(recorder.records, best, budget_fraction, [layer.name for layer in problem.layers],

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_tables.py  [--tables hawq-resnet18 hawq-resnet50 digits-cnn] [--seeds 20]
 
-Targets (issue 12), on 2 cores: a table step (terminal reward look-up included) <= 20 us; 20 seeds
+Targets, on 2 cores: a table step (terminal reward look-up included) <= 20 us; 20 seeds
 x 1000 evaluations of every baseline on one table <= 5 minutes; random search's measured mean
 regret inside its 95% CI of the closed-form expectation. Reference measured in the same run:
 Gymnasium's CartPole-v1 step (a minimal environment step).

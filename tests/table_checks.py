@@ -5,7 +5,7 @@ The live problem retrains from the table's own shipped float network (``tables.l
 numerics that made the table (``tables.live.numerics``: torch, CPU kernels' instruction set, CPU
 model) an entry must repeat bit for bit; elsewhere the kernels round differently and the short
 retraining may move an entry by up to ``tables.live.CROSS_CPU_SAMPLES`` samples of its split
-(measured: README, "Table benchmarks"), and by no more: a stale table or a changed retraining
+(measured: docs/reproducibility.md, "Tables"), and by no more: a stale table or a changed retraining
 moves entries further.
 """
 

@@ -173,10 +173,10 @@ def test_mnist1d_data_do_not_depend_on_numpys_simd_kernels(tmp_path) -> None:
 @pytest.mark.parametrize("name", ["digits-cnn", "mnist1d-small"])
 def test_the_shipped_table_is_the_version_its_environment_documents(name) -> None:
     # A regenerated table changes every saved result on it: its new digest must be announced in
-    # MixedPrecisionTable-v0's Version History (and the README) when it is shipped.
+    # MixedPrecisionTable-v0's Version History (and, with the date, in CHANGELOG.md) when it is shipped.
     from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 
     digest = load_table(name).digest
     assert f"``{digest}``" in MixedPrecisionTableEnv.__doc__
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert f"`{digest}`" in readme
+    changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    assert f"`{digest}`" in changelog

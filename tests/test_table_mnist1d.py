@@ -39,7 +39,7 @@ def test_table_is_complete_with_its_provenance(table) -> None:
     # the live environment's retraining recipe: the task's own finetune steps, retraining seed 0
     assert table.meta["task"] == "mnist1d-small" and table.meta["finetune_steps"] == MNIST1D_FINETUNE["steps"]
     assert table.meta["eval_seed"] == 0
-    assert table.meta["float_accuracy_test"] >= 0.97  # the task's acceptance bar (issue 12)
+    assert table.meta["float_accuracy_test"] >= 0.97  # the task's acceptance bar
     assert np.all((table.score >= 0) & (table.score <= 1))
     assert table.score[(3,) * 5] > table.score[(0,) * 5]  # all-8-bit beats all-2-bit
 

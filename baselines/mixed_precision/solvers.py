@@ -45,6 +45,7 @@ is stopped there and its best policy so far comes back with ``success=False``, `
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,6 +177,28 @@ class _Evaluator:
         self.history.append((policy, evaluation.accuracy, _metric_cost(evaluation)))
         return evaluation
 
+    def many(self, choices: Sequence[Choice]) -> list[Evaluation]:
+        """``[self(c) for c in choices]`` at the problem's fidelity, the policies not seen before
+        scored in one ``problem.evaluate_many`` call. As the loop would, it evaluates the new
+        policies that fit the allowance, in order, then raises :class:`AllowanceExhausted` if
+        more were asked for."""
+        steps = self.problem.finetune_steps
+        policies = [self.space.policy(c) for c in choices]
+        new: list[Policy] = []
+        for policy in policies:
+            if (policy, steps) not in self.seen and policy not in new:
+                new.append(policy)
+        fits = new[:max(self.remaining, 0)]
+        evaluate_many = getattr(self.problem, "evaluate_many", None)  # a table's problem may lack it
+        records = (evaluate_many(fits, finetune_steps=steps) if evaluate_many is not None
+                   else [self.problem.evaluate(p, finetune_steps=steps) for p in fits])
+        for policy, evaluation in zip(fits, records):
+            self.seen[policy, steps] = evaluation
+            self.history.append((policy, evaluation.accuracy, _metric_cost(evaluation)))
+        if len(fits) < len(new):
+            raise AllowanceExhausted
+        return [self.seen[p, steps] for p in policies]
+
     def best(self) -> Evaluation | None:
         """Highest accuracy among feasible policies at the problem's fidelity; ties to the cheaper,
         then the earlier one. None if no such policy was evaluated."""
@@ -233,12 +256,9 @@ def _random(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator,
         if now == "uniform+mask":  # feasible policies are too rare for rejection: stay with the mask
             sampler, used = "mask", now
         draws += len(batch)
-        new = 0
-        for choice in batch:
-            if not evaluate.evaluated(choice):
-                evaluate(choice)
-                new += 1
-        stale = 0 if new else stale + 1
+        before = len(evaluate.seen)
+        evaluate.many(batch)  # the batch is at most the allowance left: never exhausts it
+        stale = 0 if len(evaluate.seen) > before else stale + 1
     return {"sampler": used, "draws": draws}
 
 
@@ -400,7 +420,7 @@ def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generato
             break
         if not any(np.array_equal(c, s) for s in start):
             start.append(c)
-    pool = [(evaluate(c), c) for c in start]
+    pool = list(zip(evaluate.many(start), start))
 
     def fitness(item: tuple[Evaluation, np.ndarray]) -> tuple[float, float]:
         return (item[0].accuracy, -item[0].budget_used)
@@ -430,10 +450,8 @@ def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generato
             stale += 1
             continue
         stale = 0
-        for c in children:
-            if evaluate.remaining <= 0:
-                break
-            pool.append((evaluate(c), c))
+        fits = children[:max(evaluate.remaining, 0)]  # new and distinct: one evaluation each
+        pool.extend(zip(evaluate.many(fits), fits))
         pool = sorted(pool, key=fitness, reverse=True)[:size]  # elitist (mu + lambda) survival
         generations += 1
     return {"generations": generations, "population": size, "mutation_rate": mutation_rate,
@@ -447,8 +465,9 @@ def _enumeration(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
             f"enumeration needs one evaluation per feasible policy: there are more than max_evaluations="
             f"{evaluate.max_evaluations} here; use a small task (digits-cnn), fewer bits, a tighter budget "
             f"or a larger max_evaluations")
-    for choice in space.iter_feasible():
-        evaluate(choice)
+    feasible = space.iter_feasible()
+    while chunk := list(itertools.islice(feasible, 64)):  # evaluate_many over chunks of policies
+        evaluate.many(chunk)
     return {"feasible_policies": count}
 
 

@@ -187,12 +187,9 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     spline is increasing), ``penalty_db``, ``segment_thresholds``, ``x_max``,
     ``optimal_compander_sqnr_db``, ``equal_segments_sqnr_db`` and ``step``.
 
-    Reward levels with the defaults (measured on ``SplineCompander-v1``, which scores the default
-    interpolating fit exactly as v0; held-out reset seeds 1000..1015,
-    ``benchmarks/bench_learnability.py``; final SQNR): uniform random actions 23.49 dB, PPO (SB3
-    defaults, 50k steps) 23.76 dB (-0.0003 dB from the solver), SAC (10k steps) -0.0027 dB; the
-    solver (``baselines.compander.spline_compander``) 23.761 dB. The returns are these minus the
-    starting SQNR.
+    What random actions, trained agents and the solver
+    (``baselines.compander.spline_compander``) reach: ``benchmarks/bench_learnability.py``
+    (the documentation's companding page shows its recorded output).
 
     ## Version History
 
@@ -356,13 +353,9 @@ class SplineCompanderV1Env(SplineCompanderEnv):
     ## Rewards
 
     The gain of the objective in dB per step: SQNR(after) - SQNR(before), where a non-increasing
-    spline's SQNR is its repair's minus the penalty. Reward levels on held-out reset seeds
-    1000..1015 (``benchmarks/bench_learnability.py``; final SQNR, the return being it minus the
-    starting SQNR): defaults (laplacian, N = 32, degree 2, L = 2, interpolating, 20 steps):
-    random actions 23.49 dB, PPO (SB3 defaults, 50k steps) 23.76 dB (-0.0003 dB from the
-    solver), SAC (10k steps) -0.0027 dB, solver (``baselines.compander.spline_compander``)
-    23.761 dB; ``fit="least_squares"``, L = 4: random 22.74 dB, PPO (50k steps) 23.83 dB,
-    solver 23.84 dB (both printed to 4 digits).
+    spline's SQNR is its repair's minus the penalty; the return is the final SQNR minus the
+    starting one. What random actions, trained agents and the solver
+    (``baselines.compander.spline_compander``) reach: ``benchmarks/bench_learnability.py``.
 
     ## Starting State
 
@@ -454,10 +447,8 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     ``info`` holds ``distortion``, ``sqnr_db``, ``optimum_distortion``, ``optimum_sqnr_db``,
     ``gap_db``, ``thresholds``, ``levels`` and ``step``.
 
-    Reward levels with the defaults, as final SQNR on held-out reset seeds 1000..1015
-    (``benchmarks/bench_learnability.py``; the normalised return is (D_start - D_end) / D_opt):
-    uniform random actions 10.89 dB, PPO (SB3 defaults, 50k steps) 14.60 dB (-0.020 dB from the
-    optimum), SAC (10k steps) 12.03 dB, Lloyd-Max (the optimum) 14.616 dB.
+    The normalised return is (D_start - D_end) / D_opt. What random actions and trained agents
+    reach against the Lloyd-Max optimum: ``benchmarks/bench_learnability.py``.
 
     ## Version History
 

@@ -12,6 +12,7 @@ from gymnasium import spaces
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
+from quant_envs.mixed_precision.asked import AskedBefore
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
@@ -71,8 +72,14 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
     retraining (0 = post-training quantization) and ``float_accuracy`` that of the float network.
     With the default ``reward_scale=0.1`` (HAQ's), one accuracy point is worth 0.1. ``info`` of the
     last step holds the policy, accuracy, float accuracy, latency (s), energy (J), size (bytes), their
-    fractions of the all-8-bit costs, ``budget_used``, the evaluation time and whether the result
-    came from the cache (the same policy is never retrained twice).
+    fractions of the all-8-bit costs, ``budget_used``, the fidelity (``finetune_steps``, ``split``)
+    and ``cached``: True when this environment instance asked for the same policy at the same
+    fidelity before (among its last ``cache_size`` distinct policies), so the answer is not a new
+    reward evaluation. ``info`` depends only on this instance's own history: an evaluation cache
+    shared with other instances (``share_problem``) never retrains a policy twice, but does not
+    show in ``info``; neither does wall-clock time (the last evaluation's wall time is the
+    attribute ``last_eval_time_s``, 0.0 when a shared cache answered; ``train.py`` records it in
+    ``evaluations.csv``).
 
     ## Starting State
 
@@ -115,8 +122,19 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
     * ``share_problem``: environments built in one process with the same arguments share one
       float model and evaluation cache (default True); False gives this environment its own, so
       its evaluation count is its own (as ``train.py compare`` needs).
+    * ``device``: where the reward's retraining runs ("cpu", default; "cuda" or "cuda:N").
+
+    ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` runs N episodes in
+    lockstep in one process and scores the policies of episodes ending on the same step together
+    (:class:`~quant_envs.mixed_precision.vector_env.MixedPrecisionVectorEnv`).
 
     ## Version History
+
+    In every version: ``info`` is a function of the instance's own history (Gymnasium's strict
+    determinism check passes): ``info["cached"]`` says whether this instance asked for the policy
+    before, no longer whether a cache shared with other instances held it, and the wall-clock
+    ``info["eval_time_s"]`` is gone (see ``last_eval_time_s``). Observations and rewards are
+    unchanged, so no version was bumped.
 
     * v1: default task MNIST-1D (``mnist1d-cnn``) with its retraining recipe
       (``tasks.MNIST1D_FINETUNE``), default budget leaving >= 1000 feasible policies on every
@@ -151,18 +169,22 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         cache_dir: str | os.PathLike[str] | None = None,
         share_problem: bool = True,
         render_mode: str | None = None,
+        device: Any = "cpu",
     ) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
         self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
         make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
+        self._asked = AskedBefore(cache_size)  # info["cached"]: this instance's own history
+        #: wall time (s) of the last episode's evaluation (0.0 if a shared cache answered); not in info
+        self.last_eval_time_s = 0.0
         self.problem: MixedPrecisionProblem = make_problem(
             task=task, hardware=hardware, bits=MixedPrecisionProblem.check_bits(bits),
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
             finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
             eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
-            task_kwargs=task_kwargs, cache_dir=cache_dir,
+            task_kwargs=task_kwargs, cache_dir=cache_dir, device=device,
         )
         p = self.problem
         self.bits = p.bits
@@ -193,6 +215,7 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self._spent = 0.0
         self._last_action = 1.0
         self._last_evaluation: Evaluation | None = None
+        self._prefetched: dict[Policy, Evaluation] = {}
         self._mask = self._compute_mask()
 
     @property
@@ -269,11 +292,41 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
             self._w_idx[:] = self.problem.costs.bit_index([w for w, _ in policy])
             self._a_idx[:] = self.problem.costs.bit_index([a for _, a in policy])
             self._spent = self.problem.cost(policy)[self.problem.budget_metric]
-            evaluation = self.problem.evaluate(policy)
+            # a vector environment may have scored it already, with its batch-mates
+            evaluation = self._prefetched.pop(policy, None) or self.problem.evaluate(policy)
             self._last_evaluation = evaluation
             reward = self.reward_scale * 100.0 * (evaluation.accuracy - evaluation.float_accuracy)
-            info.update(evaluation.as_dict())
+            info.update(self._evaluation_info(evaluation))
         return self._observation(), float(reward), terminated, False, info
+
+    def terminal_policy(self, action: Action) -> Policy | None:
+        """The policy ``action`` would end the episode with, or None if it would not end it (or
+        would be refused); the environment's state is left as it was. What a vector environment
+        asks before a step, to score the policies ending together in one ``evaluate_many`` call."""
+        if self._t != self.num_steps - 1:
+            return None
+        saved = (self._t, self._w_idx.copy(), self._a_idx.copy(), self._spent, self._last_action, self._mask)
+        try:
+            self._apply(self._choose(action)[0])
+            return self._finalise_policy()
+        except ValueError:  # a refused action: step() raises it
+            return None
+        finally:
+            self._t, self._w_idx, self._a_idx, self._spent, self._last_action, self._mask = saved
+
+    def prefetch(self, evaluation: Evaluation) -> None:
+        """Hand over the evaluation of the policy the next step will end the episode with
+        (:meth:`terminal_policy`): that step then uses it instead of calling ``problem.evaluate``."""
+        self._prefetched = {evaluation.policy: evaluation}
+
+    def _evaluation_info(self, evaluation: Evaluation) -> dict[str, Any]:
+        """The last step's ``info`` entries: ``evaluation``'s fields, ``cached`` from this instance's
+        own history and no wall-clock time (kept as ``last_eval_time_s``)."""
+        self.last_eval_time_s = evaluation.eval_time_s  # the problem's: 0.0 for a cache hit
+        out = evaluation.as_dict()
+        del out["eval_time_s"]
+        out["cached"] = self._asked.seen((evaluation.policy, evaluation.finetune_steps, evaluation.split))
+        return out
 
     def _finalise_policy(self) -> Policy:
         return tuple((self.bits[w], self.bits[a]) for w, a in zip(self._w_idx, self._a_idx))
@@ -377,6 +430,9 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
     ``budget_enforcement``: "mask" (default) or "haq".
 
     ## Version History
+
+    In every version, as ``MixedPrecision-v1``: ``info["cached"]`` is this instance's own history
+    and ``info`` holds no wall-clock time (``eval_time_s`` is gone; see ``last_eval_time_s``).
 
     * v1: defaults of ``MixedPrecision-v1`` (MNIST-1D task, per-profile budgets, the task's
       retraining recipe).

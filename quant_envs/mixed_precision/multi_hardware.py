@@ -196,7 +196,9 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     float_accuracy)`` (``MixedPrecision-v0``; on a table, the table's reward). ``info`` as the
     inner environment's (policy, accuracy, costs, ``budget_used``; on a table also ``regret`` and
     ``optimum_score`` for this accelerator at this budget), plus ``hardware`` (the accelerator's
-    name) on every step and ``budget_clipped`` (see ``budget_fraction``).
+    name) on every step and ``budget_clipped`` (see ``budget_fraction``). ``info["cached"]`` is
+    True when this environment asked for the policy on this accelerator before; ``info`` holds no
+    wall-clock time (the last evaluation's is ``last_eval_time_s``).
 
     ## Starting State
 
@@ -235,7 +237,10 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release. ``info`` is a function of the instance's own history (Gymnasium's strict
+      determinism check passes): the wall-clock ``info["eval_time_s"]`` is gone (see
+      ``last_eval_time_s``), ``info["cached"]`` is this instance's own history; observations and
+      rewards unchanged, so no version bump.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -360,6 +365,11 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     def inner(self) -> MixedPrecisionEnv | MixedPrecisionTableEnv:
         """The current accelerator's ``MixedPrecision-v0`` (or table) environment."""
         return self._device.env
+
+    @property
+    def last_eval_time_s(self) -> float:
+        """Wall time (s) of the current accelerator's last evaluation (not in ``info``)."""
+        return self._device.env.last_eval_time_s
 
     @property
     def problem(self) -> MixedPrecisionProblem | TableProblem:

@@ -91,18 +91,14 @@ def float_digest(problem: Any) -> str:
 def evaluate_policy(problem: Any, widths: Sequence[int]) -> tuple[float, float]:
     """(validation, test) accuracy of one retraining of ``widths`` (one width per layer), as
     ``MixedPrecisionProblem.evaluate`` computes the validation one."""
-    model = problem.quantized_model(tuple((int(b), int(b)) for b in widths))
-    return problem.task.evaluate(model, "val"), problem.task.evaluate(model, "test")
+    return evaluate_policies(problem, [widths])[0]
 
 
-def evaluate_policies(problem: Any, policies: Sequence[Sequence[int]]) -> np.ndarray:
-    """``[len(policies), 2]``: (validation, test) accuracy of each policy, one retraining each.
-    The batched reward path (``evaluate_splits``: both splits from one retraining, bit-identical
-    to ``evaluate_policy``) is used where the problem has it."""
-    if hasattr(problem, "evaluate_splits"):
-        records = problem.evaluate_splits([tuple((int(b), int(b)) for b in p) for p in policies], ("val", "test"))
-        return np.array([[r["val"].accuracy, r["test"].accuracy] for r in records], dtype=float)
-    return np.array([evaluate_policy(problem, p) for p in policies], dtype=float)
+def evaluate_policies(problem: Any, widths: Sequence[Sequence[int]]) -> list[tuple[float, float]]:
+    """(validation, test) accuracy of each of ``widths`` (one width per layer each), one retraining
+    per policy (``MixedPrecisionProblem.evaluate_splits``, i.e. ``evaluate_many``'s path)."""
+    policies = [tuple((int(b), int(b)) for b in w) for w in widths]
+    return [(r["val"].accuracy, r["test"].accuracy) for r in problem.evaluate_splits(policies, ("val", "test"))]
 
 
 def measure_eval_cpu_s(problem: Any, count: int = 12, seed: int = 0) -> float:
@@ -126,7 +122,7 @@ def measure_eval_cpu_s(problem: Any, count: int = 12, seed: int = 0) -> float:
 
 def _run_chunk(job: tuple[int, list[tuple[int, ...]], str, bool]) -> tuple[int, int]:
     k, policies, path, allow_mixed = job
-    write_chunk(path, evaluate_policies(_PROBLEM, policies), allow_mixed, _FLOAT_SHA)
+    write_chunk(path, np.array(evaluate_policies(_PROBLEM, policies), dtype=float), allow_mixed, _FLOAT_SHA)
     return k, len(policies)
 
 

@@ -112,14 +112,20 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
 
     ## Version History
 
-    * v0: initial release. 2026-12-06: ``info["table_digest"]`` added; the digits-cnn and
-      mnist1d-small tables regenerated with their float network shipped (their scores changed;
-      digests ``370d5dc2199885ca`` and ``fa0679c68315d28b``; before: ``4cbf513bfcac416d``, ``8af5590dd67552a5``).
+    * v0: initial release. Changed since without a new id: ``info`` no longer carries
+      ``eval_time_s`` (a look-up's, always 0.0: ``last_eval_time_s``), as no mixed-precision id
+      reports wall-clock time in ``info``; ``info["table_digest"]`` names the
+      table's version, and the digits-cnn and mnist1d-small tables were regenerated with their
+      float network shipped, which changed their scores: digests ``370d5dc2199885ca`` and
+      ``fa0679c68315d28b`` (before: ``4cbf513bfcac416d`` and ``8af5590dd67552a5``); a result
+      saved on an older version does not replay (``train.py validate`` says so).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Discrete
+    #: a look-up takes no evaluation time (the live environments' attribute of the same name)
+    last_eval_time_s = 0.0
 
     def __init__(self, table: str | PolicyTable = "hawq-resnet18", hardware: str | None = None,
                  budget_metric: str | None = None, budget_fraction: float | None = None,
@@ -198,7 +204,8 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
             self._last_evaluation = evaluation
             reward = self._reward_factor * (evaluation.score - self.table.score_offset)
             # a metric the table does not publish (HAWQ-V3's energy) is left out, never reported as NaN
-            info.update({k: v for k, v in evaluation.__dict__.items() if not (isinstance(v, float) and math.isnan(v))})
+            info.update({k: v for k, v in evaluation.__dict__.items()
+                         if k != "eval_time_s" and not (isinstance(v, float) and math.isnan(v))})
             info["policy"] = [list(p) for p in evaluation.policy]
         return self._observation(), float(reward), done, False, info
 

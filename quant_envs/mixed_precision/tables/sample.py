@@ -179,8 +179,8 @@ def _run_chunk(job: tuple[int, np.ndarray, str, bool]) -> tuple[int, int]:
     k, idx, path, allow_mixed = job
     problem: Any = build._PROBLEM
     bits = problem.bits
-    write_chunk(path, build.evaluate_policies(problem, [tuple(bits[j] for j in row) for row in idx]), allow_mixed,
-                build._FLOAT_SHA)
+    values = np.array(build.evaluate_policies(problem, [tuple(bits[j] for j in row) for row in idx]), dtype=float)
+    write_chunk(path, values, allow_mixed, build._FLOAT_SHA)
     return k, len(idx)
 
 
