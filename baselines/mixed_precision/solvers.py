@@ -33,8 +33,19 @@ Methods:
   answer and uniform feasible samples), tournament selection, uniform crossover, per-layer
   mutation, repair to feasibility by projecting onto the exact mask in a random layer order,
   elitist survival of the best ``population``.
+* ``regularized_evolution`` -- aging evolution (Real et al., AAAI 2019): tournament of ``sample``
+  from a queue of ``population``, one layer's width mutated, the oldest member removed
+  (:mod:`.regularized_evolution`).
+* ``tpe``, ``cmaes`` -- Optuna's TPE and CMA-ES samplers with their library defaults, ask and tell
+  (:mod:`.optuna_search`).
 * ``enumeration`` -- the exact optimum: every feasible policy evaluated (refused with a
   ValueError when there are more than ``max_evaluations``, e.g. anything beyond digits-cnn).
+
+A suggestion over the budget (evolution's offspring, regularised evolution's children, Optuna's
+trials) is projected onto the feasible set by the exact masks and the projection is evaluated and
+counted (:mod:`.suggestions`); random search samples feasible policies directly. On a table
+(:class:`~quant_envs.mixed_precision.tables.problem.TableProblem`) ``hawq_v3`` reads the
+sensitivities shipped with the table (:mod:`.table_hawq`) instead of differentiating a model.
 
 Every method is one function ``fn(space, evaluate, **options) -> extras`` and one line of
 :data:`SOLVERS` declaring its options (and whether it takes ``rng`` or ``seed``); :data:`METHODS`
@@ -53,7 +64,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from baselines.mixed_precision import optuna_search
 from baselines.mixed_precision.ilp import solve_assignment_ilp
+from baselines.mixed_precision.regularized_evolution import regularized_evolution
 from baselines.mixed_precision.space import Choice, SearchSpace
 from baselines.result import Solver, SolveResult, registered
 from quant_envs.checks import check_choice, check_float, check_int
@@ -377,6 +390,8 @@ def _greedy_std(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
 def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, *, seed: int,
              hutchinson_samples: int = 16, hessian_data: int = 256, activations: bool | None = None,
              ilp_time_limit_s: float | None = None) -> dict[str, Any]:
+    if hasattr(space.problem, "table"):  # a TableProblem: the sensitivities shipped with the table
+        return _hawq_v3_table(space, evaluate, ilp_time_limit_s)
     # lazy: Hessian traces need torch; the other solvers (and table benchmarks) run without it
     from baselines.mixed_precision.hessian import hawq_sensitivities
 
@@ -398,6 +413,19 @@ def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, *, seed: int,
         "activation_avg_trace": traces.activation_avg_trace, "activations": bool(activations),
         "hutchinson_samples": hutchinson_samples, "hessian_data": traces.data_size,
     }
+
+
+def _hawq_v3_table(space: SearchSpace, evaluate: _Evaluator, ilp_time_limit_s: float | None) -> dict[str, Any]:
+    from baselines.mixed_precision.table_hawq import table_omega
+
+    p = space.problem
+    omega, source = table_omega(p.table)  # type: ignore[attr-defined]  # a TableProblem; its pairs are (b, b)
+    index = {b: j for j, b in enumerate(p.bits)}
+    objective = [omega[i, [index[w] for w in space.widths[i][:, 0]]] for i in range(space.num_layers)]
+    solution = solve_assignment_ilp(objective, space.costs, p.budget, space.feasible, ilp_time_limit_s)
+    evaluate(solution.choice)
+    return {"omega": omega, "omega_source": source, "ilp_objective": solution.objective,
+            "ilp_status": solution.status, "ilp_message": solution.message}
 
 
 def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator, population: int = 20,
@@ -497,6 +525,10 @@ SOLVERS: dict[str, SearchSolver] = {
                                 uses_seed=True),
     "evolution": SearchSolver(_evolution, ("population", "mutation_rate", "crossover_rate", "tournament",
                                                "include_uniform"), min_evaluations=2, uses_rng=True),
+    "regularized_evolution": SearchSolver(regularized_evolution, ("population", "sample", "patience"),
+                                          uses_rng=True),
+    "tpe": SearchSolver(optuna_search.tpe, ("patience",), uses_rng=True),
+    "cmaes": SearchSolver(optuna_search.cmaes, ("patience",), uses_rng=True),
     "enumeration": SearchSolver(_enumeration, ()),
 }
 MethodSpec = SearchSolver  # its name before the registries of the four problems were named alike
