@@ -240,7 +240,8 @@ class TableProblem(MixedPrecisionProblem):
     @property
     def task(self) -> Any:
         raise ValueError(f"table {self.table.name!r} holds no network (evaluations are look-ups): methods that "
-                         f"need the model itself, such as hawq_v3's Hessian traces, cannot run on a table")
+                         f"need the model itself (live Hessian traces, retraining) cannot run on a table; "
+                         f"hawq_v3 on a table reads the traces shipped with it")
 
     def fake_quant_model(self) -> Any:
         return self.task
