@@ -44,7 +44,23 @@ from typing import Any
 
 import numpy as np
 
+from agents.validate import validate
+from baselines.mixed_precision.aggregate import (
+    iqm,
+    performance_profile,
+    plot_intervals,
+    plot_profiles,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+)
+from baselines.mixed_precision.pareto import PARETO_METHODS, pareto_instance, pareto_run, plot_front
 from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
+from baselines.mixed_precision.solvers import METHODS, solve
+from baselines.mixed_precision.space import SearchSpace
+from quant_envs.atomic_io import atomic_write_text
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.registry import load_table
+from quant_envs.mixed_precision.tables.regret import confidence_interval
 
 #: Evaluation counts reported (3000 where the run's allowance reaches it).
 CHECKPOINTS = (1, 10, 30, 100, 300, 1000, 3000)
@@ -65,7 +81,6 @@ def setting_slug(setting: dict[str, Any]) -> tuple[str, str]:
 
 
 def _write_csv(path: Path, fields: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    from quant_envs.atomic_io import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
@@ -90,9 +105,6 @@ def policy_file(setting: dict[str, Any], evaluation: Any) -> tuple[str, str]:
 
 def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[str, float]:
     """Every seed of one (setting, method); writes its CSV and policy files. Returns (CSV path, wall s)."""
-    from baselines.mixed_precision.solvers import solve
-    from quant_envs.atomic_io import atomic_write_text
-    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     setting, method, seeds, max_evaluations, out = job
     root = Path(out)
@@ -128,8 +140,6 @@ def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[s
 
 
 def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple[str, float]:
-    from baselines.mixed_precision.pareto import pareto_instance, pareto_run
-    from quant_envs.mixed_precision.tables.registry import load_table
 
     table, hardware, metric, method, seeds, max_evaluations, out = job
     instance = pareto_instance(load_table(table), hardware, metric)
@@ -150,7 +160,6 @@ def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple
 def pareto_instances() -> list[tuple[str, str, str]]:
     """(table, hardware, metric) of the Pareto track: those of the leaderboard's settings whose table
     is enumerable (HAWQ-V3's ResNet-50 is not)."""
-    from quant_envs.mixed_precision.tables.registry import load_table
 
     out = []
     for s in LEADERBOARD_SETTINGS:
@@ -175,7 +184,6 @@ class Loaded:
 
 
 def _validate_file(path: str) -> tuple[bool, float | None, str]:
-    from agents.validate import validate
 
     try:
         report = validate(path)
@@ -204,7 +212,6 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = dict(zip(existing, pool.map(_validate_file, existing, chunksize=16)))
-    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     for (i, m), rows in raw.items():
         problem = TableProblem(**LEADERBOARD_SETTINGS[i])
@@ -234,8 +241,6 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
 def reference_regret(setting: dict[str, Any], samples: int = 4096) -> tuple[float, str]:
     """Random search's best-of-1 expected regret at ``setting`` and how it was obtained: exact over
     the enumerated feasible set, else the mean over ``samples`` uniform feasible policies (seed 0)."""
-    from baselines.mixed_precision.space import SearchSpace
-    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     p = TableProblem(**setting)
     o = p.optimum
@@ -255,17 +260,6 @@ def _cell(point: tuple[float, float, float], digits: int = 3) -> str:
 def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, workers: int,
              figures: Path = Path("docs/figures/leaderboard")) -> str:
     """Validate the runs, compute the aggregates, draw the figures and write ``markdown``."""
-    from baselines.mixed_precision.aggregate import (
-        iqm,
-        performance_profile,
-        plot_intervals,
-        plot_profiles,
-        probability_of_improvement,
-        stratified_bootstrap_ci,
-    )
-    from quant_envs.atomic_io import atomic_write_text
-    from quant_envs.mixed_precision.tables.registry import load_table
-    from quant_envs.mixed_precision.tables.regret import confidence_interval
 
     loaded = load_runs(out, methods, workers)
     rel = Path(os.path.relpath(figures, markdown.parent)).as_posix()  # figure links from the markdown
@@ -344,15 +338,6 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
 
 
 def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
-    from baselines.mixed_precision.aggregate import stratified_bootstrap_ci
-    from baselines.mixed_precision.pareto import (
-        PARETO_METHODS,
-        pareto_instance,
-        pareto_run,
-        plot_front,
-    )
-    from quant_envs.mixed_precision.tables.registry import load_table
-    from quant_envs.mixed_precision.tables.regret import confidence_interval
 
     lines = ["## Pareto track", "",
              "No budget: hypervolume regret (exact front's normalised hypervolume minus that of the first n "
@@ -434,8 +419,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="folder of the figures (under docs/ so that the documentation site shows them)")
     parser.add_argument("--no-run", action="store_true", help="only regenerate the markdown and figures")
     args = parser.parse_args(argv)
-    from baselines.mixed_precision.pareto import PARETO_METHODS
-    from baselines.mixed_precision.solvers import METHODS
 
     for m in args.methods:
         if m not in METHODS:
