@@ -517,6 +517,15 @@ def _keep(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
         cache.popitem(last=False)
 
 
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is made of numbers, strings, None, lists and dicts only (its repr is its identity)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
 def shared_problem(**config: Any) -> MixedPrecisionProblem:
     """A :class:`MixedPrecisionProblem` shared by every caller with the same configuration.
 
@@ -527,7 +536,9 @@ def shared_problem(**config: Any) -> MixedPrecisionProblem:
     :data:`SHARED_TASKS` kept). Configurations holding a built ``Task`` object are never shared.
     """
     task = config.get("task", "mnist1d-cnn")
-    if not isinstance(task, str):
+    task_kwargs = config.get("task_kwargs")
+    if not isinstance(task, str) or not _plain(task_kwargs):
+        # a built task, or task arguments holding arrays (a float_state): repr() would not tell them apart
         return MixedPrecisionProblem(**config)
     key = tuple(sorted((k, repr(v)) for k, v in config.items()))
     problem = _SHARED.get(key)
@@ -536,8 +547,8 @@ def shared_problem(**config: Any) -> MixedPrecisionProblem:
     if problem is None:
         # the task does not depend on the hardware, budget or retraining; the cache directory
         # (argument or environment variable) decides which trained network is loaded
-        task_key = (task, repr(sorted((config.get("task_kwargs") or {}).items())), repr(config.get("cache_dir")),
-                    os.environ.get("QUANT_ENVS_CACHE"))
+        task_key = (task, repr(sorted(task_kwargs.items()) if isinstance(task_kwargs, dict) else task_kwargs),
+                    repr(config.get("cache_dir")), os.environ.get("QUANT_ENVS_CACHE"))
         built = _SHARED_TASKS.get(task_key)
         # a new task is built by the problem itself, after its arguments are checked
         problem = MixedPrecisionProblem(**config) if built is None else MixedPrecisionProblem(**{**config, "task": built})
