@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train an agent on a quant_envs environment, or compare agents against the non-RL baselines.
+"""Train an agent on a quant_envs environment, or compare agents against a problem's non-RL solvers.
 
     python train.py                                   # a short default search on the default task
     python train.py --env quant_envs/MixedPrecision-v0 --algo maskable_ppo --timesteps 2000 --seed 0 \\
@@ -7,6 +7,7 @@
     python train.py --resume --out runs/my-run        # continue an interrupted run
     python train.py compare --env quant_envs/MixedPrecision-v0 --agents maskable_ppo \\
         --baselines uniform random hawq_v3 --seeds 5 --max-evaluations 200
+    python train.py compare --env quant_envs/SplineCompander-v1 --agents ppo --seeds 5   # any problem's id
 
 The same command is installed as ``quant-envs-train`` (works outside the repository).
 
@@ -16,7 +17,8 @@ A run writes into ``--out`` (default ``runs/<env>/<algo>-s<seed>``): ``best_poli
 part per resume, so nothing is overwritten). Every file is written atomically.
 
 This file is a thin entry point: training lives in ``agents.training``, comparison in
-``agents.comparison``, the command line in ``agents.cli``.
+``agents.comparison`` (plan, backends, per-problem adapters and report in ``agents.compare_*``),
+the command line in ``agents.cli``.
 """
 
 from __future__ import annotations

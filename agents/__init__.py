@@ -9,6 +9,7 @@ environment id with a ``default`` entry for the rest; keyword overrides win.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +169,19 @@ def check_compatible(name: str, action_space: Any) -> None:
                          f"per step (e.g. quant_envs/MixedPrecisionContinuous-v0); env has {action_space}")
 
 
+def resolve_policy(policy: Any) -> Any:
+    """A YAML ``policy``: SB3's names ("MlpPolicy") as they are; a custom class by import path,
+    dotted as RL Zoo reads it (``agents.cvt_policy.PerGeneratorPolicy``) or ``module:Class``."""
+    if not isinstance(policy, str) or (":" not in policy and "." not in policy):
+        return policy
+    module, sep, attr = policy.partition(":") if ":" in policy else policy.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"policy={policy!r} is not allowed: {exc}; expected an SB3 policy name "
+                         f"(MlpPolicy) or an import path (package.module.Class)") from None
+
+
 def hyperparams_for(name: str, env_id: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
     """The YAML hyperparameters for ``env_id`` with ``overrides`` applied (what ``make_agent`` uses)."""
     params = load_hyperparams(name, env_id)
@@ -189,10 +203,7 @@ def make_agent(name: str, env: Any, *, env_id: str | None = None, **overrides: A
     params = hyperparams_for(name, env_id, overrides)
     check_hyperparams(name, params)
     params.setdefault("device", "cpu")  # small MLPs: the CPU is faster than a GPU round trip
-    policy = params.pop("policy", "MlpPolicy")
-    if isinstance(policy, str) and ":" in policy:  # "module:Class", e.g. agents.cvt_policy:PerGeneratorPolicy
-        module, attr = policy.split(":", 1)
-        policy = getattr(__import__(module, fromlist=[attr]), attr)
+    policy = resolve_policy(params.pop("policy", "MlpPolicy"))
     check_compatible(name, getattr(env, "action_space", None))
     try:
         return cls(policy, env, **params)

@@ -54,8 +54,11 @@ class EpisodeRecorder(BaseCallback):
         self.num_evaluations = 0
         self._returns: np.ndarray | None = None
         self._projected: np.ndarray | None = None
+        self._timed = False
 
     def _on_training_start(self) -> None:
+        # mixed-precision environments keep their evaluations' wall time out of info, as an attribute
+        self._timed = self.training_env.has_attr("last_eval_time_s")
         if self._returns is None or len(self._returns) != self.training_env.num_envs:
             self._returns = np.zeros(self.training_env.num_envs)
         if self._projected is None or len(self._projected) != self.training_env.num_envs:
@@ -75,6 +78,8 @@ class EpisodeRecorder(BaseCallback):
             for key in RECORD_FIELDS[3:]:
                 if key in info:
                     record[key] = json_ready(info[key])
+            if self._timed and "eval_time_s" not in info:  # wall time is kept out of info (determinism)
+                record["eval_time_s"] = float(self.training_env.get_attr("last_eval_time_s", indices=[i])[0])
             record["projected_actions"] = int(self._projected[i])
             self.logger.record_mean("rollout/projected_actions", int(self._projected[i]))
             self._returns[i] = 0.0

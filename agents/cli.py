@@ -10,16 +10,17 @@ import argparse
 import sys
 from typing import Any
 
+from agents import AGENTS, check_hyperparams, hyperparams_for, run_defaults
 from agents.comparison import DEFAULT_BASELINES, DEFAULT_COMPARE_ENV, compare, compare_grid
 from agents.replay import replay
 from agents.runs import DEFAULT_ENV, UsageError, parse_kwargs
 from agents.training import run_config, train
+from agents.validate import main as validate_main
+from quant_envs.atomic_io import check_writable_dir, describe_os_error
 
 
 def train_parser() -> argparse.ArgumentParser:
     """Flags of ``train.py`` (a single training run)."""
-    from agents import AGENTS
-
     p = argparse.ArgumentParser(prog="train.py", description="Train an agent on a quant_envs environment "
                                 "(or: train.py compare --help, train.py replay --help).")
     # None = not given: a new run takes TRAIN_DEFAULTS, --resume takes the run's own config.json
@@ -46,13 +47,18 @@ def train_parser() -> argparse.ArgumentParser:
 
 def compare_parser() -> argparse.ArgumentParser:
     """Flags of ``train.py compare``."""
-    p = argparse.ArgumentParser(prog="train.py compare", description="Agents against non-RL baselines over seeds.")
-    p.add_argument("--env", default=DEFAULT_COMPARE_ENV, help=f"default {DEFAULT_COMPARE_ENV}")
-    p.add_argument("--agents", nargs="*", default=["maskable_ppo"])
-    p.add_argument("--baselines", nargs="*", help=f"default: {' '.join(DEFAULT_BASELINES)} (on the table env: all it supports)")
+    p = argparse.ArgumentParser(prog="train.py compare", description="Agents against the problem's non-RL solvers over seeds.")
+    p.add_argument("--env", default=DEFAULT_COMPARE_ENV,
+                   help=f"any registered id: mixed precision, compander, FEEL or CVT (default {DEFAULT_COMPARE_ENV})")
+    p.add_argument("--agents", nargs="*", help="default: maskable_ppo on mixed precision (ddpg_haq on its Continuous ids), ppo on the "
+                   "other problems")
+    p.add_argument("--baselines", nargs="*", help="the problem's solvers (baselines.<problem>.METHODS); default on "
+                   f"mixed precision: {' '.join(DEFAULT_BASELINES)}; elsewhere the problem's usual solvers")
     p.add_argument("--seeds", type=int, help="seeds per method (default 10; 20 on MixedPrecisionTable-v0)")
-    p.add_argument("--max-evaluations", type=int, default=200, help="reward evaluations per run (default 200)")
-    p.add_argument("--timesteps", type=int, help="cap on agent steps (default: 20 x evaluations x episode length)")
+    p.add_argument("--max-evaluations", type=int, default=200,
+                   help="reward evaluations (mixed precision) or episodes (other problems) per agent run (default 200)")
+    p.add_argument("--timesteps", type=int, help="cap on agent steps (default: 20 x evaluations x episode length on "
+                   "mixed precision, else evaluations x episode length)")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE")
     p.add_argument("--hyperparams", nargs="*", metavar="ALGO.KEY=VALUE", help="e.g. maskable_ppo.learning_rate=1e-3")
     p.add_argument("--out", default="results/compare")
@@ -85,8 +91,6 @@ def replay_parser() -> argparse.ArgumentParser:
 
 
 def _yaml_n_envs(algo: str, env_id: str) -> int:
-    from agents import AGENTS, run_defaults
-
     if algo not in AGENTS:
         return 1  # train() names the bad --algo
     try:
@@ -99,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``train`` (default) or ``compare`` (first argument); user errors: one line, exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "validate":
-        from agents.validate import main as validate_main
-
         return validate_main(argv[1:])
     try:
         if argv and argv[0] == "replay":
@@ -123,11 +125,14 @@ def main(argv: list[str] | None = None) -> int:
                             env_kwargs=parse_kwargs(a.env_kwargs, "--env-kwargs"), hyperparams=per_algo, out=a.out,
                             jobs=a.jobs, report_only=a.report_only, resume=a.resume,
                             final_finetune_steps=a.final_finetune_steps, backend=a.backend)
-            if a.grid:
-                grid = parse_kwargs([_as_list(g) for g in a.grid], "--grid")
-                compare_grid(grid, **settings)
-            else:
-                compare(**settings)
+            try:
+                if a.grid:
+                    grid = parse_kwargs([_as_list(g) for g in a.grid], "--grid")
+                    compare_grid(grid, **settings)
+                else:
+                    compare(**settings)
+            except (TypeError, ValueError) as exc:  # the library names its argument; one line here
+                raise UsageError(f"compare: {exc}") from None
             return 0
         a = train_parser().parse_args(argv)
         given = {"env_id": a.env, "algo": a.algo, "timesteps": a.timesteps, "seed": a.seed,
@@ -144,16 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a write that failed where no narrower handler knew the argument
-        from quant_envs.atomic_io import describe_os_error
-
         print(f"train.py: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
 
 
 def _check_compare_hyperparams(env_id: str, per_algo: dict[str, dict[str, Any]]) -> None:
     """Each ALGO.KEY=VALUE of ``compare --hyperparams`` in its documented range, before any run."""
-    from agents import AGENTS, check_hyperparams, hyperparams_for
-
     for algo, overrides in per_algo.items():
         if algo not in AGENTS:
             raise UsageError(f"--hyperparams {algo}.*: {algo!r} is not an agent; expected one of: {', '.join(AGENTS)}")
@@ -164,8 +165,6 @@ def _check_compare_hyperparams(env_id: str, per_algo: dict[str, dict[str, Any]])
 
 
 def _check_out(out: str) -> None:
-    from quant_envs.atomic_io import check_writable_dir
-
     try:
         check_writable_dir(out, "--out")
     except ValueError as exc:

@@ -1,142 +1,94 @@
-"""Agents against the non-RL baselines over seeds: runs, summary statistics, a table and a figure.
+"""Agents against the solvers of any problem over seeds: runs, summary statistics, a table and a figure.
 
-``compare`` is what ``python train.py compare`` runs; every file it writes is written atomically.
+``compare`` is what ``python train.py compare`` runs, in three steps:
+
+* plan (:mod:`agents.compare_plan`): a checked :class:`~agents.compare_plan.CompareConfig` and the
+  problem's adapter (:mod:`agents.compare_adapters`) give the runs, one
+  :class:`~agents.compare_plan.RunSpec` per (method, seed);
+* execute (:mod:`agents.compare_backends`): a backend (serial, process pool, Ray) runs the specs
+  and hands back one record per run; runs.csv is rewritten (atomically) as each finishes;
+* report (:mod:`agents.compare_report`): summary.csv, results.md and compare.png from the records.
+
+Bad arguments raise ``ValueError`` / ``TypeError`` naming the argument; every file is written atomically.
 """
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from agents import AGENTS
+from agents.compare_adapters import (  # noqa: F401  (importable from here, as before)
+    DEFAULT_BASELINES,
+    FINAL_SEEDS,
+    MIXED_PRECISION_IDS,
+    TABLE_ENV_ID,
+    ProblemAdapter,
+    TableAdapter,
+    _search,
+    adapter_for,
+    run_one,
+)
+from agents.compare_backends import execute_run, make_backend  # noqa: F401  (execute_run: importable)
+from agents.compare_plan import BACKENDS, DEFAULT_COMPARE_ENV, CompareConfig, plan_runs  # noqa: F401
+from agents.compare_report import summarize, write_report  # noqa: F401  (summarize: importable from here)
 
 # RUN_FIELDS (the columns of runs.csv) and the record type live in agents.records; importable from here too
-from agents.records import RUN_FIELDS, ComparisonRun, RecordError, as_run, check_number_field
-from agents.runs import UsageError, check_env_id
-from agents.training import train
-from quant_envs.mixed_precision.unwrap import mixed_precision_env
-
-MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisionContinuous-v1",
-                       "quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0")
-#: The environment ``compare`` uses by default: the core benchmark (MNIST-1D, issue 11).
-DEFAULT_COMPARE_ENV = "quant_envs/MixedPrecision-v1"
-DEFAULT_BASELINES = ("uniform", "random", "greedy_std", "greedy_sensitivity", "hawq_v3", "evolution")
-#: The table benchmark: ``compare`` on it is a regret study against the table's exact optimum.
-TABLE_ENV_ID = "quant_envs/MixedPrecisionTable-v0"
-#: Where the runs of a comparison execute (see ``compare``'s ``backend``).
-BACKENDS = ("local", "ray")
-#: Retraining seeds of the final evaluation: the same for every method and run.
-FINAL_SEEDS = (0, 1, 2)
+from agents.records import (  # noqa: F401
+    OBJECTIVE_RUN_FIELDS,
+    RUN_FIELDS,
+    ComparisonRun,
+    ObjectiveRun,
+    RecordError,
+    as_run,
+    check_number_field,
+)
+from agents.regret import add_agent_runs
+from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
+from quant_envs.atomic_io import atomic_write_csv, atomic_write_json, atomic_write_text
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.regret import plot_regret
 
 
-def _search(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
-    """Run one search; return (result fields, the best policy, the problem it was searched on)."""
-    import gymnasium as gym
-
-    if kind == "agent":
-        summary = train(cfg["env_id"], method, cfg["timesteps"], seed, {**cfg["env_kwargs"], "share_problem": False},
-                        cfg["hyperparams"].get(method), Path(cfg["out"]) / "runs" / f"{method}-s{seed}",
-                        checkpoint_freq=cfg["timesteps"], max_evaluations=cfg["max_evaluations"],
-                        progress_bar=False, test_best=True, verbose=False)
-        best = summary["best"]
-        env = gym.make(cfg["env_id"], **cfg["env_kwargs"])  # shared problem: the float model is loaded once
-        fields = {"val_accuracy": best["accuracy"], "test_accuracy": summary["best_test_accuracy"],
-                  "budget_used": best["budget_used"], "reward_evaluations": summary["reward_evaluations"]}
-        return fields, best["policy"], mixed_precision_env(env).problem
-    from baselines.mixed_precision import solve
-
-    env = gym.make(cfg["env_id"], **{**cfg["env_kwargs"], "share_problem": False})
-    result = solve(env, method, max_evaluations=cfg["max_evaluations"], seed=seed)
-    problem = mixed_precision_env(env).problem
-    fields = {"val_accuracy": result.accuracy, "test_accuracy": problem.evaluate(result.policy, split="test").accuracy,
-              "budget_used": result.evaluation.budget_used, "reward_evaluations": result.num_evaluations}
-    return fields, [list(p) for p in result.policy], problem
-
-
-def run_one(kind: str, method: str, seed: int, cfg: dict[str, Any]) -> ComparisonRun:
-    """One (method, seed) of a comparison, searched then finally evaluated; a failure is a record, not a raise.
-
-    A top-level function so worker processes can run it. The searched policy is retrained for
-    ``final_finetune_steps`` under each of :data:`FINAL_SEEDS` and scored on the test split
-    (``MixedPrecisionProblem.final_evaluation``); ``final_test_accuracy`` is their mean.
-    """
-    import torch
-
-    import quant_envs  # noqa: F401
-
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-
-    def record(**outcome: Any) -> ComparisonRun:  # from_dict: numpy numbers and lists become plain types
-        return ComparisonRun.from_dict({"method": method, "kind": kind, "seed": seed, **outcome,
-                                        "wall_time_s": time.perf_counter() - start}, f"run {method} seed {seed}")
-
-    try:
-        fields, policy, problem = _search(kind, method, seed, cfg)
-        steps = problem.task.final_finetune_steps if cfg.get("final_finetune_steps") is None else cfg["final_finetune_steps"]
-        finals = problem.final_evaluation(policy, steps, seeds=FINAL_SEEDS)
-        return record(**fields, status="ok", final_test_accuracy=float(np.mean(finals)),
-                      final_test_accuracies=[round(a, 6) for a in finals], final_finetune_steps=steps, policy=policy)
-    except Exception as exc:  # reported in runs.csv and the table; the other runs go on
-        return record(status="failed", error=f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500])
-
-
-def read_runs(path: Path, missing_ok: bool = False) -> list[ComparisonRun]:
-    """The runs of a runs.csv (this or an earlier version's); a malformed row is a UsageError naming its line."""
-    import csv
-
+def read_runs(path: Path, missing_ok: bool = False, record_type: Any = ComparisonRun) -> list[Any]:
+    """The runs of a runs.csv (this or an earlier version's) as ``record_type`` records; a missing
+    file (unless ``missing_ok``) or a malformed row is a ValueError naming the file (and line)."""
     if not path.is_file():
         if missing_ok:
             return []
-        raise UsageError(f"--report-only: {path} does not exist; run the comparison first")
+        raise ValueError(f"{path} does not exist; run the comparison before reporting it")
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        try:
-            return [ComparisonRun.from_row(row, f"{path} line {reader.line_num}") for row in reader]
-        except RecordError as exc:
-            raise UsageError(str(exc)) from None
+        return [record_type.from_row(row, f"{path} line {reader.line_num}") for row in reader]
 
 
-def summarize(runs: Sequence[ComparisonRun | Mapping[str, Any]], methods: list[str], baselines: list[str],
-              value: str = "final_test_accuracy") -> list[dict[str, Any]]:
-    """Per method: IQM with the 95% bootstrap CI of the IQM, mean, probabilities of improvement
-    over uniform and over the best baseline (by IQM, other than the method itself), evaluations.
+def _listed(names: Sequence[str] | None) -> list[str] | None:
+    return None if names is None else list(names)
 
-    ``value`` names the score (a number column of runs.csv); ``runs`` may also be dicts of run values.
-    """
-    from agents.reporting import iqm, iqm_ci, probability_of_improvement
 
-    check_number_field(value, "value")
-    records = [as_run(r) for r in runs]
-    ok = {m: [r for r in records if r.method == m and r.ok] for m in methods}
-    scores: dict[str, list[float]] = {m: [getattr(r, value) for r in ok[m]] for m in methods}
-    ranked = sorted((b for b in baselines if scores.get(b)), key=lambda b: iqm(scores[b]), reverse=True)
-    rows = []
-    for m in methods:
-        x = scores[m]
-        failed = sum(r.method == m and not r.ok for r in records)
-        row: dict[str, Any] = {"method": m, "kind": next((r.kind for r in records if r.method == m), ""),
-                               "runs": len(x), "failed": failed}
-        if x:
-            lo, hi = iqm_ci(x)
-            best = next((b for b in ranked if b != m), None)
-            row.update({
-                "iqm": iqm(x), "ci_low": lo, "ci_high": hi, "mean": float(np.mean(x)),
-                "val_mean": float(np.mean([r.val_accuracy for r in ok[m]])),
-                "p_over_uniform": probability_of_improvement(x, scores["uniform"])
-                if m != "uniform" and scores.get("uniform") else float("nan"),
-                "best_baseline": best or "",
-                "p_over_best_baseline": probability_of_improvement(x, scores[best]) if best else float("nan"),
-                "evaluations": float(np.mean([r.reward_evaluations or 0 for r in ok[m]])),
-                "wall_time_s": float(np.mean([r.wall_time_s for r in ok[m]])),
-            })
-        rows.append(row)
-    return rows
+def _fields(record_type: Any) -> tuple[str, ...]:
+    return RUN_FIELDS if record_type is ComparisonRun else OBJECTIVE_RUN_FIELDS
+
+
+def _checked_methods(agents: Sequence[str] | None, baselines: Sequence[str] | None, default_agents: Sequence[str],
+                     default_baselines: Sequence[str], allowed_baselines: Sequence[str],
+                     where: str = "") -> tuple[list[str], list[str]]:
+    """The agents and baselines to run (defaults where None); an unknown name is a ValueError."""
+    agents = list(agents if agents is not None else default_agents)
+    baselines = list(baselines if baselines is not None else default_baselines)
+    for a in agents:
+        if a not in AGENTS:
+            raise ValueError(f"agents: {a!r} is not allowed; expected some of: {', '.join(AGENTS)}")
+    for b in baselines:
+        if b not in allowed_baselines:
+            raise ValueError(f"baselines: {b!r} is not allowed{where}; expected some of: {', '.join(allowed_baselines)}")
+    return agents, baselines
 
 
 def compare(
@@ -155,171 +107,118 @@ def compare(
     final_finetune_steps: int | None = None,
     backend: str = "local",
 ) -> dict[str, Any]:
-    """Agents against baselines over ``seeds`` seeds; writes runs.csv, summary.csv, results.md, compare.png.
+    """Agents against the solvers of ``env_id``'s problem over ``seeds`` seeds; writes runs.csv,
+    summary.csv, results.md, compare.png (and compare.json, the settings) into ``out``.
 
-    Each run searches with the validation accuracy as its reward; its best policy is then retrained
-    for ``final_finetune_steps`` (default: the task's) under 3 seeds and scored on the test split.
-    runs.csv is rewritten (atomically) as each run finishes; a failed run is a row with its error.
+    The arguments are those of :class:`~agents.compare_plan.CompareConfig` plus where and how to
+    run (see :func:`run_comparison`, which takes the config itself). Each problem scores runs in
+    its own unit (:mod:`agents.compare_adapters`): mixed precision by the final test accuracy of
+    the policy each run found (retrained for ``final_finetune_steps``, default the task's, under 3
+    seeds), the compander by SQNR (dB), FEEL by training time (s), CVT by E/E*.
     ``resume`` keeps the finished runs of ``out/runs.csv`` (same settings) and runs only the rest;
-    ``report_only`` rebuilds the table and figure from ``out/runs.csv``.
-
-    ``backend``: "local" (this machine: ``jobs`` worker processes) or "ray" (Ray Tune, one trial per
-    run, on the cluster ``RAY_ADDRESS`` names or a local Ray instance with ``jobs`` CPUs; needs the
-    ``ray`` extra). Both write the same runs.csv and table.
+    ``report_only`` rebuilds the table and figure from ``out/runs.csv``. ``backend``: "local"
+    (``jobs`` worker processes here) or "ray" (Ray Tune, one trial per run, on the cluster
+    ``RAY_ADDRESS`` names or a local Ray instance with ``jobs`` CPUs; needs the ``ray`` extra).
+    MixedPrecisionTable-v0 runs a regret study instead (:func:`compare_table`).
     """
-    import gymnasium as gym
+    config = CompareConfig(env_id=env_id, agents=None if agents is None else tuple(agents),
+                           baselines=None if baselines is None else tuple(baselines), seeds=seeds,
+                           max_evaluations=max_evaluations, timesteps=timesteps, env_kwargs=env_kwargs or {},
+                           hyperparams=hyperparams or {}, final_finetune_steps=final_finetune_steps)
+    return run_comparison(config, out, jobs=jobs, report_only=report_only, resume=resume, backend=backend)
 
-    from agents.reporting import compare_figure
-    from baselines.mixed_precision import METHODS
-    from quant_envs.atomic_io import atomic_write_csv, atomic_write_json, atomic_write_text
-    from quant_envs.text_tables import markdown_table
 
-    check_env_id(env_id)
-    if env_id == TABLE_ENV_ID:
+def run_comparison(config: CompareConfig, out: str | os.PathLike[str] = "results/compare", *, jobs: int = 1,
+                   report_only: bool = False, resume: bool = False, backend: str = "local") -> dict[str, Any]:
+    """Plan, execute and report the comparison ``config`` in ``out`` (see :func:`compare`)."""
+    adapter = adapter_for(config.env_id)
+    if isinstance(adapter, TableAdapter):
         if report_only or resume or backend != "local":
-            raise UsageError(f"--report-only, --resume and --backend ray are for the live environments; a regret "
+            raise ValueError(f"report_only, resume and backend='ray' are for the live environments; a regret "
                              f"study on {TABLE_ENV_ID} takes seconds to rerun")
-        return compare_table(env_kwargs or {}, agents, baselines, 20 if seeds is None else seeds, max_evaluations,
-                             out, hyperparams)
-    seeds = 10 if seeds is None else seeds
-    if env_id not in MIXED_PRECISION_IDS:
-        raise UsageError(f"compare supports {', '.join(MIXED_PRECISION_IDS)}; for the other problems run "
-                         "python -m baselines.<compander|cvt|feel>")
-    agents, baselines = _checked_methods(agents, baselines, DEFAULT_BASELINES, METHODS)
-    if seeds < 1 or max_evaluations < 1 or jobs < 1:
-        raise UsageError("--seeds, --max-evaluations and --jobs must be >= 1")
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend {backend!r} is not allowed; expected one of: {', '.join(BACKENDS)}")
-    if backend == "ray" and not report_only:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise UsageError("--backend ray needs the ray extra: pip install -e \".[ray]\" (in its own virtual "
-                             "environment: RLlib pins its own gymnasium)") from None
-    if final_finetune_steps is not None and (isinstance(final_finetune_steps, bool) or final_finetune_steps < 0):
-        raise UsageError(f"--final-finetune-steps {final_finetune_steps!r} is not allowed; expected an integer >= 0")
-    env_kwargs = dict(env_kwargs or {})
-    try:  # build once here: bad --env-kwargs fail now, and the float model is trained before workers start
-        probe = gym.make(env_id, **env_kwargs)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--env-kwargs {env_kwargs}: {exc}") from None
-    steps_per_episode = mixed_precision_env(probe).num_steps
-    problem = mixed_precision_env(probe).problem
-    probe.close()
-    cfg = {"env_id": env_id, "env_kwargs": env_kwargs, "max_evaluations": max_evaluations, "out": str(out),
-           "timesteps": timesteps or 20 * max_evaluations * steps_per_episode, "hyperparams": hyperparams or {},
-           "final_finetune_steps": final_finetune_steps}
-    final_steps = problem.task.final_finetune_steps if final_finetune_steps is None else final_finetune_steps
-    # seed-major: an interrupted comparison has every method on its first seeds (see --resume)
-    work = [(kind, m, s) for s in range(seeds) for kind, names in (("agent", agents), ("baseline", baselines))
-            for m in names]
-    start = time.perf_counter()
+        return compare_table(dict(config.env_kwargs), _listed(config.agents), _listed(config.baselines),
+                             adapter.default_seeds if config.seeds is None else config.seeds, config.max_evaluations,
+                             out, {a: dict(p) for a, p in config.hyperparams.items()})
+    if config.final_finetune_steps is not None and config.env_id not in MIXED_PRECISION_IDS:
+        raise ValueError(f"final_finetune_steps={config.final_finetune_steps!r} is for the mixed-precision ids; "
+                         f"{config.env_id} has no retraining")
+    agents, baselines = _checked_methods(config.agents, config.baselines, adapter.agents_for(config.env_id),
+                                         adapter.default_baselines(config.env_id), adapter.methods(config.env_id),
+                                         f" on {config.env_id}")
+    seeds = adapter.default_seeds if config.seeds is None else config.seeds
+    backend_impl = make_backend(backend, jobs, Path(out) / "ray", adapter.record_type) if not report_only else None
     out = Path(out)
+    settings = adapter.prepare(config, out)  # bad env_kwargs raise here, before any run
     methods = agents + baselines
-    runs: list[ComparisonRun] = []
+    start = time.perf_counter()
+    fields = _fields(adapter.record_type)
+    runs: list[Any]
     if report_only:
         if (out / "compare.json").is_file():  # the settings the runs were made with
             saved = json.loads((out / "compare.json").read_text())
-            max_evaluations = saved["max_evaluations"]
-            final_steps = saved.get("final_steps", final_steps)
+            settings = {**settings, **{k: saved[k] for k in ("max_evaluations", "final_steps", "timesteps")
+                                       if k in saved}}
             baselines = saved.get("baselines", baselines)
-        runs = read_runs(out / "runs.csv")
+        runs = read_runs(out / "runs.csv", record_type=adapter.record_type)
         methods = list(dict.fromkeys(r.method for r in runs))
         baselines = [m for m in methods if m in baselines or any(r.kind == "baseline" for r in runs if r.method == m)]
         seeds = len({r.seed for r in runs})
     else:
-        settings = {**cfg, "agents": agents, "baselines": baselines, "seeds": seeds, "final_steps": final_steps,
-                    "final_seeds": list(FINAL_SEEDS)}
-        if resume:
-            if (out / "compare.json").is_file():
-                saved = json.loads((out / "compare.json").read_text())
-                keys = ("env_id", "env_kwargs", "max_evaluations", "timesteps", "hyperparams", "final_steps")
-                changed = [k for k in keys if saved.get(k) != json.loads(json.dumps(settings[k]))]
-                if changed:
-                    raise UsageError(f"--resume: {out} was run with other settings ({', '.join(changed)}); "
-                                     "use another --out or the same settings")
-            runs = [r for r in read_runs(out / "runs.csv", missing_ok=True) if r.ok]
-            done = {(r.method, r.seed) for r in runs}
-            work = [w for w in work if (w[1], w[2]) not in done]
-            print(f"--resume: {len(done)} finished runs kept, {len(work)} to run", flush=True)
-        atomic_write_json(out / "compare.json", settings)
-
-        def finished(record: ComparisonRun | Mapping[str, Any]) -> None:
-            r = as_run(record)  # the Ray backend hands back the record's JSON form
-            runs.append(r)
-            atomic_write_csv(out / "runs.csv", [run.to_row() for run in runs], RUN_FIELDS)
-            if r.ok:
-                print(f"{r.method:>20} seed {r.seed}: final test {r.final_test_accuracy:.4f} "
-                      f"(searched val {r.val_accuracy:.4f}), {r.reward_evaluations} evaluations, "
-                      f"{r.wall_time_s:.1f} s", flush=True)
-            else:
-                print(f"{r.method:>20} seed {r.seed}: FAILED: {r.error}", flush=True)
-
-        if backend == "ray":
-            from agents.ray_backend import run_trials
-
-            run_trials(run_one, [{"kind": k, "method": m, "seed": s, "cfg": cfg} for k, m, s in work], out / "ray",
-                       num_cpus=jobs, on_record=finished)
-        elif jobs == 1:
-            for kind, method, seed in work:
-                finished(run_one(kind, method, seed, cfg))
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import as_completed
-
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(run_one, kind, method, seed, cfg) for kind, method, seed in work]
-                for future in as_completed(futures):
-                    finished(future.result())
-        order = {m: i for i, m in enumerate(methods)}
-        runs.sort(key=lambda r: (order.get(r.method, len(order)), r.seed))
-        atomic_write_csv(out / "runs.csv", [r.to_row() for r in runs], RUN_FIELDS)
-    rows = summarize(runs, methods, baselines)
-    atomic_write_csv(out / "summary.csv", rows, ["method", "kind", "runs", "failed", "iqm", "ci_low", "ci_high", "mean",
-                                                 "val_mean", "p_over_uniform", "best_baseline", "p_over_best_baseline",
-                                                 "evaluations", "wall_time_s"])
-    columns = [("method", "method"), ("kind", "kind"), ("runs", "runs ok"), ("failed", "failed"),
-               ("val_mean", "searched val. acc. mean"), ("iqm", "final test acc. IQM"),
-               ("ci", "95% CI of IQM"), ("mean", "final test acc. mean"),
-               ("p_over_uniform", "P(> uniform)"), ("p_best", "P(> best baseline)"),
-               ("evaluations", "reward evaluations"), ("wall_time_s", "wall time [s]")]
-
-    def cell(r: dict[str, Any]) -> dict[str, Any]:
-        if not r["runs"]:
-            return {**r, "val_mean": "-", "iqm": "-", "ci": "-", "mean": "-", "p_over_uniform": "-", "p_best": "-",
-                    "evaluations": "-", "wall_time_s": "-"}
-        pu = r["p_over_uniform"]
-        return {**r, "ci": f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
-                "p_over_uniform": "-" if pu != pu else f"{pu:.2f}",
-                "p_best": "-" if not r["best_baseline"] else f"{r['p_over_best_baseline']:.2f} ({r['best_baseline']})",
-                "evaluations": f"{r['evaluations']:.1f}", "wall_time_s": f"{r['wall_time_s']:.1f}"}
-
-    table = markdown_table([cell(r) for r in rows], columns)
-    header = (f"{env_id}, {problem.task.name} on {problem.hardware}, {problem.budget_metric} budget "
-              f"{problem.budget / problem.reference_cost[problem.budget_metric]:.3f} of all-8-bit, "
-              f"finetune_steps={problem.finetune_steps}; float accuracy val {problem.float_accuracy('val'):.4f}, "
-              f"test {problem.float_accuracy('test'):.4f}; {seeds} seeds, <= {max_evaluations} reward evaluations each. "
-              "Accuracies are fractions. Each run searches with the validation accuracy as its reward; its best "
-              f"policy is then retrained for {final_steps} steps under retraining seeds {list(FINAL_SEEDS)} and scored "
-              "on the test split (final test acc. = the mean of the three). IQM: interquartile mean over seeds; "
-              "CI: 95% percentile bootstrap of the IQM; P(> X): probability that a run of the method beats a run "
-              "of X (ties count one half).\n\n")
-    atomic_write_text(out / "results.md", header + table)
-    compare_figure([r for r in runs if r.ok], methods, out / "compare.png", value="final_test_accuracy")
-    print(header + table)
+        runs = _execute(adapter, settings, agents, baselines, seeds, out, resume, backend_impl, fields)
+    report = write_report(out, adapter, runs, methods, baselines, settings, seeds)
+    print(report["header"] + report["table"])
     failed = sum(not r.ok for r in runs)
     print(f"{len(runs)} runs ({failed} failed){'' if report_only else f' in {time.perf_counter() - start:.0f} s'}; "
           f"results in {out}/: results.md, summary.csv, runs.csv, compare.png")
-    return {"runs": runs, "summary": rows, "table": table}
+    return {"runs": runs, "summary": report["summary"], "table": report["table"]}
+
+
+def _execute(adapter: ProblemAdapter, settings: dict[str, Any], agents: list[str], baselines: list[str], seeds: int,
+             out: Path, resume: bool, backend: Any, fields: Sequence[str]) -> list[Any]:
+    """Run what the plan lists (less the finished runs kept by ``resume``); runs.csv as runs finish."""
+    compare_json = {**settings, "problem": adapter.name, "agents": agents, "baselines": baselines, "seeds": seeds}
+    runs: list[Any] = []
+    done: set[tuple[str, int]] = set()
+    if resume:
+        if (out / "compare.json").is_file():
+            saved = json.loads((out / "compare.json").read_text())
+            changed = [k for k in adapter.resume_keys if saved.get(k) != json.loads(json.dumps(compare_json.get(k)))]
+            if changed:
+                raise ValueError(f"resume: {out} was run with other settings ({', '.join(changed)}); "
+                                 "use another output folder or the same settings")
+        runs = [r for r in read_runs(out / "runs.csv", missing_ok=True, record_type=adapter.record_type) if r.ok]
+        done = {(r.method, r.seed) for r in runs}
+    specs = plan_runs(adapter.name, agents, baselines, seeds, settings, done)
+    if resume:
+        print(f"--resume: {len(done)} finished runs kept, {len(specs)} to run", flush=True)
+    atomic_write_json(out / "compare.json", compare_json)
+
+    def finished(record: Any) -> None:
+        runs.append(record)
+        atomic_write_csv(out / "runs.csv", [run.to_row() for run in runs], fields)
+        print(_progress_line(record), flush=True)
+
+    backend.execute(specs, finished)
+    order = {m: i for i, m in enumerate(agents + baselines)}
+    runs.sort(key=lambda r: (order.get(r.method, len(order)), r.seed))
+    atomic_write_csv(out / "runs.csv", [r.to_row() for r in runs], fields)
+    return runs
+
+
+def _progress_line(r: Any) -> str:
+    if not r.ok:
+        return f"{r.method:>20} seed {r.seed}: FAILED: {r.error}"
+    if isinstance(r, ComparisonRun):
+        return (f"{r.method:>20} seed {r.seed}: final test {r.final_test_accuracy:.4f} "
+                f"(searched val {r.val_accuracy:.4f}), {r.reward_evaluations} evaluations, {r.wall_time_s:.1f} s")
+    return f"{r.method:>20} seed {r.seed}: {r.objective:.6g} {r.unit}, {r.evaluations} evaluations, {r.wall_time_s:.1f} s"
 
 
 def grid_cells(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of a grid over environment arguments (``{"budget_fraction": [0.3, 0.5], ...}``)."""
-    import itertools
-
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise UsageError(f"--grid {key}: expected a non-empty list of values (KEY=V1,V2,...), got {values!r}")
+            raise ValueError(f"grid[{key!r}]: expected a non-empty list of values, got {values!r}")
     keys = list(grid)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
@@ -337,8 +236,6 @@ def compare_grid(grid: dict[str, list[Any]], out: str | os.PathLike[str] = "resu
     collects every cell's table, and a cell that fails as a whole (e.g. an infeasible budget) is
     reported there without stopping the others.
     """
-    from quant_envs.atomic_io import atomic_write_text
-
     out = Path(out)
     sections, results = [], {}
     for cell in grid_cells(grid):
@@ -347,7 +244,7 @@ def compare_grid(grid: dict[str, list[Any]], out: str | os.PathLike[str] = "resu
         try:
             results[name] = compare(out=out / name, env_kwargs={**(env_kwargs or {}), **cell}, **kwargs)
             sections.append(f"## {name}\n\n{results[name]['table']}\n")
-        except UsageError as exc:
+        except ValueError as exc:
             sections.append(f"## {name}\n\nnot run: {exc}\n")
             print(f"grid cell {name}: not run: {exc}", flush=True)
     atomic_write_text(out / "grid.md", "\n".join(sections))
@@ -363,31 +260,25 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     random search's closed-form expectation, and the regret-vs-evaluations curves; writes
     ``results.md``, ``regret.json`` and ``regret.png`` into ``out``.
     """
-    from agents.regret import add_agent_runs
-    from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
-    from quant_envs.atomic_io import atomic_write_json, atomic_write_text
-    from quant_envs.mixed_precision.regret import plot_regret
-    from quant_envs.mixed_precision.table_problem import TableProblem
-
-    agents, baselines = _checked_methods(agents, baselines, TABLE_METHODS, TABLE_METHODS,
+    agents, baselines = _checked_methods(agents, baselines, TableAdapter.default_agents, TABLE_METHODS, TABLE_METHODS,
                                          f" on {TABLE_ENV_ID} (the others need the network itself)")
     if seeds < 1 or max_evaluations < 1:
-        raise UsageError("--seeds and --max-evaluations must be >= 1")
+        raise ValueError(f"seeds={seeds!r} and max_evaluations={max_evaluations!r}: expected integers >= 1")
     allowed = ("table", "hardware", "budget_metric", "budget_fraction", "budget_level", "budget")
     unknown = sorted(set(env_kwargs) - set(allowed))
     if unknown:
-        raise UsageError(f"--env-kwargs {', '.join(unknown)} not allowed for a regret study; expected some of: "
+        raise ValueError(f"env_kwargs {', '.join(unknown)} not allowed for a regret study; expected some of: "
                          f"{', '.join(allowed)}")
     try:
         problem = TableProblem(**env_kwargs)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"--env-kwargs {env_kwargs}: {exc}") from None
+        raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"env_kwargs={env_kwargs}: {exc}") from None
     out = Path(out)
     start = time.perf_counter()
     study = regret_study(problem, baselines, range(seeds), max_evaluations)
     for algo in agents:
         if (hyperparams or {}).get(algo):
-            raise UsageError("--hyperparams are not passed to the agents of a regret study; set them in the YAML")
+            raise ValueError("hyperparams are not passed to the agents of a regret study; set them in the YAML")
         add_agent_runs(study, dict(env_kwargs), algo, out / "agents")
     table = study.markdown()
     header = (f"{TABLE_ENV_ID}: {study.describe()}; {seeds} seeds, <= {max_evaluations} reward evaluations each. "
@@ -402,19 +293,3 @@ def compare_table(env_kwargs: dict[str, Any], agents: list[str] | None, baseline
     print(f"{len(study.runs)} methods x {seeds} seeds in {time.perf_counter() - start:.0f} s; results in {out}/: "
           "results.md, regret.json, regret.png")
     return {"study": study, "table": table}
-
-
-def _checked_methods(agents: list[str] | None, baselines: list[str] | None, default_baselines: Sequence[str],
-                     allowed_baselines: Sequence[str], where: str = "") -> tuple[list[str], list[str]]:
-    """The agents and baselines to run (defaults where None); an unknown name is a UsageError."""
-    from agents import AGENTS
-
-    agents = list(agents if agents is not None else ["maskable_ppo"])
-    baselines = list(baselines if baselines is not None else default_baselines)
-    for a in agents:
-        if a not in AGENTS:
-            raise UsageError(f"--agents {a!r} is not allowed; expected some of: {', '.join(AGENTS)}")
-    for b in baselines:
-        if b not in allowed_baselines:
-            raise UsageError(f"--baselines {b!r} is not allowed{where}; expected some of: {', '.join(allowed_baselines)}")
-    return agents, baselines

@@ -9,7 +9,7 @@ row and averages over the rows (a DeepSets value, invariant to the generators' o
 the generators therefore permutes the action distribution and leaves the value unchanged; the
 number of parameters does not depend on k.
 
-Used through ``agents/hyperparams/ppo.yml`` (``policy: agents.cvt_policy:PerGeneratorPolicy``),
+Used through ``agents/hyperparams/ppo.yml`` (``policy: agents.cvt_policy.PerGeneratorPolicy``),
 so ``python train.py --env quant_envs/CVT1D-v1 --algo ppo`` picks it up.
 """
 
@@ -138,7 +138,7 @@ def _action_mean(policy: PerGeneratorPolicy, obs: th.Tensor) -> th.Tensor:
     return dist.distribution.mean
 
 
-#: The same policy for any (k, f) -> (k, d) environment, e.g. ``agents.cvt_policy:PerRowPolicy``.
+#: The same policy for any (k, f) -> (k, d) environment, e.g. ``agents.cvt_policy.PerRowPolicy``.
 PerRowPolicy = PerGeneratorPolicy
 
 

@@ -60,18 +60,7 @@ class ComparisonRun:
         Typed values (a record's :meth:`to_dict`, a Ray trial's JSON record, numpy numbers) are
         checked and converted to the fields' plain types the same way.
         """
-        values: dict[str, Any] = {}
-        for name, parse in _PARSERS.items():
-            raw = row.get(name)
-            if raw is None or raw == "":
-                if name in _REQUIRED:
-                    raise RecordError(f"{where}: column {name!r} is missing; expected {_EXPECTED[name]}")
-                continue
-            try:
-                values[name] = parse(raw)
-            except (TypeError, ValueError) as exc:
-                raise RecordError(f"{where}, column {name!r}: {raw!r} is not {_EXPECTED[name]} ({exc})") from None
-        return cls(**values)
+        return cls(**_read_row(row, where, _PARSERS))
 
     #: Mappings of typed values (a Ray trial's record, an older caller's dict) read the same way.
     from_dict = from_row
@@ -94,6 +83,57 @@ class ComparisonRun:
         return getattr(self, name)
 
 
+@dataclass(frozen=True)
+class ObjectiveRun:
+    """One (method, seed) of a comparison on a problem scored by one objective in its own unit
+    (SQNR in dB, training time in s, energy ratio E/E*): a row of such a comparison's runs.csv.
+
+    An agent's ``objective`` is that of its best episode (training episodes and one final
+    deterministic episode); a solver's is its answer's. The fields are the columns
+    (:data:`OBJECTIVE_RUN_FIELDS`), in order.
+    """
+
+    method: str
+    kind: str  # "agent" or "baseline"
+    seed: int
+    status: str = "ok"  # "ok" or "failed"
+    objective: float = math.nan  # in ``unit``
+    unit: str = ""
+    evaluations: int | None = None  # objective evaluations: an agent's episodes, a solver's nfev
+    timesteps: int | None = None  # an agent's environment steps (None for a solver)
+    wall_time_s: float = math.nan
+    solution: tuple[float, ...] | None = None  # the best answer's numbers, flattened (where known)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any], where: str = "runs.csv") -> ObjectiveRun:
+        """The record of one runs.csv row (text) or of a mapping of typed values (as ComparisonRun's)."""
+        return cls(**_read_row(row, where, _OBJECTIVE_PARSERS))
+
+    from_dict = from_row
+
+    def to_row(self) -> dict[str, str]:
+        return {name: _text(getattr(self, name)) for name in OBJECTIVE_RUN_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        row = self.to_row()
+        return {name: row[name] if row[name] == "" or isinstance(getattr(self, name), (str, tuple))
+                else getattr(self, name) for name in OBJECTIVE_RUN_FIELDS}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in OBJECTIVE_RUN_FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+#: Either record of a comparison: mixed precision's (accuracies, policies) or an objective's.
+RunRecord = ComparisonRun | ObjectiveRun
+
+
 def as_run(run: ComparisonRun | Mapping[str, Any]) -> ComparisonRun:
     """``run`` as a record (a mapping of typed values or runs.csv text is read with ``from_row``)."""
     return run if isinstance(run, ComparisonRun) else ComparisonRun.from_row(run, "a run record")
@@ -106,6 +146,23 @@ def check_number_field(name: str, argument: str) -> None:
 
 
 # ------------------------------------------------------------------------------ parsing and text
+def _read_row(row: Mapping[Any, Any], where: str, parsers: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed values of ``row`` by ``parsers`` (absent or empty: left out); ``method``, ``kind`` and
+    ``seed`` are required. A bad cell is a :class:`RecordError` naming ``where`` and the column."""
+    values: dict[str, Any] = {}
+    for name, parse in parsers.items():
+        raw = row.get(name)
+        if raw is None or raw == "":
+            if name in _REQUIRED:
+                raise RecordError(f"{where}: column {name!r} is missing; expected {_EXPECTED_BY_PARSER[parse]}")
+            continue
+        try:
+            values[name] = parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"{where}, column {name!r}: {raw!r} is not {_EXPECTED_BY_PARSER[parse]} ({exc})") from None
+    return values
+
+
 def _integer(value: Any) -> int:
     if isinstance(value, bool):
         raise TypeError("a bool is not a count")
@@ -142,6 +199,13 @@ def _accuracies(value: Any) -> tuple[float, ...]:
     return tuple(_real(a) for a in items)
 
 
+def _numbers(value: Any) -> tuple[float, ...]:
+    items = _json(value)
+    if not isinstance(items, (list, tuple)):
+        raise TypeError("expected a list")
+    return tuple(_real(a) for a in items)
+
+
 def _policy(value: Any) -> Policy:
     layers = _json(value)
     if not isinstance(layers, (list, tuple)) or not all(isinstance(layer, (list, tuple)) for layer in layers):
@@ -171,9 +235,10 @@ _PARSERS = {"method": _text_field, "kind": _text_field, "seed": _integer, "statu
             "val_accuracy": _real, "test_accuracy": _real, "final_test_accuracy": _real,
             "final_test_accuracies": _accuracies, "final_finetune_steps": _integer, "budget_used": _real,
             "reward_evaluations": _integer, "wall_time_s": _real, "policy": _policy, "error": _text_field}
-_EXPECTED = {name: {_text_field: "text", _integer: "an integer", _real: "a number",
-                    _accuracies: "a JSON list of accuracies", _policy: "a JSON policy [[w_bits, a_bits], ...]"}[parse]
-             for name, parse in _PARSERS.items()}
+_EXPECTED_BY_PARSER = {_text_field: "text", _integer: "an integer", _real: "a number",
+                       _accuracies: "a JSON list of accuracies", _policy: "a JSON policy [[w_bits, a_bits], ...]",
+                       _numbers: "a JSON list of numbers"}
+_EXPECTED = {name: _EXPECTED_BY_PARSER[parse] for name, parse in _PARSERS.items()}
 _REQUIRED = ("method", "kind", "seed")
 
 #: The columns of runs.csv, in order (saved files keep it): the record's fields.
@@ -182,3 +247,11 @@ RUN_FIELDS = tuple(f.name for f in dataclasses.fields(ComparisonRun))
 NUMBER_FIELDS = tuple(name for name, parse in _PARSERS.items() if parse is _real)
 if tuple(_PARSERS) != RUN_FIELDS:  # a field added to the record needs its parser here
     raise ImportError(f"agents.records: parsers {tuple(_PARSERS)} do not match the fields {RUN_FIELDS}")
+
+_OBJECTIVE_PARSERS = {"method": _text_field, "kind": _text_field, "seed": _integer, "status": _text_field,
+                      "objective": _real, "unit": _text_field, "evaluations": _integer, "timesteps": _integer,
+                      "wall_time_s": _real, "solution": _numbers, "error": _text_field}
+#: The columns of an objective comparison's runs.csv, in order: :class:`ObjectiveRun`'s fields.
+OBJECTIVE_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(ObjectiveRun))
+if tuple(_OBJECTIVE_PARSERS) != OBJECTIVE_RUN_FIELDS:
+    raise ImportError(f"agents.records: parsers {tuple(_OBJECTIVE_PARSERS)} do not match {OBJECTIVE_RUN_FIELDS}")

@@ -1,7 +1,7 @@
 """Regret of RL agents on table benchmarks: ``train.py`` runs as run records, added to a regret study.
 
 The regret arithmetic (run records, best-so-far regret curves, confidence intervals, plots) lives in
-:mod:`quant_envs.mixed_precision.regret`, beside the tables' exact optima, and is re-exported here.
+:mod:`quant_envs.mixed_precision.tables.regret`, beside the tables' exact optima, and is re-exported here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from quant_envs.mixed_precision.regret import (  # noqa: F401  (re-exported)
+from agents.training import train
+from baselines.mixed_precision.regret import MethodRuns
+from quant_envs.mixed_precision.tables.regret import (  # noqa: F401  (re-exported)
     CHECKPOINTS,
     RegretPoint,
     RunRecord,
@@ -33,8 +35,6 @@ def train_records(env_kwargs: Mapping, algo: str, seeds: Sequence[int], max_eval
     import csv
     import time
 
-    from agents.training import train
-
     records, start = [], time.perf_counter()
     for seed in seeds:
         run_dir = Path(out) / f"{algo}-s{seed}"
@@ -55,7 +55,6 @@ def add_agent_runs(study: Any, setting: dict[str, Any], algo: str, out: str | Pa
     kwargs = {k: v for k, v in setting.items()}
     timesteps = timesteps_per_evaluation * study.max_evaluations * p.num_layers
     records, wall = train_records(kwargs, algo, study.seeds, study.max_evaluations, timesteps, out)
-    from baselines.mixed_precision.regret import MethodRuns
 
     curves = regret_curves(records, p.optimum.score, p.optimum.worst_score, study.max_evaluations,
                            p.table.score_scale)

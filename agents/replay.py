@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from agents import agent_class
 from agents.runs import UsageError, gym_id
 from quant_envs.atomic_io import json_ready
 
@@ -32,8 +33,6 @@ def replay(run_dir: str | os.PathLike[str], episodes: int = 1, seed: int = 10_00
     The default seeds lie outside those of training runs (0..), so the episodes are held out.
     """
     import gymnasium as gym
-
-    from agents import agent_class
 
     run_dir = Path(run_dir)
     if episodes < 1:

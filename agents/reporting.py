@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from agents.records import ComparisonRun, as_run, check_number_field
+from agents.records import ComparisonRun, ObjectiveRun, as_run, check_number_field
 from quant_envs.mixed_precision.problem import metric_info
 from quant_envs.rendering import new_figure, save_figure
 
@@ -96,16 +96,18 @@ def run_figure(records: list[dict[str, Any]], best: dict[str, Any] | None, budge
     save_figure(fig, path)
 
 
-def compare_figure(runs: Sequence[ComparisonRun | Mapping[str, Any]], methods: Sequence[str], path: Path,
-                   value: str = "test_accuracy") -> None:
-    """Per method, every seed's final accuracy (dots) with the IQM (bar) and the 95% bootstrap CI;
-    ``value`` names the accuracy (a number field of the run records)."""
-    check_number_field(value, "value")
-    records = [as_run(r) for r in runs]
+def compare_figure(runs: Sequence[ComparisonRun | ObjectiveRun | Mapping[str, Any]], methods: Sequence[str],
+                   path: Path, value: str = "test_accuracy", label: str | None = None, fraction: bool = True) -> None:
+    """Per method, every seed's score (dots) with the IQM (bar) and the 95% bootstrap CI; ``value``
+    names the score (a number field of the run records: an accuracy, or an objective run's
+    ``objective``), ``label`` the axis (default: the field's name, as a fraction when ``fraction``)."""
+    records = [r if isinstance(r, ObjectiveRun) else as_run(r) for r in runs]
+    if not (records and isinstance(records[0], ObjectiveRun) and value == "objective"):
+        check_number_field(value, "value")
     fig = new_figure(max(6, 1.1 * len(methods) + 2), 4, dpi=100)
     ax = fig.subplots()
     for i, m in enumerate(methods):
-        vals = [getattr(r, value) for r in records if r.method == m]
+        vals = [getattr(r, value) for r in records if r.method == m and np.isfinite(getattr(r, value))]
         if not vals:
             continue
         lo, hi = iqm_ci(vals)
@@ -114,10 +116,13 @@ def compare_figure(runs: Sequence[ComparisonRun | Mapping[str, Any]], methods: S
         ax.errorbar(i, centre, yerr=[[centre - lo], [hi - centre]], fmt="k_", capsize=6)
         ax.plot(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, "o", color="tab:red", ms=4)
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
-    ax.set_ylabel(f"{value.replace('_', ' ')} (fraction)")
-    lows = [getattr(r, value) for r in records if getattr(r, value) == getattr(r, value)]  # NaN (failed runs) left out
-    if lows:
-        ax.set_ylim(max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.01))
+    ax.set_ylabel(label or f"{value.replace('_', ' ')} (fraction)")
+    finite = [getattr(r, value) for r in records if np.isfinite(getattr(r, value))]  # failed runs (NaN) left out
+    if finite and fraction:
+        ax.set_ylim(max(0.0, min(finite) - 0.02), min(1.0, max(finite) + 0.01))
+    elif finite:
+        span = (max(finite) - min(finite)) or abs(max(finite)) or 1.0
+        ax.set_ylim(min(finite) - 0.1 * span, max(finite) + 0.1 * span)
     ax.set_title("bars: IQM; whiskers: 95% bootstrap CI of the IQM; dots: seeds")
     fig.tight_layout()
     save_figure(fig, path)

@@ -1,10 +1,10 @@
-"""RLlib on quant_envs: PPO with action masking on ``MixedPrecision-v0``, plain PPO on a Box environment.
+"""RLlib on quant_envs: PPO on every registered id, with action masking where the action is discrete.
 
 Needs the ``ray`` extra, in its own virtual environment (RLlib pins its own gymnasium)::
 
     python3 -m venv .venv-ray && .venv-ray/bin/pip install -e ".[dev,ray]"
     .venv-ray/bin/python -m agents.rllib --env quant_envs/MixedPrecision-v0 --iterations 2
-    .venv-ray/bin/python -m agents.rllib --env quant_envs/CVT1D-v0 --iterations 2
+    .venv-ray/bin/python -m agents.rllib --env quant_envs/CVT2D-v1 --iterations 2
 
 How the environments reach RLlib's workers:
 
@@ -16,6 +16,10 @@ How the environments reach RLlib's workers:
   :class:`quant_envs.wrappers.ActionMaskObservation` and run with RLlib's ``ActionMaskingTorchRLModule``:
   the module sets masked logits to -inf, so no masked action ever reaches the environment (the
   example builds it with ``invalid_action="raise"``, which would fail the run otherwise).
+* a multi-dimensional ``Box`` observation or action (``CVT1D-v1``, ``CVT2D-v1``, ``FeelAllocation-v2``,
+  ``CVT2D-v0``'s actions) is flattened (:func:`quant_envs.wrappers.for_rllib`, which also does the
+  masking wrapper). RLlib then trains its default MLP on the flat vector: the per-generator policy
+  of ``agents.cvt_policy`` (one MLP shared by the rows) is not rebuilt as an RLlib module.
 """
 
 from __future__ import annotations
@@ -27,13 +31,17 @@ from typing import Any
 import gymnasium as gym
 
 import quant_envs
-from quant_envs.wrappers import ActionMaskObservation
+from quant_envs.wrappers import ActionMaskObservation, for_rllib
 
-#: Environment arguments that keep the example small (a 4-layer network; short retraining).
+_SMALL_LIVE = {"task": "digits-cnn", "finetune_steps": 0}  # a 4-layer network, post-training quantization
+#: Environment arguments that keep the example small; every other id runs with its registered defaults.
 EXAMPLE_ENV_CONFIG: dict[str, dict[str, Any]] = {
-    "quant_envs/MixedPrecision-v0": {"task": "digits-cnn", "budget_fraction": 0.4, "finetune_steps": 0,
-                                     "invalid_action": "raise"},
-    "quant_envs/CVT1D-v0": {},
+    "quant_envs/MixedPrecision-v0": {**_SMALL_LIVE, "budget_fraction": 0.4, "invalid_action": "raise"},
+    "quant_envs/MixedPrecision-v1": {**_SMALL_LIVE, "invalid_action": "raise"},
+    "quant_envs/MixedPrecisionContinuous-v0": dict(_SMALL_LIVE),
+    "quant_envs/MixedPrecisionContinuous-v1": dict(_SMALL_LIVE),
+    "quant_envs/MixedPrecisionMultiHardware-v0": {**_SMALL_LIVE, "invalid_action": "raise"},
+    "quant_envs/MixedPrecisionTable-v0": {"invalid_action": "raise"},
 }
 
 
@@ -47,11 +55,16 @@ def is_masked(env_id: str) -> bool:
 
 
 def env_creator(env_id: str, masked: bool) -> Any:
-    """RLlib's env creator for ``env_id``: ``config`` (RLlib's ``env_config``) is passed as keyword arguments."""
+    """RLlib's env creator for ``env_id``: ``config`` (RLlib's ``env_config``) is passed as keyword
+    arguments; the environment is wrapped by :func:`quant_envs.wrappers.for_rllib` (flat spaces,
+    the mask in the observation), or only flattened when ``masked`` is False."""
 
     def create(config: dict[str, Any]) -> gym.Env:
         env = gym.make(f"quant_envs:{env_id}", **dict(config))
-        return ActionMaskObservation(env) if masked else env
+        if masked:
+            return for_rllib(env)
+        flat = for_rllib(env)
+        return flat.env if isinstance(flat, ActionMaskObservation) else flat
 
     return create
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import quant_envs
+from agents import parse_overrides
+
 DEFAULT_ENV = "quant_envs/MixedPrecision-v1"
 
 
@@ -21,16 +24,12 @@ def check_env_id(env_id: str) -> None:
     """Raise :class:`UsageError` unless ``env_id`` is registered with gymnasium."""
     import gymnasium as gym
 
-    import quant_envs
-
     if env_id not in gym.registry:
         raise UsageError(f"--env {env_id!r} is not a registered environment; quant_envs ids: {', '.join(sorted(quant_envs.ENV_IDS))}")
 
 
 def parse_kwargs(items: list[str] | None, flag: str) -> dict[str, Any]:
     """``KEY=VALUE`` items (values as YAML) as a dict; bad items are a :class:`UsageError` naming ``flag``."""
-    from agents import parse_overrides
-
     try:
         return parse_overrides(items, flag)
     except ValueError as exc:
@@ -43,8 +42,6 @@ VEC_ENV_KINDS = ("dummy", "subproc")
 def gym_id(env_id: str) -> str:
     """``env_id`` in Gymnasium's ``module:id`` form for this package's ids, so that a fresh worker
     process (spawn, forkserver, a Ray worker) imports ``quant_envs`` and finds the id."""
-    import quant_envs
-
     return f"quant_envs:{env_id}" if env_id in quant_envs.ENV_IDS else env_id
 
 

@@ -15,7 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agents import AGENTS, run_defaults
+from agents import (
+    AGENTS,
+    agent_class,
+    check_compatible,
+    check_hyperparams,
+    hyperparams_for,
+    make_agent,
+    run_defaults,
+)
+from agents.reporting import run_figure
 from agents.runs import (
     DEFAULT_ENV,
     VEC_ENV_KINDS,
@@ -24,6 +33,12 @@ from agents.runs import (
     default_run_dir,
     make_vec_env,
     problem_of,
+)
+from quant_envs.atomic_io import (
+    atomic_path,
+    atomic_write_json,
+    check_writable_dir,
+    describe_os_error,
 )
 
 
@@ -63,8 +78,6 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
 def _check_arguments(env_id: str, algo: str, timesteps: int, seed: int, n_envs: int, checkpoint_freq: int,
                      max_evaluations: int | None, hyperparams: dict[str, Any]) -> None:
     """Everything that can be checked before an environment is built (UsageError, one line)."""
-    from agents import AGENTS, check_hyperparams, hyperparams_for
-
     check_env_id(env_id)
     if algo not in AGENTS:
         raise UsageError(f"--algo {algo!r} is not allowed; expected one of: {', '.join(AGENTS)}")
@@ -140,8 +153,6 @@ def train(
     ``evaluations.npz`` and ``best_model.zip`` (:class:`agents.callbacks.PeriodicEvaluation`).
     ``vec_env`` is "dummy" (one process) or "subproc" (a process per copy; exact resume needs "dummy").
     """
-    from quant_envs.atomic_io import check_writable_dir, describe_os_error
-
     env_kwargs = dict(env_kwargs or {})
     hyperparams = dict(hyperparams or {})
     _check_arguments(env_id, algo, timesteps, seed, n_envs, checkpoint_freq, max_evaluations, hyperparams)
@@ -208,7 +219,7 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
     import torch
     from stable_baselines3.common.logger import configure
 
-    from agents import agent_class, check_compatible, make_agent
+    # lazy: the callbacks import stable-baselines3 and torch; the CLI's --help and errors do not
     from agents.callbacks import (
         AtomicCheckpoint,
         EpisodeRecorder,
@@ -216,8 +227,6 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
         load_checkpoint,
         read_state,
     )
-    from agents.reporting import run_figure
-    from quant_envs.atomic_io import atomic_path, atomic_write_json
 
     _remove_stale_temporaries(run_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -300,7 +309,8 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
         "interrupted": interrupted, "env_kwargs": env_kwargs, "best": best, "run_dir": str(run_dir),
     }
     if problem is not None and best is not None and "policy" in best:
-        if test_best:
+        table = getattr(problem, "table", None)  # a table without a test column (HAWQ's) has no test split
+        if test_best and (table is None or "test_accuracy" in table.columns):
             summary["best_test_accuracy"] = problem.evaluate(best["policy"], split="test").accuracy
         budget_fraction = problem.budget / problem.reference_cost[problem.budget_metric]
         run_figure(recorder.records, best, budget_fraction, [layer.name for layer in problem.layers],

@@ -14,7 +14,6 @@ as such, beside the mismatches that follow from it.
 ``MixedPrecision-v0`` retrains the policy with the same seed), or on a table (``"hawq-resnet18"``,
 ``"digits-cnn"``, a path): ``MixedPrecisionTable-v0`` with the file's hardware, budget metric and
 budget. Command line (``train.py validate`` calls the same)::
-
     python -m agents.validate runs/MixedPrecisionTable-v0/maskable_ppo-s0/best_policy.json
     python -m agents.validate best_policy.json --against digits-cnn
 """
@@ -33,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+import quant_envs  # noqa: F401  (registers the ids)
+from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.problem import METRIC_INFO
 from quant_envs.mixed_precision.unwrap import mixed_precision_env
 
@@ -100,8 +101,6 @@ def _table_kwargs(env_kwargs: Mapping[str, Any], table: str, env_id: str | None 
 
     import gymnasium as gym
 
-    from quant_envs.mixed_precision.env import MixedPrecisionEnv
-
     defaults = {k: v.default for k, v in inspect.signature(MixedPrecisionEnv.__init__).parameters.items()}
     if env_id is not None and env_id in gym.registry:
         defaults.update(gym.spec(env_id).kwargs)  # e.g. MixedPrecision-v0's budget_fraction 0.25
@@ -141,8 +140,6 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
              rtol: float = 1e-6, atol: float = 1e-9) -> ValidationReport:
     """Replay the policy of ``source`` and compare every claim (see the module docstring)."""
     import gymnasium as gym
-
-    import quant_envs  # noqa: F401  (registers the ids)
 
     env_id, env_kwargs, claim = load_claim(source)
     if against is not None:

@@ -2,11 +2,11 @@
 
     python benchmarks/bench_cvt.py            # k = 64 ... 4096, Lloyd capped at 120 s
     python benchmarks/bench_cvt.py --quick    # k = 64 ... 1024, Lloyd capped at 20 s
-    python benchmarks/bench_cvt.py --only-2d  # just the 2-D part (issue 14)
+    python benchmarks/bench_cvt.py --only-2d  # just the 2-D part
     python benchmarks/bench_cvt.py --only-2d --seeds-2d 3  # ... with starting seeds 0, 1, 2
     python benchmarks/bench_cvt.py --only-2d --quick --ks-2d 64,256,1024 --compare-2d 64,256,1024
 
-Targets (issue 6), printed beside the measured values:
+Targets, printed beside the measured values:
 
 * multigrid V-cycles to a relative gradient norm of 1e-8 roughly independent of k
   (here: largest count at most the smallest + 2);
@@ -21,7 +21,7 @@ Targets (issue 6), printed beside the measured values:
 
 All 1-D runs use density "linear" on [0, 1] and the same seeded uniform starting generators.
 
-2-D targets (issue 14), unit square, densities "linear" and "gaussian", tol 1e-8, seed 0:
+2-D targets, unit square, densities "linear" and "gaussian", tol 1e-8, seed 0:
 
 * multigrid V-cycles independent of k: spread (largest - smallest count) <= 2 over k = 64..4096;
 * multigrid CPU time at k = 1024 <= 3 s and at k = 4096 <= 15 s (one process, one thread);

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_env.py  [--repeat N] [--task mnist1d-cnn]
 
-Targets (issue 3), on 2 cores: a non-terminal step <= 50 us; the terminal reward (fake-quantize,
+Targets, on 2 cores: a non-terminal step <= 50 us; the terminal reward (fake-quantize,
 retrain ``finetune_steps`` mini-batches, evaluate on the validation split) <= 0.5 s with the
 default retraining; a cached policy answered in about a non-terminal step's time.
 References measured in the same run: Gymnasium's CartPole-v1 step (a minimal environment step),

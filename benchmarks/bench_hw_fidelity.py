@@ -1,4 +1,4 @@
-"""Fidelity of hw_sim against published simulators and measurements (issue 10's targets).
+"""Fidelity of hw_sim against published simulators and measurements, against their targets.
 
 Run:  python benchmarks/bench_hw_fidelity.py
 

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_hw_sim.py  [--repeat N]
 
-Targets (issue 2): one whole-policy query <= 5 us, one table build (53 layers x 7 x 7 widths)
+Targets: one whole-policy query <= 5 us, one table build (53 layers x 7 x 7 widths)
 <= 50 ms, on a 2-core machine. Each figure is printed beside the reference measured in the same
 run: a plain Python loop over ``Accelerator.layer_cost`` computing the same numbers.
 """

@@ -1,4 +1,4 @@
-"""Learnability benchmark (issue 14): can an RL agent trained as a new user would reach the solvers?
+"""Learnability benchmark: can an RL agent trained as a new user would reach the solvers?
 
 For each environment: the uniform random policy, PPO (and SAC where the action space is a Box)
 trained with stable-baselines3's default hyperparameters for a fixed number of steps, and the
@@ -16,7 +16,7 @@ objective's own units:
 * ``FeelAllocation-v2`` (K = 10): the same problem in per-device rows; PPO with the per-row policy
   and the YAML hyperparameters of ``agents/hyperparams/ppo.yml`` (the CVT rows' setting), beside
   a hand-written rule that allocates each device from its own observation row. Both FeelAllocation
-  rows give PPO the 50k steps of the other rows (issue 14's protocol); v2's PPO reaches x1.048 of
+  rows give PPO the 50k steps of the other rows (this benchmark's protocol); v2's PPO reaches x1.048 of
   AO (x1.047..x1.050 over training seeds 0..2), x1.136 at 20k steps (x1.135..x1.138).
 * ``FeelTraining-v1`` (K = 10, scenario 0): measured time to the target optimality gap in seconds
   (the simulator's, so stochastic) against AO's levels held every round; no numeric target.
@@ -41,13 +41,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import quant_envs  # noqa: F401  (registers the ids)
+from agents import compare_adapters
 from quant_envs.text_tables import format_table as text_table
 
 EVAL_SEED0 = 1000  # held-out reset seeds start here
@@ -227,28 +227,18 @@ def time_ratio(limit: float | None) -> Callable[[np.ndarray, np.ndarray], tuple[
 
 
 # ------------------------------------------------------------------------------------- solvers
-@lru_cache(maxsize=8)
-def _spline_solver_db(source: str, levels: int, degree: int, segments: int, fit: str, x_max: float) -> float:
-    from baselines.compander import spline_compander
-
-    return spline_compander(source, levels, degree=degree, segments=segments, fit=fit, support=x_max).sqnr_db
-
-
+# The scoring of each problem lives in the library (agents.compare_adapters, which train.py compare
+# uses too); these are the benchmark's (env, seed) -> objective forms of it.
 def spline_solver(env, seed: int) -> float:
-    x_max = env._reference()[0]
-    return _spline_solver_db(type(env.source).name, env.levels, env.degree, env.segments, env.fit, x_max)
+    return compare_adapters.spline_solver(env, seed)
 
 
 def feel_ao_time(env, seed: int) -> float:
-    from baselines.feel import solve
-
-    return solve(env.scenario, "ao").total_time
+    return compare_adapters.feel_solver_time(env, "ao")
 
 
 def feel_equal_bandwidth_time(env, seed: int) -> float:
-    from baselines.feel import solve
-
-    return solve(env.scenario, "equal_bandwidth").total_time
+    return compare_adapters.feel_solver_time(env, "equal_bandwidth")
 
 
 def feel_training_ao_time(env, seed: int, levels: np.ndarray | None = None) -> float:
@@ -257,20 +247,18 @@ def feel_training_ao_time(env, seed: int, levels: np.ndarray | None = None) -> f
 
     if levels is None:
         levels = solve(env.scenario, "ao").levels
-    menu = env.level_menu.tolist()
-    if not set(levels.tolist()) <= set(menu):
-        raise ValueError(f"AO's levels {levels.tolist()} are not all in the menu {menu}")
-    twin = gym.make(env.spec.id, **env.spec.kwargs).unwrapped  # same id and arguments, same seed
-    idx = np.array([menu.index(s) for s in levels])
-    info = run_episode(twin, seed, lambda obs, rng: idx, np.random.default_rng(0))
-    return float(info["elapsed_time"])
+    return compare_adapters.feel_training_time(env, seed, levels)
+
+
+_SQNR = compare_adapters.CompanderAdapter()
+_FEEL_ALLOCATION = compare_adapters.FeelAllocationAdapter()
 
 
 #: FeelAllocation v1 and v2 (one problem, two layouts) share their scoring: training time against AO's.
 FEEL_ALLOCATION_SCORING: dict[str, Any] = dict(
     env_kwargs={},
     unit="s",
-    objective=lambda info: float(info["total_time"]),
+    objective=lambda info: _FEEL_ALLOCATION.objective(info, {}),
     solver=feel_ao_time,
     higher_is_better=False,
     compare=time_ratio(1.10),
@@ -279,8 +267,8 @@ FEEL_ALLOCATION_SCORING: dict[str, Any] = dict(
 #: The SQNR environments (compander, scalar quantizer) share their scoring and training budgets.
 SQNR_SCORING: dict[str, Any] = dict(
     unit="dB",
-    objective=lambda info: float(info["sqnr_db"]),
-    higher_is_better=True,
+    objective=lambda info: _SQNR.objective(info, {}),
+    higher_is_better=_SQNR.higher_is_better,
     compare=db_within(0.05),
     algos=("ppo", "sac"),
     steps={"ppo": 50_000, "sac": 10_000},
@@ -328,7 +316,7 @@ SPECS = [
         env_id="quant_envs/FeelAllocation-v1",
         **FEEL_ALLOCATION_SCORING,
         algos=("ppo", "sac"),
-        steps={"ppo": 50_000, "sac": 5_000},  # PPO: issue 14's 50k steps, as the other rows
+        steps={"ppo": 50_000, "sac": 5_000},  # PPO: the protocol's 50k steps, as the other rows
         quick_steps={"ppo": 2048, "sac": 300},
         seeds=32,
         references={
@@ -373,7 +361,7 @@ SPECS = [
 
 def _entries() -> list[Entry]:
     entries = [Entry(spec.name, lambda quick, spec=spec: spec_rows(spec, quick, _log, not _SKIP_TRAINING)) for spec in SPECS]
-    try:  # the CVT rows come from the CVT work of issue 14, when present
+    try:  # the CVT rows come from benchmarks/learnability_cvt.py, when present
         from learnability_cvt import cvt_learnability_rows
     except ImportError:
         return entries

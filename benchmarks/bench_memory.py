@@ -28,7 +28,7 @@ from _timing import run_timed
 
 import quant_envs  # noqa: F401  (registers the ids)
 from quant_envs.mixed_precision import problem as problem_module
-from quant_envs.mixed_precision.table import load_table
+from quant_envs.mixed_precision.tables.registry import load_table
 
 
 def rss_mb() -> float:

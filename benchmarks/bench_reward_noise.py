@@ -12,7 +12,7 @@ task's default retraining recipe:
 (c) Spearman correlation of validation and test accuracy (seed 0) over those policies.
 
 Random feasible policies are drawn as a random agent draws them: one width per layer, uniformly
-among the widths the exact budget mask allows at each layer (seeded). Targets (issue 11): noise
+among the widths the exact budget mask allows at each layer (seeded). Targets: noise
 <= 0.25 accuracy points, spread / noise >= 10, Spearman >= 0.9. The time per reward evaluation is
 checked by benchmarks/bench_env.py (target <= 0.5 s on one core).
 

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_tables.py  [--tables hawq-resnet18 hawq-resnet50 digits-cnn] [--seeds 20]
 
-Targets (issue 12), on 2 cores: a table step (terminal reward look-up included) <= 20 us; 20 seeds
+Targets, on 2 cores: a table step (terminal reward look-up included) <= 20 us; 20 seeds
 x 1000 evaluations of every baseline on one table <= 5 minutes; random search's measured mean
 regret inside its 95% CI of the closed-form expectation. Reference measured in the same run:
 Gymnasium's CartPole-v1 step (a minimal environment step).
@@ -19,8 +19,8 @@ import gymnasium as gym
 from _timing import best_per_call
 
 from baselines.mixed_precision.regret import TABLE_METHODS, regret_study
-from quant_envs.mixed_precision.table import TABLES
-from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.registry import TABLES
 
 STEP_TARGET_S = 20e-6
 STUDY_TARGET_S = 300.0
@@ -65,7 +65,7 @@ def main() -> None:
         print(f"{table}: step {s * 1e6:.1f} us = {s / ref:.1f}x CartPole; target {STEP_TARGET_S * 1e6:.0f} us "
               f"-> {s / STEP_TARGET_S:.2f} of target")
     for table in args.tables if args.study_tables is None else args.study_tables:
-        from quant_envs.mixed_precision.table_problem import TableProblem
+        from quant_envs.mixed_precision.tables.problem import TableProblem
 
         start = time.perf_counter()
         study = regret_study(TableProblem(table), TABLE_METHODS, range(args.seeds), args.max_evaluations)

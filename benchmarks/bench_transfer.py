@@ -3,7 +3,7 @@
 Run:  python benchmarks/bench_transfer.py  [--seeds 0 1 2] [--timesteps 20000] [--ablation] [--out DIR]
       python benchmarks/bench_transfer.py --hw-only     (family draw + cost-table build timing only)
 
-Setting (issue 16): ``quant_envs/MixedPrecisionMultiHardware-v0`` on digits-cnn's exhaustive table
+Setting: ``quant_envs/MixedPrecisionMultiHardware-v0`` on digits-cnn's exhaustive table
 (4 layers, 2..8 bits, every policy's validation accuracy retrained once: rewards are look-ups, so a
 study takes minutes), latency budget at level 0.3 of each accelerator's own range. Accuracy does not
 depend on the hardware; costs, masks and the budget do, and so does the best policy.

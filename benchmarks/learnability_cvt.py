@@ -16,7 +16,7 @@ seeded 0 ... n_envs - 1 and then continue their own streams):
   starting generators, no step budget.
 
 ``objective`` is E / E* at the end of the episode (E* the environment's reference CVT energy),
-averaged over the evaluation episodes; targets (issue 14): PPO <= 1.05 on CVT1D, <= 1.10 on
+averaged over the evaluation episodes; targets: PPO <= 1.05 on CVT1D, <= 1.10 on
 CVT2D. The rows are plain dicts so that ``benchmarks/bench_learnability.py`` can merge them into
 its table.
 """

@@ -46,7 +46,8 @@ class TableAccelerator(Accelerator):
     """Per-layer costs looked up in a measured table of one network.
 
     Args:
-        name, description: as for every accelerator.
+        name: as for every accelerator.
+        description: as for every accelerator.
         network: the network the table was measured on (e.g. ``"mobilenet_v2"``).
         layers: the table's layer shapes, in order; ``CostTable`` refuses any other network.
         bits: the measured widths, ascending; other widths in ``[min(bits), max(bits)]`` run at

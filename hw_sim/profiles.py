@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 
 from hw_sim import energy as _energy
+from hw_sim import measured  # tables load their data on first use
 from hw_sim.accelerators import (
     Accelerator,
     BitFusionAccelerator,
@@ -203,7 +204,6 @@ def get_accelerator(name: str | Accelerator) -> Accelerator:
         return name
     if isinstance(name, str) and name in PROFILES:
         return PROFILES[name]
-    from hw_sim import measured  # tables load their data on first use
 
     if isinstance(name, str) and name in measured.MEASURED:
         return measured.get_table(name)

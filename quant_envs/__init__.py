@@ -22,7 +22,7 @@ ENV_IDS: dict[str, str] = {
     "quant_envs/MixedPrecisionContinuous-v1": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
     "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
     "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
-    "quant_envs/MixedPrecisionTable-v0": "quant_envs.mixed_precision.table_env:MixedPrecisionTableEnv",
+    "quant_envs/MixedPrecisionTable-v0": "quant_envs.mixed_precision.tables.env:MixedPrecisionTableEnv",
     "quant_envs/MixedPrecisionMultiHardware-v0": "quant_envs.mixed_precision.multi_hardware:MixedPrecisionMultiHardwareEnv",
     # 2. companding scalar quantizers
     "quant_envs/SplineCompander-v0": "quant_envs.compander.env:SplineCompanderEnv",

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from quant_envs.atomic_io import atomic_path
+from quant_envs.checks import check_float, check_int
+
 
 @dataclass(frozen=True)
 class Split:
@@ -49,8 +52,6 @@ def digits_splits(seed: int = 0, val_fraction: float = 0.2, test_fraction: float
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
-
-    from quant_envs.checks import check_float, check_int
 
     check_int("seed", seed, min_value=0)
     check_float("val_fraction", val_fraction, min_value=0.0, max_value=0.5, min_inclusive=False)
@@ -115,9 +116,6 @@ def mnist1d_splits(cache_dir: str | os.PathLike[str], num_samples: int = MNIST1D
     kept in ``cache_dir/data`` (written atomically; an unreadable file is regenerated).
     The arrays are read-only.
     """
-    from quant_envs.atomic_io import atomic_path
-    from quant_envs.checks import check_int
-
     check_int("num_samples", num_samples, min_value=30)
     check_int("seed", seed, min_value=0)
     check_int("val_size", val_size, min_value=1)

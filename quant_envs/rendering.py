@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from quant_envs.atomic_io import atomic_path
+
 
 def new_figure(width_in: float = 6.4, height_in: float = 3.6, dpi: int = 80):
     """A matplotlib Figure drawn by the Agg canvas (no display, no global pyplot state)."""
@@ -23,8 +25,6 @@ def figure_to_rgb(fig) -> np.ndarray:
 
 def save_figure(fig, path, dpi: int = 120):
     """Write ``fig`` to ``path`` atomically (the format follows the extension); return the path."""
-    from quant_envs.atomic_io import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
     return path

@@ -17,7 +17,7 @@ where the environment has it), ``reset()`` again whenever an episode ends. What 
 ``TOLERANCE``: numpy and float32 round-off differs between CPU kernels by about one float32 unit
 in the last place (6e-8 relative); 1e-6 leaves room. The mixed-precision ids retrain a quantized
 network for their terminal reward: they run on the digits-cnn table's shipped float network
-(``table_live``), so a retraining lands within ``table_live.CROSS_CPU_SAMPLES`` validation samples
+(``tables.live``), so a retraining lands within ``tables.live.CROSS_CPU_SAMPLES`` validation samples
 on any CPU kind, and their accuracy, float accuracy and reward are held to that bound (the
 reward is 100 x ``reward_scale`` x the accuracy change). The FEEL training ids train a small
 network with torch for a few rounds; over the recorded rounds torch's scalar kernels moved their
@@ -84,7 +84,7 @@ def loose_bounds(env_id: str) -> dict[str, dict[str, float]]:
     """Channels whose values depend on training numerics, with their own (atol, rtol)."""
     if env_id.startswith("quant_envs/MixedPrecision") and "Table" not in env_id:
         from quant_envs.datasets import digits_splits
-        from quant_envs.mixed_precision.table_live import CROSS_CPU_SAMPLES
+        from quant_envs.mixed_precision.tables.live import CROSS_CPU_SAMPLES
 
         val = len(digits_splits().val.y)
         return {k: {"atol": v, "rtol": 0.0} for k, v in _mp_bounds(CROSS_CPU_SAMPLES, val, 0.1).items()}
@@ -95,7 +95,7 @@ def resolve(kwargs: Any) -> Any:
     """``kwargs`` with every ``{"from_table": name}`` replaced by that table's float network."""
     if isinstance(kwargs, dict):
         if set(kwargs) == {"from_table"}:
-            from quant_envs.mixed_precision.table import load_table
+            from quant_envs.mixed_precision.tables.registry import load_table
 
             return load_table(kwargs["from_table"]).float_state
         return {k: resolve(v) for k, v in kwargs.items()}
@@ -214,7 +214,7 @@ def rollout(env_id: str, seed: int) -> dict[str, Any]:
 
 def record(env_ids: Sequence[str]) -> dict[str, Any]:
     """The records of ``env_ids`` (every seed), as stored in :data:`RECORDS`."""
-    from quant_envs.mixed_precision.table_live import numerics
+    from quant_envs.mixed_precision.tables.numerics import numerics
 
     out: dict[str, Any] = {}
     for env_id in env_ids:

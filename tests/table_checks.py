@@ -1,11 +1,11 @@
 """Checks shared by the exhaustive accuracy tables' tests (digits-cnn, mnist1d-small): the live
 problem a table records, its provenance keys, and a sample of its entries re-evaluated live.
 
-The live problem retrains from the table's own shipped float network (``table_live``). With the
-numerics that made the table (``table_live.numerics``: torch, CPU kernels' instruction set, CPU
+The live problem retrains from the table's own shipped float network (``tables.live``). With the
+numerics that made the table (``tables.live.numerics``: torch, CPU kernels' instruction set, CPU
 model) an entry must repeat bit for bit; elsewhere the kernels round differently and the short
-retraining may move an entry by up to ``table_live.CROSS_CPU_SAMPLES`` samples of its split
-(measured: README, "Table benchmarks"), and by no more: a stale table or a changed retraining
+retraining may move an entry by up to ``tables.live.CROSS_CPU_SAMPLES`` samples of its split
+(measured: docs/reproducibility.md, "Tables"), and by no more: a stale table or a changed retraining
 moves entries further.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from quant_envs.mixed_precision.table_live import (
+from quant_envs.mixed_precision.tables.live import (
     allowed_samples,
     describe_numerics,
     live_problem,

@@ -1,5 +1,5 @@
 """The spline objective written once (quant_envs.compander.objective), SplineCompander-v1's smooth
-penalty, the issue-17 fixes of the compander environments and the CLI's argument checks."""
+penalty, the robustness fixes of the compander environments and the CLI's argument checks."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_smooth_penalty_has_no_cliff_and_never_beats_the_feasible_best() -> None
     np.testing.assert_array_equal(mono, mono_c)
     assert 0.2 < mono.mean() < 0.9  # the scan crosses the feasibility boundary (28% feasible here)
     np.testing.assert_array_equal(smooth[mono], cliff[mono])  # increasing splines: both rules agree
-    # The issue's cliff: about 23 dB between neighbouring thresholds; measured max jump 0.72 dB smooth.
+    # v0's cliff: about 23 dB between neighbouring thresholds; measured max jump 0.72 dB smooth.
     assert np.max(np.abs(np.diff(cliff))) > 20.0
     assert np.max(np.abs(np.diff(smooth))) < 1.0
     assert smooth[~mono].max() < smooth[mono].max()  # the penalty keeps infeasible designs behind

@@ -1,4 +1,4 @@
-"""baselines.cvt.basin: MG/Opt's local rate in 2-D, apart from the nonconvex phase (issue 14)."""
+"""baselines.cvt.basin: MG/Opt's local rate in 2-D, apart from the nonconvex phase."""
 
 from __future__ import annotations
 

@@ -294,7 +294,7 @@ def _cycles_2d() -> dict[tuple[str, int], int]:
 def test_2d_multigrid_cycles_stay_bounded_for_small_k() -> None:
     # Regression guard for what the nested start (Gabriel midpoints, hole filling) + truncated-
     # Newton V-cycles reach (measured 5, 13 linear and 9, 9 Gaussian for k = 64, 256; 9, 16 and
-    # 5, 19 with the earlier start): not yet k-independent (issue 14; benchmarks/bench_cvt.py
+    # 5, 19 with the earlier start): not yet k-independent (benchmarks/bench_cvt.py
     # --only-2d prints the growth).
     cycles = _cycles_2d()
     assert max(cycles.values()) <= 13, cycles

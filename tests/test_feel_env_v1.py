@@ -1,4 +1,4 @@
-"""FeelAllocation-v1 / FeelTraining-v1 and the issue-17 fixes of every FEEL id (render, vector
+"""FeelAllocation-v1 / FeelTraining-v1 and the robustness fixes of every FEEL id (render, vector
 envs, bad arguments, stepping after the end). check_env itself runs in test_env_api.py."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_training_v1_goal_is_model_gap_and_menu_holds_ao_levels() -> None:
     assert env.target_gap == DEFAULT_CONVERGENCE.target_gap == 0.01
     env.reset(seed=0)
     ao = solve(env.scenario, "ao")
-    assert set(ao.levels.tolist()) <= set(env.level_menu.tolist())  # the issue's complaint about v0's menu
+    assert set(ao.levels.tolist()) <= set(env.level_menu.tolist())  # v0's menu could not express AO's levels
     idx = np.array([env.level_menu.tolist().index(s) for s in ao.levels])
     rounds, terminated = 0, False
     while not terminated:
@@ -140,7 +140,7 @@ def test_bad_constructor_arguments_name_the_argument(cls, kwargs, name, err) -> 
 
 
 def test_async_vector_env_after_parent_used_torch_threads() -> None:
-    # Issue 17: fork after torch's OpenMP pool started made the workers hang in a futex wait.
+    # Regression: fork after torch's OpenMP pool started made the workers hang in a futex wait.
     # Run in a fresh interpreter with a timeout so a regression fails instead of hanging the suite.
     script = textwrap.dedent(
         """

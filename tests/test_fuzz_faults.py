@@ -1,4 +1,4 @@
-"""Fuzz and fault suite (issue 17): random unmasked actions on every id, bad constructor arguments,
+"""Fuzz and fault suite: random unmasked actions on every id, bad constructor arguments,
 damaged caches, unwritable outputs of every mixed-precision command line.
 
 The long variants (10^4 steps per id) run under ``-m slow``.

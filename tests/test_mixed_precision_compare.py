@@ -11,7 +11,6 @@ from scipy import stats
 
 from agents.comparison import FINAL_SEEDS, compare, summarize
 from agents.reporting import iqm, iqm_ci, probability_of_improvement
-from agents.runs import UsageError
 
 # digits-cnn without retraining: every search and final evaluation takes milliseconds
 TINY = {"task": "digits-cnn", "finetune_steps": 0, "budget_fraction": 0.5}
@@ -91,6 +90,6 @@ def test_a_failed_run_is_reported_and_resume_runs_only_what_is_missing(tmp_path:
     assert "--resume: 1 finished runs kept, 3 to run" in printed  # the failed run is retried
     rows = list(csv.DictReader((out / "runs.csv").open()))
     assert sorted((r["method"], r["seed"]) for r in rows if r["status"] == "ok") == [("uniform", "0"), ("uniform", "1")]
-    with pytest.raises(UsageError, match="other settings"):
+    with pytest.raises(ValueError, match="other settings"):
         compare(agents=[], baselines=["uniform"], seeds=2, max_evaluations=6, env_kwargs=TINY, out=out,
                 final_finetune_steps=0, resume=True)

@@ -7,6 +7,7 @@ import itertools
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import data_equivalence
 
 import quant_envs  # noqa: F401  (registers the ids)
 from quant_envs.mixed_precision.env import (
@@ -151,8 +152,9 @@ def test_reward_is_accuracy_change_and_policy_in_info() -> None:
     assert terminated
     assert info["policy"] == [[8, 8]] * env.num_layers
     for key in ("accuracy", "float_accuracy", "latency_s", "energy_j", "size_bytes", "latency_fraction",
-                "energy_fraction", "size_fraction", "budget_used", "eval_time_s", "cached"):
+                "energy_fraction", "size_fraction", "budget_used", "cached"):
         assert key in info
+    assert "eval_time_s" not in info  # wall clock: the attribute last_eval_time_s, never info
     assert info["latency_fraction"] == pytest.approx(1.0) and info["size_fraction"] == pytest.approx(1.0)
     # 8-bit post-training quantization of the tiny CNN stays within 2 points of float
     assert abs(info["accuracy"] - info["float_accuracy"]) < 0.02
@@ -319,7 +321,7 @@ def _haq_final_action_wall(strategy: list[list[int]], lookup: np.ndarray, target
 
 @pytest.mark.parametrize("keep_first_last", [False, True])
 def test_haq_rule_matches_a_transcription_of_haqs_final_action_wall(keep_first_last: bool) -> None:
-    # digits-mbnet (10 layers), as in the issue that found the old first-to-last rule wrong.
+    # digits-mbnet (10 layers), where the old first-to-last rule was found wrong.
     p = MixedPrecisionEnv(task="digits-mbnet", finetune_steps=0, budget_fraction=0.3,
                           keep_first_last_8bit=keep_first_last).problem
     lookup = np.zeros((p.num_layers, 8, 8))
@@ -360,3 +362,29 @@ def test_ddpg_haq_replay_buffer_is_haqs_128_transitions_per_layer() -> None:
     model = HAQDDPG("MlpPolicy", env, seed=0)
     assert model.buffer_size == 128 * env.unwrapped.num_layers == 512
     assert HAQDDPG("MlpPolicy", env, seed=0, buffer_size=100).buffer_size == 100  # an explicit size wins
+
+
+def _last_widths_episode(env: MixedPrecisionEnv) -> tuple[float, dict]:
+    env.reset(seed=0)
+    for _ in range(env.num_steps):
+        _, r, _, _, info = env.step(int(np.flatnonzero(env.action_masks())[-1]))
+    return r, info
+
+
+def test_cached_is_this_instances_history_not_the_shared_cache() -> None:
+    """Two instances share one problem (one evaluation cache): the second's first episode is not
+    retrained (the problem's evaluation count stays 1) yet its info says cached=False, exactly as
+    the first instance's did: info is a function of the instance's own history."""
+    first, second = make(finetune_steps=3, eval_seed=321), make(finetune_steps=3, eval_seed=321)
+    assert first.problem is second.problem
+    before = first.problem.num_evaluations
+    r1, i1 = _last_widths_episode(first)
+    assert first.last_eval_time_s > 0.0  # it retrained and evaluated
+    r2, i2 = _last_widths_episode(second)
+    assert first.problem.num_evaluations == before + 1  # the second answer came from the shared cache
+    assert second.last_eval_time_s == 0.0
+    assert not i1["cached"] and not i2["cached"] and r1 == r2
+    assert data_equivalence(i1, i2, exact=True)
+    assert _last_widths_episode(second)[1]["cached"]  # its own second ask
+    own = make(finetune_steps=3, eval_seed=321, cache_size=0)  # keeps no history: never cached
+    assert not _last_widths_episode(own)[1]["cached"] and not _last_widths_episode(own)[1]["cached"]

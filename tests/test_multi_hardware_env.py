@@ -19,8 +19,8 @@ from quant_envs.mixed_precision.multi_hardware import (
     MixedPrecisionMultiHardwareEnv,
     descriptor_size,
 )
-from quant_envs.mixed_precision.table import load_table
-from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.registry import load_table
 
 ID = "quant_envs/MixedPrecisionMultiHardware-v0"
 NB = 7  # digits-cnn's table: 2..8 bits

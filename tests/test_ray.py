@@ -79,6 +79,21 @@ def test_rllib_plain_ppo_on_a_box_environment() -> None:
     assert env_steps(results[-1]) >= 256
 
 
+#: One id per problem, each with what RLlib refuses raw: 2-D Box observations and actions (CVT2D-v1,
+#: FeelAllocation-v2), a Box action (SplineCompander-v1), masked Discrete actions (the table).
+RLLIB_ONE_PER_PROBLEM = ["quant_envs/CVT2D-v1", "quant_envs/FeelAllocation-v2", "quant_envs/SplineCompander-v1",
+                         "quant_envs/MixedPrecisionTable-v0"]
+
+
+@pytest.mark.parametrize("env_id", RLLIB_ONE_PER_PROBLEM)
+def test_rllib_ppo_one_iteration_per_problem(env_id: str) -> None:
+    """PPO through ``python -m agents.rllib``'s code path: one iteration samples a full batch."""
+    from agents.rllib import env_steps, train_rllib
+
+    results = train_rllib(env_id, iterations=1, seed=0)
+    assert env_steps(results[-1]) >= 256  # ppo_config's train_batch_size
+
+
 def test_compare_on_ray_writes_the_same_records_as_local(tmp_path: Path) -> None:
     """A two-trial Ray Tune study through train.py's compare: same runs.csv columns and values as locally."""
     from agents.comparison import compare
@@ -92,6 +107,23 @@ def test_compare_on_ray_writes_the_same_records_as_local(tmp_path: Path) -> None
         assert (a["method"], a["seed"], a["policy"]) == (b["method"], b["seed"], b["policy"])
         assert a["final_test_accuracy"] == pytest.approx(b["final_test_accuracy"])
     assert (tmp_path / "ray" / "runs.csv").read_text().splitlines()[0] == (tmp_path / "local" / "runs.csv").read_text().splitlines()[0]
+
+
+def test_compare_on_ray_for_another_problem_matches_local(tmp_path: Path) -> None:
+    """CVT (E/E*) through the same Ray backend: the same objective records as the serial backend."""
+    from agents.comparison import compare
+
+    kw = dict(env_id="quant_envs/CVT1D-v1", env_kwargs={"k": 3}, agents=["ppo"], baselines=["lloyd", "lbfgs"],
+              seeds=1, max_evaluations=2, timesteps=64)
+    on_ray = compare(out=tmp_path / "ray", backend="ray", jobs=2, **kw)
+    local = compare(out=tmp_path / "local", **kw)
+    assert [r.status for r in on_ray["runs"]] == ["ok"] * 3
+    for a, b in zip(on_ray["runs"], local["runs"]):
+        assert (a.method, a.seed, a.unit, a.solution) == (b.method, b.seed, b.unit, b.solution)
+        assert a.objective == pytest.approx(b.objective, rel=1e-9)
+    header = (tmp_path / "ray" / "runs.csv").read_text().splitlines()[0]
+    assert header == (tmp_path / "local" / "runs.csv").read_text().splitlines()[0]
+    assert header.startswith("method,kind,seed,status,objective,unit")
 
 
 #: A 4-trial study (2 baselines x 2 seeds) of a few seconds per trial, run through train.py compare.
@@ -128,7 +160,7 @@ def test_study_killed_mid_run_and_resumed_gives_the_table_of_one_left_alone(tmp_
 
     repo = Path(__file__).resolve().parents[1]
     killed = tmp_path / "killed"
-    # a driver of its own on this module's Ray instance (RAY_ADDRESS: a cluster, as the README shows)
+    # a driver of its own on this module's Ray instance (RAY_ADDRESS: a cluster, as docs/scale-out.md shows)
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     proc = subprocess.Popen([sys.executable, str(repo / "train.py"), *STUDY, "--out", str(killed)],
                             cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL,

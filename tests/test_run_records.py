@@ -13,7 +13,6 @@ import pytest
 from agents.comparison import RUN_FIELDS, read_runs, summarize
 from agents.records import ComparisonRun, RecordError
 from agents.reporting import compare_figure
-from agents.runs import UsageError
 from baselines.result import SolveResult
 from quant_envs.atomic_io import atomic_write_csv, json_ready
 
@@ -81,7 +80,8 @@ def test_a_malformed_row_names_the_file_line_and_column(tmp_path: Path, column: 
     bad[column] = text
     with path.open("a") as f:
         f.write(",".join(f'"{bad[n]}"' for n in names) + "\n")
-    with pytest.raises(UsageError, match=rf"runs\.csv line 3, column '{column}': .*{expected}"):
+    # the library raises a ValueError (a RecordError) naming the file, line and column; the CLI prints it
+    with pytest.raises(ValueError, match=rf"runs\.csv line 3, column '{column}': .*{expected}"):
         read_runs(path)
     with pytest.raises(RecordError, match="column 'kind' is missing"):
         ComparisonRun.from_row({"method": "uniform", "seed": "0"}, "runs.csv line 2")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from table_checks import PROVENANCE_KEYS, live_problem, same_episodes, sample_matches
 
-from quant_envs.mixed_precision.table import load_table
+from quant_envs.mixed_precision.tables.registry import load_table
 
 # compared with data made on the tables' CPU kind: exact there, within CROSS_CPU_SAMPLES elsewhere
 pytestmark = pytest.mark.numerics
@@ -50,7 +50,7 @@ def test_a_larger_sample_of_entries_reevaluated_live(table, live) -> None:
 
 def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+    from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 
     kw = {"hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.85}  # feasible from 0.78 on hw_sim's validated Bit Fusion
     env_t = MixedPrecisionTableEnv(table="digits-cnn", **kw)
@@ -60,8 +60,8 @@ def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
 
 
 def test_generator_is_resumable_and_refuses_another_configuration(tmp_path, capsys) -> None:
-    from quant_envs.mixed_precision.make_table import main
-    from quant_envs.mixed_precision.table import load_npz
+    from quant_envs.mixed_precision.tables.build import main
+    from quant_envs.mixed_precision.tables.npz import load_npz
 
     args = ["--task", "digits-cnn", "--bits", "2", "8", "--finetune-steps", "0", "--chunk", "5",
             "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "t.npz")]

@@ -14,9 +14,10 @@ import pytest
 import quant_envs  # noqa: F401
 from baselines.mixed_precision import solve
 from quant_envs.mixed_precision.problem import RELATIVE_SLACK
-from quant_envs.mixed_precision.table import load_npz, load_table, register_table, save_table
-from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
-from quant_envs.mixed_precision.table_problem import TableProblem
+from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.npz import load_npz, save_table
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.registry import load_table, register_table
 
 ENV_ID = "quant_envs/MixedPrecisionTable-v0"
 
@@ -87,7 +88,7 @@ def test_optimum_and_regret_against_brute_force(r18) -> None:
 
 
 def test_costs_in_si_units_from_the_notebook() -> None:
-    from quant_envs.mixed_precision.hawq_tables import hawq_data
+    from quant_envs.mixed_precision.tables.hawq import hawq_data
 
     d = hawq_data()["networks"]["resnet18"]
     p = TableProblem("hawq-resnet18")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quant_envs.mixed_precision.hawq_tables import (
+from quant_envs.mixed_precision.tables.hawq import (
     NETWORKS,
     hawq_bit_configs,
     hawq_data,
@@ -20,8 +20,8 @@ from quant_envs.mixed_precision.hawq_tables import (
     resnet_layers,
     unit_groups,
 )
-from quant_envs.mixed_precision.table_problem import TableProblem
-from quant_envs.mixed_precision.table_reference import _milp
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.reference import _milp
 
 CASES = [(net, metric, level) for net in NETWORKS for metric, levels in hawq_bit_configs()["networks"][net].items()
          for level in levels]

@@ -23,8 +23,7 @@ import torch
 from table_checks import accuracy_tolerance
 
 from quant_envs.mixed_precision.model_cache import state_digest
-from quant_envs.mixed_precision.table import load_npz, load_table, save_table
-from quant_envs.mixed_precision.table_live import (
+from quant_envs.mixed_precision.tables.live import (
     CROSS_CPU_SAMPLES,
     cpu_model,
     live_problem,
@@ -34,6 +33,8 @@ from quant_envs.mixed_precision.table_live import (
     same_numerics,
     table_task,
 )
+from quant_envs.mixed_precision.tables.npz import load_npz, save_table
+from quant_envs.mixed_precision.tables.registry import load_table
 from quant_envs.mixed_precision.tasks import data_digest, make_task
 
 # compared with data made on the tables' CPU kind: exact there, within CROSS_CPU_SAMPLES elsewhere
@@ -120,7 +121,7 @@ def test_live_problem_takes_the_table_settings_and_the_callers(digits) -> None:
 
 
 def _recheck_in_subprocess(table: str, count: int, seed: int, env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", "quant_envs.mixed_precision.table_live", "--table", table,
+    out = subprocess.run([sys.executable, "-m", "quant_envs.mixed_precision.tables.live", "--table", table,
                           "--count", str(count), "--seed", str(seed), "--json"],
                          env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
     assert out.returncode in (0, 1), out.stderr[-2000:]
@@ -162,7 +163,7 @@ def test_the_recheck_command_agrees_with_the_table_on_its_own_cpu_kind(capsys) -
 def test_mnist1d_data_do_not_depend_on_numpys_simd_kernels(tmp_path) -> None:
     # The table's data digest must hold on CPUs of other kinds: generated afresh with numpy's AVX2
     # (X86_V3) kernels switched off, the data are still the ones the table records.
-    code = ("from quant_envs.mixed_precision.table_live import table_task; "
+    code = ("from quant_envs.mixed_precision.tables.live import table_task; "
             "from quant_envs.mixed_precision.tasks import data_digest; "
             "print(data_digest(table_task('mnist1d-small')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
@@ -175,10 +176,10 @@ def test_mnist1d_data_do_not_depend_on_numpys_simd_kernels(tmp_path) -> None:
 @pytest.mark.parametrize("name", ["digits-cnn", "mnist1d-small"])
 def test_the_shipped_table_is_the_version_its_environment_documents(name) -> None:
     # A regenerated table changes every saved result on it: its new digest must be announced in
-    # MixedPrecisionTable-v0's Version History (and the README) when it is shipped.
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+    # MixedPrecisionTable-v0's Version History (and, with the date, in CHANGELOG.md) when it is shipped.
+    from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 
     digest = load_table(name).digest
     assert f"``{digest}``" in MixedPrecisionTableEnv.__doc__
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert f"`{digest}`" in readme
+    changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    assert f"`{digest}`" in changelog

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from table_checks import PROVENANCE_KEYS, live_problem, same_episodes, sample_matches
 
-from quant_envs.mixed_precision.table import load_table
+from quant_envs.mixed_precision.tables.registry import load_table
 
 # compared with data made on the tables' CPU kind: exact there, within CROSS_CPU_SAMPLES elsewhere
 pytestmark = pytest.mark.numerics
@@ -42,7 +42,7 @@ def test_table_is_complete_with_its_provenance(table) -> None:
     # the live environment's retraining recipe: the task's own finetune steps, retraining seed 0
     assert table.meta["task"] == "mnist1d-small" and table.meta["finetune_steps"] == MNIST1D_FINETUNE["steps"]
     assert table.meta["eval_seed"] == 0
-    assert table.meta["float_accuracy_test"] >= 0.97  # the task's acceptance bar (issue 12)
+    assert table.meta["float_accuracy_test"] >= 0.97  # the task's acceptance bar
     assert np.all((table.score >= 0) & (table.score <= 1))
     assert table.score[(3,) * 5] > table.score[(0,) * 5]  # all-8-bit beats all-2-bit
 
@@ -57,7 +57,7 @@ def test_a_larger_sample_of_entries_reevaluated_live(table, live) -> None:
 
 
 def test_default_budget_optimum_by_brute_force(table) -> None:
-    from quant_envs.mixed_precision.table_problem import TableProblem
+    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     problem = TableProblem(table="mnist1d-small")
     # the default: bismo-edge latency at 0.25 of all-8-bit, as MixedPrecision-v0's default budget
@@ -104,7 +104,7 @@ def test_table_env_passes_the_env_checkers() -> None:
 
 def test_table_env_sees_what_mixed_precision_v0_sees(live) -> None:
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+    from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 
     kw = {"hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.25}  # both defaults
     env_t = MixedPrecisionTableEnv(table="mnist1d-small")  # the table's default budget, stated above

@@ -24,8 +24,8 @@ from agents.regret import (
 )
 from baselines.mixed_precision.regret import main as regret_main
 from baselines.mixed_precision.regret import regret_study
-from quant_envs.mixed_precision.table_problem import TableProblem
-from quant_envs.mixed_precision.table_reference import best_of_n_moments, expected_best_of_n
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.reference import best_of_n_moments, expected_best_of_n
 
 
 def test_best_so_far_regret_by_hand() -> None:

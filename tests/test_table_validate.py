@@ -13,7 +13,7 @@ import pytest
 
 from agents.cli import main as cli_main
 from agents.validate import validate
-from quant_envs.mixed_precision.table_problem import TableProblem
+from quant_envs.mixed_precision.tables.problem import TableProblem
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,9 @@ def test_a_file_made_on_a_regenerated_table_says_so(tmp_path) -> None:
     # policy's own entry one validation image lower, as a regeneration on another machine could give.
     import dataclasses
 
-    from quant_envs.mixed_precision.table import load_table, save_table
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+    from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+    from quant_envs.mixed_precision.tables.npz import save_table
+    from quant_envs.mixed_precision.tables.registry import load_table
 
     table = load_table("digits-cnn")
     env = MixedPrecisionTableEnv(table="digits-cnn")
@@ -122,10 +123,10 @@ def test_a_live_digits_cnn_policy_replayed_on_the_table() -> None:
     # retraining settings, default bismo-edge latency budget 0.25), written as train.py's best record:
     # the digits-cnn table must confirm its accuracy, costs and budget use; a claimed accuracy one
     # image higher must not pass. With other numerics than the table's, the live retraining may
-    # land up to CROSS_CPU_SAMPLES images away (table_live), and only the accuracy may.
+    # land up to CROSS_CPU_SAMPLES images away (tables.live), and only the accuracy may.
     from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.table import load_table
-    from quant_envs.mixed_precision.table_live import allowed_samples, table_task
+    from quant_envs.mixed_precision.tables.live import allowed_samples, table_task
+    from quant_envs.mixed_precision.tables.registry import load_table
 
     allowed = allowed_samples(load_table("digits-cnn"))
 

@@ -132,7 +132,7 @@ def test_compare_grid_runs_each_cell_and_reports_an_infeasible_one(tmp_path: Pat
 def test_compare_backend_is_checked() -> None:
     from agents.comparison import compare
 
-    with pytest.raises(UsageError, match="--backend 'dask' is not allowed; expected one of: local, ray"):
+    with pytest.raises(ValueError, match="backend='dask' is not allowed; expected one of: local, ray"):
         compare(env_id="quant_envs/MixedPrecision-v0", backend="dask")
 
 
@@ -152,7 +152,7 @@ def test_compare_on_the_table_env_reports_regret_of_agents_and_baselines(tmp_pat
     study = result["study"]
     # the study's optimum is the table's true best feasible score: no run may beat it
     assert all(max(r.final) <= study.problem.regret(study.problem.optimum.worst_score) for r in study.runs.values())
-    with pytest.raises(UsageError, match="--baselines 'hawq_v3' is not allowed on"):
+    with pytest.raises(ValueError, match="baselines: 'hawq_v3' is not allowed on"):
         compare(env_id="quant_envs/MixedPrecisionTable-v0", baselines=["hawq_v3"], agents=[], out=out)
 
 

@@ -18,6 +18,7 @@ from baselines.compander.solvers import (
 )
 from quant_envs.checks import check_int
 from quant_envs.compander.sources import Source, get_source
+from quant_envs.rendering import new_figure, save_figure
 from quant_envs.text_tables import format_table as text_table
 
 __all__ = ["COLUMNS", "comparison_table", "csv_rows", "format_table", "plot_dynamic_range"]
@@ -87,8 +88,6 @@ def plot_dynamic_range(
     curves: dict[str, dict[str, QuantizerResult]], variance_db: np.ndarray, path: Path, levels: int
 ) -> Path:
     """SQNR against input variance (dB relative to the design variance) per source and method."""
-    from quant_envs.rendering import new_figure, save_figure
-
     fig = new_figure(6.0 * len(curves), 4.8, dpi=100)
     axes = fig.subplots(1, len(curves), squeeze=False)
     for ax, (name, designs) in zip(axes[0], curves.items(), strict=True):

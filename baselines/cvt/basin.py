@@ -78,7 +78,7 @@ def _truncated_newton(problem: CVTProblem, z: np.ndarray, tol: float, max_iter: 
     return _result("truncated-newton", problem, p.z, p.f, it, norms, energies, start, tol, stop)
 
 
-#: Kept out of ``SOLVERS``: the study and its README table run every registered method.
+#: Kept out of ``SOLVERS``: the study and its convergence table run every registered method.
 TRUNCATED_NEWTON = CVTSolver(_truncated_newton, ("max_cg", "eta"), 500)
 
 

@@ -18,132 +18,40 @@ CVT energy is its own coarse model. One V-cycle on level l, objective f_l(z) = E
    globally convergent);
 5. post-smooth: ``nu2`` truncated-Newton iterations.
 
-Choices where the paper is silent (or that we could not read), all measured, documented:
+Choices where the paper is silent (or that we could not read), each measured; the measurements
+are in the documentation's "MG/Opt multigrid: design choices and measurements" page:
 
-* 1-D (``coarse_start="restrict"``): neighbours in sorted order are paired; y0 = pair means; P
+* 1-D (``coarse_start="restrict"``): neighbours in sorted order are paired, y0 = pair means, P
   interpolates coarse corrections linearly between the coarse generators (constant beyond the
-  ends). kappa = (k_l / k_{l+1})^(2/d) = 4: at a CVT the coarse Hessian then equals
-  kappa P^T H P on smooth modes (for uniform spacing: fine Hessian (h/2) L, coarse h L, with L the
-  [-1 2 -1] stencil), and in two-grid runs (k = 256, exact coarse solves) the secant step along
-  the correction was 0.8-1.45 times the full correction. (Constant prolongation,
-  ``prolongation="constant"``, reduced the error only 2x per two-grid cycle; linear 5-60x.)
-* 2-D (``coarse_start="reference"``): the restriction of a 2-D CVT (means of groups of four) is a
-  poor coarse configuration: its CVT Hessian is strongly indefinite (close pairs of group means
-  make the boundary terms -(2 / d_ij) int rho y y^T dominate; at k = 256 we measured a smallest
-  eigenvalue -0.05 against a largest 0.035), so an exact coarse solve runs off along negative
-  curvature (line-search steps ~0 on every correction in two-grid runs). So each coarse level
-  keeps a reference CVT of its own, computed once by nested iteration (the coarsest by Newton
-  from seeded random points; each finer one from its coarser reference, every generator split
-  into four, by V-cycles to a relative gradient of ``reference_tol``), and y0 is that reference;
-  P interpolates coarse displacements linearly on the Delaunay triangulation of the reference
-  points (ghost nodes at the domain's corners) at the fine generators. MG/Opt's coherence term
-  stays exact (w is built at whatever y0 is used). The references' cost is in ``coarse_work``.
-  Within V-cycles, where coarse problems are only smoothed, restriction also works
-  (``coarse_start="restrict"``, groups by heavy-edge matching): at k = 1024 (two seeds) it took
-  508 fine-evaluation equivalents in all against 470 for the references.
-* Start (``start``): 1-D cycles from the given z0 (``"given"``). 2-D default ``"nested"``
-  (full multigrid, issue 14): z0 seeds the coarsest level (its first k_L points) and sets the
-  reference gradient norm of the stopping rule; the coarse reference CVTs are computed by nested
-  iteration as above, and the fine level starts from the level-1 reference refined by
-  :func:`_refine` (coarse points plus the midpoints of their Gabriel edges, pushed towards the
-  boundary, the count matched by filling the largest holes), if that start has lower energy than
-  z0. Plain Delaunay midpoints, as used before, put a midpoint on top of a boundary generator
-  wherever Delaunay joins second neighbours of a nearly straight boundary row (thin hull
-  triangles; at k = 256, 54 near-coincident pairs, Hessian eigenvalue -0.85 against a largest
-  0.009), and the count matching then split the heaviest cells by mirroring the generator through
-  the centroid, which again landed on existing points. With Gabriel midpoints and hole filling
-  the start at k = 256 has no pair closer than 0.35 spacings and 9 % (not 14 %) excess energy.
-  ``nested_sweeps`` Lloyd sweeps on every refined start (references included; default 0: at
-  k = 300, uniform, 10 sweeps end in a CVT with more pentagon-heptagon defects).
-  Measured (tol 1e-8, V-cycles for k = 64, 256, 1024; seed 0 unless said): linear 5, 13, 11
-  (k = 1024, seeds 1, 2: 10, 19), Gaussian 9, 9, 10 (seeds 1, 2: 11, 18); before the Gabriel /
-  hole-filling start 9, 16, 22 (seeds 1-3: 19, 18, 24) and 5, 19, 12. k = 4096 (seed 0): linear
-  19 cycles / 13 CPU s, Gaussian 33 / 34 s. Push 0 or h_c / 8 instead
-  of h_c / 4, or 3 Lloyd sweeps, gave 9 ... 20 at k = 1024 over three seeds: no better. The
-  count still varies with k and seed by up to ~2x: after the start the gradient stalls at a
-  relative 1e-3 ... 1e-2 for several cycles while the energy falls by ~0.1 % per cycle, then
-  Newton converges in two cycles. In the stall the generators that move are those of the
-  boundary rows (within half a spacing of an edge), sliding along the edge and changing rows
-  until each edge holds the number of generators that fits (a migration along a 1-D chain,
-  nonconvex, with indefinite Hessians); even at the minimum the Hessian has very soft modes
-  (k = 1024: smallest eigenvalue 8e-4 of 2 m, ten times softer than the smoothest mode of a grid
-  Laplacian), which the linear interpolation from the coarse reference (whose boundary row sits
-  at a different distance from the edge) does not represent.
-  Further measurements (cycles for seeds 0/1/2 at k = 64 | 256 | 1024, linear; Gaussian) show
-  that the boundary rows are not the cause. With coarse sizes chosen so that coarse points plus
-  Gabriel midpoints give exactly k (k_c = (k + 3 + N_b) / 4, N_b the expected boundary-row count
-  from rho^(1/4); no hole filling), the start's count per edge matches the final CVT's to within
-  one, yet the cycles are 2 6 2 | 16 19 18 | 18 13 12 and 3 3 8 | 8 5 5 | 14 8 9 (default:
-  5 7 8 | 13 7 6 | 11 10 19 and 9 11 4 | 9 12 7 | 10 11 18). Filling holes only in interior cells:
-  4 7 6 | 8 13 13 | 19 15 17 and 11 8 7 | 9 10 8 | 12 20 15. In the stall the remaining
-  displacement is smooth (correlation 0.6-0.7 between Delaunay neighbours) and about a third of
-  it is a rigid rotation of the whole lattice (0.03 rad at k = 256): the fine CVT settles at a
-  lattice orientation other than the refined coarse one, a collective soft mode whose path runs
-  through edge flips. There every truncated-Newton step's CG stops at negative curvature after
-  2-5 iterations (a few pockets of ~4 generators, scaled eigenvalue -0.05), so the step is
-  about a Lloyd step. Remedies that descend harder find lower minima and take as many or more
-  cycles: local diagonal shifts on the pockets' generators so CG runs on (5 4 8 | 9 10 7 |
-  16 15 26 and 7 9 12 | 13 15 13 | 24 14 19), plus steps along the negative-curvature vectors
-  (up to 142 cycles), a 6-dimensional affine Galerkin correction after each cycle (5 6 6 |
-  16 7 6 | 11 11 19 and 11 7 4 | 9 12 8 | 13 11 20), kappa = 2 or 8, reference_tol = 1e-6,
-  max_cg = 10 / eta = 0.1, the L-BFGS smoother (24-43 cycles). More smoothing only renames the
-  work: V(4,4) 3 2 4 | 9 6 5 | 10 10 8 and 6 4 2 | 3 7 4 | 6 7 6, but k = 4096 (seed 0) takes
-  18 cycles / 18 s (linear; default 19 / 13 s) and 10 / 19 s (Gaussian; default 33 / 34 s);
-  V(6,6) at k = 4096: 17 cycles and 600 fine evaluations (default 253), linear.
-  Fourth look (2026-12-06), which separates the V-cycle's rate from the landscape:
-  (a) In the basin, the V-cycle is k-uniform. :mod:`baselines.cvt.basin` perturbs a computed CVT
-  by 2 % of the spacing (smooth plus rough) and solves back: 2, 2, 2, 3 cycles over
-  k = 64, 256, 1024, 4096 (linear) and 2, 2, 2, 3-4 (Gaussian), three perturbation seeds, every
-  run back at the same CVT; truncated Newton alone (same max_cg / eta) needs 5, 5, 6-7, 12 and
-  5, 5, 7-8, 13-14 iterations. A rigid rotation of the CVT (the soft mode above) by 2 % or 5 %
-  of the spacing at the corners comes back in 1-2 cycles at k = 256 and 1024: the coarse level
-  does carry it. (b) The basins are small and shrink with k: at 5 % of the spacing, k = 1024
-  (linear 0.17, Gaussian 0.8 spacings) and k = 4096 (linear, 0.65 spacings, 30 cycles) end at
-  another CVT. (c) The nested start is a saddle-rich point: its Hessian has ~28 (k = 256) and
-  ~70 (k = 1024) negative eigenvalues (scaled by 2 m, down to -1). Exact Newton steps (sparse
-  LU) do not shorten the way down: with a global Levenberg shift 27, 37 and > 59 iterations
-  (k = 256, seeds 0-2) and > 59 (k = 1024), with every negative eigenvalue flipped
-  (saddle-free Newton, steps capped at 0.3 spacings) 46-58 and > 59; the negative count falls
-  by about one to three per iteration.
-  Capping each generator's step instead of the whole step clears them faster (k = 1024: 67 to 4
-  in 25 iterations) but still takes 30-56 (k = 256) and > 48 (k = 1024) iterations: after the
-  last negative eigenvalue the gradient still plateaus near 1e-2.5 for many steps.
-  Lloyd sweeps from the nested start remove most of them but not the last few (k = 1024: 67,
-  27, 12, 3 negative eigenvalues after 0, 10, 50, 200 sweeps; k = 256: 29, 11, 3, 3).
-  A square grid of n^2 generators is no better a start: it is itself a saddle (scaled
-  eigenvalue -0.33), and truncated Newton from it takes 21, 28, 33 iterations (linear,
-  k = 64, 256, 1024) and 41, 47, > 79 (Gaussian).
-  (d) The count is not even reproducible across machines: the same code and seed took 11 cycles
-  at k = 1024 (linear) on the machine of the table above and 18 on this one. Over starting seeds
-  0-2 the median count grows with k: 5, 7, 8, 13, 18, 25, 50 (linear) and 10, 9, 7, 8, 12, 19,
-  21 (Gaussian) for k = 64 ... 4096 (``bench_cvt.py --only-2d --seeds-2d 3``). So the k-dependent
-  part is the descent through a landscape whose pockets grow in number with k, not the
-  multigrid's linear rate; no local solver we measured crosses it in a k-independent number of
-  steps. (Time per cycle: mirror-image generators across the domain's edges, so that boundary
-  cells come out of one Delaunay triangulation unclipped, gave the same cells to 1e-14 but no
-  speed-up at k >= 1024: 9.3 vs 9.8 ms per cell pass at k = 1024, 30 vs 30 ms at 4096.)
-* Smoother ``"lloyd"`` (Lloyd's step on the shifted objective, :func:`lloyd_iteration`, monotone
-  by its majorant) is available but not k-uniform either: its V-cycles converge linearly at
-  0.76 per cycle already at k = 64 (V(3,3); 62, 117, 198 cycles for k = 64, 256, 1024, linear),
-  because the soft modes above are neither smoothed by Lloyd nor carried by the coarse level.
+  ends), kappa = (k_l / k_{l+1})^(2/d) = 4 (the coarse Hessian then equals kappa P^T H P on
+  smooth modes at a CVT).
+* 2-D (``coarse_start="reference"``): the restriction of a 2-D CVT is a poor, strongly indefinite
+  coarse configuration, so each coarse level keeps a reference CVT of its own, computed once by
+  nested iteration, and y0 is that reference; P interpolates coarse displacements linearly on
+  the reference points' Delaunay triangulation. MG/Opt's coherence term stays exact. Within
+  V-cycles restriction also works (``coarse_start="restrict"``, heavy-edge matching). The
+  references' cost is in ``coarse_work``.
+* Start (``start``): 1-D cycles from the given z0 (``"given"``). 2-D default ``"nested"`` (full
+  multigrid): z0 seeds the coarsest level and sets the reference gradient norm of the stopping
+  rule, and the fine level starts from the level-1 reference refined by :func:`_refine` (coarse
+  points plus the midpoints of their Gabriel edges, the count matched by filling the largest
+  holes) if that has lower energy than z0; ``nested_sweeps`` Lloyd sweeps on every refined start
+  (default 0).
 * Smoother: truncated Newton (Nash): the exact sparse CVT Hessian assembled once per iteration
   (counted as one evaluation), preconditioned CG capped at ``max_cg`` iterations or residual
-  ``eta`` ||g||, stopped at negative curvature; diagonal preconditioner 2 m_i (Lloyd's
-  scaling). Defaults (:data:`DEFAULTS`): V(1,1) with max_cg = 10, eta = 0.1 in 1-D; V(2,2) with
-  max_cg = 50, eta = 0.01 in 2-D, where the random start goes through a long phase of
-  rearrangements with indefinite Hessians that stronger smoothing shortens (k = 256, three
-  seeds: mean total work 209 fine-evaluation equivalents against 324 with the 1-D settings, and
-  262 for L-BFGS). An L-BFGS smoother (memory kept per level) is available as
-  ``smoother="lbfgs"``, and a trust-region Newton-CG (Steihaug-Toint: negative curvature is
-  followed to the trust-region boundary instead of ending CG, radius per level, the derivative
-  line search as acceptance test, :func:`baselines.cvt._core.tr_iteration`) as
-  ``smoother="tr"``, also on the coarsest level. Not the default: it does not shorten the stall
-  (seed 0, k = 64, 256, 1024: linear 7, 12, 26 and Gaussian 4, 9, 23 with the old start; 4, 19,
-  17 and 10, 12, 20 with the new one, against 5, 13, 11 and 9, 9, 10 for truncated Newton).
+  ``eta`` ||g||, stopped at negative curvature; diagonal preconditioner 2 m_i (Lloyd's scaling).
+  Defaults (:data:`DEFAULTS`): V(1,1) with max_cg = 10, eta = 0.1 in 1-D; V(2,2) with
+  max_cg = 50, eta = 0.01 in 2-D. Also available: ``smoother="lloyd"`` (Lloyd's step on the
+  shifted objective, :func:`lloyd_iteration`), ``"lbfgs"`` (memory kept per level) and ``"tr"``
+  (Steihaug-Toint trust-region Newton-CG, :func:`baselines.cvt._core.tr_iteration`).
 * Levels: coarsened while the next level has at least ``coarsest`` = 8 generators.
 * Line search: secant on the directional derivative with an Armijo test up to rounding
   (:mod:`baselines.cvt._core`): at relative gradients ~1e-8 energy differences are below
   rounding, derivatives are not.
+
+In 2-D the V-cycle converges k-uniformly inside a CVT's basin (:mod:`baselines.cvt.basin`), while
+the number of cycles from a random start grows with k: the descent crosses a saddle-rich landscape
+whose pockets grow in number with k.
 """
 
 from __future__ import annotations

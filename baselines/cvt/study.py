@@ -240,7 +240,7 @@ def check_output_dir(out: str) -> Path:
 
 
 def check_study_args(args: argparse.Namespace) -> None:
-    """Every argument of ``study``, before any work (issue 17)."""
+    """Every argument of ``study``, before any work."""
     if not (math.isfinite(args.tol) and 0.0 < args.tol < 1.0):
         raise UsageError(f"--tol={args.tol!r} is not allowed; expected a number in (0, 1)")
     if args.density not in DENSITY_NAMES:

@@ -32,6 +32,7 @@ from baselines.feel.report import (
     write_csv,
 )
 from quant_envs.atomic_io import atomic_write_text, writable_directory_problem
+from quant_envs.feel.fitting import run_fit
 from quant_envs.feel.scenario import DEFAULT_CONVERGENCE, make_scenario
 
 
@@ -86,8 +87,6 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.no_simulation:
         import torch
-
-        from quant_envs.feel.fitting import run_fit
 
         torch.set_num_threads(args.threads)
         fit_scn = make_scenario(10, seed=0)

@@ -10,7 +10,9 @@ import numpy as np
 
 from baselines.feel import FeelSolveResult, solve
 from quant_envs.atomic_io import atomic_write_csv
+from quant_envs.feel.fitting import rounds_to_target, simulate_gap_curves
 from quant_envs.feel.scenario import Scenario, make_scenario
+from quant_envs.rendering import new_figure, save_figure
 from quant_envs.text_tables import format_table
 
 #: (label, method, keyword arguments) of every solver in the comparison, AO first.
@@ -89,8 +91,6 @@ def sweep(values: Sequence[float] | np.ndarray, make: Callable[[float, int], Sce
 
 
 def plot_sweep(path: Path, x: np.ndarray, curves: dict[str, np.ndarray], xlabel: str, title: str, logx: bool = True) -> None:
-    from quant_envs.rendering import new_figure, save_figure
-
     fig = new_figure(6.4, 4.2, dpi=100)
     ax = fig.subplots()
     for (lab, y), marker in zip(curves.items(), "os^vD", strict=False):
@@ -109,8 +109,6 @@ def plot_sweep(path: Path, x: np.ndarray, curves: dict[str, np.ndarray], xlabel:
 
 def plot_fit(path: Path, report, title: str) -> None:
     """Seed-mean gap curves of the fit against the fitted closed form."""
-    from quant_envs.rendering import new_figure, save_figure
-
     conv = report.convergence
     fig = new_figure(6.4, 4.2, dpi=100)
     ax = fig.subplots()
@@ -135,8 +133,6 @@ def plot_fit(path: Path, report, title: str) -> None:
 def predicted_vs_simulated(scenarios: Sequence[tuple[str, Scenario]], *, seeds: int = 4, max_rounds: int = 4000,
                            progress: Callable[[str], None] = lambda s: None) -> Table:
     """For each scenario and solver: the model's rounds and time against the simulator's."""
-    from quant_envs.feel.fitting import rounds_to_target, simulate_gap_curves
-
     header = ["scenario", "method", "levels (min-max)", "round latency (ms)", "predicted rounds", "simulated rounds",
               "predicted T (s)", "simulated T (s)", "error (%)"]
     rows: list[list[object]] = []
@@ -155,8 +151,6 @@ def predicted_vs_simulated(scenarios: Sequence[tuple[str, Scenario]], *, seeds: 
 
 
 def plot_predicted_vs_simulated(path: Path, table: Table) -> None:
-    from quant_envs.rendering import new_figure, save_figure
-
     fig = new_figure(5.2, 5.0, dpi=100)
     ax = fig.subplots()
     pred = np.array([r[6] for r in table.rows], dtype=float)

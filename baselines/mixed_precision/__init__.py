@@ -15,6 +15,7 @@ __all__ = ["METHODS", "SOLVERS", "SearchResult", "SearchSpace", "allowed_at_step
 
 
 def main(argv=None) -> int:
+    # lazy: importing the CLI here would load it before `python -m baselines.mixed_precision.cli` runs it
     from baselines.mixed_precision.cli import main as _main
 
     return _main(argv)

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from baselines.mixed_precision.solvers import METHODS, SearchResult, solve
-from quant_envs.mixed_precision.problem import METRICS
+from quant_envs.atomic_io import atomic_write_json, check_writable_file, describe_os_error
+from quant_envs.mixed_precision.problem import METRICS, MixedPrecisionProblem
 
 PROG = "python -m baselines.mixed_precision"
 
@@ -70,8 +71,6 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     if args.budget_fraction is not None and not (0 < args.budget_fraction < float("inf")):
         raise UsageError(f"--budget-fraction {args.budget_fraction} is not allowed; expected a finite number > 0")
     if args.json is not None:
-        from quant_envs.atomic_io import check_writable_file
-
         try:
             check_writable_file(args.json, "--json")
         except ValueError as exc:
@@ -91,8 +90,6 @@ def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     methods = _check_args(args)
     import torch
-
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
 
     torch.set_num_threads(1)
 
@@ -132,8 +129,6 @@ def _main(argv: Sequence[str] | None) -> int:
                         "history": [[[list(p) for p in pol], acc, cost] for pol, acc, cost in r.history]})
     print("\n".join(lines))
     if args.json is not None:
-        from quant_envs.atomic_io import atomic_write_json, describe_os_error
-
         try:
             atomic_write_json(args.json, {"args": vars(args), "results": records})
         except OSError as exc:  # e.g. the disk filled up during the search

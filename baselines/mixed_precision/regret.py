@@ -1,13 +1,12 @@
 """Regret study on a table benchmark: every baseline over many seeds, scored against the exact optimum.
 
 Each (method, seed) runs :func:`baselines.mixed_precision.solve` on a
-:class:`~quant_envs.mixed_precision.table_problem.TableProblem` with ``max_evaluations`` reward
-evaluations (table look-ups); its history is a run record (:mod:`quant_envs.mixed_precision.regret`), and the study
+:class:`~quant_envs.mixed_precision.tables.problem.TableProblem` with ``max_evaluations`` reward
+evaluations (table look-ups); its history is a run record (:mod:`quant_envs.mixed_precision.tables.regret`), and the study
 reports best-so-far regret after 10, 30, 100, 300, 1000 evaluations (mean and 95% CI over seeds),
 random search's closed-form expectation where the feasible set is enumerated, and draws the
 curves. Command line (20 seeds x 1000 evaluations of every method: about 30 CPU-seconds on
 HAWQ-V3's ResNet-18 table, evolution's repairs being most of it)::
-
     python -m baselines.mixed_precision.regret --table hawq-resnet18 --budget-metric latency --budget-level 0.5
     python -m baselines.mixed_precision.regret --table digits-cnn --out results/regret-digits
 """
@@ -25,15 +24,16 @@ import numpy as np
 from scipy import stats
 
 from baselines.mixed_precision.solvers import SearchResult, solve
-from quant_envs.mixed_precision.regret import (
+from quant_envs.atomic_io import atomic_write_json, atomic_write_text
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.reference import best_of_n_moments
+from quant_envs.mixed_precision.tables.regret import (
     CHECKPOINTS,
     RunRecord,
     plot_regret,
     regret_curves,
     summarize,
 )
-from quant_envs.mixed_precision.table_problem import TableProblem
-from quant_envs.mixed_precision.table_reference import best_of_n_moments
 
 #: Methods that make sense on a table (hawq_v3 needs a model's Hessian; enumeration all of it).
 TABLE_METHODS = ("random", "evolution", "greedy_std", "greedy_sensitivity", "uniform")
@@ -225,8 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(study.describe())
     print(study.markdown())
     if args.out is not None:
-        from quant_envs.atomic_io import atomic_write_json
-
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.out / "regret.json", {
             "setting": study.describe(), "unit": study.unit, "seeds": study.seeds,
@@ -242,7 +240,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_leaderboard(args: argparse.Namespace) -> int:
-    from quant_envs.atomic_io import atomic_write_text
     sections = []
     for setting in LEADERBOARD_SETTINGS:
         problem = TableProblem(**setting)

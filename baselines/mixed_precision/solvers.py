@@ -52,6 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from baselines.mixed_precision.ilp import solve_assignment_ilp
 from baselines.mixed_precision.space import Choice, SearchSpace
 from baselines.result import Solver, SolveResult, registered
 from quant_envs.checks import check_choice, check_float, check_int
@@ -67,7 +68,6 @@ class SearchResult(SolveResult):
     """The best policy a method found and what it took: a :class:`baselines.result.SolveResult`.
 
     Core fields and their older names (both work, for reading and writing)::
-
         x       policy           the best policy found, one (w_bits, a_bits) per layer; always within budget
         fun     accuracy         its accuracy (the objective, maximised), in [0, 1]
         nfev    num_evaluations  reward evaluations used: policies the problem had to retrain and
@@ -357,8 +357,8 @@ def _greedy_std(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
 def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, *, seed: int,
              hutchinson_samples: int = 16, hessian_data: int = 256, activations: bool | None = None,
              ilp_time_limit_s: float | None = None) -> dict[str, Any]:
+    # lazy: Hessian traces need torch; the other solvers (and table benchmarks) run without it
     from baselines.mixed_precision.hessian import hawq_sensitivities
-    from baselines.mixed_precision.ilp import solve_assignment_ilp
 
     check_int("hutchinson_samples", hutchinson_samples, min_value=1)
     check_int("hessian_data", hessian_data, min_value=1)

@@ -32,6 +32,7 @@ from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
 from quant_envs.compander.reference import lloyd_max_reference, optimal_compander_reference
 from quant_envs.compander.sources import Source, available_sources, get_source
 from quant_envs.compander.spline import FITS, equal_segment_thresholds, fit_spline_compressor
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 __all__ = ["MAX_SEGMENTS", "ScalarQuantizerEnv", "SplineCompanderEnv", "SplineCompanderV1Env", "max_scalar_levels"]
 
@@ -144,7 +145,6 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     ## Observation Space
 
     ``Box(float32)`` of length L + 1:
-
     * ``obs[0:L-1]``: segment thresholds t_i / x_max, in (0, 1);
     * ``obs[L-1]``: (SQNR - SQNR of the optimal compander at the same N) / 10 dB, clipped to
       [-3, 1] (0 means as good as the optimal compander);
@@ -187,12 +187,9 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     spline is increasing), ``penalty_db``, ``segment_thresholds``, ``x_max``,
     ``optimal_compander_sqnr_db``, ``equal_segments_sqnr_db`` and ``step``.
 
-    Reward levels with the defaults (measured on ``SplineCompander-v1``, which scores the default
-    interpolating fit exactly as v0; held-out reset seeds 1000..1015,
-    ``benchmarks/bench_learnability.py``; final SQNR): uniform random actions 23.49 dB, PPO (SB3
-    defaults, 50k steps) 23.76 dB (-0.0003 dB from the solver), SAC (10k steps) -0.0027 dB; the
-    solver (``baselines.compander.spline_compander``) 23.761 dB. The returns are these minus the
-    starting SQNR.
+    What random actions, trained agents and the solver
+    (``baselines.compander.spline_compander``) reach: ``benchmarks/bench_learnability.py``
+    (the documentation's companding page shows its recorded output).
 
     ## Version History
 
@@ -308,7 +305,6 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
         if self.render_mode == "ansi":
             t = ", ".join(f"{v:.4f}" for v in self._u * x_max)
             return f"step {self._steps}/{self.max_steps}: t = [{t}] (x_max = {x_max:.4f}), SQNR {self._sqnr:.4f} dB, optimal compander {oc:.4f} dB\n"
-        from quant_envs.rendering import figure_to_rgb, new_figure
 
         target = OptimalCompressor(source=self.source, x_max=x_max)
         spline = fit_spline_compressor(target, self._u * x_max, degree=self.degree, fit=self.fit)
@@ -357,13 +353,9 @@ class SplineCompanderV1Env(SplineCompanderEnv):
     ## Rewards
 
     The gain of the objective in dB per step: SQNR(after) - SQNR(before), where a non-increasing
-    spline's SQNR is its repair's minus the penalty. Reward levels on held-out reset seeds
-    1000..1015 (``benchmarks/bench_learnability.py``; final SQNR, the return being it minus the
-    starting SQNR): defaults (laplacian, N = 32, degree 2, L = 2, interpolating, 20 steps):
-    random actions 23.49 dB, PPO (SB3 defaults, 50k steps) 23.76 dB (-0.0003 dB from the
-    solver), SAC (10k steps) -0.0027 dB, solver (``baselines.compander.spline_compander``)
-    23.761 dB; ``fit="least_squares"``, L = 4: random 22.74 dB, PPO (50k steps) 23.83 dB,
-    solver 23.84 dB (both printed to 4 digits).
+    spline's SQNR is its repair's minus the penalty; the return is the final SQNR minus the
+    starting one. What random actions, trained agents and the solver
+    (``baselines.compander.spline_compander``) reach: ``benchmarks/bench_learnability.py``.
 
     ## Starting State
 
@@ -414,7 +406,6 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     ## Observation Space
 
     ``Box(float32)`` of length 3N + 1:
-
     * ``obs[0:N-1]``: thresholds t_i / B, in [-1, 1];
     * ``obs[N-1:2N-1]``: output levels (centroids) y_i / B, clipped to [-2, 2];
     * ``obs[2N-1:3N-1]``: cell probabilities P_i, in [0, 1];
@@ -456,10 +447,8 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     ``info`` holds ``distortion``, ``sqnr_db``, ``optimum_distortion``, ``optimum_sqnr_db``,
     ``gap_db``, ``thresholds``, ``levels`` and ``step``.
 
-    Reward levels with the defaults, as final SQNR on held-out reset seeds 1000..1015
-    (``benchmarks/bench_learnability.py``; the normalised return is (D_start - D_end) / D_opt):
-    uniform random actions 10.89 dB, PPO (SB3 defaults, 50k steps) 14.60 dB (-0.020 dB from the
-    optimum), SAC (10k steps) 12.03 dB, Lloyd-Max (the optimum) 14.616 dB.
+    The normalised return is (D_start - D_end) / D_opt. What random actions and trained agents
+    reach against the Lloyd-Max optimum: ``benchmarks/bench_learnability.py``.
 
     ## Version History
 
@@ -577,7 +566,6 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
                 f"step {self._steps}/{self.max_steps}: t = [{shown}], D = {self._dist:.6g} "
                 f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
             )
-        from quant_envs.rendering import figure_to_rgb, new_figure
 
         b = self._bound
         x = np.linspace(-b, b, 400)

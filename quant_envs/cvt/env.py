@@ -28,7 +28,7 @@ _RENDER_MODES = ["ansi", "rgb_array"]
 
 
 def _number(name: str, value: Any, **bounds: Any) -> float:
-    """check_float that also refuses strings ("0.5" is not a number here, issue 17)."""
+    """check_float that also refuses strings ("0.5" is not a number here)."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
     return check_float(name, value, **bounds)
@@ -239,9 +239,8 @@ _COMMON_DOC = """
 
     The energy decrease of the step relative to the episode's initial energy,
     ``reward_scale * (E(z_(t-1)) - E(z_t)) / E(z_0)``. The undiscounted return is
-    ``reward_scale * (1 - E(z_T) / E(z_0))``. Levels reported in issue 14 (k = 8, SB3 defaults,
-    held-out seeds; not re-measured here): PPO ends at E / E* = 3.6, Lloyd's rule reaches 1.01
-    in 26-42 steps, a solver 1.00. The learnable formulation is ``CVT{d}D-v1``.
+    ``reward_scale * (1 - E(z_T) / E(z_0))``. An agent with SB3's default MLP learns little from
+    this formulation; the learnable one is ``CVT{d}D-v1``.
 
     ## Starting State
 
@@ -275,8 +274,9 @@ _COMMON_DOC = """
 
     ## Version History
 
-    * v0: initial version (``step`` after the episode's end raises since issue 17; it used to
-      keep stepping; its spec has carried ``max_episode_steps`` = ``max_steps`` since issue 13).
+    * v0: initial version. Changed later without a new id, as neither alters an episode that
+      ends normally: ``step`` after the episode's end raises until ``reset`` (it kept stepping),
+      and the spec carries ``max_episode_steps`` = ``max_steps``.
       ``quant_envs/CVT{d}D-v1`` is the learnable formulation.
 """
 

@@ -2,9 +2,9 @@
 
 * :class:`CVT1DEnvV1` (``quant_envs/CVT1D-v1``), :class:`CVT2DEnvV1` (``quant_envs/CVT2D-v1``).
 
-What changed from v0 (:mod:`quant_envs.cvt.env`) and why (issue 14): v0 gave a flat observation
-and action, so an MLP had to learn the same per-generator rule once per index, and it hid the
-scales E0 and g0 that set its reward and termination; PPO ended at E / E* = 3.6. Here the
+What changed from v0 (:mod:`quant_envs.cvt.env`) and why: v0 gave a flat observation and
+action, so an MLP had to learn the same per-generator rule once per index, and it hid the scales
+E0 and g0 that set its reward and termination; PPO ended far from a CVT on it. Here the
 observation is a (k, f) matrix and the action a (k, d) matrix whose rows belong to the same
 generator, so a policy that applies one network to every row (:mod:`agents.cvt_policy`) is
 permutation-equivariant; the global scale terms are columns of every row; the reward is a log
@@ -173,8 +173,8 @@ _DOC_V1 = """
     ## Rewards
 
     ``reward_scale * log(E(z_(t-1)) / E(z_t))``: the same size at every energy scale; the
-    undiscounted return is ``reward_scale * log(E0 / E_T)``. Measured levels (k = 8, density
-    ``linear``, 10 held-out seeds, :mod:`benchmarks.learnability_cvt`): {levels}
+    undiscounted return is ``reward_scale * log(E0 / E_T)``. What a random policy, PPO with
+    :mod:`agents.cvt_policy`, Lloyd's rule and L-BFGS reach: ``benchmarks/learnability_cvt.py``.
 
     ## Starting State
 
@@ -221,14 +221,6 @@ _DOC_V1 = """
       E0, termination at ||g|| <= 0.01 g0 (which stopped at E / E* - 1 of up to 4.8 %).
 """
 
-_LEVELS_1D = ("return (log E0 / E_T) and final E / E*: random policy -0.15 (E / E* = 6.1); PPO with "
-              "agents.cvt_policy, 50k steps, deterministic: 1.48 (1.046, target <= 1.05); Lloyd's rule 1.52 "
-              "(1.004); L-BFGS to convergence 1.52 (1.000).")
-_LEVELS_2D = ("return (log E0 / E_T) and final E / E*: random policy -0.34 (E / E* = 2.99); PPO with "
-              "agents.cvt_policy, 40k steps, deterministic: 0.69 (1.027, target <= 1.10); Lloyd's rule 0.71 "
-              "(1.003); L-BFGS to convergence 0.71 (1.003, local minima above E*).")
-
-
 class CVT1DEnvV1(_CVTEnvV1):
     _dim = 1
 
@@ -258,7 +250,7 @@ CVT1DEnvV1.__doc__ = """Move k generators on an interval to a CVT, one shared ru
     are centroidal Voronoi tessellations (the Lloyd-Max quantizer). Every step moves all
     generators at once. Observation and action have one row per generator, so a policy can apply
     one rule to every generator (as Lloyd's method does). Solvers: :mod:`baselines.cvt`.
-""" + _DOC_V1.format(d=1, nf=8, shape="k,", domain_doc="``(lo, hi)``, default (0, 1).", levels=_LEVELS_1D)
+""" + _DOC_V1.format(d=1, nf=8, shape="k,", domain_doc="``(lo, hi)``, default (0, 1).")
 
 CVT2DEnvV1.__doc__ = """Move k generators in a convex 2-D domain to a CVT, one shared rule per generator.
 
@@ -270,6 +262,5 @@ CVT2DEnvV1.__doc__ = """Move k generators in a convex 2-D domain to a CVT, one s
     generators at once; observation and action have one row per generator.
     Solvers: :mod:`baselines.cvt`.
 """ + _DOC_V1.format(d=2, nf=11, shape="k, 2",
-                     domain_doc="``\"unit-square\"`` (default) or a list of convex-polygon vertices.",
-                     levels=_LEVELS_2D)
+                     domain_doc="``\"unit-square\"`` (default) or a list of convex-polygon vertices.")
 

@@ -41,6 +41,11 @@ class CVTEvaluation:
 class CVTProblem:
     """Centroidal Voronoi tessellation of ``k`` generators for a density on a domain.
 
+    Generators ``z`` are arrays of shape (k,) in 1-D and (k, 2) in 2-D, in any order. The problem
+    counts its cell passes in ``n_evaluations`` (every call of energy, gradient, evaluate or
+    hessian is one, even when the 2-D cells of the previous call are reused), which the solvers
+    report as work.
+
     Parameters
     ----------
     k:
@@ -52,11 +57,6 @@ class CVTProblem:
     domain:
         ``(lo, hi)`` for an interval (1-D); ``"unit-square"`` or a list of (x, y) vertices of a
         convex polygon (2-D).
-
-    Generators ``z`` are arrays of shape (k,) in 1-D and (k, 2) in 2-D, in any order. The problem
-    counts its cell passes in ``n_evaluations`` (every call of energy, gradient, evaluate or
-    hessian is one, even when the 2-D cells of the previous call are reused), which the solvers
-    report as work.
     """
 
     def __init__(self, k: int, density: Any = "uniform", domain: Any = (0.0, 1.0)) -> None:

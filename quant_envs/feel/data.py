@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from quant_envs.checks import check_float, check_int
+from quant_envs.datasets import digits_splits
 
 
 def dirichlet_label_partition(
@@ -57,8 +58,6 @@ def dirichlet_label_partition(
 @lru_cache(maxsize=64)
 def digits_partition(num_devices: int, alpha: float, seed: int, data_seed: int = 0) -> tuple[np.ndarray, ...]:
     """Partition of ``quant_envs.datasets.digits_splits(data_seed).train`` (cached, read-only arrays)."""
-    from quant_envs.datasets import digits_splits
-
     parts = dirichlet_label_partition(digits_splits(data_seed).train.y, num_devices, alpha=alpha, seed=seed)
     for p in parts:
         p.setflags(write=False)

@@ -38,8 +38,9 @@ from quant_envs.feel.reference import (
     reference_round_latency,
     reference_time,
 )
-from quant_envs.feel.scenario import Scenario, make_scenario
+from quant_envs.feel.scenario import DEFAULT_CONVERGENCE, Scenario, make_scenario
 from quant_envs.feel.training_time import device_latency, time_breakdown
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 if TYPE_CHECKING:  # imported on first reset: it brings torch
     from quant_envs.feel.simulator import FederatedSimulator
@@ -116,8 +117,6 @@ class _SingleThreadTorch:
 
 def _bar_frame(title: str, levels: np.ndarray, second: np.ndarray | None, second_label: str) -> np.ndarray:
     """A small RGB frame: per-device QSGD levels (and optionally a second per-device quantity)."""
-    from quant_envs.rendering import figure_to_rgb, new_figure
-
     fig = new_figure(4.0, 3.0, dpi=80)
     axes = fig.subplots(2 if second is not None else 1, 1, squeeze=False)[:, 0]
     idx = np.arange(len(levels))
@@ -335,17 +334,11 @@ class FeelAllocationV1Env(FeelAllocationEnv):
     ``ln(T_ref / T)``: the natural log of the reference allocation's total training time (equal
     bandwidth, s = 127; :mod:`quant_envs.feel.reference`) over the chosen allocation's. 0 matches
     the reference, +0.69 halves it; the scale is the same for every scenario and no clip is
-    needed. Mean rewards on reset seeds 1000..1019: uniform random actions -3.37 (none clipped,
-    spread 0 to -5.2), the zero action (equal bandwidth, s = 22) +0.25, the paper's AO
-    (``baselines.feel.solve(env.scenario, "ao")``) +0.59. As total time over AO's on held-out
-    seeds 1000..1031 (``benchmarks/bench_learnability.py``): random x77, PPO (SB3 defaults;
-    mean over training seeds 0..2 [range]) x1.60 [x1.59..x1.62] at 50k steps, mean reward
-    +0.09, and x1.64 [x1.61..x1.68] at 20k steps, +0.07; SAC (5k steps) x1.52, the best
-    constant action (every s = 15, equal bandwidth) x1.36, the zero action x1.39, equal
-    bandwidth with per-device SCA levels x1.17: within 10% of AO needs per-device choices from
-    the observation, which these budgets do not learn (``FeelAllocation-v2`` lays the same
-    problem out per device, with a shared latency scale, so one row rule can be learned: PPO
-    x1.048 at 50k steps, x1.136 at 20k).
+    needed; random actions score differently from one another (none is clipped). The paper's AO
+    (``baselines.feel.solve(env.scenario, "ao")``) is the level to reach: getting within 10% of
+    its training time needs per-device choices read from the observation, which
+    ``FeelAllocation-v2`` lays out per device. What random actions, the reference actions, trained
+    agents and AO reach: ``benchmarks/bench_learnability.py``.
     ``info`` holds what v0's holds (``projected`` is always False) and ``log_time_ratio`` =
     ln(T / T_ref).
 
@@ -458,10 +451,10 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
     Stepping again after ``terminated`` or ``truncated`` raises RuntimeError until ``reset``.
 
     ## Version History
-    * v0: initial version (its spec has carried ``max_episode_steps`` = ``max_rounds`` since
-      issue 13). Its default goal (accuracy 0.92, reached in 5-7 rounds) is not the
-      model's (optimality gap 0.01) and its menu cannot express AO's levels; see
-      ``FeelTraining-v1``.
+    * v0: initial version; its spec carries ``max_episode_steps`` = ``max_rounds`` (added later
+      without a new id, as it alters no episode). Its default
+      goal (accuracy 0.92, reached in 5-7 rounds) is not the model's (optimality gap 0.01) and
+      its menu cannot express AO's levels; see ``FeelTraining-v1``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -521,6 +514,7 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
             return self._reset()
 
     def _reset(self) -> tuple[NDArray[np.float32], dict[str, Any]]:
+# lazy: the simulator trains in torch; FeelAllocation (this module) imports without it
         from quant_envs.feel.simulator import FederatedSimulator
 
         scen_seed = self.scenario_seed if self.scenario_seed is not None else int(self.np_random.integers(0, 2**31 - 1))
@@ -626,12 +620,9 @@ class FeelTrainingV1Env(FeelTrainingEnv):
 
     ## Rewards
     ``-tau_n / tau_ref`` per round, as v0: the return is minus the total training time in units
-    of the reference round (equal bandwidth, s = 127). Measured as training time on the default
-    scenario with held-out reset seeds 1000..1003 (``benchmarks/bench_learnability.py``;
-    reference round 33.7 ms, so -1 per 33.7 ms): uniform random levels 2.84 s (x3.07 AO's), PPO
-    (SB3 defaults, 20k steps) 1.98 s (x2.13), constant 8-bit 1.02 s (x1.10), AO's levels held
-    every round 0.93 s (return about -27.6). PPO at this budget stays far from the constant 8-bit
-    policy: an episode is 45-500 rounds, so 20k steps are only 40-400 episodes.
+    of the reference round (equal bandwidth, s = 127). An episode is 45-500 rounds, so an agent
+    sees few episodes per training budget. What random levels, a constant 8-bit policy, trained
+    agents and AO's levels held every round reach: ``benchmarks/bench_learnability.py``.
 
     ## Starting State
     As v0: w_0 = 0, the scenario ``make_scenario(num_devices, seed=scenario_seed)`` and
@@ -672,8 +663,6 @@ class FeelTrainingV1Env(FeelTrainingEnv):
         eval_split: str = "val",
         render_mode: str | None = None,
     ) -> None:
-        from quant_envs.feel.scenario import DEFAULT_CONVERGENCE
-
         if target_gap is None:
             target_gap = DEFAULT_CONVERGENCE.target_gap  # the gap the model's rounds N(s) are counted to
         super().__init__(num_devices=num_devices, total_bandwidth=total_bandwidth, scenario_seed=scenario_seed,

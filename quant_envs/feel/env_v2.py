@@ -44,7 +44,7 @@ class FeelAllocationV2Env(FeelAllocationV1Env):
     observation and action have one row per device (devices are interchangeable: permuting the
     rows of the observation permutes the devices, and the same permutation of the action rows
     gives the same allocation), so a permutation-equivariant policy
-    (``agents.cvt_policy:PerGeneratorPolicy``, also ``PerRowPolicy``) can learn one rule. The
+    (``agents.cvt_policy.PerGeneratorPolicy``, also ``PerRowPolicy``) can learn one rule. The
     shares are a softmax over the devices, so a rule that sees only its own row still yields a
     valid allocation of the whole band.
 
@@ -66,21 +66,16 @@ class FeelAllocationV2Env(FeelAllocationV1Env):
     common round latency of the min-max bandwidth split at the reference levels
     (:func:`quant_envs.feel.bandwidth.min_max_bandwidth`). Without it a row rule has to guess
     the latency the devices should share; with it, a hand-written rule that gives each device
-    the band it needs to finish in 0.95 tau_bal at s = 17 (computed from its own row only) is
-    within x1.08 of AO (see Rewards). Every feature is clipped to [0, 1].
+    the band it needs to finish in 0.95 tau_bal at s = 17 (computed from its own row only) comes
+    close to AO. Every feature is clipped to [0, 1].
 
     ## Rewards
     As v1: ``ln(T_ref / T)``, the natural log of the reference allocation's total training time
-    (equal bandwidth, s = 127) over the chosen allocation's; 0 matches the reference. Measured on
-    held-out reset seeds 1000..1031 (``benchmarks/bench_learnability.py``), as mean reward and
-    as total time over AO's (``baselines.feel.solve(env.scenario, "ao")``): uniform random
-    actions -3.11 (x64), the zero action +0.23 (x1.39), the hand-written row rule above +0.48
-    (x1.078), AO +0.56. PPO with the per-row policy (``agents/hyperparams/ppo.yml``), mean over
-    training seeds 0..2 [range]: 50k steps (the benchmark's budget; 3-6 min each on 2 shared
-    cores) +0.51 (x1.048 [x1.047..x1.050], worst held-out scenario x1.09..x1.10), within the
-    x1.10 target on the mean and on every training seed and past the hand-written rule; 20k
-    steps +0.43 (x1.136 [x1.135..x1.138]), short of it on every seed. v1's PPO (SB3 defaults,
-    an MLP) stays at x1.60 at 50k steps.
+    (equal bandwidth, s = 127) over the chosen allocation's; 0 matches the reference. The level
+    to reach is the paper's AO (``baselines.feel.solve(env.scenario, "ao")``); PPO with the
+    per-row policy (``agents/hyperparams/ppo.yml``) is the agent this layout is for. What random
+    actions, the zero action, the hand-written row rule, PPO and AO reach:
+    ``benchmarks/bench_learnability.py``.
     ``info`` holds what v1's holds: ``total_time`` and ``reference_time``
     (s), ``rounds``, ``round_latency`` (s), ``levels``, ``bandwidth`` (Hz), ``projected``
     (always False) and ``log_time_ratio`` = ln(T / T_ref).

@@ -31,6 +31,7 @@ import numpy as np
 from quant_envs.checks import check_float, check_int
 from quant_envs.feel.model import FULL_PRECISION, ConvergenceModel, qsgd_expected_error
 from quant_envs.feel.scenario import Scenario
+from quant_envs.feel.softmax import local_gradients_at_optimum
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def simulate_gap_curves(
     Each configuration runs ``seeds`` replicas at once and stops early once the mean gap has
     stayed below ``stop_below`` for 20 rounds (the curves are then as long as they need to be).
     """
+# lazy: the simulator trains in torch; the fitted constants load without it
     from quant_envs.feel.simulator import FederatedSimulator
 
     partition = scenario.require_partition()
@@ -176,8 +178,6 @@ def run_fit(
     variance: str = "fitted",
 ) -> FitReport:
     """Fit q(s) and (a0, a1, gamma) on ``scenario``'s partition from homogeneous-level trainings."""
-    from quant_envs.feel.softmax import local_gradients_at_optimum
-
     grads = local_gradients_at_optimum(scenario.require_partition())
     vfit = fit_variance_shape(grads, weights=scenario.weights**2)
     configs = np.array([[s] * scenario.num_devices for s in homogeneous_levels], dtype=np.int64)

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from quant_envs.checks import check_float, check_int
+from quant_envs.feel.data import digits_partition
 from quant_envs.feel.model import ConvergenceModel
+from quant_envs.feel.softmax import DEFAULT_L2, MODEL_DIM, local_gradients_at_optimum
 
 #: Constants of the convergence model for the simulator's default task (digits, softmax
 #: regression, l2 = 1e-2, eta_n = 2 / (1 + n / 100), full local gradients, w_0 = 0) at the
@@ -156,9 +158,6 @@ def make_scenario(
     The digits training split (1077 samples) is shared out, so ``num_devices`` is at most 538
     (two samples per device at least). The same ``seed`` always gives the same scenario.
     """
-    from quant_envs.feel.data import digits_partition
-    from quant_envs.feel.softmax import DEFAULT_L2, MODEL_DIM, local_gradients_at_optimum
-
     num_devices = check_int("num_devices", num_devices, min_value=1, max_value=538)
     seed = check_int("seed", seed, min_value=0)
     total_bandwidth = check_float("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)

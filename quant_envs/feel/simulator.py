@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from quant_envs.checks import check_choice, check_float, check_int
+from quant_envs.datasets import digits_splits
 from quant_envs.feel.quantizer import qsgd_quantize
 from quant_envs.feel.softmax import (
     DEFAULT_L2,
@@ -91,8 +92,6 @@ class FederatedSimulator:
         eval_split: str = "val",
         dtype: str = "float32",
     ) -> None:
-        from quant_envs.datasets import digits_splits
-
         self.replicas = check_int("replicas", replicas, min_value=1)
         self.l2 = check_float("l2", l2, min_value=0.0, min_inclusive=False)
         self.lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)

@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from quant_envs.datasets import digits_splits
+
 NUM_FEATURES = 64
 NUM_CLASSES = 10
 #: Parameters of the model: a 65 x 10 matrix (64 pixel weights and a bias per class).
@@ -62,8 +64,6 @@ def optimum(l2: float = DEFAULT_L2, data_seed: int = 0) -> tuple[float, np.ndarr
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
-    from quant_envs.datasets import digits_splits
-
     train = digits_splits(data_seed).train
     x, y = features(train.x), np.asarray(train.y)
 
@@ -82,8 +82,6 @@ def optimum(l2: float = DEFAULT_L2, data_seed: int = 0) -> tuple[float, np.ndarr
 
 def local_gradients_at_optimum(partition: tuple[np.ndarray, ...], l2: float = DEFAULT_L2, data_seed: int = 0) -> np.ndarray:
     """[K, d] local gradients grad F_k(w*) of every device's share of the training split."""
-    from quant_envs.datasets import digits_splits
-
     train = digits_splits(data_seed).train
     x, y = features(train.x), np.asarray(train.y)
     _, w = optimum(l2, data_seed)

@@ -5,7 +5,6 @@ to make one for another model). Layer shapes come from forward hooks
 (:mod:`quant_envs.mixed_precision.layer_shapes`), costs from :class:`hw_sim.CostTable`.
 
 Examples::
-
     quant-envs-cost-table --arch mobilenet_v2 --profile all
     quant-envs-cost-table --arch resnet50 --profile gpu-int4-int8 --bits 4 8 --batch 8 --out tables/
     quant-envs-cost-table --arch mobilenet_v2 --profile haq-bismo-cloud-mobilenetv2 --bits 1-8
@@ -45,6 +44,14 @@ from pathlib import Path
 import numpy as np
 
 import hw_sim
+from quant_envs.atomic_io import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    check_writable_dir,
+    describe_os_error,
+)
+from quant_envs.text_tables import format_table
 
 PROG = "quant-envs-cost-table"
 
@@ -249,8 +256,6 @@ def _csv_text(layers, table: hw_sim.CostTable) -> str:
 
 
 def _write_files(out: Path, stem: str, layers, table: hw_sim.CostTable, meta: dict) -> list[Path]:
-    from quant_envs.atomic_io import atomic_path, atomic_write_json, atomic_write_text
-
     written = []
     for metric, info in hw_sim.METRIC_INFO.items():
         if np.isnan(table.metric_array(metric)).all():
@@ -339,7 +344,6 @@ def _print_table(
             t.add_row(*totals)
         Console(width=max(120, sum(len(h) + 3 for h in header) + 40)).print(t)
         return
-    from quant_envs.text_tables import format_table
 
     print(title)
     print(
@@ -356,14 +360,13 @@ def _print_table(
 def run(args: argparse.Namespace) -> int:
     profiles, bits = _check_args(args)
     if args.out is not None:  # before the model is built: an unwritable --out fails at once
-        from quant_envs.atomic_io import check_writable_dir
-
         try:
             args.out = check_writable_dir(args.out, "--out")  # a str until here: --out '' is refused
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     import torch
 
+    # lazy: tracing a network's layers needs torch; --help and argument errors do not
     from quant_envs.mixed_precision.layer_shapes import quantizable_layers
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -405,8 +408,6 @@ def run(args: argparse.Namespace) -> int:
             try:
                 written = _write_files(args.out, stem, layers, table, meta)
             except OSError as exc:  # e.g. the disk filled up
-                from quant_envs.atomic_io import describe_os_error
-
                 raise UsageError(f"--out {str(args.out)!r}: cannot write: {describe_os_error(exc)}") from None
             written_all += written
             footer += f"\nwrote {', '.join(str(p) for p in written)}"

@@ -12,6 +12,7 @@ from gymnasium import spaces
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
+from quant_envs.mixed_precision.asked import AskedBefore
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
@@ -22,6 +23,7 @@ from quant_envs.mixed_precision.problem import (
     haq_final_action_wall,
     shared_problem,
 )
+from quant_envs.rendering import figure_to_rgb, new_figure
 
 
 class MixedPrecisionEnv(gym.Env[Observation, Action]):
@@ -70,8 +72,14 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
     retraining (0 = post-training quantization) and ``float_accuracy`` that of the float network.
     With the default ``reward_scale=0.1`` (HAQ's), one accuracy point is worth 0.1. ``info`` of the
     last step holds the policy, accuracy, float accuracy, latency (s), energy (J), size (bytes), their
-    fractions of the all-8-bit costs, ``budget_used``, the evaluation time and whether the result
-    came from the cache (the same policy is never retrained twice).
+    fractions of the all-8-bit costs, ``budget_used``, the fidelity (``finetune_steps``, ``split``)
+    and ``cached``: True when this environment instance asked for the same policy at the same
+    fidelity before (among its last ``cache_size`` distinct policies), so the answer is not a new
+    reward evaluation. ``info`` depends only on this instance's own history: an evaluation cache
+    shared with other instances (``share_problem``) never retrains a policy twice, but does not
+    show in ``info``; neither does wall-clock time (the last evaluation's wall time is the
+    attribute ``last_eval_time_s``, 0.0 when a shared cache answered; ``train.py`` records it in
+    ``evaluations.csv``).
 
     ## Starting State
 
@@ -117,6 +125,12 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
 
     ## Version History
 
+    In every version: ``info`` is a function of the instance's own history (Gymnasium's strict
+    determinism check passes): ``info["cached"]`` says whether this instance asked for the policy
+    before, no longer whether a cache shared with other instances held it, and the wall-clock
+    ``info["eval_time_s"]`` is gone (see ``last_eval_time_s``). Observations and rewards are
+    unchanged, so no version was bumped.
+
     * v1: default task MNIST-1D (``mnist1d-cnn``) with its retraining recipe
       (``tasks.MNIST1D_FINETUNE``), default budget leaving >= 1000 feasible policies on every
       task, profile and metric (``problem.DEFAULT_MIN_FEASIBLE``); ``budget_fraction`` is of the all-8-bit cost even
@@ -156,6 +170,9 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
         self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
         make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
+        self._asked = AskedBefore(cache_size)  # info["cached"]: this instance's own history
+        #: wall time (s) of the last episode's evaluation (0.0 if a shared cache answered); not in info
+        self.last_eval_time_s = 0.0
         self.problem: MixedPrecisionProblem = make_problem(
             task=task, hardware=hardware, bits=MixedPrecisionProblem.check_bits(bits),
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
@@ -271,8 +288,17 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
             evaluation = self.problem.evaluate(policy)
             self._last_evaluation = evaluation
             reward = self.reward_scale * 100.0 * (evaluation.accuracy - evaluation.float_accuracy)
-            info.update(evaluation.as_dict())
+            info.update(self._evaluation_info(evaluation))
         return self._observation(), float(reward), terminated, False, info
+
+    def _evaluation_info(self, evaluation: Evaluation) -> dict[str, Any]:
+        """The last step's ``info`` entries: ``evaluation``'s fields, ``cached`` from this instance's
+        own history and no wall-clock time (kept as ``last_eval_time_s``)."""
+        self.last_eval_time_s = evaluation.eval_time_s  # the problem's: 0.0 for a cache hit
+        out = evaluation.as_dict()
+        del out["eval_time_s"]
+        out["cached"] = self._asked.seen((evaluation.policy, evaluation.finetune_steps, evaluation.split))
+        return out
 
     def _finalise_policy(self) -> Policy:
         return tuple((self.bits[w], self.bits[a]) for w, a in zip(self._w_idx, self._a_idx))
@@ -313,8 +339,6 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         return self._render_rgb()
 
     def _render_rgb(self) -> np.ndarray:
-        from quant_envs.rendering import figure_to_rgb, new_figure
-
         rows = self._rows()
         x = np.arange(len(rows))
         w = [r[3] if r[3] != "-" else 0 for r in rows]
@@ -378,6 +402,9 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
     ``budget_enforcement``: "mask" (default) or "haq".
 
     ## Version History
+
+    In every version, as ``MixedPrecision-v1``: ``info["cached"]`` is this instance's own history
+    and ``info`` holds no wall-clock time (``eval_time_s`` is gone; see ``last_eval_time_s``).
 
     * v1: defaults of ``MixedPrecision-v1`` (MNIST-1D task, per-profile budgets, the task's
       retraining recipe).

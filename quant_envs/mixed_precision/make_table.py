@@ -1,205 +1,24 @@
-"""Generate an exhaustive benchmark table: every policy of a task retrained and evaluated.
+"""Deprecated alias of :mod:`quant_envs.mixed_precision.tables.build` (the generator of exhaustive
+tables); import from there.
 
-Every policy of one width per layer (weights and activations alike) over ``--bits`` is quantized,
-retrained and evaluated exactly as ``quant_envs/MixedPrecision-v0`` does
-(``MixedPrecisionProblem.quantized_model``: the same fake quantization, ``--finetune-steps``
-mini-batches seeded by ``--eval-seed``), and scored on the validation and the test split of the
-same retrained network. The costs of every ``hw_sim`` profile (latency, energy, size per layer)
-and the layers' ``hw_sim`` shapes (to recompute them when ``hw_sim`` changes) are recorded beside them, with the layer facts and weight standard deviations the observation
-needs, so the table environment sees what the live one sees. The float network every policy was
-retrained from is shipped in the table, with digests of it and of the task's data, so that the
-table's live problem (:mod:`quant_envs.mixed_precision.table_live`) is the same network on every
-machine. The result is a compressed ``.npz`` in the generic table format
-(:mod:`quant_envs.mixed_precision.table`).
-
-Resumable: finished chunks of policies are kept in ``--work-dir`` (written atomically), so a run
-that stops is continued by the same command; a different configuration in the same work directory
-is refused. Parallel over ``--workers`` processes (each builds the task once, with one torch
-thread); a tqdm bar shows progress. Example (2401 policies of the digits CNN)::
-
-    OMP_NUM_THREADS=1 python -m quant_envs.mixed_precision.make_table --task digits-cnn \\
-        --bits 2 3 4 5 6 7 8 --finetune-steps 20 --eval-seed 0 --workers 2 \\
-        --out quant_envs/mixed_precision/table_data/digits_cnn.npz
+Importing ``quant_envs.mixed_precision.make_table`` gives that module itself (``sys.modules`` holds
+it under both names), so every name, private ones included, and every monkeypatch reach the same
+objects. ``python -m quant_envs.mixed_precision.make_table`` runs ``python -m
+quant_envs.mixed_precision.tables.build``.
 """
 
-from __future__ import annotations
-
-import argparse
-import datetime
-import itertools
-import json
-import os
-import platform
 import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING
 
-import numpy as np
+from quant_envs.mixed_precision.tables import build as _new
 
-from hw_sim.metrics import UNITS
-from quant_envs.atomic_io import atomic_path, atomic_write_json
-from quant_envs.mixed_precision.table import PolicyTable, TableLayer, hw_sim_costs, save_table
-
-_PROBLEM = None  # the worker's problem, built once per process
-
-
-def _config(args: argparse.Namespace) -> dict[str, Any]:
-    return {"task": args.task, "bits": list(args.bits), "finetune_steps": args.finetune_steps,
-            "eval_seed": args.eval_seed, "task_seed": args.task_seed, "chunk": args.chunk}
-
-
-def _problem(config: dict[str, Any]):
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-
-    return MixedPrecisionProblem(task=config["task"], bits=config["bits"], finetune_steps=config["finetune_steps"],
-                                 eval_seed=config["eval_seed"], task_kwargs={"seed": config["task_seed"]},
-                                 cache_size=0, budget_fraction=1.0)
-
-
-def _init_worker(config: dict[str, Any]) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    global _PROBLEM
-    _PROBLEM = _problem(config)
-
-
-def evaluate_policy(problem: Any, widths: Sequence[int]) -> tuple[float, float]:
-    """(validation, test) accuracy of one retraining of ``widths`` (one width per layer), as
-    ``MixedPrecisionProblem.evaluate`` computes the validation one."""
-    model = problem.quantized_model(tuple((int(b), int(b)) for b in widths))
-    return problem.task.evaluate(model, "val"), problem.task.evaluate(model, "test")
-
-
-def _run_chunk(job: tuple[int, list[tuple[int, ...]], str]) -> tuple[int, int]:
-    k, policies, path = job
-    out = np.array([evaluate_policy(_PROBLEM, p) for p in policies])
-    with atomic_path(path) as tmp:
-        np.save(tmp, out)
-    return k, len(policies)
-
-
-def policy_grid(bits: Sequence[int], layers: int) -> list[tuple[int, ...]]:
-    """Every policy, row-major (the table's flat order): the last layer's width varies fastest."""
-    return list(itertools.product(bits, repeat=layers))
-
-
-def hw_layer_shapes(problem: Any) -> list[dict[str, Any]]:
-    """The task's layers as ``hw_sim.LayerShape`` fields (what the table's costs are computed from)."""
-    import dataclasses
-
-    return [dataclasses.asdict(la.shape) for la in problem.layers]
-
-
-def build_table(config: dict[str, Any], results: np.ndarray, name: str, command: str,
-                wall_s: float) -> PolicyTable:
-    problem = _problem(config)
-    bits = tuple(config["bits"])
-    n = problem.num_layers
-    shape = (len(bits),) * n
-    shapes = hw_layer_shapes(problem)
-    costs, skipped = hw_sim_costs(shapes, bits)
-    layers = tuple(TableLayer(name=la.name, kind=la.kind, c_in=la.c_in, c_out=la.c_out, stride=la.stride,
-                              kernel=la.kernel, num_weights=la.num_weights, in_hw=tuple(la.in_hw))
-                   for la in problem.layers)
-    from quant_envs.mixed_precision.model_cache import state_digest
-    from quant_envs.mixed_precision.table_live import numerics
-    from quant_envs.mixed_precision.tasks import data_digest
-
-    float_state = problem.task.model.state_dict()
-    return PolicyTable(
-        name=name, bits=bits, units=tuple((la.name,) for la in problem.layers), layers=layers,
-        weight_std=np.asarray(problem.weight_std), costs=costs,
-        metric_units=dict(UNITS),
-        score=results[:, 0].reshape(shape), separable=False,
-        score_name="validation accuracy", score_scale=100.0, regret_unit="accuracy points (validation)",
-        score_offset=float(problem.float_accuracy("val")),
-        columns={"test_accuracy": results[:, 1].reshape(shape)},
-        default_hardware="bismo-edge", default_budget={"metric": "latency", "fraction": config.get("default_budget_fraction", 0.4)},
-        default_reward_scale=0.1,
-        meta={
-            "generator": "quant_envs.mixed_precision.make_table", "command": command, **config,
-            "float_accuracy_val": float(problem.float_accuracy("val")),
-            "float_accuracy_test": float(problem.float_accuracy("test")),
-            "retraining": "MixedPrecisionProblem.quantized_model: fake quantization, finetune_steps mini-batches "
-                          "seeded by eval_seed; val and test accuracy of the same retrained network",
-            "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "python": platform.python_version(),
-            "float_sha256": state_digest(float_state, {}), "data_sha256": data_digest(problem.task),
-            # Retraining is bit-reproducible only with the same CPU kernels: from the shipped float
-            # network, entries repeat exactly with these numerics, within table_live.CROSS_CPU_SAMPLES elsewhere.
-            **numerics(), "machine": platform.machine(),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
-            "weight_std": "std of the layer's float weights (as MixedPrecision-v0)",
-        },
-        float_state={k: v.detach().cpu().numpy().copy() for k, v in float_state.items()},
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m quant_envs.mixed_precision.make_table", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="digits-cnn")
-    parser.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4, 5, 6, 7, 8])
-    parser.add_argument("--finetune-steps", type=int, default=20)
-    parser.add_argument("--eval-seed", type=int, default=0, help="seeds the retraining (batch order)")
-    parser.add_argument("--task-seed", type=int, default=0, help="seeds the float model's training")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--chunk", type=int, default=49, help="policies per resumable chunk")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N policies (timing)")
-    parser.add_argument("--name", default=None, help="table name (default: the task's)")
-    parser.add_argument("--default-budget-fraction", type=float, default=0.4,
-                        help="the table environment's default latency budget (fraction of all-widest)")
-    parser.add_argument("--work-dir", type=Path, default=None)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    if args.workers < 1 or args.chunk < 1:
-        parser.error(f"--workers={args.workers} and --chunk={args.chunk} must be >= 1")
-    config = _config(args)
-    work = args.work_dir or Path(os.environ.get("QUANT_ENVS_CACHE", ".cache")) / "tables" / args.task
-    work.mkdir(parents=True, exist_ok=True)
-    cfg_path = work / "config.json"
-    if cfg_path.exists() and json.loads(cfg_path.read_text()) != config:
-        parser.error(f"{work} holds a run with another configuration ({cfg_path.read_text()}); "
-                     f"use another --work-dir")
-    atomic_write_json(cfg_path, config)
-
-    from tqdm import tqdm
-
-    probe = _problem(config)  # trains (or loads) the float model once, before the workers start
-    policies = policy_grid(config["bits"], probe.num_layers)
-    total = len(policies) if args.limit is None else min(args.limit, len(policies))
-    chunks = [(k, policies[s:min(s + args.chunk, total)], str(work / f"chunk_{k:05d}.npy"))
-              for k, s in enumerate(range(0, total, args.chunk))]
-    todo = [c for c in chunks if not Path(c[2]).exists()]
-    start = time.perf_counter()
-    bar = tqdm(total=total, initial=total - sum(len(c[1]) for c in todo), unit="policy", desc=args.task)
-    if args.workers == 1:
-        _init_worker(config)
-        for job in todo:
-            bar.update(_run_chunk(job)[1])
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(args.workers, initializer=_init_worker, initargs=(config,)) as pool:
-            for _, n in pool.imap_unordered(_run_chunk, todo):
-                bar.update(n)
-    bar.close()
-    wall = time.perf_counter() - start
-    done = len(todo) and sum(len(c[1]) for c in todo)
-    if done:
-        print(f"{done} policies in {wall:.1f} s ({wall / done:.3f} s per policy, {args.workers} worker(s))")
-    if total < len(policies):
-        print(f"--limit {total}: not writing {args.out} (a table needs all {len(policies)} policies)")
-        return 0
-    results = np.concatenate([np.load(c[2]) for c in chunks])
-    table = build_table({**config, "default_budget_fraction": args.default_budget_fraction}, results, args.name or args.task, " ".join(["python -m quant_envs.mixed_precision.make_table", *map(str, argv or sys.argv[1:])]), wall)
-    save_table(table, args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(results)} policies)")
-    return 0
-
+if TYPE_CHECKING:  # what type checkers see; at run time this name is that module itself
+    from quant_envs.mixed_precision.tables.build import *  # noqa: F403
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_new.main())
+warnings.warn("quant_envs.mixed_precision.make_table is deprecated; "
+              "import quant_envs.mixed_precision.tables.build",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _new

@@ -24,13 +24,17 @@ import hw_sim
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import Action
+from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.features import Observation
+from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+from quant_envs.mixed_precision.tables.costs import equal_width_costs
+from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.registry import load_table
 
-if TYPE_CHECKING:  # imported when first needed: the live environment brings torch
-    from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.problem import MixedPrecisionProblem, PartialPolicy
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
-    from quant_envs.mixed_precision.table_problem import TableProblem
+if TYPE_CHECKING:
+    from quant_envs.mixed_precision.problem import PartialPolicy
+    from quant_envs.mixed_precision.tables.problem import TableProblem
 
 HARDWARE_ORDERS = ("draw", "cycle")
 
@@ -63,7 +67,6 @@ def _unit(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
 def hardware_descriptor(accelerator: hw_sim.Accelerator, table: hw_sim.CostTable, metric: str,
                         budget: float, groups: Sequence[str] = DESCRIPTOR_GROUPS) -> np.ndarray:
     """[layers, D] hardware features, all in [0, 1] (D = ``2 * len(bits) + 10``):
-
     * ``layer_cost`` (len(bits)): the layer's ``metric`` cost at each width (w = a) / at the widest;
     * ``peak`` (len(bits)): ``(log10(peak MAC/s) - 9) / 6`` at each width (w = a), from the compute
       time of a 4096^3 GEMM at the accelerator's batch (1e9 .. 1e15 MAC/s);
@@ -193,7 +196,9 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     float_accuracy)`` (``MixedPrecision-v0``; on a table, the table's reward). ``info`` as the
     inner environment's (policy, accuracy, costs, ``budget_used``; on a table also ``regret`` and
     ``optimum_score`` for this accelerator at this budget), plus ``hardware`` (the accelerator's
-    name) on every step and ``budget_clipped`` (see ``budget_fraction``).
+    name) on every step and ``budget_clipped`` (see ``budget_fraction``). ``info["cached"]`` is
+    True when this environment asked for the policy on this accelerator before; ``info`` holds no
+    wall-clock time (the last evaluation's is ``last_eval_time_s``).
 
     ## Starting State
 
@@ -232,7 +237,10 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release. ``info`` is a function of the instance's own history (Gymnasium's strict
+      determinism check passes): the wall-clock ``info["eval_time_s"]`` is gone (see
+      ``last_eval_time_s``), ``info["cached"]`` is this instance's own history; observations and
+      rewards unchanged, so no version bump.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -248,8 +256,6 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
                  eval_split: str = "val", eval_seed: int = 0, cache_size: int = 4096,
                  task_kwargs: dict[str, Any] | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  max_devices: int = 256, render_mode: str | None = None) -> None:
-        from quant_envs.mixed_precision.problem import MixedPrecisionProblem
-
         self.hardware = _check_hardware(hardware)
         self.hardware_order = check_choice("hardware_order", hardware_order, HARDWARE_ORDERS)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
@@ -271,8 +277,6 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
         self._inner_kwargs: dict[str, Any] = dict(invalid_action=invalid_action, reward_scale=reward_scale,
                                                   render_mode=render_mode)
         if table is not None:
-            from quant_envs.mixed_precision.table import PolicyTable, load_table
-
             self._table = table if isinstance(table, PolicyTable) else load_table(table)
             shapes = self._table.meta.get("hw_layer_shapes")
             if shapes is None:
@@ -344,12 +348,8 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     def _inner_env(self, acc: hw_sim.Accelerator, costs: hw_sim.CostTable,
                    budget: float) -> MixedPrecisionEnv | MixedPrecisionTableEnv:
         if self.table is None:
-            from quant_envs.mixed_precision.env import MixedPrecisionEnv
-
             return MixedPrecisionEnv(hardware=acc, budget_metric=self.budget_metric, budget=budget,
                                      **self._inner_kwargs)
-        from quant_envs.mixed_precision.table import equal_width_costs
-        from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
 
         own = equal_width_costs(costs)
         table = dataclasses.replace(self._table, costs={acc.name: own}, default_hardware=acc.name)
@@ -365,6 +365,11 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     def inner(self) -> MixedPrecisionEnv | MixedPrecisionTableEnv:
         """The current accelerator's ``MixedPrecision-v0`` (or table) environment."""
         return self._device.env
+
+    @property
+    def last_eval_time_s(self) -> float:
+        """Wall time (s) of the current accelerator's last evaluation (not in ``info``)."""
+        return self._device.env.last_eval_time_s
 
     @property
     def problem(self) -> MixedPrecisionProblem | TableProblem:

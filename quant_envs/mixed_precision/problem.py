@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import hw_sim
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
 from hw_sim.metrics import UNITS as METRIC_UNITS
 from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
@@ -152,7 +153,7 @@ class MixedPrecisionProblem:
         task_kwargs: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        import hw_sim
+        # lazy: the task and its layer shapes bring torch; the problem's module (and the environments') import without it
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
         from quant_envs.mixed_precision.tasks import Task, make_task
 
@@ -239,8 +240,6 @@ class MixedPrecisionProblem:
     @staticmethod
     def _check_hardware(hardware: Any):
         """An ``hw_sim.Accelerator`` from a profile name, a measured table's name or an instance."""
-        import hw_sim
-
         if isinstance(hardware, hw_sim.Accelerator):
             return hardware
         names = sorted(hw_sim.PROFILES) + sorted(hw_sim.MEASURED)
@@ -400,6 +399,7 @@ class MixedPrecisionProblem:
     def fake_quant_model(self) -> FakeQuantModel:
         """The task's model wrapped for fake quantization (built once, shared between evaluations)."""
         if self._fq is None:
+            # lazy: fake quantization is torch (see __init__)
             from quant_envs.mixed_precision.quantize import FakeQuantModel
 
             self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],

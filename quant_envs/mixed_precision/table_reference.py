@@ -1,141 +1,21 @@
-"""The exact optimum of a table benchmark at a budget: what ``MixedPrecisionTable-v0``'s regret is
-measured against (imported by the environment, the baselines' regret study and the tests).
+"""Deprecated alias of :mod:`quant_envs.mixed_precision.tables.reference` (a table's exact optimum);
+import from there.
 
-* **Enumeration** when the policy grid has at most :data:`ENUMERATION_LIMIT` entries (every
-  exhaustive table; HAWQ-V3's ResNet-18, 2^16 policies): every policy's cost and score, vectorised;
-  the feasible scores are kept (sorted), so random search's expected best-of-n has a closed form.
-* **Integer program** otherwise (HAWQ-V3's ResNet-50, 2^48 policies, separable scores only):
-  ``scipy.optimize.milp`` (HiGHS) over one-hot choices per unit, ``max sum score`` subject to
-  ``sum cost <= budget``, to a zero relative gap; the same program with the objective negated gives
-  the worst feasible policy.
-
-Ties between equal-scoring optima go to the cheaper policy, then to the lexicographically first
-width indices (enumeration); the integer program returns one of them.
+Importing ``quant_envs.mixed_precision.table_reference`` gives that module itself (``sys.modules``
+holds it under both names), so every name, private ones included, and every monkeypatch reach the
+same objects.
 """
 
-from __future__ import annotations
+import sys
+import warnings
+from typing import TYPE_CHECKING
 
-from dataclasses import dataclass
+from quant_envs.mixed_precision.tables import reference as _new
 
-import numpy as np
-from scipy import optimize, sparse
+if TYPE_CHECKING:  # what type checkers see; at run time this name is that module itself
+    from quant_envs.mixed_precision.tables.reference import *  # noqa: F403
 
-from quant_envs.mixed_precision.problem import RELATIVE_SLACK
-from quant_envs.mixed_precision.table import PolicyTable
-
-#: Largest policy grid enumerated (4M policies: ~100 MB of temporaries at most).
-ENUMERATION_LIMIT = 1 << 22
-
-
-@dataclass(frozen=True)
-class TableOptimum:
-    """The best and the worst feasible policy of a table at one budget."""
-
-    index: np.ndarray  # width index per unit of the optimum
-    score: float  # its score (the table's units)
-    cost: float  # its cost in the budget metric
-    worst_index: np.ndarray
-    worst_score: float  # least score over feasible policies (regret before anything is found)
-    method: str  # "enumeration" or "milp"
-    feasible_scores: np.ndarray | None  # every feasible policy's score, ascending (enumeration only)
-
-    @property
-    def num_feasible(self) -> int | None:
-        return None if self.feasible_scores is None else len(self.feasible_scores)
-
-
-def _grid_sum(per_unit: np.ndarray) -> np.ndarray:
-    """Flat row-major array over all width-index vectors of ``sum_i per_unit[i, k_i]``."""
-    total = np.zeros(1)
-    for row in per_unit:
-        total = (total[:, None] + row[None, :]).reshape(-1)
-    return total
-
-
-def exact_optimum(table: PolicyTable, cost: np.ndarray, budget: float) -> TableOptimum:
-    """The optimum of ``table`` with per-unit ``cost`` ([units, bits]) under ``budget``."""
-    n, nb = table.num_units, len(table.bits)
-    limit = budget * (1 + RELATIVE_SLACK)
-    if nb ** n <= ENUMERATION_LIMIT:
-        total = _grid_sum(cost)
-        score = _grid_sum(table.score) if table.separable else table.score.reshape(-1).astype(float)
-        feasible = np.flatnonzero(total <= limit)
-        if not len(feasible):
-            raise ValueError(f"budget={budget!r} is infeasible for table {table.name!r}")
-        order = np.lexsort((feasible, total[feasible], -score[feasible]))
-        best = feasible[order[0]]
-        worst = feasible[np.lexsort((feasible, score[feasible]))[0]]
-        shape = (nb,) * n
-        best_idx, worst_idx = np.array(np.unravel_index(best, shape)), np.array(np.unravel_index(worst, shape))
-        # scores summed as the environment sums them, so the optimum's own regret is exactly 0
-        return TableOptimum(
-            index=best_idx, score=float(table.scores(best_idx)), cost=float(total[best]),
-            worst_index=worst_idx, worst_score=float(table.scores(worst_idx)),
-            method="enumeration", feasible_scores=np.sort(score[feasible]))
-    if not table.separable:
-        raise ValueError(f"table {table.name!r} is exhaustive with {nb}^{n} entries: too many to enumerate")
-    best = _milp(table.score, cost, budget, maximise=True)
-    worst = _milp(table.score, cost, budget, maximise=False)
-    pick = np.arange(n)
-    return TableOptimum(
-        index=best, score=float(table.score[pick, best].sum()), cost=float(cost[pick, best].sum()),
-        worst_index=worst, worst_score=float(table.score[pick, worst].sum()), method="milp",
-        feasible_scores=None)
-
-
-def _milp(score: np.ndarray, cost: np.ndarray, budget: float, maximise: bool) -> np.ndarray:
-    """One-hot integer program over units; the budget row is tightened should HiGHS's feasibility
-    tolerance let a rounded answer over the budget through."""
-    n, nb = score.shape
-    c = (-score if maximise else score).reshape(-1)
-    c = c / (float(np.max(np.abs(c))) or 1.0)  # HiGHS's tolerances are absolute: work near 1
-    a = cost.reshape(-1) / budget
-    one_hot = sparse.csr_array((np.ones(n * nb), (np.repeat(np.arange(n), nb), np.arange(n * nb))), shape=(n, n * nb))
-    rhs = 1.0
-    for _ in range(8):
-        res = optimize.milp(c, integrality=np.ones(n * nb), bounds=optimize.Bounds(0.0, 1.0),
-                            constraints=[optimize.LinearConstraint(one_hot, 1.0, 1.0),
-                                         optimize.LinearConstraint(a[None, :], -np.inf, rhs)],
-                            options={"mip_rel_gap": 0.0, "disp": False})
-        if res.x is None:
-            raise ValueError(f"budget={budget!r} is infeasible: {res.message}")
-        choice = res.x.reshape(n, nb).argmax(axis=1)
-        spent = float(cost[np.arange(n), choice].sum())
-        if spent <= budget * (1 + RELATIVE_SLACK):
-            return choice
-        rhs -= (spent - budget) / budget + 1e-9
-    raise RuntimeError("the integer program kept returning answers over the budget")
-
-
-def expected_best_of_n(feasible_scores: np.ndarray, n: np.ndarray | int) -> np.ndarray:
-    """Expected best score of ``n`` distinct uniform feasible policies (see :func:`best_of_n_moments`)."""
-    return best_of_n_moments(feasible_scores, n)[0]
-
-
-def best_of_n_moments(feasible_scores: np.ndarray, n: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the best score of ``n`` distinct policies drawn uniformly
-    from the feasible set.
-
-    With the ``N`` feasible scores sorted ascending, the best of ``n`` draws without replacement is
-    the ``k``-th smallest with probability ``(C(k, n) - C(k - 1, n)) / C(N, n)``. (Random search
-    never evaluates a policy twice, hence without replacement.) ``n >= N`` gives the optimum.
-    """
-    from scipy.special import gammaln
-
-    s = np.sort(np.asarray(feasible_scores, dtype=float))
-    big_n = len(s)
-    out, sd = [], []
-    for m in np.atleast_1d(n):
-        m = int(min(m, big_n))
-        k = np.arange(1, big_n + 1)
-
-        def log_choose(a: np.ndarray, b: int) -> np.ndarray:
-            with np.errstate(invalid="ignore"):
-                return np.where(a >= b, gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1), -np.inf)
-
-        cdf = np.exp(log_choose(k, m) - log_choose(np.array([big_n]), m))  # P(best <= s_k)
-        pmf = np.diff(np.concatenate([[0.0], cdf]))
-        mean = float(pmf @ s)
-        out.append(mean)
-        sd.append(float(np.sqrt(max(float(pmf @ (s - mean) ** 2), 0.0))))
-    return np.array(out), np.array(sd)
+warnings.warn("quant_envs.mixed_precision.table_reference is deprecated; "
+              "import quant_envs.mixed_precision.tables.reference",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _new

@@ -14,7 +14,7 @@ Built-in tasks (no download, trained on first use and cached, see :mod:`model_ca
 
 The built-in tasks take ``float_state=`` (a state_dict) to use a given float network instead of the
 cached one: how an exhaustive table's live problem starts from the very network the table was made
-from (:mod:`quant_envs.mixed_precision.table_live`).
+from (:mod:`quant_envs.mixed_precision.tables.live`).
 
 New tasks: ``register_task(name, factory)`` where ``factory(**kwargs) -> Task``.
 """
@@ -300,7 +300,7 @@ def _mnist1d_task(name: str, build: Callable[[], nn.Module], *, seed: int, num_s
 def mnist1d_cnn(seed: int = 0, num_samples: int = MNIST1D_SAMPLES,
                 cache_dir: str | os.PathLike[str] | None = None,
                 float_state: Mapping[str, Any] | None = None) -> Task:
-    """Plain 8-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``; float accuracy in the README)."""
+    """Plain 8-layer 1-D CNN on MNIST-1D (trained as ``MNIST1D_TRAIN``; float accuracy in docs/problems/mixed-precision.md)."""
     return _mnist1d_task("mnist1d-cnn", Mnist1dCNN, seed=seed, num_samples=num_samples, cache_dir=cache_dir, float_state=float_state)
 
 

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 import gymnasium as gym
 
-if TYPE_CHECKING:
-    from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.multi_hardware import MixedPrecisionMultiHardwareEnv
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.env import MixedPrecisionEnv
+from quant_envs.mixed_precision.multi_hardware import MixedPrecisionMultiHardwareEnv
+from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
 
 #: Any of the mixed-precision environments (live, continuous, table-backed, multi-hardware): they
 #: share ``problem``, ``bits``, ``num_layers``, ``num_steps``, ``action_masks()`` and ``policy``.
-AnyMixedPrecisionEnv: TypeAlias = "MixedPrecisionEnv | MixedPrecisionTableEnv | MixedPrecisionMultiHardwareEnv"
+AnyMixedPrecisionEnv: TypeAlias = MixedPrecisionEnv | MixedPrecisionTableEnv | MixedPrecisionMultiHardwareEnv
 
 
 def mixed_precision_env(env: gym.Env, name: str = "env") -> AnyMixedPrecisionEnv:
     """``env.unwrapped``, or TypeError naming ``name`` when it is not a mixed-precision environment."""
-    from quant_envs.mixed_precision.env import MixedPrecisionEnv
-    from quant_envs.mixed_precision.multi_hardware import MixedPrecisionMultiHardwareEnv
-    from quant_envs.mixed_precision.table_env import MixedPrecisionTableEnv
-
     inner = env.unwrapped
     if not isinstance(inner, (MixedPrecisionEnv, MixedPrecisionTableEnv, MixedPrecisionMultiHardwareEnv)):
         raise TypeError(f"{name}={inner!r} is not a mixed-precision environment; expected MixedPrecision-*, "

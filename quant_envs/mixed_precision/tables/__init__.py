@@ -1,0 +1,22 @@
+"""Tabular mixed-precision benchmarks: a policy's score read from a table instead of a retraining.
+
+Modules, each depending only on those above it:
+
+* :mod:`.policy_table`: the data type (:class:`~.policy_table.PolicyTable`, :class:`~.policy_table.TableLayer`);
+* :mod:`.costs`: a table's costs from ``hw_sim``; :mod:`.npz`: the generic on-disk format;
+* :mod:`.hawq`: HAWQ-V3's published ResNet-18/50 tables;
+* :mod:`.registry`: table names -> loaders (:func:`~.registry.load_table`, :func:`~.registry.register_table`);
+* :mod:`.numerics`: what decides whether a retraining repeats bit for bit;
+* :mod:`.build`: the generator of exhaustive tables (``python -m quant_envs.mixed_precision.tables.build``);
+* :mod:`.live`: a table's live problem and re-checks of its entries
+  (``python -m quant_envs.mixed_precision.tables.live``);
+* :mod:`.reference`: a table's exact optimum; :mod:`.problem`: a table as a problem;
+  :mod:`.env`: ``quant_envs/MixedPrecisionTable-v0``; :mod:`.regret`: regret curves.
+
+Only :data:`DATA_DIR` is defined here: importing one module does not import the others.
+"""
+
+from pathlib import Path
+
+#: The shipped tables (``.npz``) and HAWQ-V3's published numbers (``.json``), with their provenance.
+DATA_DIR = Path(__file__).resolve().parent.parent / "table_data"

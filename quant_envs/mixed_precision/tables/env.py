@@ -1,0 +1,241 @@
+"""``quant_envs/MixedPrecisionTable-v0``: the mixed-precision problem with rewards read from a table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from quant_envs.checks import check_choice, check_float
+from quant_envs.mixed_precision import features
+from quant_envs.mixed_precision.actions import Action, choose_width
+from quant_envs.mixed_precision.env import INVALID_ACTION_MODES
+from quant_envs.mixed_precision.features import Observation
+from quant_envs.mixed_precision.problem import PartialPolicy
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.problem import TableEvaluation, TableProblem
+from quant_envs.rendering import figure_to_rgb, new_figure
+
+
+class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
+    """Choose a bit width per layer of a network whose every policy's score is in a shipped table.
+
+    ## Description
+
+    The problem of ``quant_envs/MixedPrecision-v0`` (one width per layer, exact budget masks) with
+    the reward looked up instead of retrained, so an episode costs microseconds and a search can be
+    scored against the table's **exact optimum** at the budget (its *regret*). Registered tables
+    (``quant_envs.mixed_precision.tables.registry.TABLES``; any ``.npz`` in the generic format works too):
+    * ``"hawq-resnet18"`` (default), ``"hawq-resnet50"``: HAWQ-V3's published ImageNet data
+      (Hessian traces, quantization errors, sizes, BOPs, measured T4 latencies; ICML 2021,
+      github.com/Zhen-Dong/HAWQ ``ILP.ipynb``); widths {4, 8}; 16 and 48 decision units (HAWQ's
+      tied layers share one); the score is minus HAWQ's perturbation ``sum Tr(H)/n ||W - Q_b(W)||^2``.
+      Optimum by enumeration (ResNet-18, 2^16 policies) or ``scipy.optimize.milp`` (ResNet-50).
+    * ``"digits-cnn"``: all 2401 policies of the 4-layer digits CNN at 2..8 bits retrained and
+      evaluated exactly as ``MixedPrecision-v0`` does (20 retraining steps, retraining seed 0;
+      validation and test accuracy), with the costs of every ``hw_sim`` profile (recomputed from
+      the current ``hw_sim`` models); optimum by enumeration.
+    * ``"mnist1d-small"``: all 1024 policies of the 5-layer MNIST-1D CNN (task ``mnist1d-small``)
+      at {2, 3, 4, 8} bits, retrained as ``MixedPrecision-v0`` does on it (the task's 10 retraining
+      steps, retraining seed 0), with the same columns and costs as digits-cnn.
+
+    ## Action Space
+
+    ``Discrete(len(bits))``: action ``j`` is the width ``bits[j]`` of the current unit (weights and
+    activations alike). ``action_masks()`` gives the exact mask (a width is allowed iff some
+    completion of the remaining units fits the budget); ``info["action_mask"]`` the same as int8. A
+    masked action is projected to the nearest allowed width (``invalid_action="project"``, default;
+    ``info["projected_from"]`` records it) or raises ``ValueError`` (``"raise"``).
+
+    ## Observation Space
+
+    ``Box(low, high, (13,), float32)``, the layout of ``MixedPrecision-v0``
+    (:mod:`quant_envs.mixed_precision.features`): 0 unit index, 1 depthwise flag, 2 c_in, 3 c_out,
+    4 stride, 5 kernel, 6 number of weights, 7 input feature-map size, 8 weight/activation flag
+    (always 1: one step per unit), 9 last action, 10 weight spread, 11 the unit's share of the
+    all-widest cost, 12 budget left. Where the table cannot carry a feature: HAWQ's tables have no
+    weight standard deviation, so feature 10 holds ``sqrt(||W - Q_8(W)||^2 / n)`` (proportional to
+    the weights' range), normalised the same way; a tied unit shows its first layer's shape with
+    the weights of all its layers. The digits-cnn table carries the live task's features, so its
+    observations equal ``MixedPrecision-v0``'s at the same hardware, metric and budget.
+
+    ## Rewards
+
+    0 on every step but the last; on the last, ``reward_scale * score_scale * (score - score_offset)``:
+    for accuracy tables ``reward_scale * 100 * (accuracy - float_accuracy)`` as in
+    ``MixedPrecision-v0`` (default ``reward_scale`` 0.1), for HAWQ's tables minus the perturbation
+    (default ``reward_scale`` 1). ``info`` of the last step holds the policy, score (in
+    ``accuracy``), costs (``latency_s``, ``size_bytes``, ``energy_j`` where the table has them, left out
+    where it does not, e.g. HAWQ-V3's energy; all
+    of the hardware's metrics, ``bops`` included, in ``costs``), ``budget_used``, extra columns
+    (``columns["test_accuracy"]``), the exact optimum's score (``optimum_score``), the policy's
+    ``regret``: ``score_scale * (optimum_score - score) >= 0`` in the table's ``regret_unit``, and
+    ``cached`` (True for a policy this environment answered before: not a new reward evaluation,
+    as in ``MixedPrecision-v0``), and ``table_digest``, the table's version (a regenerated table
+    has another; ``train.py validate`` reports a saved result made on another version).
+
+    ## Starting State
+
+    The first unit, nothing spent: deterministic (a table has no randomness).
+
+    ## Episode End
+
+    Terminated after the last unit; never truncated (an episode has exactly ``num_layers`` steps).
+
+    ## Arguments
+
+    * ``table``: a registered name ("hawq-resnet18" default, "hawq-resnet50", "digits-cnn",
+      "mnist1d-small"), the path of an ``.npz`` table, or a
+      :class:`~quant_envs.mixed_precision.tables.policy_table.PolicyTable`.
+    * ``hardware``: one of the table's hardware (HAWQ: "t4"; digits-cnn and mnist1d-small: every
+      ``hw_sim`` profile, default "bismo-edge").
+    * ``budget_metric``: one of the hardware's metrics (HAWQ: "latency" default, "size", "bops";
+      digits-cnn and mnist1d-small: "latency" default, "energy", "size").
+    * ``budget_fraction`` (of the all-widest cost), ``budget_level`` (HAWQ-V3's: ``cost(all-narrowest)
+      + level * (cost(all-widest) - cost(all-narrowest))``) or ``budget`` (absolute, in the metric's
+      unit): at most one; default the table's (HAWQ: level 0.5; digits-cnn: fraction 0.4, where 349
+      of the 2401 policies fit on bismo-edge; at ``MixedPrecision-v0``'s default 0.25 only 4 do;
+      mnist1d-small: fraction 0.25 as ``MixedPrecision-v0``, where 215 of the 1024 policies fit).
+    * ``invalid_action``: "project" (default) or "raise".
+    * ``reward_scale``: multiplies the reward (default: the table's).
+    * ``render_mode``: "ansi", "rgb_array" (bits per unit and each unit's cost share) or None.
+
+    ## Version History
+
+    * v0: initial release. Changed since without a new id: ``info`` no longer carries
+      ``eval_time_s`` (a look-up's, always 0.0: ``last_eval_time_s``), as no mixed-precision id
+      reports wall-clock time in ``info``; ``info["table_digest"]`` names the
+      table's version, and the digits-cnn and mnist1d-small tables were regenerated with their
+      float network shipped, which changed their scores: digests ``370d5dc2199885ca`` and
+      ``fa0679c68315d28b`` (before: ``4cbf513bfcac416d`` and ``8af5590dd67552a5``); a result
+      saved on an older version does not replay (``train.py validate`` says so).
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    observation_space: spaces.Box[np.float32]
+    action_space: spaces.Discrete
+    #: a look-up takes no evaluation time (the live environments' attribute of the same name)
+    last_eval_time_s = 0.0
+
+    def __init__(self, table: str | PolicyTable = "hawq-resnet18", hardware: str | None = None,
+                 budget_metric: str | None = None, budget_fraction: float | None = None,
+                 budget_level: float | None = None, budget: float | None = None,
+                 invalid_action: str = "project", reward_scale: float | None = None,
+                 render_mode: str | None = None) -> None:
+        self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
+        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self.problem = TableProblem(table=table, hardware=hardware, budget_metric=budget_metric,
+                                    budget_fraction=budget_fraction, budget_level=budget_level, budget=budget)
+        p = self.problem
+        self.table = p.table
+        self.reward_scale = check_float("reward_scale", self.table.default_reward_scale if reward_scale is None
+                                        else reward_scale, min_value=0.0, min_inclusive=False)
+        self._reward_factor = self.reward_scale * self.table.score_scale
+        self.two_steps_per_layer = False  # baselines read this: one width per unit
+        self.bits = p.bits
+        self.num_layers = self.num_steps = p.num_layers
+        self.action_space = spaces.Discrete(len(self.bits))
+        low = np.zeros(features.NUM_FEATURES, dtype=np.float32)
+        low[features.Feature.BUDGET_LEFT] = -1.0
+        self.observation_space = spaces.Box(low, np.ones(features.NUM_FEATURES, dtype=np.float32), dtype=np.float32)
+        widest = p.unit_cost[:, -1]
+        self._static = features.static_features(p.layers, p.weight_std, widest / widest.sum()).astype(np.float32)
+        span = self.bits[-1] - self.bits[0]
+        self._action_value = [(b - self.bits[0]) / span if span else 1.0 for b in self.bits]
+        self._reset_state()
+
+    # ------------------------------------------------------------------------------ episode
+    def _reset_state(self) -> None:
+        self._t = 0
+        self._idx = np.full(self.num_layers, -1, dtype=int)
+        self._spent = 0.0
+        self._last_action = 1.0
+        self._last_evaluation: TableEvaluation | None = None
+        self._mask = self.problem.step_mask(0, 0.0)
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask over ``bits`` of the widths allowed at this step (all True once done)."""
+        return self._mask.copy()
+
+    def _observation(self) -> Observation:
+        return features.observation(self._static, min(self._t, self.num_layers - 1), self._t < self.num_steps,
+                                    self._last_action, (self.problem.budget - self._spent) / self.problem.budget)
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": self._mask.astype(np.int8), "layer": min(self._t, self.num_layers - 1)}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[Observation, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._reset_state()
+        return self._observation(), self._info()
+
+    def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
+        return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
+
+    def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+        if self._t >= self.num_steps:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        j, extra = self._choose(action)
+        i = self._t
+        self._idx[i] = j
+        self._spent += float(self.problem.unit_cost[i, j])
+        self._last_action = self._action_value[j]
+        self._t += 1
+        done = self._t == self.num_steps
+        self._mask = np.ones(len(self.bits), dtype=bool) if done else self.problem.step_mask(self._t, self._spent)
+        info = self._info()
+        if extra:
+            info.update(extra)
+        reward = 0.0
+        if done:
+            evaluation = self.problem.evaluate_indices(self._idx)
+            self._last_evaluation = evaluation
+            reward = self._reward_factor * (evaluation.score - self.table.score_offset)
+            # a metric the table does not publish (HAWQ-V3's energy) is left out, never reported as NaN
+            info.update({k: v for k, v in evaluation.__dict__.items()
+                         if k != "eval_time_s" and not (isinstance(v, float) and math.isnan(v))})
+            info["policy"] = [list(p) for p in evaluation.policy]
+        return self._observation(), float(reward), done, False, info
+
+    @property
+    def policy(self) -> PartialPolicy:
+        """The widths chosen so far ((w, a) per unit; None for units not yet set)."""
+        return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
+
+    def _render_rgb(self) -> np.ndarray:
+        x = np.arange(self.num_layers)
+        fig = new_figure()
+        ax = fig.add_subplot()
+        ax.bar(x, [self.bits[k] if k >= 0 else 0 for k in self._idx], 0.6, label="bits")
+        ax.set_xlabel("unit")
+        ax.set_ylabel("bits")
+        ax.set_ylim(0, max(self.bits) + 1)
+        ax2 = ax.twinx()
+        ax2.plot(x, self._static[:, features.Feature.COST_SHARE], "k.-")
+        ax2.set_ylabel(f"share of all-widest {self.problem.budget_metric}")
+        fig.tight_layout()
+        return figure_to_rgb(fig)
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
+        p = self.problem
+        unit = self.table.metric_units[p.budget_metric]
+        lines = [f"{'#':>3} {'unit':<64} {'bits':>4} {p.budget_metric + ' (' + unit + ')':>18}"]
+        for i, names in enumerate(self.table.units):
+            k = self._idx[i]
+            cost = float(p.unit_cost[i, k]) if k >= 0 else float("nan")
+            lines.append(f"{i:>3} {'+'.join(names)[:64]:<64} {self.bits[k] if k >= 0 else '-'!s:>4} {cost:>18.6g}")
+        lines.append(f"spent {self._spent:.6g} {unit} of budget {p.budget:.6g} {unit} ({self._spent / p.budget:.1%})")
+        if self._last_evaluation is not None:
+            e = self._last_evaluation
+            lines.append(f"score {e.score:.6g} (optimum {e.optimum_score:.6g}); regret {e.regret:.6g} "
+                         f"{self.table.regret_unit}")
+        return "\n".join(lines) + "\n"
