@@ -49,12 +49,17 @@ def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]
     """SB3's vectorised environment (``vec_env``: "dummy", one process, or "subproc", one process per
     copy, started with ``forkserver``); bad ``env_kwargs`` are a :class:`UsageError`."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    # lazy: agents.vec_env brings stable_baselines3 and torch; agents.training imports without them
+    from agents.vec_env import BatchedRewardVecEnv
 
     if vec_env not in VEC_ENV_KINDS:
         raise UsageError(f"--vec-env {vec_env!r} is not allowed; expected one of: {', '.join(VEC_ENV_KINDS)}")
     # forkserver, not fork: a parent that already ran torch must not fork its thread pool (workers hang)
-    cls, cls_kwargs = (DummyVecEnv, None) if vec_env == "dummy" else (SubprocVecEnv, {"start_method": "forkserver"})
+    # "dummy": a DummyVecEnv that scores the mixed-precision rewards due together in one evaluate_many call
+    cls, cls_kwargs = ((BatchedRewardVecEnv, None) if vec_env == "dummy"
+                       else (SubprocVecEnv, {"start_method": "forkserver"}))
     try:
         return sb3_make_vec_env(gym_id(env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
                                 vec_env_cls=cls, vec_env_kwargs=cls_kwargs)

@@ -61,6 +61,16 @@ ENV_MAX_EPISODE_STEPS: dict[str, int] = {
 }
 
 
+#: The ids with a batched vector environment (``gym.make_vec(id, num_envs=N)``; see
+#: :mod:`quant_envs.mixed_precision.vector_env`): the live mixed-precision ids.
+ENV_VECTOR_ENTRY_POINTS: dict[str, str] = {
+    "quant_envs/MixedPrecision-v1": "quant_envs.mixed_precision.vector_env:MixedPrecisionVectorEnv",
+    "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.vector_env:MixedPrecisionVectorEnv",
+    "quant_envs/MixedPrecisionContinuous-v1": "quant_envs.mixed_precision.vector_env:MixedPrecisionContinuousVectorEnv",
+    "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.vector_env:MixedPrecisionContinuousVectorEnv",
+}
+
+
 def register_envs() -> None:
     """Register every id in :data:`ENV_IDS` with Gymnasium (idempotent; importing the package does it).
 
@@ -78,6 +88,7 @@ def register_envs() -> None:
                 entry_point=entry_point,
                 kwargs=dict(ENV_KWARGS.get(env_id, {})),
                 max_episode_steps=horizon,
+                vector_entry_point=ENV_VECTOR_ENTRY_POINTS.get(env_id),
                 # make's TimeLimit and the env's own horizon argument kept equal (quant_envs.horizons)
                 additional_wrappers=() if horizon is None else (HORIZON_WRAPPER,),
             )
@@ -85,4 +96,4 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "ENV_KWARGS", "ENV_MAX_EPISODE_STEPS", "__version__", "register_envs"]
+__all__ = ["ENV_IDS", "ENV_KWARGS", "ENV_MAX_EPISODE_STEPS", "ENV_VECTOR_ENTRY_POINTS", "__version__", "register_envs"]

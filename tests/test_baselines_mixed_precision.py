@@ -422,7 +422,7 @@ def test_running_out_of_allowance_returns_the_best_so_far(problem, monkeypatch) 
 
 
 def test_registry_is_the_one_list_of_methods() -> None:
-    assert METHODS == tuple(SOLVERS) and len(METHODS) == len(set(METHODS)) == 7
+    assert METHODS == tuple(SOLVERS) and len(METHODS) == len(set(METHODS)) == 10
     for name, spec in SOLVERS.items():
         params = inspect.signature(spec.run).parameters
         assert list(params)[:2] == ["space", "evaluate"], name

@@ -35,7 +35,9 @@ from quant_envs.mixed_precision.tables.regret import (
     summarize,
 )
 
-#: Methods that make sense on a table (hawq_v3 needs a model's Hessian; enumeration all of it).
+#: The regret study's default methods (the quick ones; the leaderboard's full list, with hawq_v3 from
+#: the traces shipped with a table and Optuna's samplers, is
+#: ``agents.leaderboard.LEADERBOARD_METHODS``; enumeration needs all of a table).
 TABLE_METHODS = ("random", "evolution", "greedy_std", "greedy_sensitivity", "uniform")
 
 
@@ -211,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--leaderboard", type=Path, default=None,
                         help="run every LEADERBOARD_SETTINGS setting and write the leaderboard's tables here "
                              "(markdown; an existing file keeps its text up to '## Results'); --table and the "
-                             "budget flags are ignored")
+                             "budget flags are ignored; LEADERBOARD.md itself is generated from run CSVs by "
+                             "python -m agents.leaderboard")
     args = parser.parse_args(argv)
     if args.leaderboard is not None:
         return _write_leaderboard(args)

@@ -33,8 +33,19 @@ Methods:
   answer and uniform feasible samples), tournament selection, uniform crossover, per-layer
   mutation, repair to feasibility by projecting onto the exact mask in a random layer order,
   elitist survival of the best ``population``.
+* ``regularized_evolution`` -- aging evolution (Real et al., AAAI 2019): tournament of ``sample``
+  from a queue of ``population``, one layer's width mutated, the oldest member removed
+  (:mod:`.regularized_evolution`).
+* ``tpe``, ``cmaes`` -- Optuna's TPE and CMA-ES samplers with their library defaults, ask and tell
+  (:mod:`.optuna_search`).
 * ``enumeration`` -- the exact optimum: every feasible policy evaluated (refused with a
   ValueError when there are more than ``max_evaluations``, e.g. anything beyond digits-cnn).
+
+A suggestion over the budget (evolution's offspring, regularised evolution's children, Optuna's
+trials) is projected onto the feasible set by the exact masks and the projection is evaluated and
+counted (:mod:`.suggestions`); random search samples feasible policies directly. On a table
+(:class:`~quant_envs.mixed_precision.tables.problem.TableProblem`) ``hawq_v3`` reads the
+sensitivities shipped with the table (:mod:`.table_hawq`) instead of differentiating a model.
 
 Every method is one function ``fn(space, evaluate, **options) -> extras`` and one line of
 :data:`SOLVERS` declaring its options (and whether it takes ``rng`` or ``seed``); :data:`METHODS`
@@ -45,6 +56,7 @@ is stopped there and its best policy so far comes back with ``success=False``, `
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +64,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from baselines.mixed_precision import optuna_search
 from baselines.mixed_precision.ilp import solve_assignment_ilp
+from baselines.mixed_precision.regularized_evolution import regularized_evolution
 from baselines.mixed_precision.space import Choice, SearchSpace
 from baselines.result import Solver, SolveResult, registered
 from quant_envs.checks import check_choice, check_float, check_int
@@ -176,6 +190,28 @@ class _Evaluator:
         self.history.append((policy, evaluation.accuracy, _metric_cost(evaluation)))
         return evaluation
 
+    def many(self, choices: Sequence[Choice]) -> list[Evaluation]:
+        """``[self(c) for c in choices]`` at the problem's fidelity, the policies not seen before
+        scored in one ``problem.evaluate_many`` call. As the loop would, it evaluates the new
+        policies that fit the allowance, in order, then raises :class:`AllowanceExhausted` if
+        more were asked for."""
+        steps = self.problem.finetune_steps
+        policies = [self.space.policy(c) for c in choices]
+        new: list[Policy] = []
+        for policy in policies:
+            if (policy, steps) not in self.seen and policy not in new:
+                new.append(policy)
+        fits = new[:max(self.remaining, 0)]
+        evaluate_many = getattr(self.problem, "evaluate_many", None)  # a table's problem may lack it
+        records = (evaluate_many(fits, finetune_steps=steps) if evaluate_many is not None
+                   else [self.problem.evaluate(p, finetune_steps=steps) for p in fits])
+        for policy, evaluation in zip(fits, records):
+            self.seen[policy, steps] = evaluation
+            self.history.append((policy, evaluation.accuracy, _metric_cost(evaluation)))
+        if len(fits) < len(new):
+            raise AllowanceExhausted
+        return [self.seen[p, steps] for p in policies]
+
     def best(self) -> Evaluation | None:
         """Highest accuracy among feasible policies at the problem's fidelity; ties to the cheaper,
         then the earlier one. None if no such policy was evaluated."""
@@ -233,12 +269,9 @@ def _random(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator,
         if now == "uniform+mask":  # feasible policies are too rare for rejection: stay with the mask
             sampler, used = "mask", now
         draws += len(batch)
-        new = 0
-        for choice in batch:
-            if not evaluate.evaluated(choice):
-                evaluate(choice)
-                new += 1
-        stale = 0 if new else stale + 1
+        before = len(evaluate.seen)
+        evaluate.many(batch)  # the batch is at most the allowance left: never exhausts it
+        stale = 0 if len(evaluate.seen) > before else stale + 1
     return {"sampler": used, "draws": draws}
 
 
@@ -357,6 +390,8 @@ def _greedy_std(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
 def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, *, seed: int,
              hutchinson_samples: int = 16, hessian_data: int = 256, activations: bool | None = None,
              ilp_time_limit_s: float | None = None) -> dict[str, Any]:
+    if hasattr(space.problem, "table"):  # a TableProblem: the sensitivities shipped with the table
+        return _hawq_v3_table(space, evaluate, ilp_time_limit_s)
     # lazy: Hessian traces need torch; the other solvers (and table benchmarks) run without it
     from baselines.mixed_precision.hessian import hawq_sensitivities
 
@@ -380,6 +415,19 @@ def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, *, seed: int,
     }
 
 
+def _hawq_v3_table(space: SearchSpace, evaluate: _Evaluator, ilp_time_limit_s: float | None) -> dict[str, Any]:
+    from baselines.mixed_precision.table_hawq import table_omega
+
+    p = space.problem
+    omega, source = table_omega(p.table)  # type: ignore[attr-defined]  # a TableProblem; its pairs are (b, b)
+    index = {b: j for j, b in enumerate(p.bits)}
+    objective = [omega[i, [index[w] for w in space.widths[i][:, 0]]] for i in range(space.num_layers)]
+    solution = solve_assignment_ilp(objective, space.costs, p.budget, space.feasible, ilp_time_limit_s)
+    evaluate(solution.choice)
+    return {"omega": omega, "omega_source": source, "ilp_objective": solution.objective,
+            "ilp_status": solution.status, "ilp_message": solution.message}
+
+
 def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generator, population: int = 20,
                mutation_rate: float | None = None, crossover_rate: float = 0.5, tournament: int = 2,
                include_uniform: bool = True) -> dict[str, Any]:
@@ -400,7 +448,7 @@ def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generato
             break
         if not any(np.array_equal(c, s) for s in start):
             start.append(c)
-    pool = [(evaluate(c), c) for c in start]
+    pool = list(zip(evaluate.many(start), start))
 
     def fitness(item: tuple[Evaluation, np.ndarray]) -> tuple[float, float]:
         return (item[0].accuracy, -item[0].budget_used)
@@ -430,10 +478,8 @@ def _evolution(space: SearchSpace, evaluate: _Evaluator, rng: np.random.Generato
             stale += 1
             continue
         stale = 0
-        for c in children:
-            if evaluate.remaining <= 0:
-                break
-            pool.append((evaluate(c), c))
+        fits = children[:max(evaluate.remaining, 0)]  # new and distinct: one evaluation each
+        pool.extend(zip(evaluate.many(fits), fits))
         pool = sorted(pool, key=fitness, reverse=True)[:size]  # elitist (mu + lambda) survival
         generations += 1
     return {"generations": generations, "population": size, "mutation_rate": mutation_rate,
@@ -447,8 +493,9 @@ def _enumeration(space: SearchSpace, evaluate: _Evaluator) -> dict[str, Any]:
             f"enumeration needs one evaluation per feasible policy: there are more than max_evaluations="
             f"{evaluate.max_evaluations} here; use a small task (digits-cnn), fewer bits, a tighter budget "
             f"or a larger max_evaluations")
-    for choice in space.iter_feasible():
-        evaluate(choice)
+    feasible = space.iter_feasible()
+    while chunk := list(itertools.islice(feasible, 64)):  # evaluate_many over chunks of policies
+        evaluate.many(chunk)
     return {"feasible_policies": count}
 
 
@@ -478,6 +525,10 @@ SOLVERS: dict[str, SearchSolver] = {
                                 uses_seed=True),
     "evolution": SearchSolver(_evolution, ("population", "mutation_rate", "crossover_rate", "tournament",
                                                "include_uniform"), min_evaluations=2, uses_rng=True),
+    "regularized_evolution": SearchSolver(regularized_evolution, ("population", "sample", "patience"),
+                                          uses_rng=True),
+    "tpe": SearchSolver(optuna_search.tpe, ("patience",), uses_rng=True),
+    "cmaes": SearchSolver(optuna_search.cmaes, ("patience",), uses_rng=True),
     "enumeration": SearchSolver(_enumeration, ()),
 }
 MethodSpec = SearchSolver  # its name before the registries of the four problems were named alike

@@ -122,6 +122,11 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
     * ``share_problem``: environments built in one process with the same arguments share one
       float model and evaluation cache (default True); False gives this environment its own, so
       its evaluation count is its own (as ``train.py compare`` needs).
+    * ``device``: where the reward's retraining runs ("cpu", default; "cuda" or "cuda:N").
+
+    ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` runs N episodes in
+    lockstep in one process and scores the policies of episodes ending on the same step together
+    (:class:`~quant_envs.mixed_precision.vector_env.MixedPrecisionVectorEnv`).
 
     ## Version History
 
@@ -164,6 +169,7 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         cache_dir: str | os.PathLike[str] | None = None,
         share_problem: bool = True,
         render_mode: str | None = None,
+        device: Any = "cpu",
     ) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
@@ -178,7 +184,7 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
             budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
             finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
             eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
-            task_kwargs=task_kwargs, cache_dir=cache_dir,
+            task_kwargs=task_kwargs, cache_dir=cache_dir, device=device,
         )
         p = self.problem
         self.bits = p.bits
@@ -209,6 +215,7 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self._spent = 0.0
         self._last_action = 1.0
         self._last_evaluation: Evaluation | None = None
+        self._prefetched: dict[Policy, Evaluation] = {}
         self._mask = self._compute_mask()
 
     @property
@@ -285,11 +292,32 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
             self._w_idx[:] = self.problem.costs.bit_index([w for w, _ in policy])
             self._a_idx[:] = self.problem.costs.bit_index([a for _, a in policy])
             self._spent = self.problem.cost(policy)[self.problem.budget_metric]
-            evaluation = self.problem.evaluate(policy)
+            # a vector environment may have scored it already, with its batch-mates
+            evaluation = self._prefetched.pop(policy, None) or self.problem.evaluate(policy)
             self._last_evaluation = evaluation
             reward = self.reward_scale * 100.0 * (evaluation.accuracy - evaluation.float_accuracy)
             info.update(self._evaluation_info(evaluation))
         return self._observation(), float(reward), terminated, False, info
+
+    def terminal_policy(self, action: Action) -> Policy | None:
+        """The policy ``action`` would end the episode with, or None if it would not end it (or
+        would be refused); the environment's state is left as it was. What a vector environment
+        asks before a step, to score the policies ending together in one ``evaluate_many`` call."""
+        if self._t != self.num_steps - 1:
+            return None
+        saved = (self._t, self._w_idx.copy(), self._a_idx.copy(), self._spent, self._last_action, self._mask)
+        try:
+            self._apply(self._choose(action)[0])
+            return self._finalise_policy()
+        except ValueError:  # a refused action: step() raises it
+            return None
+        finally:
+            self._t, self._w_idx, self._a_idx, self._spent, self._last_action, self._mask = saved
+
+    def prefetch(self, evaluation: Evaluation) -> None:
+        """Hand over the evaluation of the policy the next step will end the episode with
+        (:meth:`terminal_policy`): that step then uses it instead of calling ``problem.evaluate``."""
+        self._prefetched = {evaluation.policy: evaluation}
 
     def _evaluation_info(self, evaluation: Evaluation) -> dict[str, Any]:
         """The last step's ``info`` entries: ``evaluation``'s fields, ``cached`` from this instance's

@@ -30,6 +30,8 @@ import hw_sim
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
 from hw_sim.metrics import UNITS as METRIC_UNITS
 from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
+from quant_envs.mixed_precision import evaluator
+from quant_envs.mixed_precision.evaluator import check_device
 from quant_envs.mixed_precision.features import LayerFacts
 
 if TYPE_CHECKING:  # torch is imported when a problem is built, not with this module
@@ -131,6 +133,10 @@ class MixedPrecisionProblem:
             ``default_batch``: 16 for ``bismo-cloud`` as in HAQ, 1 for ``bismo-edge``).
         task_kwargs: extra arguments for ``make_task``.
         cache_dir: where trained float models are cached (see ``model_cache``).
+        device: where policies are retrained and scored ("cpu", default; "cuda" or "cuda:N"): the
+            float model, calibration and data stay on the CPU, batches move to the device. The
+            fake quantizers equal torch's ops bit for bit on either; retraining on a GPU gives
+            other (not bit-identical) accuracies than on the CPU, as any GPU training does.
     """
 
     #: the quantizable layers in execution order (``QuantLayer``; a table's units are ``TableLayer``)
@@ -152,6 +158,7 @@ class MixedPrecisionProblem:
         batch: int | None = None,
         task_kwargs: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        device: Any = "cpu",
     ) -> None:
         # lazy: the task and its layer shapes bring torch; the problem's module (and the environments') import without it
         from quant_envs.mixed_precision.layer_shapes import quantizable_layers
@@ -169,6 +176,7 @@ class MixedPrecisionProblem:
             raise ValueError(f"keep_first_last_8bit=True needs 8 among bits, got bits={list(self.bits)}")
         self.accelerator = self._check_hardware(hardware)
         self.hardware = self.accelerator.name
+        self.device = check_device(device)
 
         # Checked before the task is built: a bad budget must not cost a float model's training.
         if budget is None:
@@ -403,7 +411,7 @@ class MixedPrecisionProblem:
             from quant_envs.mixed_precision.quantize import FakeQuantModel
 
             self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],
-                                      self.task.calibration_inputs())
+                                      self.task.calibration_inputs()).to(self.device)
         return self._fq
 
     def quantized_model(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
@@ -429,20 +437,42 @@ class MixedPrecisionProblem:
         key = (pol, steps, split)
         hit = self._recall(key)
         if hit is not None:
-            return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
+            return self._cached_copy(hit)
         start = time.perf_counter()
         acc = self.task.evaluate(self.quantized_model(pol, steps), split)
-        elapsed = time.perf_counter() - start
+        return self._remember(key, self._evaluation(pol, steps, split, acc, time.perf_counter() - start))
+
+    def evaluate_many(self, policies: Sequence[Sequence[Sequence[int]]], finetune_steps: int | None = None,
+                      split: str | None = None) -> list[Evaluation]:
+        """``[self.evaluate(p, finetune_steps, split) for p in policies]``: the same records
+        (see :func:`~quant_envs.mixed_precision.evaluator.evaluate_many`)."""
+        if type(self).evaluate is not MixedPrecisionProblem.evaluate:  # scored otherwise (a table's look-ups)
+            return [self.evaluate(p, finetune_steps, split) for p in policies]
+        return evaluator.evaluate_many(self, policies, finetune_steps, split)
+
+    def evaluate_splits(self, policies: Sequence[Sequence[Sequence[int]]], splits: Sequence[str],
+                        finetune_steps: int | None = None) -> list[dict[str, Evaluation]]:
+        """Per policy, ``{split: Evaluation}`` from one retraining
+        (see :func:`~quant_envs.mixed_precision.evaluator.evaluate_splits`)."""
+        if type(self).evaluate is not MixedPrecisionProblem.evaluate:  # scored otherwise (a table's look-ups)
+            return [{s: self.evaluate(p, finetune_steps, s) for s in splits} for p in policies]
+        return evaluator.evaluate_splits(self, policies, splits, finetune_steps)
+
+    def _cached_copy(self, hit: Evaluation) -> Evaluation:
+        """What a cache hit returns: the cached record marked as cached."""
+        return Evaluation(**{**hit.__dict__, "cached": True, "eval_time_s": 0.0})
+
+    def _evaluation(self, pol: Policy, steps: int, split: str, accuracy: float, elapsed: float) -> Evaluation:
+        """The record of ``pol`` scored ``accuracy`` on ``split`` (costs and budget use added)."""
         costs = self.cost(pol)
         frac = self.budget_fractions(costs)
-        result = Evaluation(
-            policy=pol, accuracy=acc, float_accuracy=self.float_accuracy(split),
+        return Evaluation(
+            policy=pol, accuracy=accuracy, float_accuracy=self.float_accuracy(split),
             budget_metric=self.budget_metric, budget=self.budget,
             budget_used=costs[self.budget_metric] / self.budget,
             **metric_fields(costs, frac),  # latency_s=, ..., latency_fraction=, ...
             finetune_steps=steps, split=split, eval_time_s=elapsed, cached=False,
         )
-        return self._remember(key, result)
 
     def _recall(self, key: tuple) -> Any:
         """Count a query; the cached evaluation of ``key`` (now the most recently used), or None."""

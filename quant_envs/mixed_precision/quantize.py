@@ -1,4 +1,4 @@
-"""Mixed-precision fake quantization with torch's own ops.
+"""Mixed-precision fake quantization, bit-identical to torch's own fake-quantize ops.
 
 Each quantizable layer (``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Linear``) is wrapped by :class:`QuantLayerWrapper`:
 
@@ -14,6 +14,12 @@ Each quantizable layer (``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Linear``) is wrappe
 Both ops pass straight-through gradients inside the clipping range, so the same model retrains
 (quantization-aware finetuning) without further changes. Batch normalisation and other layers stay
 in float, as in HAQ.
+
+The ops are :mod:`~quant_envs.mixed_precision.fast_quant`'s, which give torch's values and
+gradients bit for bit at a fraction of the cost; ``fast_quant.use_impl("torch")`` switches back
+to torch's ops (the reference). Where the weights cannot change (no autograd: evaluation and
+batch-norm re-estimation) each layer's quantized weight is computed once and reused until the
+weight, its clip ratio or its width changes.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from quant_envs.mixed_precision import fast_quant
 from quant_envs.mixed_precision.hooks import eval_mode_hooks
 
 #: Per layer, the (weight bits, activation bits); ``None`` leaves that tensor in float.
@@ -65,7 +72,7 @@ def best_activation_range(values: torch.Tensor, bits: int) -> tuple[float, float
         lo, hi = lo_full * r, hi_full * r
         scale = (hi - lo) / levels
         zero_point = round(-lo / scale)
-        q = torch.fake_quantize_per_tensor_affine(values, scale, zero_point, 0, levels)
+        q = fast_quant.fake_quantize_per_tensor(values, scale, zero_point, 0, levels)
         mse = float(((q - values) ** 2).mean())
         if mse < best_mse:
             best, best_mse = (lo, hi), mse
@@ -86,6 +93,9 @@ class QuantLayerWrapper(nn.Module):
         self.a_bits: int | None = None
         self.register_buffer("w_clip_ratio", torch.ones(layer.weight.shape[0]))
         self.act_range: tuple[float, float] | None = None
+        # the quantized weight reused while nothing it depends on changes (see quantized_weight)
+        self._frozen_weight: torch.Tensor | None = None
+        self._frozen_key: tuple | None = None
 
     def set_bits(self, w_bits: int | None, w_clip_ratio: torch.Tensor | None,
                  a_bits: int | None, act_range: tuple[float, float] | None) -> None:
@@ -97,11 +107,25 @@ class QuantLayerWrapper(nn.Module):
         w = self.layer.weight
         if self.w_bits is None:
             return w
+        if fast_quant.get_impl() != "fast" or (torch.is_grad_enabled() and w.requires_grad):
+            return self._quantize_weight(w)  # retraining: the weight changes every step
+        # No autograd: the quantized weight is a function of the weight's and the clip ratio's
+        # contents (their version counters count in-place changes; the storage catches a swapped
+        # .data) and the width.
+        key = (id(w), w.data_ptr(), w._version, self.w_clip_ratio._version, self.w_bits, w.device)
+        if key != self._frozen_key or self._frozen_weight is None:
+            with torch.no_grad():
+                self._frozen_weight = self._quantize_weight(w)
+            self._frozen_key = key
+        return self._frozen_weight
+
+    def _quantize_weight(self, w: torch.Tensor) -> torch.Tensor:
+        assert self.w_bits is not None
         qmax = _weight_qmax(self.w_bits)
         absmax = w.detach().reshape(w.shape[0], -1).abs().amax(dim=1).clamp_min(1e-12)
         scale = (self.w_clip_ratio * absmax / qmax).float()
-        zero_point = torch.zeros(w.shape[0], dtype=torch.int32)
-        return torch.fake_quantize_per_channel_affine(w, scale, zero_point, 0, -qmax, qmax)
+        zero_point = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
+        return fast_quant.fake_quantize_per_channel(w, scale, zero_point, 0, -qmax, qmax)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if self.a_bits is None or self.act_range is None:
@@ -109,7 +133,7 @@ class QuantLayerWrapper(nn.Module):
         lo, hi = self.act_range
         levels = 2**self.a_bits - 1
         scale = (hi - lo) / levels
-        return torch.fake_quantize_per_tensor_affine(x, scale, round(-lo / scale), 0, levels)
+        return fast_quant.fake_quantize_per_tensor(x, scale, round(-lo / scale), 0, levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantize_input(x)
@@ -168,13 +192,26 @@ class FakeQuantModel:
             self.wrappers.append(wrapper)
         self._weight_ratios: dict[tuple[int, int], torch.Tensor] = {}
         self._act_ranges: dict[tuple[int, int], tuple[float, float]] = {}
+        self._reset_targets: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def reset_weights(self) -> None:
-        """Restore the float weights (and batch-norm statistics) after a retraining."""
-        state = {}
-        for key, value in self._float_state.items():
-            state[self._wrapped_key(key)] = value
-        self.model.load_state_dict(state, strict=False)
+        """Restore the float weights (and batch-norm statistics) after a retraining.
+
+        The same copies ``load_state_dict`` makes, without its per-call key matching (a few
+        milliseconds per reward on a small network); the targets are looked up once.
+        """
+        if self._reset_targets is None:
+            live = self.model.state_dict(keep_vars=True)
+            self._reset_targets = [(live[self._wrapped_key(k)], v) for k, v in self._float_state.items()]
+        with torch.no_grad():
+            for target, value in self._reset_targets:
+                target.copy_(value)
+
+    def to(self, device: torch.device | str) -> FakeQuantModel:
+        """Move the quantized model to ``device`` (float weights, calibration data stay on the CPU)."""
+        self.model.to(device)
+        self._reset_targets = None  # moving may replace the tensors
+        return self
 
     def _wrapped_key(self, key: str) -> str:
         for name in self.layer_names:

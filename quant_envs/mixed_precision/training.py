@@ -15,6 +15,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without parameters): the loops move
+    each batch there, so data stays on the CPU and a model may live on a GPU."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
 def dataset_size(dataset: Dataset) -> int:
     """``len(dataset)``: the tasks' datasets are map-style, with a length."""
     if not isinstance(dataset, Sized):
@@ -82,9 +90,10 @@ def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: in
         m.reset_running_stats()
         m.momentum = None
     model.train()
+    device = model_device(model)
     try:
         for x in inputs.split(batch_size):
-            model(x)
+            model(x.to(device))
     finally:
         for m, momentum in zip(norms, saved):
             m.momentum = momentum
@@ -124,7 +133,9 @@ def train_steps(
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, total=steps, desc=progress, unit="step")
+    device = model_device(model)
     for x, y in batches:
+        x, y = x.to(device), y.to(device)  # no copy on the CPU
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         optimizer.step()
@@ -138,6 +149,7 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 512, max_samp
     """Top-1 accuracy of ``model`` on ``dataset`` (or its first ``max_samples``), in [0, 1]."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     correct = total = 0
     batches = (
         zip(*(t.split(batch_size) for t in dataset.tensors))
@@ -149,7 +161,7 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 512, max_samp
             break
         if max_samples is not None:
             x, y = x[: max_samples - total], y[: max_samples - total]
-        correct += int((model(x).argmax(dim=1) == y).sum())
+        correct += int((model(x.to(device)).argmax(dim=1) == y.to(device)).sum())
         total += len(y)
     model.train(was_training)
     return correct / max(total, 1)

@@ -75,7 +75,10 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
     ``regret``: ``score_scale * (optimum_score - score) >= 0`` in the table's ``regret_unit``, and
     ``cached`` (True for a policy this environment answered before: not a new reward evaluation,
     as in ``MixedPrecision-v0``), and ``table_digest``, the table's version (a regenerated table
-    has another; ``train.py validate`` reports a saved result made on another version).
+    has another; ``train.py validate`` reports a saved result made on another version), and
+    ``eval_cost_cpu_s``: the CPU seconds one evaluation of the live environment costs at the
+    table's fidelity (recorded by the generator; left out where the table has no live counterpart,
+    as HAWQ's), so that multi-fidelity methods can be charged for what they would spend live.
 
     ## Starting State
 
@@ -99,6 +102,10 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
       unit): at most one; default the table's (HAWQ: level 0.5; digits-cnn: fraction 0.4, where 349
       of the 2401 policies fit on bismo-edge; at ``MixedPrecision-v0``'s default 0.25 only 4 do;
       mnist1d-small: fraction 0.25 as ``MixedPrecision-v0``, where 215 of the 1024 policies fit).
+    * ``fidelity``: retraining steps of the scores, one of those the table holds
+      (:func:`quant_envs.mixed_precision.tables.fidelity.fidelities`; a table made at several
+      fidelities holds each as columns); None (default): the table's own. The exact optimum, the
+      regret and ``table_digest`` are those of the chosen fidelity.
     * ``invalid_action``: "project" (default) or "raise".
     * ``reward_scale``: multiplies the reward (default: the table's).
     * ``render_mode``: "ansi", "rgb_array" (bits per unit and each unit's cost share) or None.
@@ -124,11 +131,12 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
                  budget_metric: str | None = None, budget_fraction: float | None = None,
                  budget_level: float | None = None, budget: float | None = None,
                  invalid_action: str = "project", reward_scale: float | None = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, fidelity: int | None = None) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
         self.problem = TableProblem(table=table, hardware=hardware, budget_metric=budget_metric,
-                                    budget_fraction=budget_fraction, budget_level=budget_level, budget=budget)
+                                    budget_fraction=budget_fraction, budget_level=budget_level, budget=budget,
+                                    fidelity=fidelity)
         p = self.problem
         self.table = p.table
         self.reward_scale = check_float("reward_scale", self.table.default_reward_scale if reward_scale is None

@@ -1,0 +1,480 @@
+"""The leaderboard as generated data: run CSVs under ``leaderboard/``, then LEADERBOARD.md and figures.
+
+One command runs whatever is missing and regenerates everything from the CSVs::
+
+    python -m agents.leaderboard --seeds 20 --max-evaluations 1000 --workers 2
+
+* **Runs** (resumable, parallel): for every setting of
+  :data:`~baselines.mixed_precision.regret.LEADERBOARD_SETTINGS` (scenario = table, instance =
+  hardware, budget metric and budget) and every method, one CSV
+  ``leaderboard/runs/<table>/<instance>/<method>.csv`` with one row per (seed, n): the best-so-far
+  regret after n reward evaluations (distinct policies), the run's wall time, the evaluations it
+  used and the SHA-256 of the policy file holding that best policy
+  (``leaderboard/policies/<digest>.json``, content-addressed, a ``train.py validate`` file). An
+  existing CSV is kept (delete it, or pass ``--force``, to rerun); missing ones are computed by a
+  process pool of ``--workers``.
+* **Pareto track**: ``leaderboard/pareto/<table>/<hardware>-<metric>/<method>.csv``, hypervolume
+  regret per (seed, n) (:mod:`baselines.mixed_precision.pareto`).
+* **Generation**: every distinct policy file is replayed (:func:`agents.validate.validate`) and a
+  row whose file is missing, does not validate, or claims another regret than the row is refused
+  (listed in the report). Then the aggregates (:mod:`baselines.mixed_precision.aggregate`) and the
+  figures (``--figures``, by default ``docs/figures/leaderboard/`` so that the documentation site,
+  which includes LEADERBOARD.md, serves them), and the markdown file.
+
+A row with no file is allowed only before a method's first feasible policy (greedy_sensitivity's
+probes are over budget): its regret must then be the worst feasible policy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
+
+#: Evaluation counts reported (3000 where the run's allowance reaches it).
+CHECKPOINTS = (1, 10, 30, 100, 300, 1000, 3000)
+REPORTED = (10, 30, 100, 300, 1000, 3000)
+#: Every table method of the leaderboard, in the order listed.
+LEADERBOARD_METHODS = ("random", "evolution", "regularized_evolution", "tpe", "cmaes", "greedy_sensitivity",
+                       "greedy_std", "hawq_v3", "uniform")
+TABLE_ENV = "quant_envs/MixedPrecisionTable-v0"
+RUN_FIELDS = ("seed", "n", "regret", "wall_time_s", "evaluations", "policy_sha256")
+PARETO_FIELDS = ("seed", "n", "hv_regret", "wall_time_s", "evaluations")
+
+
+def setting_slug(setting: dict[str, Any]) -> tuple[str, str]:
+    """(scenario, instance) folder names of a setting, e.g. ('digits-cnn', 'bismo-edge-latency-fraction0.5')."""
+    budget = next(f"{k.removeprefix('budget_')}{v}" for k, v in setting.items() if k.startswith("budget_")
+                  and k != "budget_metric")
+    return setting["table"], f"{setting.get('hardware', 'default')}-{setting['budget_metric']}-{budget}"
+
+
+def _write_csv(path: Path, fields: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    from quant_envs.atomic_io import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def policy_file(setting: dict[str, Any], evaluation: Any) -> tuple[str, str]:
+    """(SHA-256, JSON text) of the policy file of a table evaluation (what ``train.py validate`` replays)."""
+    record = {"env_id": TABLE_ENV, "env_kwargs": dict(setting), "policy": [list(p) for p in evaluation.policy],
+              "accuracy": evaluation.accuracy, "regret": evaluation.regret, "budget_used": evaluation.budget_used,
+              "optimum_score": evaluation.optimum_score, "table_digest": evaluation.table_digest}
+    text = json.dumps(record, sort_keys=True, indent=1) + "\n"
+    return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[str, float]:
+    """Every seed of one (setting, method); writes its CSV and policy files. Returns (CSV path, wall s)."""
+    from baselines.mixed_precision.solvers import solve
+    from quant_envs.atomic_io import atomic_write_text
+    from quant_envs.mixed_precision.tables.problem import TableProblem
+
+    setting, method, seeds, max_evaluations, out = job
+    root = Path(out)
+    problem = TableProblem(**setting)
+    worst = problem.regret(problem.optimum.worst_score)
+    rows, start = [], time.perf_counter()
+    for seed in seeds:
+        problem.reset_counts()
+        result = solve(problem, method, max_evaluations=max_evaluations, seed=int(seed))
+        best, best_n, digest = None, 0, ""
+        history = result.history
+        for n in (c for c in CHECKPOINTS if c <= max_evaluations):
+            for policy, score, cost in history[best_n:n]:  # best-so-far feasible among the first n
+                if cost <= problem.limit and (best is None or score > best[1]):
+                    best = (policy, score)
+            best_n = min(n, len(history))
+            if best is None:
+                regret, digest = worst, ""
+            else:
+                evaluation = problem.evaluate(best[0])
+                digest, text = policy_file(setting, evaluation)
+                path = root / "policies" / f"{digest}.json"
+                if not path.exists():
+                    atomic_write_text(path, text)
+                regret = evaluation.regret
+            rows.append({"seed": int(seed), "n": n, "regret": repr(float(regret)),
+                         "wall_time_s": f"{result.wall_time_s:.4f}", "evaluations": len(history),
+                         "policy_sha256": digest})
+    scenario, instance = setting_slug(setting)
+    path = root / "runs" / scenario / instance / f"{method}.csv"
+    _write_csv(path, RUN_FIELDS, rows)
+    return str(path), time.perf_counter() - start
+
+
+def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple[str, float]:
+    from baselines.mixed_precision.pareto import pareto_instance, pareto_run
+    from quant_envs.mixed_precision.tables.registry import load_table
+
+    table, hardware, metric, method, seeds, max_evaluations, out = job
+    instance = pareto_instance(load_table(table), hardware, metric)
+    rows, start = [], time.perf_counter()
+    ns = [c for c in CHECKPOINTS if c <= max_evaluations]
+    for seed in seeds:
+        t0 = time.perf_counter()
+        evaluated = pareto_run(instance, method, int(seed), max_evaluations)
+        wall = time.perf_counter() - t0
+        for n, r in instance.hv_regret(evaluated, ns).items():
+            rows.append({"seed": int(seed), "n": n, "hv_regret": repr(float(r)), "wall_time_s": f"{wall:.4f}",
+                         "evaluations": len(evaluated)})
+    path = Path(out) / "pareto" / table / f"{hardware}-{metric}" / f"{method}.csv"
+    _write_csv(path, PARETO_FIELDS, rows)
+    return str(path), time.perf_counter() - start
+
+
+def pareto_instances() -> list[tuple[str, str, str]]:
+    """(table, hardware, metric) of the Pareto track: those of the leaderboard's settings whose table
+    is enumerable (HAWQ-V3's ResNet-50 is not)."""
+    from quant_envs.mixed_precision.tables.registry import load_table
+
+    out = []
+    for s in LEADERBOARD_SETTINGS:
+        t = load_table(s["table"])
+        key = (s["table"], s.get("hardware", t.default_hardware), s["budget_metric"])
+        if len(t.bits) ** t.num_units <= 1 << 22 and key not in out:
+            out.append(key)
+    return out
+
+
+# ----------------------------------------------------------------------------------- generation
+
+
+@dataclass
+class Loaded:
+    """The validated rows: per setting index, per method, per n, the array of per-seed regrets; refusals listed."""
+
+    regret: dict[int, dict[str, dict[int, np.ndarray]]]
+    wall: dict[int, dict[str, float]]
+    refused: list[str]
+    validated_files: int
+
+
+def _validate_file(path: str) -> tuple[bool, float | None, str]:
+    from agents.validate import validate
+
+    try:
+        report = validate(path)
+    except (ValueError, TypeError, OSError) as exc:
+        return False, None, str(exc)
+    claim = json.loads(Path(path).read_text())
+    return report.ok, float(claim["regret"]), "" if report.ok else report.format()
+
+
+def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
+    regret: dict[int, dict[str, dict[int, np.ndarray]]] = {}
+    wall: dict[int, dict[str, float]] = {}
+    refused: list[str] = []
+    raw: dict[tuple[int, str], list[dict[str, str]]] = {}
+    for i, setting in enumerate(LEADERBOARD_SETTINGS):
+        scenario, instance = setting_slug(setting)
+        for m in methods:
+            path = out / "runs" / scenario / instance / f"{m}.csv"
+            if path.exists():
+                raw[(i, m)] = _read_csv(path)
+    digests = sorted({r["policy_sha256"] for rows in raw.values() for r in rows if r["policy_sha256"]})
+    paths = [str(out / "policies" / f"{d}.json") for d in digests]
+    existing = [p for p in paths if Path(p).exists()]
+    if workers <= 1:
+        results = {p: _validate_file(p) for p in existing}
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = dict(zip(existing, pool.map(_validate_file, existing, chunksize=16)))
+    from quant_envs.mixed_precision.tables.problem import TableProblem
+
+    for (i, m), rows in raw.items():
+        problem = TableProblem(**LEADERBOARD_SETTINGS[i])
+        worst = problem.regret(problem.optimum.worst_score)
+        by_n: dict[int, list[float]] = {}
+        walls: dict[int, float] = {}
+        for r in rows:
+            where = f"{setting_slug(LEADERBOARD_SETTINGS[i])} {m} seed {r['seed']} n {r['n']}"
+            value = float(r["regret"])
+            if r["policy_sha256"]:
+                p = str(out / "policies" / f"{r['policy_sha256']}.json")
+                ok, claimed, why = results.get(p, (False, None, "policy file missing"))
+                if not ok or claimed is None or not np.isclose(claimed, value, rtol=1e-9, atol=1e-12):
+                    refused.append(f"{where}: {why or f'file claims regret {claimed}, row {value}'}")
+                    continue
+            elif not np.isclose(value, worst, rtol=1e-9, atol=1e-12):
+                refused.append(f"{where}: no policy file and a regret ({value}) better than the worst feasible policy's")
+                continue
+            by_n.setdefault(int(r["n"]), []).append(value)
+            walls[int(r["seed"])] = float(r["wall_time_s"])
+        if by_n:  # a method whose every row was refused has no entry
+            regret.setdefault(i, {})[m] = {n: np.array(v) for n, v in by_n.items()}
+            wall.setdefault(i, {})[m] = float(sum(walls.values()))
+    return Loaded(regret, wall, refused, len(existing))
+
+
+def reference_regret(setting: dict[str, Any], samples: int = 4096) -> tuple[float, str]:
+    """Random search's best-of-1 expected regret at ``setting`` and how it was obtained: exact over
+    the enumerated feasible set, else the mean over ``samples`` uniform feasible policies (seed 0)."""
+    from baselines.mixed_precision.space import SearchSpace
+    from quant_envs.mixed_precision.tables.problem import TableProblem
+
+    p = TableProblem(**setting)
+    o = p.optimum
+    scale = p.table.score_scale
+    if o.feasible_scores is not None:
+        return float(scale * (o.score - np.mean(o.feasible_scores))), "exact"
+    space = SearchSpace(p, True)
+    draws = space.sample_uniform(np.random.default_rng(0), samples)
+    scores = [p.table.scores(np.array([p.bits.index(w) for w, _ in space.policy(c)])) for c in draws]
+    return float(scale * (o.score - np.mean(scores))), f"mean of {len(draws)} uniform feasible samples"
+
+
+def _cell(point: tuple[float, float, float], digits: int = 3) -> str:
+    return f"{point[0]:.{digits}g} [{point[1]:.{digits}g}, {point[2]:.{digits}g}]"
+
+
+def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, workers: int,
+             figures: Path = Path("docs/figures/leaderboard")) -> str:
+    """Validate the runs, compute the aggregates, draw the figures and write ``markdown``."""
+    from baselines.mixed_precision.aggregate import (
+        iqm,
+        performance_profile,
+        plot_intervals,
+        plot_profiles,
+        probability_of_improvement,
+        stratified_bootstrap_ci,
+    )
+    from quant_envs.atomic_io import atomic_write_text
+    from quant_envs.mixed_precision.tables.registry import load_table
+    from quant_envs.mixed_precision.tables.regret import confidence_interval
+
+    loaded = load_runs(out, methods, workers)
+    rel = Path(os.path.relpath(figures, markdown.parent)).as_posix()  # figure links from the markdown
+    refs = {i: reference_regret(s) for i, s in enumerate(LEADERBOARD_SETTINGS) if i in loaded.regret}
+    ns = sorted({n for per in loaded.regret.values() for by_n in per.values() for n in by_n if n in REPORTED})
+    present = [m for m in methods if any(m in per for per in loaded.regret.values())]
+
+    def normalised(m: str, n: int) -> list[np.ndarray]:
+        return [loaded.regret[i][m][n] / refs[i][0] if refs[i][0] > 0 else 0 * loaded.regret[i][m][n]
+                for i in sorted(loaded.regret) if m in loaded.regret[i] and n in loaded.regret[i][m]]
+
+    def covered(m: str, n: int) -> bool:  # the method has runs at n on every instance that has any
+        return all(m in loaded.regret[i] and n in loaded.regret[i][m] for i in loaded.regret)
+
+    iqm_rows: dict[str, dict[int, tuple[float, float, float]]] = {}
+    poi_rows: dict[str, dict[int, tuple[float, float, float]]] = {}
+    for m in present:
+        for n in ns:
+            if not covered(m, n):
+                continue
+            iqm_rows.setdefault(m, {})[n] = stratified_bootstrap_ci(normalised(m, n), iqm)
+            if m != "random" and covered("random", n):
+                poi_rows.setdefault(m, {})[n] = probability_of_improvement(normalised(m, n), normalised("random", n))
+    plot_intervals(iqm_rows, str(figures / "iqm.png"), "IQM of normalised regret",
+                   "IQM over all instances, 95% stratified bootstrap CI; 0 = optimum, 1 = random search's best of 1")
+    taus = np.linspace(0, 1.5, 301)
+    profile_ns = [n for n in (100, 1000) if n in ns] or ns[-1:]
+    for n in profile_ns:
+        plot_profiles({m: performance_profile(normalised(m, n), taus) for m in present if covered(m, n)}, taus,
+                      str(figures / f"profile-n{n}.png"), f"performance profiles after n = {n} evaluations")
+
+    lines = [HEADER.format(command=command), "## Aggregate over all instances", "",
+             f"Normalised regret = regret / random search's best-of-1 expected regret on the instance (0 = the "
+             f"optimum, 1 = a uniformly drawn feasible policy). IQM over every run of every instance "
+             f"({len(loaded.regret)} instances) with its 95% stratified bootstrap percentile interval "
+             "(runs resampled within instances), and P(improvement over random search): per instance "
+             "P(regret < random's) + P(equal)/2 over all pairs of runs, averaged over instances. A method is "
+             "aggregated at n only where it has runs on every instance.", "",
+             f"![IQM of normalised regret]({rel}/iqm.png)", ""]
+    lines += [" ".join(f"![profile n={n}]({rel}/profile-n{n}.png)" for n in profile_ns), ""]
+    lines += ["| method | " + " | ".join(f"IQM @ {n}" for n in ns) + " | " +
+              " | ".join(f"P(better than random) @ {n}" for n in (100, 1000) if n in ns) + " |",
+              "|---" * (1 + len(ns) + len([n for n in (100, 1000) if n in ns])) + "|"]
+    for m in present:
+        cells = [_cell(iqm_rows[m][n]) if n in iqm_rows.get(m, {}) else "-" for n in ns]
+        cells += [_cell(poi_rows[m][n], 2) if n in poi_rows.get(m, {}) else "-" for n in (100, 1000) if n in ns]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "## Per instance", "",
+              "Best-so-far regret in the table's unit after n evaluations: mean [95% Student-t CI] over seeds; "
+              "wall time of all seeds on the shared 2-core machine (other jobs running: compare ratios, not "
+              "seconds). A '-' marks an n beyond the method's allowance (the command's `--cap`).", ""]
+    for i in sorted(loaded.regret):
+        setting = LEADERBOARD_SETTINGS[i]
+        scenario, instance = setting_slug(setting)
+        unit = load_table(setting["table"]).regret_unit
+        here = [n for n in ns if any(n in by_n for by_n in loaded.regret[i].values())]
+        lines += [f"### {scenario} / {instance}", "",
+                  f"Regret unit: {unit}. Reference (random best of 1): {refs[i][0]:.4g} ({refs[i][1]}). "
+                  f"CSVs: `{out.as_posix()}/runs/{scenario}/{instance}/`.", "",
+                  "| method | seeds | " + " | ".join(f"regret @ {n}" for n in here) + " | wall time (s) |",
+                  "|---" * (len(here) + 3) + "|"]
+        order = sorted(loaded.regret[i].items(), key=lambda kv: float(np.mean(kv[1][max(kv[1])])))
+        for m, by_n in order:
+            seeds = len(next(iter(by_n.values())))
+            cells = [_cell(confidence_interval(by_n[n]), 4) if n in by_n else "-" for n in here]
+            lines.append(f"| {m} | {seeds} | " + " | ".join(cells) + f" | {loaded.wall[i][m]:.1f} |")
+        lines.append("")
+    lines += pareto_section(out, figures, rel)
+    lines += ["## Validation", "",
+              f"{loaded.validated_files} distinct policy files replayed with `agents.validate.validate` "
+              f"(`train.py validate`); rows refused: {len(loaded.refused)}."]
+    lines += [f"- {r}" for r in loaded.refused[:50]]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(markdown, text)
+    return text
+
+
+def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
+    from baselines.mixed_precision.aggregate import stratified_bootstrap_ci
+    from baselines.mixed_precision.pareto import (
+        PARETO_METHODS,
+        pareto_instance,
+        pareto_run,
+        plot_front,
+    )
+    from quant_envs.mixed_precision.tables.registry import load_table
+    from quant_envs.mixed_precision.tables.regret import confidence_interval
+
+    lines = ["## Pareto track", "",
+             "No budget: hypervolume regret (exact front's normalised hypervolume minus that of the first n "
+             "distinct policies evaluated; both axes scaled to [0, 1] over all policies of the table, reference "
+             "point (worst score, dearest cost)); mean [95% CI] over seeds. Entrants: random search and "
+             "Optuna's NSGA-II (library defaults). MaskablePPO with the budget drawn per episode and given in "
+             "the observation is not an entrant yet (no such environment option).", ""]
+    rows_all: dict[str, list[np.ndarray]] = {}
+    for table, hw, metric in pareto_instances():
+        folder = out / "pareto" / table / f"{hw}-{metric}"
+        runs = {m: _read_csv(folder / f"{m}.csv") for m in PARETO_METHODS if (folder / f"{m}.csv").exists()}
+        if not runs:
+            continue
+        inst = pareto_instance(load_table(table), hw, metric)
+        ns = sorted({int(r["n"]) for rows in runs.values() for r in rows if int(r["n"]) in REPORTED})
+        lines += [f"### {table} / {hw}-{metric}", "",
+                  f"Exact front: {len(inst.front)} of {len(inst.score)} policies; its hypervolume {inst.front_hv:.4f}.",
+                  "", "| method | seeds | " + " | ".join(f"HV regret @ {n}" for n in ns) + " |",
+                  "|---" * (len(ns) + 2) + "|"]
+        for m, rows in runs.items():
+            by_n: dict[int, list[float]] = {}
+            for r in rows:
+                by_n.setdefault(int(r["n"]), []).append(float(r["hv_regret"]))
+            cells = [_cell(confidence_interval(np.array(by_n[n])), 3) if n in by_n else "-" for n in ns]
+            lines.append(f"| {m} | {len({r['seed'] for r in rows})} | " + " | ".join(cells) + " |")
+            if 1000 in by_n:
+                rows_all.setdefault(m, []).append(np.array(by_n[1000]))
+        name = f"pareto-{table}-{hw}-{metric}.png"
+        plot_front(inst, {m: pareto_run(inst, m, 0, 100) for m in runs}, str(figures / name))
+        lines += ["", f"![front]({rel}/{name}) (seed 0, 100 evaluations)", ""]
+    if rows_all:
+        lines += ["IQM of HV regret @ 1000 over the Pareto instances [95% stratified bootstrap CI]: " +
+                  "; ".join(f"{m} {_cell(stratified_bootstrap_ci(v))}" for m, v in rows_all.items()), ""]
+    return lines
+
+
+HEADER = """# Leaderboard: mixed-precision search on tables with a known optimum
+
+Generated by
+
+```bash
+{command}
+```
+
+from the run CSVs under `leaderboard/` (one per scenario, instance and method: seed, n, regret, wall
+time, policy file digest); do not edit by hand. Every table environment
+(`quant_envs/MixedPrecisionTable-v0`) answers a policy from a shipped table and knows the exact
+optimum at its budget, so a method is scored by its **regret** after n reward evaluations (distinct
+policies asked for; a repeat is free). Regret is in the table's unit: for HAWQ-V3's tables minus the
+perturbation `sum Tr(H)/n * ||W - Q_b(W)||^2` of HAWQ-V3's ILP (ICML 2021; data from `ILP.ipynb`,
+github.com/Zhen-Dong/HAWQ, MIT licence); for digits-cnn and mnist1d-small, validation-accuracy
+points.
+
+Methods (all through `baselines.mixed_precision.solve`, library defaults, nothing tuned): random
+search, a (mu + lambda) evolution, regularised (aging) evolution (Real et al., AAAI 2019; P = 100,
+S = 25), Optuna's TPE and CMA-ES, two greedy allocations, HAWQ-V3's integer program (on HAWQ-V3's
+tables its objective is the table; on digits-cnn and mnist1d-small from Hessian traces of the
+table's float network shipped beside the table: one evaluation), and the widest uniform width. A
+suggestion over the budget is projected onto the feasible set by the exact masks and the projection
+is what is evaluated and counted (random search samples feasible policies directly). RL agents
+(MaskablePPO, PPO, DDPG-HAQ) are not listed yet. To submit a result see `SUBMISSION.md`.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agents.leaderboard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("leaderboard"), help="folder of the run CSVs and policy files")
+    parser.add_argument("--markdown", type=Path, default=Path("LEADERBOARD.md"))
+    parser.add_argument("--methods", nargs="*", default=list(LEADERBOARD_METHODS))
+    parser.add_argument("--tables", nargs="*", default=None, help="only these tables' settings (default: all)")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1")
+    parser.add_argument("--max-evaluations", type=int, default=1000)
+    parser.add_argument("--cap", nargs="*", default=[], metavar="METHOD=N",
+                        help="a smaller allowance for a method (e.g. tpe=300 where TPE's cost per trial does not fit)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--force", action="store_true", help="rerun jobs whose CSV exists")
+    parser.add_argument("--figures", type=Path, default=Path("docs/figures/leaderboard"),
+                        help="folder of the figures (under docs/ so that the documentation site shows them)")
+    parser.add_argument("--no-run", action="store_true", help="only regenerate the markdown and figures")
+    args = parser.parse_args(argv)
+    from baselines.mixed_precision.pareto import PARETO_METHODS
+    from baselines.mixed_precision.solvers import METHODS
+
+    for m in args.methods:
+        if m not in METHODS:
+            parser.error(f"--methods: {m!r} is not allowed; expected some of {list(METHODS)}")
+    caps = {}
+    for c in args.cap:
+        m, _, n = c.partition("=")
+        if m not in args.methods or not n.isdigit():
+            parser.error(f"--cap {c!r}: expected METHOD=N with METHOD among --methods")
+        caps[m] = int(n)
+    command = "python -m agents.leaderboard " + shlex.join(argv if argv is not None else sys.argv[1:])
+    seeds = list(range(args.seeds))
+    start = time.perf_counter()
+    if not args.no_run:
+        jobs: list[Any] = []
+        for setting in LEADERBOARD_SETTINGS:
+            if args.tables and setting["table"] not in args.tables:
+                continue
+            scenario, instance = setting_slug(setting)
+            for m in args.methods:
+                if args.force or not (args.out / "runs" / scenario / instance / f"{m}.csv").exists():
+                    jobs.append((run_job, (setting, m, seeds, caps.get(m, args.max_evaluations), str(args.out))))
+        for table, hw, metric in pareto_instances():
+            if args.tables and table not in args.tables:
+                continue
+            for m in PARETO_METHODS:
+                if args.force or not (args.out / "pareto" / table / f"{hw}-{metric}" / f"{m}.csv").exists():
+                    jobs.append((pareto_job, (table, hw, metric, m, seeds, caps.get(m, args.max_evaluations),
+                                              str(args.out))))
+        print(f"{len(jobs)} jobs to run on {args.workers} workers", flush=True)
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [pool.submit(fn, job) for fn, job in jobs]
+            for f in futures:
+                path, wall = f.result()
+                print(f"  {path}: {wall:.1f} s", flush=True)
+    generate(args.out, args.markdown, args.methods, command, args.workers, args.figures)
+    print(f"wrote {args.markdown} and {args.figures} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""The leaderboard's new baselines (Optuna's TPE and CMA-ES, regularised evolution, HAWQ-V3 on tables),
+its aggregates (rliable's definitions), the Pareto track and the generator's validation."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from baselines.mixed_precision import solve
+from baselines.mixed_precision.aggregate import (
+    iqm,
+    normalise,
+    performance_profile,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+)
+from baselines.mixed_precision.pareto import hypervolume, non_dominated, pareto_instance, pareto_run
+from baselines.mixed_precision.table_hawq import load_traces, traces_path
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.registry import load_table
+
+NEW = ("tpe", "cmaes", "regularized_evolution")
+
+
+@pytest.fixture(scope="module")
+def small() -> TableProblem:
+    # digits-cnn at 0.35 of all-8-bit latency: 49 feasible policies, one optimum (enumerated by the table)
+    return TableProblem("digits-cnn", hardware="bismo-edge", budget_metric="latency", budget_fraction=0.35)
+
+
+# TPE's cost per trial grows with the trials, and on this small space most of its suggestions are
+# repeats (about 1000 trials for 49 policies): minutes on a loaded machine
+@pytest.mark.parametrize("method", [pytest.param("tpe", marks=pytest.mark.slow), "cmaes", "regularized_evolution"])
+def test_new_solvers_find_the_known_optimum_and_stay_feasible(small: TableProblem, method: str) -> None:
+    feasible = len(small.optimum.feasible_scores)
+    assert feasible == 49 and np.sum(small.optimum.feasible_scores == small.optimum.score) == 1
+    for seed in range(3):
+        small.reset_counts()
+        r = solve(small, method, max_evaluations=feasible, seed=seed)
+        assert small.regret(r.accuracy) == 0.0, (method, seed)
+        assert all(cost <= small.limit for _, _, cost in r.history)  # every evaluated policy within budget
+        assert small.is_feasible(r.policy)
+        assert len({p for p, _, _ in r.history}) == len(r.history) <= feasible  # a repeat is not an evaluation
+
+
+@pytest.mark.parametrize("method", NEW)
+def test_new_solvers_are_seeded(method: str) -> None:
+    p = TableProblem("hawq-resnet18", budget_metric="size", budget_level=0.25)
+    runs = []
+    for seed in (0, 0, 1):
+        p.reset_counts()
+        runs.append([pol for pol, _, _ in solve(p, method, max_evaluations=20, seed=seed).history])
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+    assert all(p.is_feasible(pol) for pol in runs[0] + runs[2])
+
+
+def test_allowance_is_respected_when_suggestions_repeat(small: TableProblem) -> None:
+    # tpe on a 49-policy space with an allowance above it: stops by patience, never past the allowance
+    small.reset_counts()
+    r = solve(small, "tpe", max_evaluations=200, seed=0, patience=10)
+    assert len(r.history) <= 49 and r.success
+    assert r.extra["trials"] > len(r.history)  # some suggestions were repeats, told again, not counted
+
+
+def test_hawq_v3_on_hawq_tables_is_the_exact_optimum() -> None:
+    # HAWQ-V3's tables are its own objective, so its integer program returns the enumerated optimum
+    for metric, level in (("latency", 0.5), ("size", 0.25), ("bops", 0.75)):
+        p = TableProblem("hawq-resnet18", budget_metric=metric, budget_level=level)
+        r = solve(p, "hawq_v3", max_evaluations=1)
+        assert len(r.history) == 1 and p.regret(r.accuracy) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("table", ["digits-cnn", "mnist1d-small"])
+def test_hawq_v3_on_generated_tables_reads_shipped_traces(table: str) -> None:
+    t = load_table(table)
+    record = load_traces(t)
+    assert record["float_sha256"] == t.meta["float_sha256"] and record["bits"] == list(t.bits)
+    assert {"command", "numerics", "hutchinson_samples", "hessian_data", "weight_avg_trace"} <= set(record)
+    omega = np.array(record["omega"])
+    assert omega.shape == (t.num_units, len(t.bits)) and np.all(omega >= 0)
+    assert np.all(np.diff(omega, axis=1) <= 1e-12)  # more bits never perturb more
+    p = TableProblem(table)
+    r = solve(p, "hawq_v3", max_evaluations=1)
+    assert len(r.history) == 1 and p.is_feasible(r.policy) and r.extra["omega_source"] == traces_path(t).name
+
+
+def test_traces_of_another_network_are_refused(monkeypatch, tmp_path) -> None:
+    import baselines.mixed_precision.table_hawq as th
+
+    t = load_table("digits-cnn")
+    record = json.loads(traces_path(t).read_text())
+    record["float_sha256"] = "0" * 64
+    (tmp_path / traces_path(t).name).write_text(json.dumps(record))
+    monkeypatch.setattr(th, "DATA_DIR", tmp_path)
+    with pytest.raises(ValueError, match="another float network"):
+        th.load_traces(t)
+
+
+# ------------------------------------------------------------------------------------- aggregates
+
+
+def test_iqm_of_known_arrays() -> None:
+    assert iqm(np.arange(8.0)) == pytest.approx(3.5)  # mean of 2, 3, 4, 5
+    assert iqm(np.array([0.0, 1.0, 1.0, 100.0])) == pytest.approx(1.0)  # the outliers are cut
+    assert normalise(np.array([0.0, 2.0]), 4.0).tolist() == [0.0, 0.5]
+
+
+def test_performance_profile_of_known_runs() -> None:
+    runs = [np.array([0.0, 0.5, 1.0, 2.0]), np.array([0.0, 0.0])]
+    # instance 1: 1/4, 2/4, 3/4 at tau 0, 0.5, 1.5; instance 2: 1 everywhere; averaged over instances
+    assert performance_profile(runs, np.array([0.0, 0.5, 1.5])).tolist() == pytest.approx([0.625, 0.75, 0.875])
+
+
+def test_probability_of_improvement_hand_cases() -> None:
+    assert probability_of_improvement([np.zeros(4)], [np.ones(4)])[0] == 1.0
+    assert probability_of_improvement([np.ones(4)], [np.zeros(4)])[0] == 0.0
+    assert probability_of_improvement([np.zeros(3)], [np.zeros(3)]) == (0.5, 0.5, 0.5)
+    # x = [0, 2], y = [1]: pairs (0 < 1) and (2 > 1): 1/2; second instance all better: 1; mean 0.75
+    assert probability_of_improvement([np.array([0.0, 2.0]), np.zeros(2)],
+                                      [np.array([1.0]), np.ones(2)])[0] == pytest.approx(0.75)
+
+
+def test_stratified_bootstrap_interval() -> None:
+    rng = np.random.default_rng(0)
+    runs = [rng.normal(0, 1, 10), rng.normal(5, 1, 10)]
+    point, low, high = stratified_bootstrap_ci(runs)
+    assert point == pytest.approx(iqm(np.concatenate(runs)))
+    assert low < point < high
+    assert stratified_bootstrap_ci([np.full(5, 2.0), np.full(3, 2.0)]) == (2.0, 2.0, 2.0)
+
+
+# ----------------------------------------------------------------------------------------- Pareto
+
+
+def test_hypervolume_hand_cases() -> None:
+    assert hypervolume(np.array([1.0]), np.array([0.5])) == pytest.approx(0.5)
+    # (0.5 at cost 0.2) and (1 at cost 0.6): 0.4 * 0.5 + 0.4 * 1; a dominated point adds nothing
+    assert hypervolume(np.array([0.5, 1.0, 0.4]), np.array([0.2, 0.6, 0.7])) == pytest.approx(0.6)
+    # of two equal points the first is kept; (0.4, 0.7) is dominated by both others
+    assert non_dominated(np.array([0.5, 1.0, 0.4, 1.0]), np.array([0.2, 0.6, 0.7, 0.6])).tolist() == [0, 1]
+
+
+def test_exact_front_matches_brute_force() -> None:
+    t = load_table("mnist1d-small")
+    inst = pareto_instance(t, "bismo-edge", "latency")
+    s, c = inst.score, inst.cost
+    # brute force: a point is on the front iff no point is at least as good on both and better on one
+    dominated = np.array([np.any((s >= s[j]) & (c <= c[j]) & ((s > s[j]) | (c < c[j]))) for j in range(len(s))])
+    on_front = set(np.flatnonzero(~dominated))
+    front = set(inst.front.tolist())
+    assert front <= on_front  # equal duplicates are kept once
+    assert {(s[j], c[j]) for j in on_front} == {(s[j], c[j]) for j in front}
+    # the grid's flat order is the table's: score of each enumerated policy is the table's score
+    for flat, idx in zip(range(0, len(s), 97), itertools.islice(itertools.product(range(4), repeat=5), 0, None, 97)):
+        assert inst.flat(np.array(idx)) == flat
+    assert inst.hv_regret(list(range(len(s))), [len(s)])[len(s)] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["random", "nsga2"])
+def test_pareto_entrants_count_distinct_policies(method: str) -> None:
+    inst = pareto_instance(load_table("digits-cnn"), "bismo-edge", "latency")
+    a = pareto_run(inst, method, 0, 120)
+    assert len(a) == len(set(a)) == 120 and a == pareto_run(inst, method, 0, 120)
+    regret = inst.hv_regret(a, [10, 120])
+    assert 0 <= regret[120] <= regret[10] <= inst.front_hv
+
+
+# -------------------------------------------------------------------------------------- generator
+
+
+@pytest.mark.slow
+def test_generator_refuses_rows_whose_policy_files_do_not_validate(tmp_path) -> None:
+    from agents import leaderboard as lb
+
+    out, md = tmp_path / "lb", tmp_path / "LB.md"
+    assert lb.main(["--out", str(out), "--markdown", str(md), "--tables", "digits-cnn", "--methods", "random",
+                    "uniform", "--seeds", "2", "--max-evaluations", "30", "--workers", "1",
+                    "--figures", str(tmp_path / "figures")]) == 0
+    text = md.read_text()
+    assert "rows refused: 0" in text and "| random | 2 |" in text
+    assert (tmp_path / "figures" / "iqm.png").exists() and "](figures/iqm.png)" in text
+    csv_path = out / "runs" / "digits-cnn" / "bismo-edge-latency-fraction0.5" / "uniform.csv"
+    rows = list(csv.DictReader(open(csv_path)))
+    policy = out / "policies" / f"{rows[0]['policy_sha256']}.json"
+    record = json.loads(policy.read_text())
+    record["regret"] = 0.0  # a claim the replay does not confirm
+    policy.write_text(json.dumps(record))
+    assert lb.main(["--out", str(out), "--markdown", str(md), "--methods", "random", "uniform",
+                    "--workers", "1", "--no-run", "--figures", str(tmp_path / "figures")]) == 0
+    text = md.read_text()
+    assert f"rows refused: {sum(r['policy_sha256'] == rows[0]['policy_sha256'] for r in rows)}" in text
