@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -356,7 +357,34 @@ class MixedPrecisionProblem(FeasibilityModel):
                 for s in seeds]
 
 
-_SHARED: dict[tuple, MixedPrecisionProblem] = {}
+#: How many problems :func:`shared_problem` keeps for later callers, least recently used dropped
+#: first. A problem holds its evaluation cache and a fake-quantized copy of the network (a few MB);
+#: one still used by a live environment is shared whatever this bound (weak references).
+SHARED_PROBLEMS = 16
+#: How many built tasks (float network and data splits) :func:`shared_problem` keeps, least
+#: recently used dropped first: problems that differ only in hardware, budget or retraining
+#: settings share one task instead of loading their own copy.
+SHARED_TASKS = 4
+
+_SHARED: OrderedDict[tuple, MixedPrecisionProblem] = OrderedDict()
+_LIVE: weakref.WeakValueDictionary[tuple, MixedPrecisionProblem] = weakref.WeakValueDictionary()
+_SHARED_TASKS: OrderedDict[tuple, Task] = OrderedDict()
+
+
+def _keep(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is made of numbers, strings, None, lists and dicts only (its repr is its identity)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def shared_problem(**config: Any) -> MixedPrecisionProblem:
@@ -364,14 +392,31 @@ def shared_problem(**config: Any) -> MixedPrecisionProblem:
 
     Environments built in one process (e.g. the copies inside an SB3 ``DummyVecEnv``) then share
     one float model and one evaluation cache instead of retraining the same policy per copy.
-    Configurations holding a built ``Task`` object are never shared.
+    Memory stays bounded: the last :data:`SHARED_PROBLEMS` configurations are kept (and any still
+    in use), and problems with the same task and task arguments share one built task (the last
+    :data:`SHARED_TASKS` kept). Configurations holding a built ``Task`` object are never shared.
     """
-    if not isinstance(config.get("task", "mnist1d-cnn"), str):
+    task = config.get("task", "mnist1d-cnn")
+    task_kwargs = config.get("task_kwargs")
+    if not isinstance(task, str) or not _plain(task_kwargs):
+        # a built task, or task arguments holding arrays (a float_state): repr() would not tell them apart
         return MixedPrecisionProblem(**config)
     key = tuple(sorted((k, repr(v)) for k, v in config.items()))
-    if key not in _SHARED:
-        _SHARED[key] = MixedPrecisionProblem(**config)
-    return _SHARED[key]
+    problem = _SHARED.get(key)
+    if problem is None:
+        problem = _LIVE.get(key)
+    if problem is None:
+        # the task does not depend on the hardware, budget or retraining; the cache directory
+        # (argument or environment variable) decides which trained network is loaded
+        task_key = (task, repr(sorted(task_kwargs.items()) if isinstance(task_kwargs, dict) else task_kwargs),
+                    repr(config.get("cache_dir")), os.environ.get("QUANT_ENVS_CACHE"))
+        built = _SHARED_TASKS.get(task_key)
+        # a new task is built by the problem itself, after its arguments are checked
+        problem = MixedPrecisionProblem(**config) if built is None else MixedPrecisionProblem(**{**config, "task": built})
+        _keep(_SHARED_TASKS, task_key, problem.task, SHARED_TASKS)
+        _LIVE[key] = problem
+    _keep(_SHARED, key, problem, SHARED_PROBLEMS)
+    return problem
 
 
 def haq_final_action_wall(problem: MixedPrecisionProblem, policy: Sequence[Sequence[int]]) -> Policy:
