@@ -96,7 +96,6 @@ def table_omega(table: PolicyTable) -> tuple[np.ndarray, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-
     parser = argparse.ArgumentParser(prog="python -m baselines.mixed_precision.table_hawq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", required=True, help="a generated table that ships its float network")
