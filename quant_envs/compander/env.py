@@ -25,7 +25,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from quant_envs.base import RENDER_MODES, QuantEnv
-from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
+from quant_envs.checks import check_bool, check_choice, check_finite_array, check_float, check_int
 from quant_envs.compander.compressor import OptimalCompressor
 from quant_envs.compander.objective import evaluate_spline
 from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
@@ -52,20 +52,6 @@ def _source(source: Any) -> Source:
     if not isinstance(source, str):
         raise TypeError(f"source={source!r} must be a source name (str), got {type(source).__name__}")
     return get_source(check_choice("source", source, available_sources()))
-
-
-def _number(name: str, value: Any, **bounds: Any) -> float:
-    """check_float that also refuses strings ("0.05" is not a step size)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
-    return check_float(name, value, **bounds)
-
-
-def _flag(name: str, value: Any) -> bool:
-    """A real bool (numpy's too); strings and numbers are refused."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}={value!r} must be True or False, got {type(value).__name__}")
-    return bool(value)
 
 
 _EpisodeGuard = QuantEnv  # the former private base: the guard is QuantEnv's, shared by every environment
@@ -214,8 +200,8 @@ class SplineCompanderEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
                              f"(at {MAX_SEGMENTS} segments the spline is within 1e-5 dB of the optimal compander)")
         self.fit = check_choice("fit", fit, FITS)
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
-        self.step_size = _number("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
-        self.random_start = _flag("random_start", random_start)
+        self.step_size = check_float("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
+        self.random_start = check_bool("random_start", random_start)
         self._set_render_mode(render_mode)
         n_free = self.segments - 1
         self._margin = 0.01
@@ -470,9 +456,9 @@ class ScalarQuantizerEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
                 "the environment keeps, so its optimum is out of reach"
             )
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
-        self.step_size = _number("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
-        self.start_noise = _number("start_noise", start_noise, min_value=0.0, max_value=1.0)
-        self.normalize_reward = _flag("normalize_reward", normalize_reward)
+        self.step_size = check_float("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
+        self.start_noise = check_float("start_noise", start_noise, min_value=0.0, max_value=1.0)
+        self.normalize_reward = check_bool("normalize_reward", normalize_reward)
         self._set_render_mode(render_mode)
         n = self.levels
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n - 1,), dtype=np.float32)

@@ -26,12 +26,6 @@ __all__ = ["CVT1DEnv", "CVT2DEnv"]
 
 _RENDER_MODES = RENDER_MODES
 
-
-def _number(name: str, value: Any, **bounds: Any) -> float:
-    """check_float that also refuses strings ("0.5" is not a number here)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
-    return check_float(name, value, **bounds)
 #: Offsets to the centroid are reported in mean cell sizes, clipped to this bound.
 OFFSET_CLIP = 4.0
 
@@ -66,9 +60,9 @@ class _CVTEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
             )
         self.k = self.problem.k
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
-        self.tol = _number("tol", tol, min_value=0.0, max_value=1.0, min_inclusive=False)
-        self.action_scale = _number("action_scale", action_scale, min_value=0.0, min_inclusive=False)
-        self.reward_scale = _number("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
+        self.tol = check_float("tol", tol, min_value=0.0, max_value=1.0, min_inclusive=False)
+        self.action_scale = check_float("action_scale", action_scale, min_value=0.0, min_inclusive=False)
+        self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
         self._set_render_mode(render_mode)
         d = self._dim
         #: Mean cell size (|domain| / k)^(1/d): the unit of moves and of centroid offsets.

@@ -81,13 +81,6 @@ def _check_render_mode(render_mode: str | None, modes: list[str]) -> str | None:
     return check_choice("render_mode", render_mode, [None, *modes])
 
 
-def _number(name: str, value: Any, **bounds: Any) -> float:
-    """check_float that also refuses strings ("200e3" is not a bandwidth)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
-    return check_float(name, value, **bounds)
-
-
 def _level_menu(level_menu: Any) -> np.ndarray:
     """A non-empty sequence of distinct ints in {0} U [1, MAX_MENU_LEVEL], else an error naming it."""
     allowed = f"a non-empty sequence of distinct integer QSGD levels in [0, {MAX_MENU_LEVEL}] (0 = full precision)"
@@ -211,13 +204,13 @@ class FeelAllocationEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=538)
-        self.total_bandwidth = _number("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
+        self.total_bandwidth = check_float("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
         self.max_levels = check_int("max_levels", max_levels, min_value=1, max_value=MAX_MENU_LEVEL)
         self.scenario_seed = None if scenario_seed is None else check_int("scenario_seed", scenario_seed, min_value=0)
         if min_share is None:
             min_share = 1e-3 / self.num_devices
-        self.min_share = _number("min_share", min_share, min_value=0.0, max_value=1.0 / self.num_devices, min_inclusive=False, max_inclusive=False)
-        self.reward_clip = _number("reward_clip", reward_clip, min_value=0.0, min_inclusive=False)
+        self.min_share = check_float("min_share", min_share, min_value=0.0, max_value=1.0 / self.num_devices, min_inclusive=False, max_inclusive=False)
+        self.reward_clip = check_float("reward_clip", reward_clip, min_value=0.0, min_inclusive=False)
         self._set_render_mode(render_mode)
         k = self.num_devices
         self.action_space = spaces.Box(-1.0, 1.0, (2 * k,), np.float32)
@@ -373,7 +366,7 @@ class FeelAllocationV1Env(FeelAllocationEnv):
         super().__init__(num_devices=num_devices, total_bandwidth=total_bandwidth, max_levels=max_levels,
                          scenario_seed=scenario_seed, render_mode=render_mode)
         # Beyond e^40 between shares the smallest ones underflow the model's rate (no new allocations).
-        self.logit_scale = _number("logit_scale", logit_scale, min_value=0.0, max_value=20.0, min_inclusive=False)
+        self.logit_scale = check_float("logit_scale", logit_scale, min_value=0.0, max_value=20.0, min_inclusive=False)
 
     def _shares(self, a: np.ndarray) -> tuple[np.ndarray, bool]:
         return softmax(self.logit_scale * a), False
@@ -473,13 +466,13 @@ class FeelTrainingEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=538)
-        self.total_bandwidth = _number("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
+        self.total_bandwidth = check_float("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
         self.scenario_seed = None if scenario_seed is None else check_int("scenario_seed", scenario_seed, min_value=0)
         self.level_menu = _level_menu(level_menu)
         self.max_levels = max(255, int(self.level_menu.max()))
         self.bandwidth_mode = check_choice("bandwidth", bandwidth, ("min_max", "equal"))
-        self.target_accuracy = _number("target_accuracy", target_accuracy, min_value=0.0, max_value=1.0)
-        self.target_gap = None if target_gap is None else _number("target_gap", target_gap, min_value=0.0, min_inclusive=False)
+        self.target_accuracy = check_float("target_accuracy", target_accuracy, min_value=0.0, max_value=1.0)
+        self.target_gap = None if target_gap is None else check_float("target_gap", target_gap, min_value=0.0, min_inclusive=False)
         self.max_rounds = check_int("max_rounds", max_rounds, min_value=1)
         self.eval_split = check_choice("eval_split", eval_split, ("val", "test"))
         self._set_render_mode(render_mode)
