@@ -25,10 +25,23 @@ import numpy as np
 
 from quant_envs.checks import check_choice
 
-__all__ = ["RENDER_MODES", "STEP_AFTER_END", "STEP_BEFORE_RESET", "QuantEnv"]
+__all__ = ["DOCSTRING_SECTIONS", "RENDER_MODES", "STEP_AFTER_END", "STEP_BEFORE_RESET", "QuantEnv"]
 
 ObsType = TypeVar("ObsType")
 ActType = TypeVar("ActType")
+
+#: The ``## Section`` headings of every environment's class docstring, in Gymnasium's order (its
+#: environment pages' sections); the docs site makes each id's page from them.
+DOCSTRING_SECTIONS = (
+    "Description",
+    "Action Space",
+    "Observation Space",
+    "Rewards",
+    "Starting State",
+    "Episode End",
+    "Arguments",
+    "Version History",
+)
 
 #: The render modes every environment supports.
 RENDER_MODES = ["ansi", "rgb_array"]
