@@ -227,7 +227,6 @@ _PARSERS = {"method": _text_field, "kind": _text_field, "seed": _integer, "statu
 _EXPECTED_BY_PARSER = {_text_field: "text", _integer: "an integer", _real: "a number",
                        _accuracies: "a JSON list of accuracies", _policy: "a JSON policy [[w_bits, a_bits], ...]",
                        _numbers: "a JSON list of numbers"}
-_EXPECTED = {name: _EXPECTED_BY_PARSER[parse] for name, parse in _PARSERS.items()}
 _REQUIRED = ("method", "kind", "seed")
 
 #: The columns of runs.csv, in order (saved files keep it): the record's fields.
