@@ -425,7 +425,7 @@ class CompanderAdapter(ObjectiveAdapter):
         return float(result.sqnr_db), getattr(result, "nfev", None), getattr(result, "x", None)
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'}; objective: "
+        return (f"{super().describe(settings)}; objective: "
                 "SQNR in dB of the quantizer at the episode's end (agents) or of the solver's quantizer")
 
 
@@ -496,7 +496,7 @@ class FeelTrainingAdapter(ObjectiveAdapter):
         return self.objective(feel_training_episode(env, seed, levels, snap=True), settings), None, levels
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'}; objective: "
+        return (f"{super().describe(settings)}; objective: "
                 "the simulator's elapsed training time in s until the target (inf: not reached in the round "
                 "limit); a solver's levels, snapped to the level menu, are held every round")
 
@@ -533,7 +533,7 @@ class CVTAdapter(ObjectiveAdapter):
                 getattr(result, "x", None))
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'}; objective: "
+        return (f"{super().describe(settings)}; objective: "
                 f"E/E*, the CVT energy over the reference energy E* = {settings['context']['reference_energy']:.6g}; "
                 "solvers start from the generators of the episode with reset seed = the run's seed")
 
@@ -599,7 +599,7 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return float(np.mean(accuracies)), evaluations, None
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'} on devices "
+        return (f"{super().describe(settings)} on devices "
                 f"{', '.join(settings['context']['devices'])}; objective: the validation accuracy of the best "
                 "feasible policy found for each device, averaged over the devices (no final retraining)")
 
