@@ -216,7 +216,7 @@ class SplineCompanderEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
 
     # -- model ---------------------------------------------------------------------------------
     def _reference(self) -> tuple[float, float]:
-        return _optimal_compander_reference(self.source, self.levels)
+        return optimal_compander_reference(self.source, self.levels)
 
     def _sqnr_at(self, u: np.ndarray) -> tuple[float, float]:
         x_max, _ = self._reference()
