@@ -106,7 +106,6 @@ class ProblemAdapter:
 
     def check_agents(self, config: CompareConfig, action_space: Any) -> None:
         """ValueError unless every agent of ``config`` (default: :attr:`default_agents`) can act in ``action_space``."""
-
         for algo in self.agents_for(config.env_id) if config.agents is None else config.agents:
             if algo in AGENTS:  # an unknown name is reported with the allowed ones by the caller
                 check_compatible(algo, action_space)
@@ -130,7 +129,6 @@ TABLE_ENV_ID = "quant_envs/MixedPrecisionTable-v0"
 
 def _search(kind: str, method: str, seed: int, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Any]:
     """Run one search; return (result fields, the best policy, the problem it was searched on)."""
-
     if kind == "agent":
         summary = train(env_id=cfg["env_id"], algo=method, timesteps=cfg["timesteps"], seed=seed,
                         env_kwargs={**cfg["env_kwargs"], "share_problem": False},
@@ -618,7 +616,6 @@ def _spline_solver_db(source: str, levels: int, degree: int, segments: int, fit:
 
 def feel_solver_time(env: Any, method: str = "ao") -> float:
     """Total training time (s) of FEEL solver ``method`` on the environment's current scenario."""
-
     return float(feel_solvers.solve(env.scenario, method).total_time)
 
 

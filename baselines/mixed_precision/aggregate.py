@@ -111,7 +111,6 @@ def performance_profile(runs: Sequence[np.ndarray], taus: np.ndarray) -> np.ndar
 
 def plot_profiles(profiles: dict[str, np.ndarray], taus: np.ndarray, path: str, title: str = "") -> None:
     """Performance profiles (fraction of runs with normalised regret <= tau vs tau), one line per method."""
-
     fig = new_figure()
     ax = fig.add_subplot()
     for name, p in profiles.items():
@@ -129,7 +128,6 @@ def plot_profiles(profiles: dict[str, np.ndarray], taus: np.ndarray, path: str, 
 def plot_intervals(rows: dict[str, dict[int, tuple[float, float, float]]], path: str, ylabel: str,
                    title: str = "") -> None:
     """Point and interval per method at every n (log x): the IQM (or any statistic) against evaluations."""
-
     fig = new_figure(7.5, 4.2)
     ax = fig.add_subplot()
     for j, (name, by_n) in enumerate(rows.items()):

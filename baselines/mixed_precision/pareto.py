@@ -115,7 +115,6 @@ def pareto_run(instance: ParetoInstance, method: str, seed: int, max_evaluations
 
 def plot_front(instance: ParetoInstance, found: dict[str, Sequence[int]], path: str) -> None:
     """The exact front over every policy, with each method's evaluated non-dominated points."""
-
     fig = new_figure()
     ax = fig.add_subplot()
     ax.scatter(instance.cost, instance.score, s=2, c="0.8", label="all policies", rasterized=True)
