@@ -106,7 +106,6 @@ class ProblemAdapter:
 
     def check_agents(self, config: CompareConfig, action_space: Any) -> None:
         """ValueError unless every agent of ``config`` (default: :attr:`default_agents`) can act in ``action_space``."""
-
         for algo in self.agents_for(config.env_id) if config.agents is None else config.agents:
             if algo in AGENTS:  # an unknown name is reported with the allowed ones by the caller
                 check_compatible(algo, action_space)
@@ -130,7 +129,6 @@ TABLE_ENV_ID = "quant_envs/MixedPrecisionTable-v0"
 
 def _search(kind: str, method: str, seed: int, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Any]:
     """Run one search; return (result fields, the best policy, the problem it was searched on)."""
-
     if kind == "agent":
         summary = train(env_id=cfg["env_id"], algo=method, timesteps=cfg["timesteps"], seed=seed,
                         env_kwargs={**cfg["env_kwargs"], "share_problem": False},
@@ -198,7 +196,6 @@ class MixedPrecisionAdapter(ProblemAdapter):
         return env_id in MIXED_PRECISION_IDS
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-
         return tuple(mp_solvers.METHODS)
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
@@ -208,7 +205,6 @@ class MixedPrecisionAdapter(ProblemAdapter):
         return ("ddpg_haq",) if "Continuous" in env_id else self.default_agents  # HAQ's agent for its Box(1,) ids
 
     def prepare(self, config: CompareConfig, out: Path) -> dict[str, Any]:
-
         env_kwargs = dict(config.env_kwargs)
         probe = gym.make(config.env_id, **env_kwargs)  # bad env_kwargs fail now; the float model is trained once
         self.check_agents(config, probe.action_space)
@@ -249,7 +245,6 @@ class TableAdapter(ProblemAdapter):
         return env_id == TABLE_ENV_ID
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-
         return tuple(TABLE_METHODS)
 
 
@@ -416,21 +411,19 @@ class CompanderAdapter(ObjectiveAdapter):
         return entry_module(env_id) == "quant_envs.compander.env"
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-
         return tuple(compander_solvers.METHODS)
 
     def objective(self, info: Mapping[str, Any], settings: Mapping[str, Any]) -> float:
         return float(info["sqnr_db"])
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-
         if method == "spline_compander" and hasattr(env, "segments"):  # the environment's own spline family
             return spline_solver(env, seed), None, None
         result = compander_solvers.solve(type(env.source).name, method, env.levels)
         return float(result.sqnr_db), getattr(result, "nfev", None), getattr(result, "x", None)
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'}; objective: "
+        return (f"{super().describe(settings)}; objective: "
                 "SQNR in dB of the quantizer at the episode's end (agents) or of the solver's quantizer")
 
 
@@ -446,7 +439,6 @@ class FeelAllocationAdapter(ObjectiveAdapter):
         return entry_module(env_id) in ("quant_envs.feel.env", "quant_envs.feel.env_v2") and "Allocation" in env_id
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-
         return tuple(feel_solvers.METHODS)
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
@@ -461,7 +453,6 @@ class FeelAllocationAdapter(ObjectiveAdapter):
         return float(info["total_time"])
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-
         result = feel_solvers.solve(env.scenario, method)
         return float(result.total_time), result.evaluations, np.concatenate([result.levels, result.bandwidth])
 
@@ -483,7 +474,6 @@ class FeelTrainingAdapter(ObjectiveAdapter):
         return entry_module(env_id) == "quant_envs.feel.env" and "Training" in env_id
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-
         return tuple(m for m in feel_solvers.METHODS if m != "brute_force")
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
@@ -500,12 +490,11 @@ class FeelTrainingAdapter(ObjectiveAdapter):
         return float(info["elapsed_time"]) if reached else math.inf
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-
         levels = feel_solvers.solve(env.scenario, method).levels
         return self.objective(feel_training_episode(env, seed, levels, snap=True), settings), None, levels
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'}; objective: "
+        return (f"{super().describe(settings)}; objective: "
                 "the simulator's elapsed training time in s until the target (inf: not reached in the round "
                 "limit); a solver's levels, snapped to the level menu, are held every round")
 
@@ -523,7 +512,6 @@ class CVTAdapter(ObjectiveAdapter):
         return entry_module(env_id).startswith("quant_envs.cvt.")
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-
         return tuple(cvt_solvers.METHODS)
 
     def context(self, env: Any, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -537,14 +525,13 @@ class CVTAdapter(ObjectiveAdapter):
         return float(info["energy"]) / settings["context"]["reference_energy"]
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-
         # from the episode's starting generators, as the agent starts
         result = cvt_solvers.solve(env.problem, method, seed=seed, z0=env.generators, **self.solver_options)
         return (float(result.energy) / settings["context"]["reference_energy"], getattr(result, "nfev", None),
                 getattr(result, "x", None))
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'}; objective: "
+        return (f"{super().describe(settings)}; objective: "
                 f"E/E*, the CVT energy over the reference energy E* = {settings['context']['reference_energy']:.6g}; "
                 "solvers start from the generators of the episode with reset seed = the run's seed")
 
@@ -569,7 +556,6 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return entry_module(env_id) == "quant_envs.mixed_precision.multi_hardware"
 
     def methods(self, env_id: str) -> tuple[str, ...]:
-
         return tuple(mp_solvers.METHODS)
 
     def default_baselines(self, env_id: str) -> tuple[str, ...]:
@@ -583,7 +569,6 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return env_kwargs
 
     def context(self, env: Any, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-
         names = [getattr(h, "name", None) for h in env.hardware]
         if any(isinstance(h, hw_sim.AcceleratorFamily) or n not in hw_sim.PROFILES for h, n in zip(env.hardware, names)):
             raise ValueError(f"hardware={[str(n) for n in names]} is not allowed for a comparison: each device is "
@@ -603,7 +588,6 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return float(np.mean([self.best(values[d]) for d in values]))
 
     def solve(self, env: Any, method: str, seed: int, settings: Mapping[str, Any]) -> tuple[float, int | None, Any]:
-
         accuracies, evaluations = [], 0
         for device in settings["context"]["devices"]:
             env.reset(seed=seed, options={"hardware": device})
@@ -613,7 +597,7 @@ class MultiHardwareAdapter(ObjectiveAdapter):
         return float(np.mean(accuracies)), evaluations, None
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        return (f"{settings['env_id']} with {settings['env_kwargs'] or 'its registered arguments'} on devices "
+        return (f"{super().describe(settings)} on devices "
                 f"{', '.join(settings['context']['devices'])}; objective: the validation accuracy of the best "
                 "feasible policy found for each device, averaged over the devices (no final retraining)")
 
@@ -627,13 +611,11 @@ def spline_solver(env: Any, seed: int = 0) -> float:
 
 @functools.lru_cache(maxsize=8)  # a pure function of its arguments, and each solve searches for a second
 def _spline_solver_db(source: str, levels: int, degree: int, segments: int, fit: str, x_max: float) -> float:
-
     return float(compander_solvers.spline_compander(source, levels, degree=degree, segments=segments, fit=fit, support=x_max).sqnr_db)
 
 
 def feel_solver_time(env: Any, method: str = "ao") -> float:
     """Total training time (s) of FEEL solver ``method`` on the environment's current scenario."""
-
     return float(feel_solvers.solve(env.scenario, method).total_time)
 
 

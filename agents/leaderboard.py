@@ -35,7 +35,9 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -44,7 +46,25 @@ from typing import Any
 
 import numpy as np
 
+from agents.regret import record_from_episodes
+from agents.training import train
+from agents.validate import validate
+from baselines.mixed_precision.aggregate import (
+    iqm,
+    performance_profile,
+    plot_intervals,
+    plot_profiles,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+)
+from baselines.mixed_precision.pareto import PARETO_METHODS, pareto_instance, pareto_run, plot_front
 from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
+from baselines.mixed_precision.solvers import METHODS, solve
+from baselines.mixed_precision.space import SearchSpace
+from quant_envs.atomic_io import atomic_write_text
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.registry import load_table
+from quant_envs.mixed_precision.tables.regret import confidence_interval
 
 #: Evaluation counts reported (3000 where the run's allowance reaches it).
 CHECKPOINTS = (1, 10, 30, 100, 300, 1000, 3000)
@@ -73,7 +93,6 @@ def setting_slug(setting: dict[str, Any]) -> tuple[str, str]:
 
 
 def _write_csv(path: Path, fields: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    from quant_envs.atomic_io import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
@@ -103,12 +122,6 @@ def agent_history(setting: dict[str, Any], algo: str, seed: int, max_evaluations
     environment answered before is free) or :data:`EPISODES_PER_EVALUATION` episodes per allowed
     evaluation. Returns the distinct policies in the order first asked for, as (policy, score,
     within budget), and the run's wall time (s)."""
-    import tempfile
-    import warnings
-
-    from agents.regret import record_from_episodes
-    from agents.training import train
-
     num_units = TableProblemCache.get(setting).num_layers  # steps per episode
     with tempfile.TemporaryDirectory(prefix=f"leaderboard-{algo}-") as tmp, warnings.catch_warnings():
         # PPO does not read the masks: the environment projects a masked action (counted per episode)
@@ -134,8 +147,6 @@ class TableProblemCache:
 
     @classmethod
     def get(cls, setting: dict[str, Any]) -> Any:
-        from quant_envs.mixed_precision.tables.problem import TableProblem
-
         key = json.dumps(setting, sort_keys=True)
         if key not in cls._problems:
             cls._problems[key] = TableProblem(**setting)
@@ -148,8 +159,6 @@ def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[s
     A method of :data:`AGENT_METHODS` is an RL agent trained once per seed (:func:`agent_history`);
     any other is a solver of :func:`baselines.mixed_precision.solve`. Both give the distinct
     policies evaluated, in order, and are scored alike."""
-    from baselines.mixed_precision.solvers import solve
-    from quant_envs.atomic_io import atomic_write_text
 
     setting, method, seeds, max_evaluations, out = job
     root = Path(out)
@@ -189,8 +198,6 @@ def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[s
 
 
 def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple[str, float]:
-    from baselines.mixed_precision.pareto import pareto_instance, pareto_run
-    from quant_envs.mixed_precision.tables.registry import load_table
 
     table, hardware, metric, method, seeds, max_evaluations, out = job
     instance = pareto_instance(load_table(table), hardware, metric)
@@ -211,7 +218,6 @@ def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple
 def pareto_instances() -> list[tuple[str, str, str]]:
     """(table, hardware, metric) of the Pareto track: those of the leaderboard's settings whose table
     is enumerable (HAWQ-V3's ResNet-50 is not)."""
-    from quant_envs.mixed_precision.tables.registry import load_table
 
     out = []
     for s in LEADERBOARD_SETTINGS:
@@ -236,7 +242,6 @@ class Loaded:
 
 
 def _validate_file(path: str) -> tuple[bool, float | None, str]:
-    from agents.validate import validate
 
     try:
         report = validate(path)
@@ -265,7 +270,6 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = dict(zip(existing, pool.map(_validate_file, existing, chunksize=16)))
-    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     for (i, m), rows in raw.items():
         problem = TableProblem(**LEADERBOARD_SETTINGS[i])
@@ -295,8 +299,6 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
 def reference_regret(setting: dict[str, Any], samples: int = 4096) -> tuple[float, str]:
     """Random search's best-of-1 expected regret at ``setting`` and how it was obtained: exact over
     the enumerated feasible set, else the mean over ``samples`` uniform feasible policies (seed 0)."""
-    from baselines.mixed_precision.space import SearchSpace
-    from quant_envs.mixed_precision.tables.problem import TableProblem
 
     p = TableProblem(**setting)
     o = p.optimum
@@ -321,17 +323,6 @@ def _cell(point: tuple[float, float, float], digits: int = 3) -> str:
 def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, workers: int,
              figures: Path = Path("docs/figures/leaderboard")) -> str:
     """Validate the runs, compute the aggregates, draw the figures and write ``markdown``."""
-    from baselines.mixed_precision.aggregate import (
-        iqm,
-        performance_profile,
-        plot_intervals,
-        plot_profiles,
-        probability_of_improvement,
-        stratified_bootstrap_ci,
-    )
-    from quant_envs.atomic_io import atomic_write_text
-    from quant_envs.mixed_precision.tables.registry import load_table
-    from quant_envs.mixed_precision.tables.regret import confidence_interval
 
     loaded = load_runs(out, methods, workers)
     rel = Path(os.path.relpath(figures, markdown.parent)).as_posix()  # figure links from the markdown
@@ -440,15 +431,6 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
 
 
 def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
-    from baselines.mixed_precision.aggregate import stratified_bootstrap_ci
-    from baselines.mixed_precision.pareto import (
-        PARETO_METHODS,
-        pareto_instance,
-        pareto_run,
-        plot_front,
-    )
-    from quant_envs.mixed_precision.tables.registry import load_table
-    from quant_envs.mixed_precision.tables.regret import confidence_interval
 
     lines = ["## Pareto track", "",
              "No budget: hypervolume regret (exact front's normalised hypervolume minus that of the first n "
@@ -544,8 +526,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="folder of the figures (under docs/ so that the documentation site shows them)")
     parser.add_argument("--no-run", action="store_true", help="only regenerate the markdown and figures")
     args = parser.parse_args(argv)
-    from baselines.mixed_precision.pareto import PARETO_METHODS
-    from baselines.mixed_precision.solvers import METHODS
 
     for m in args.methods:
         if m not in METHODS and m not in AGENT_METHODS:

@@ -24,8 +24,38 @@ class RecordError(ValueError):
     """A run record that cannot be read; the message names where (file and line) and the column."""
 
 
+class _RunRow:
+    """What both records do with their fields (a dataclass's fields are its runs.csv columns, in order)."""
+
+    status: str  # each record's field ("ok" or "failed")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def _columns(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]  # only dataclasses inherit it
+
+    def to_row(self) -> dict[str, str]:
+        """The runs.csv row: every column, in order, as text (missing: empty)."""
+        return {name: _text(getattr(self, name)) for name in self._columns()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (the form of a Ray trial's record file): numbers as numbers, lists and
+        the policy as their runs.csv text, missing values empty (JSON has no NaN)."""
+        row = self.to_row()
+        return {name: row[name] if row[name] == "" or isinstance(getattr(self, name), (str, tuple))
+                else getattr(self, name) for name in self._columns()}
+
+    def __getitem__(self, name: str) -> Any:
+        """Read-only ``record["seed"]`` for code written against the dict rows of earlier versions."""
+        if name not in self._columns():
+            raise KeyError(name)
+        return getattr(self, name)
+
+
 @dataclass(frozen=True)
-class ComparisonRun:
+class ComparisonRun(_RunRow):
     """One (method, seed) of a comparison: searched, then finally evaluated; a failed run has its error.
 
     The fields are the columns of runs.csv, in order (:data:`RUN_FIELDS`).
@@ -46,10 +76,6 @@ class ComparisonRun:
     policy: Policy | None = None
     error: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
     # ---------------------------------------------------------------------------- CSV and JSON
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], where: str = "runs.csv") -> ComparisonRun:
@@ -65,26 +91,9 @@ class ComparisonRun:
     #: Mappings of typed values (a Ray trial's record, an older caller's dict) read the same way.
     from_dict = from_row
 
-    def to_row(self) -> dict[str, str]:
-        """The runs.csv row: every column of :data:`RUN_FIELDS`, in order, as text (missing: empty)."""
-        return {name: _text(getattr(self, name)) for name in RUN_FIELDS}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (the form of a Ray trial's record file): numbers as numbers, the accuracy
-        list and the policy as their runs.csv text, missing values empty (JSON has no NaN)."""
-        row = self.to_row()
-        return {name: row[name] if row[name] == "" or isinstance(getattr(self, name), (str, tuple))
-                else getattr(self, name) for name in RUN_FIELDS}
-
-    def __getitem__(self, name: str) -> Any:
-        """Read-only ``record["seed"]`` for code written against the dict rows of earlier versions."""
-        if name not in RUN_FIELDS:
-            raise KeyError(name)
-        return getattr(self, name)
-
 
 @dataclass(frozen=True)
-class ObjectiveRun:
+class ObjectiveRun(_RunRow):
     """One (method, seed) of a comparison on a problem scored by one objective in its own unit
     (SQNR in dB, training time in s, energy ratio E/E*): a row of such a comparison's runs.csv.
 
@@ -105,29 +114,12 @@ class ObjectiveRun:
     solution: tuple[float, ...] | None = None  # the best answer's numbers, flattened (where known)
     error: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], where: str = "runs.csv") -> ObjectiveRun:
         """The record of one runs.csv row (text) or of a mapping of typed values (as ComparisonRun's)."""
         return cls(**_read_row(row, where, _OBJECTIVE_PARSERS))
 
     from_dict = from_row
-
-    def to_row(self) -> dict[str, str]:
-        return {name: _text(getattr(self, name)) for name in OBJECTIVE_RUN_FIELDS}
-
-    def to_dict(self) -> dict[str, Any]:
-        row = self.to_row()
-        return {name: row[name] if row[name] == "" or isinstance(getattr(self, name), (str, tuple))
-                else getattr(self, name) for name in OBJECTIVE_RUN_FIELDS}
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in OBJECTIVE_RUN_FIELDS:
-            raise KeyError(name)
-        return getattr(self, name)
 
 
 #: Either record of a comparison: mixed precision's (accuracies, policies) or an objective's.
@@ -192,18 +184,15 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _accuracies(value: Any) -> tuple[float, ...]:
-    items = _json(value)
-    if not isinstance(items, (list, tuple)):
-        raise TypeError("expected a list")
-    return tuple(_real(a) for a in items)
-
-
 def _numbers(value: Any) -> tuple[float, ...]:
     items = _json(value)
     if not isinstance(items, (list, tuple)):
         raise TypeError("expected a list")
     return tuple(_real(a) for a in items)
+
+
+def _accuracies(value: Any) -> tuple[float, ...]:
+    return _numbers(value)  # its own parser: a bad cell's message says "a JSON list of accuracies"
 
 
 def _policy(value: Any) -> Policy:
@@ -238,7 +227,6 @@ _PARSERS = {"method": _text_field, "kind": _text_field, "seed": _integer, "statu
 _EXPECTED_BY_PARSER = {_text_field: "text", _integer: "an integer", _real: "a number",
                        _accuracies: "a JSON list of accuracies", _policy: "a JSON policy [[w_bits, a_bits], ...]",
                        _numbers: "a JSON list of numbers"}
-_EXPECTED = {name: _EXPECTED_BY_PARSER[parse] for name, parse in _PARSERS.items()}
 _REQUIRED = ("method", "kind", "seed")
 
 #: The columns of runs.csv, in order (saved files keep it): the record's fields.

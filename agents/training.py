@@ -25,9 +25,9 @@ from agents import (
     run_defaults,
 )
 from agents.reporting import run_figure
+from agents.run_config import FLAGS, RESUME_KEYS, InvalidSetting, InvalidSettingType, TrainConfig
 from agents.runs import (
     DEFAULT_ENV,
-    VEC_ENV_KINDS,
     UsageError,
     check_env_id,
     default_run_dir,
@@ -75,33 +75,33 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _check_arguments(env_id: str, algo: str, timesteps: int, seed: int, n_envs: int, checkpoint_freq: int,
-                     max_evaluations: int | None, hyperparams: dict[str, Any]) -> None:
-    """Everything that can be checked before an environment is built (UsageError, one line)."""
-    check_env_id(env_id)
-    if algo not in AGENTS:
-        raise UsageError(f"--algo {algo!r} is not allowed; expected one of: {', '.join(AGENTS)}")
-    for flag, value, lowest in (("--timesteps", timesteps, 1), ("--seed", seed, 0), ("--n-envs", n_envs, 1),
-                                ("--checkpoint-freq", checkpoint_freq, 1),
-                                ("--max-evaluations", 1 if max_evaluations is None else max_evaluations, 1)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UsageError(f"{flag} {value!r} is not allowed; expected an integer >= {lowest}")
-        if value < lowest:
-            raise UsageError(f"{flag} {value} is not allowed; expected an integer >= {lowest}")
+def _check_config(config: TrainConfig) -> None:
+    """What can be checked before an environment is built beyond the config itself: the
+    hyperparameters against the agent's ranges, with ``env_id``'s YAML defaults (UsageError, one line)."""
     try:
-        check_hyperparams(algo, hyperparams_for(algo, env_id, hyperparams))
+        check_hyperparams(config.algo, hyperparams_for(config.algo, config.env_id, dict(config.hyperparams or {})))
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--hyperparams {exc}") from None
 
 
-def _check_saved_config(run_dir: Path, given: dict[str, Any]) -> None:
-    """With --resume: the run's config.json exists, is readable and agrees with ``given``."""
+def make_train_config(**settings: Any) -> TrainConfig:
+    """:class:`TrainConfig` from ``train``'s keyword arguments; a bad one is a UsageError naming its flag."""
+    if "env_id" in settings:
+        check_env_id(settings["env_id"])  # the registered ids listed, as the command line says it
+    try:
+        return TrainConfig(**settings)
+    except (InvalidSetting, InvalidSettingType) as exc:
+        raise UsageError(exc.flag_message()) from None
+
+
+def _check_saved_config(run_dir: Path, config: TrainConfig) -> None:
+    """With --resume: the run's config.json exists, is readable and agrees with ``config``."""
     saved = read_saved_config(run_dir)
-    for key, flag in _FLAGS.items():
+    for key, value in config.resume_keys().items():
         # compared as config.json holds them (tuples become lists)
-        if key in given and json.loads(json.dumps(given[key], default=str)) != saved.get(key):
-            raise UsageError(f"--resume: {flag} {given[key]!r} differs from the run's {saved.get(key)!r} "
-                             f"({run_dir / 'config.json'})")
+        if value != saved.get(key):
+            raise UsageError(f"--resume: {FLAGS[key]} {getattr(config, key)!r} differs from the run's "
+                             f"{saved.get(key)!r} ({run_dir / 'config.json'})")
 
 
 def read_saved_config(run_dir: Path) -> dict[str, Any]:
@@ -153,23 +153,29 @@ def train(
     ``evaluations.npz`` and ``best_model.zip`` (:class:`agents.callbacks.PeriodicEvaluation`).
     ``vec_env`` is "dummy" (one process) or "subproc" (a process per copy; exact resume needs "dummy").
     """
-    env_kwargs = dict(env_kwargs or {})
-    hyperparams = dict(hyperparams or {})
-    _check_arguments(env_id, algo, timesteps, seed, n_envs, checkpoint_freq, max_evaluations, hyperparams)
-    for flag, value, lowest in (("--eval-freq", eval_freq, 0), ("--eval-episodes", eval_episodes, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-            raise UsageError(f"{flag} {value!r} is not allowed; expected an integer >= {lowest}")
-    if vec_env not in VEC_ENV_KINDS:
-        raise UsageError(f"--vec-env {vec_env!r} is not allowed; expected one of: {', '.join(VEC_ENV_KINDS)}")
+
+    config = make_train_config(env_id=env_id, algo=algo, timesteps=timesteps, seed=seed, env_kwargs=env_kwargs,
+                               hyperparams=hyperparams, max_evaluations=max_evaluations, n_envs=n_envs,
+                               checkpoint_freq=checkpoint_freq, eval_freq=eval_freq, eval_episodes=eval_episodes,
+                               vec_env=vec_env)
+    return train_config(config, out=out, resume=resume, progress_bar=progress_bar, test_best=test_best,
+                        verbose=verbose, force=force)
+
+
+def train_config(config: TrainConfig, out: str | os.PathLike[str] | None = None, resume: bool = False,
+                 progress_bar: bool = True, test_best: bool = True, verbose: bool = True,
+                 force: bool = False) -> dict[str, Any]:
+    """:func:`train` with its settings as one validated :class:`TrainConfig`."""
+    _check_config(config)
     if out is not None and os.fspath(out) == "":
         raise UsageError("--out '' is not allowed; expected a directory path")
-    run_dir = Path(out) if out is not None else default_run_dir(env_id, algo, seed, existing=resume)
+    run_dir = Path(out) if out is not None else default_run_dir(config.env_id, config.algo, config.seed,
+                                                                existing=resume)
     if not resume and not force and (run_dir / "config.json").exists():
         raise UsageError(f"--out {str(run_dir)!r} already holds a run; pass --resume to continue it, --force to "
                          "replace it, or choose another --out")
     if resume:
-        _check_saved_config(run_dir, {"env_id": env_id, "algo": algo, "seed": seed, "env_kwargs": env_kwargs,
-                                      "hyperparams": hyperparams, "max_evaluations": max_evaluations})
+        _check_saved_config(run_dir, config)
     try:
         check_writable_dir(run_dir, "--out")
     except ValueError as exc:
@@ -178,9 +184,7 @@ def train(
         if force and not resume:
             _clear_run(run_dir)
         try:
-            return _train_locked(env_id, algo, timesteps, seed, env_kwargs, hyperparams, run_dir, resume,
-                                 checkpoint_freq, max_evaluations, n_envs, progress_bar, test_best, verbose,
-                                 eval_freq, eval_episodes, vec_env)
+            return _train_locked(config, run_dir, resume, progress_bar, test_best, verbose)
         except OSError as exc:  # a full disk, a folder made read-only under the run, ...
             where = Path(exc.filename).resolve() if isinstance(exc.filename, (str, os.PathLike)) else None
             if where is None or where.is_relative_to(run_dir.resolve()):
@@ -212,10 +216,8 @@ def _eval_env(env_id: str, env_kwargs: dict[str, Any], seed: int) -> Any:
         return make_vec_env(env_id, 1, seed, env_kwargs)  # environments without a shared problem
 
 
-def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs: dict[str, Any],
-                  hyperparams: dict[str, Any], run_dir: Path, resume: bool, checkpoint_freq: int,
-                  max_evaluations: int | None, n_envs: int, progress_bar: bool, test_best: bool,
-                  verbose: bool, eval_freq: int = 0, eval_episodes: int = 5, vec_env_kind: str = "dummy") -> dict[str, Any]:
+def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress_bar: bool, test_best: bool,
+                  verbose: bool) -> dict[str, Any]:
     import torch
     from stable_baselines3.common.logger import configure
 
@@ -228,6 +230,9 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
         read_state,
     )
 
+    env_id, algo, timesteps, seed = config.env_id, config.algo, config.timesteps, config.seed
+    env_kwargs, hyperparams = dict(config.env_kwargs or {}), dict(config.hyperparams or {})
+    max_evaluations, eval_freq, eval_episodes = config.max_evaluations, config.eval_freq, config.eval_episodes
     _remove_stale_temporaries(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     if resume:
@@ -238,7 +243,7 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
     torch.set_num_threads(1)  # small MLP policies and tiny task networks: threads only add contention
     start = time.perf_counter()
 
-    vec_env = make_vec_env(env_id, n_envs, seed, env_kwargs, vec_env=vec_env_kind)
+    vec_env = make_vec_env(env_id, config.n_envs, seed, env_kwargs, vec_env=config.vec_env)
     try:
         check_compatible(algo, vec_env.action_space)
     except ValueError as exc:
@@ -252,7 +257,7 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
                       "are replaced by the environment (invalid_action='project'); evaluations.csv counts them "
                       "per episode (projected_actions)", stacklevel=2)
     recorder = EpisodeRecorder(max_evaluations=max_evaluations)
-    checkpoint = AtomicCheckpoint(ckpt_dir, checkpoint_freq, recorder,
+    checkpoint = AtomicCheckpoint(ckpt_dir, config.checkpoint_freq, recorder,
                                   on_save=lambda: recorder.write_csv(run_dir / "evaluations.csv"))
     if resume:
         try:
@@ -264,9 +269,7 @@ def _train_locked(env_id: str, algo: str, timesteps: int, seed: int, env_kwargs:
         if verbose:
             print(f"resuming {run_dir} from timestep {resumed_from}")
     else:
-        atomic_write_json(run_dir / "config.json", {
-            "env_id": env_id, "algo": algo, "timesteps": timesteps, "seed": seed, "env_kwargs": env_kwargs,
-            "hyperparams": hyperparams, "max_evaluations": max_evaluations})
+        atomic_write_json(run_dir / "config.json", config.to_json())
         try:
             model = make_agent(algo, vec_env, env_id=env_id, seed=seed, verbose=0, **hyperparams)
         except ValueError as exc:
@@ -343,10 +346,10 @@ def print_train_summary(summary: dict[str, Any]) -> None:
     print(f"results in {run_dir}/: best_policy.json, evaluations.csv, summary.png, model.zip, checkpoints/, logs/")
 
 
-TRAIN_DEFAULTS: dict[str, Any] = {"env_id": DEFAULT_ENV, "algo": "maskable_ppo", "timesteps": 1000, "seed": 0,
-                                  "env_kwargs": {}, "hyperparams": {}, "max_evaluations": None}
-_FLAGS = {"env_id": "--env", "algo": "--algo", "seed": "--seed", "env_kwargs": "--env-kwargs",
-          "hyperparams": "--hyperparams", "max_evaluations": "--max-evaluations"}
+#: The defaults of the settings ``config.json`` always held (:class:`TrainConfig`'s).
+TRAIN_DEFAULTS: dict[str, Any] = {k: v for k, v in TrainConfig().to_json().items()
+                                  if k in ("env_id", "algo", "timesteps", "seed", *RESUME_KEYS)}
+_FLAGS = {k: FLAGS[k] for k in RESUME_KEYS}
 
 
 def run_config(given: dict[str, Any], out: str | None, resume: bool) -> dict[str, Any]:

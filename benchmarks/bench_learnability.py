@@ -111,12 +111,8 @@ class EnvSpec:
 
 
 def run_episode(env: gym.Env, seed: int, act: Callable[[np.ndarray, np.random.Generator], Any], rng: np.random.Generator) -> dict[str, Any]:
-    obs, info = env.reset(seed=seed)
-    done = False
-    while not done:
-        obs, _, term, trunc, info = env.step(act(obs, rng))
-        done = term or trunc
-    return info
+    """``compare``'s episode loop with an ``act(obs, rng)`` policy: the final ``info``."""
+    return compare_adapters.run_episode(env, seed, lambda obs: act(obs, rng))
 
 
 def evaluate(spec: EnvSpec, act, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -26,20 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import quant_envs
+from quant_envs.base import DOCSTRING_SECTIONS
 
 if TYPE_CHECKING:  # mkdocs is the docs extra's: the page functions (and their tests) run without it
     from mkdocs.structure.files import Files
 
-SECTIONS = (
-    "Description",
-    "Action Space",
-    "Observation Space",
-    "Rewards",
-    "Starting State",
-    "Episode End",
-    "Arguments",
-    "Version History",
-)
+SECTIONS = DOCSTRING_SECTIONS
 
 #: The nav groups, by the entry point's sub-package.
 PROBLEMS = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 from gymnasium.envs.registration import register, registry
 
 from quant_envs.horizons import HORIZON_WRAPPER
+from quant_envs.mixed_precision.config import DEFAULTS_V0, DEFAULTS_V1  # torch-free
 
 __version__ = "0.1.0"
 
@@ -41,10 +42,12 @@ ENV_IDS: dict[str, str] = {
     "quant_envs/CVT2D-v1": "quant_envs.cvt.env_v1:CVT2DEnvV1",
 }
 
-#: Default arguments an id is registered with (the v0 mixed-precision ids keep their original defaults).
+#: Default arguments an id is registered with: the v0 mixed-precision ids keep their original
+#: defaults (``mixed_precision.config.DEFAULTS_V0``: digits-mbnet, budget_fraction 0.25,
+#: finetune_steps 20), registered as their differences from the constructors' v1 defaults.
 ENV_KWARGS: dict[str, dict] = {
-    "quant_envs/MixedPrecision-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
-    "quant_envs/MixedPrecisionContinuous-v0": {"task": "digits-mbnet", "budget_fraction": 0.25, "finetune_steps": 20},
+    "quant_envs/MixedPrecision-v0": DEFAULTS_V0.changes_from(DEFAULTS_V1),
+    "quant_envs/MixedPrecisionContinuous-v0": DEFAULTS_V0.changes_from(DEFAULTS_V1),
 }
 
 #: The default episode horizon of every id that truncates, registered as its ``max_episode_steps``

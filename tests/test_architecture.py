@@ -22,14 +22,16 @@ PROJECT = ("hw_sim", "quant_envs", "baselines", "agents", "train")
 #: ``# lazy:`` reason that names torch is about one of these.
 TORCH_FREE = (
     "hw_sim", "hw_sim.measured", "hw_sim.networks",
-    "quant_envs", "quant_envs.mixed_precision.problem", "quant_envs.mixed_precision.env",
+    "quant_envs", "quant_envs.base", "quant_envs.mixed_precision.config", "quant_envs.mixed_precision.cost_model",
+    "quant_envs.mixed_precision.policy_evaluator",
+    "quant_envs.mixed_precision.problem", "quant_envs.mixed_precision.env",
     "quant_envs.mixed_precision.multi_hardware", "quant_envs.mixed_precision.unwrap",
     "quant_envs.mixed_precision.cost_table_cli",
     "quant_envs.mixed_precision.tables.registry", "quant_envs.mixed_precision.tables.env",
     "quant_envs.mixed_precision.tables.problem", "quant_envs.mixed_precision.tables.regret",
     "quant_envs.feel.env", "quant_envs.feel.fitting", "quant_envs.compander.env", "quant_envs.cvt.env_v1",
     "baselines.mixed_precision", "baselines.mixed_precision.regret",
-    "agents", "agents.cli", "agents.training",
+    "agents", "agents.cli", "agents.training", "agents.run_config",
 )
 
 

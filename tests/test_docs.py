@@ -35,6 +35,9 @@ gen_pages = _load("gen_pages")
 
 def test_the_generator_asks_for_the_sections_the_env_api_test_checks() -> None:
     assert gen_pages.SECTIONS == SECTIONS
+    # Gymnasium's environment pages' sections, in its order (its docs' env pages, e.g. CartPole's)
+    assert SECTIONS == ("Description", "Action Space", "Observation Space", "Rewards", "Starting State",
+                        "Episode End", "Arguments", "Version History")
 
 
 @pytest.mark.parametrize("env_id", sorted(quant_envs.ENV_IDS))

@@ -19,6 +19,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import quant_envs
+from quant_envs.base import DOCSTRING_SECTIONS
 
 # Small configurations so the checkers run in seconds; defaults are exercised elsewhere.
 FAST_KWARGS: dict[str, dict] = {
@@ -29,16 +30,7 @@ FAST_KWARGS: dict[str, dict] = {
     "quant_envs/MixedPrecisionMultiHardware-v0": {"task": "digits-cnn", "finetune_steps": 0},
 }
 
-SECTIONS = (
-    "Description",
-    "Action Space",
-    "Observation Space",
-    "Rewards",
-    "Starting State",
-    "Episode End",
-    "Arguments",
-    "Version History",
-)
+SECTIONS = DOCSTRING_SECTIONS
 
 ENV_IDS = sorted(quant_envs.ENV_IDS)
 

@@ -18,6 +18,9 @@ from table_checks import PROVENANCE_KEYS, live_problem, same_episodes, sample_ma
 
 from quant_envs.mixed_precision.tables.registry import load_table
 
+# compared with data made on the tables' CPU kind: exact there, within CROSS_CPU_SAMPLES elsewhere
+pytestmark = pytest.mark.numerics
+
 
 @pytest.fixture(scope="module")
 def table():

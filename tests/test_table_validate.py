@@ -117,6 +117,7 @@ def test_bad_files(tmp_path) -> None:
     assert not report.ok and "16 steps" in report.problems[0]
 
 
+@pytest.mark.numerics
 def test_a_live_digits_cnn_policy_replayed_on_the_table() -> None:
     # One episode of the live MixedPrecision-v0 (digits-cnn with the table's own float network and
     # retraining settings, default bismo-edge latency budget 0.25), written as train.py's best record:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+from quant_envs.rendering import new_figure, save_figure
+
 #: Resamples of the stratified bootstrap (rliable's default is 50,000; the intervals' digits shown
 #: in the leaderboard are stable at this size).
 RESAMPLES = 5000
@@ -109,8 +111,6 @@ def performance_profile(runs: Sequence[np.ndarray], taus: np.ndarray) -> np.ndar
 
 def plot_profiles(profiles: dict[str, np.ndarray], taus: np.ndarray, path: str, title: str = "") -> None:
     """Performance profiles (fraction of runs with normalised regret <= tau vs tau), one line per method."""
-    from quant_envs.rendering import new_figure, save_figure
-
     fig = new_figure()
     ax = fig.add_subplot()
     for name, p in profiles.items():
@@ -128,8 +128,6 @@ def plot_profiles(profiles: dict[str, np.ndarray], taus: np.ndarray, path: str, 
 def plot_intervals(rows: dict[str, dict[int, tuple[float, float, float]]], path: str, ylabel: str,
                    title: str = "") -> None:
     """Point and interval per method at every n (log x): the IQM (or any statistic) against evaluations."""
-    from quant_envs.rendering import new_figure, save_figure
-
     fig = new_figure(7.5, 4.2)
     ax = fig.add_subplot()
     for j, (name, by_n) in enumerate(rows.items()):

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from baselines.mixed_precision.optuna_search import nsga2_front_search
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.rendering import new_figure, save_figure
 
 #: Largest grid enumerated for the front.
 FRONT_LIMIT = 1 << 22
@@ -102,7 +104,6 @@ def pareto_run(instance: ParetoInstance, method: str, seed: int, max_evaluations
         rng = np.random.default_rng(seed)
         return rng.permutation(len(instance.score))[:max_evaluations].tolist()
     if method == "nsga2":
-        from baselines.mixed_precision.optuna_search import nsga2_front_search
 
         def objectives(choice: np.ndarray) -> tuple[float, float]:
             j = instance.flat(choice)
@@ -114,8 +115,6 @@ def pareto_run(instance: ParetoInstance, method: str, seed: int, max_evaluations
 
 def plot_front(instance: ParetoInstance, found: dict[str, Sequence[int]], path: str) -> None:
     """The exact front over every policy, with each method's evaluated non-dominated points."""
-    from quant_envs.rendering import new_figure, save_figure
-
     fig = new_figure()
     ax = fig.add_subplot()
     ax.scatter(instance.cost, instance.score, s=2, c="0.8", label="all policies", rasterized=True)

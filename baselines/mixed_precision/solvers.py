@@ -68,6 +68,7 @@ from baselines.mixed_precision import optuna_search
 from baselines.mixed_precision.ilp import solve_assignment_ilp
 from baselines.mixed_precision.regularized_evolution import regularized_evolution
 from baselines.mixed_precision.space import Choice, SearchSpace
+from baselines.mixed_precision.table_hawq import table_omega
 from baselines.result import Solver, SolveResult, registered
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision.problem import (
@@ -416,8 +417,6 @@ def _hawq_v3(space: SearchSpace, evaluate: _Evaluator, *, seed: int,
 
 
 def _hawq_v3_table(space: SearchSpace, evaluate: _Evaluator, ilp_time_limit_s: float | None) -> dict[str, Any]:
-    from baselines.mixed_precision.table_hawq import table_omega
-
     p = space.problem
     omega, source = table_omega(p.table)  # type: ignore[attr-defined]  # a TableProblem; its pairs are (b, b)
     index = {b: j for j, b in enumerate(p.bits)}

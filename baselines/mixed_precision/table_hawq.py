@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from quant_envs.atomic_io import atomic_write_json
 from quant_envs.mixed_precision.tables import DATA_DIR
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 from quant_envs.mixed_precision.tables.registry import load_table
@@ -50,6 +51,7 @@ def compute_traces(table: PolicyTable, samples: int = HUTCHINSON_SAMPLES, data: 
                    seed: int = TRACE_SEED) -> dict[str, Any]:
     """The JSON record of ``table``'s per-unit Hessian traces and ``Omega`` (weights only: a table
     takes one width per unit for weights and activations, and HAWQ-V3's objective is over weights)."""
+    # lazy: torch (the Hessian traces and the table's live network), needed only to remake the traces
     from baselines.mixed_precision.hessian import hawq_sensitivities, weight_perturbations
     from quant_envs.mixed_precision.tables.live import live_problem, numerics
 
@@ -94,8 +96,6 @@ def table_omega(table: PolicyTable) -> tuple[np.ndarray, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from quant_envs.atomic_io import atomic_write_json
-
     parser = argparse.ArgumentParser(prog="python -m baselines.mixed_precision.table_hawq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", required=True, help="a generated table that ships its float network")

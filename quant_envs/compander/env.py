@@ -20,12 +20,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
+from quant_envs.base import RENDER_MODES, QuantEnv
+from quant_envs.checks import check_bool, check_choice, check_finite_array, check_float, check_int
 from quant_envs.compander.compressor import OptimalCompressor
 from quant_envs.compander.objective import evaluate_spline
 from quant_envs.compander.quantizer import cell_moments, distortion, sqnr_db
@@ -36,7 +36,7 @@ from quant_envs.rendering import figure_to_rgb, new_figure
 
 __all__ = ["MAX_SEGMENTS", "ScalarQuantizerEnv", "SplineCompanderEnv", "SplineCompanderV1Env", "max_scalar_levels"]
 
-_RENDER_MODES = ["ansi", "rgb_array"]
+_RENDER_MODES = RENDER_MODES
 
 #: Most spline segments: at 32 the spline compander is within 1e-5 dB of the optimal compander
 #: (Laplacian and Gaussian, N = 32), so more segments only cost time (each step fits L pieces).
@@ -54,28 +54,7 @@ def _source(source: Any) -> Source:
     return get_source(check_choice("source", source, available_sources()))
 
 
-def _number(name: str, value: Any, **bounds: Any) -> float:
-    """check_float that also refuses strings ("0.05" is not a step size)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
-    return check_float(name, value, **bounds)
-
-
-def _flag(name: str, value: Any) -> bool:
-    """A real bool (numpy's too); strings and numbers are refused."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}={value!r} must be True or False, got {type(value).__name__}")
-    return bool(value)
-
-
-class _EpisodeGuard:
-    """step() after the episode ended raises until reset(), as MixedPrecision-v0 does."""
-
-    _done = True  # before the first reset too
-
-    def _check_running(self) -> None:
-        if self._done:
-            raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
+_EpisodeGuard = QuantEnv  # the former private base: the guard is QuantEnv's, shared by every environment
 
 
 # the optima this module's environments report (kept under their former private names too)
@@ -119,7 +98,7 @@ def _ordered(x: np.ndarray, lo: float, hi: float, gap: float) -> np.ndarray:
     return x
 
 
-class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]):
+class SplineCompanderEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
     """Optimise the segment threshold(s) of the spline-approximated optimal compander.
 
     ## Description
@@ -196,7 +175,6 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     * v0: initial version.
     """
 
-    metadata = {"render_modes": _RENDER_MODES, "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Box[np.float32]
     _penalty = "cliff"
@@ -222,9 +200,9 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
                              f"(at {MAX_SEGMENTS} segments the spline is within 1e-5 dB of the optimal compander)")
         self.fit = check_choice("fit", fit, FITS)
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
-        self.step_size = _number("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
-        self.random_start = _flag("random_start", random_start)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *_RENDER_MODES])
+        self.step_size = check_float("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
+        self.random_start = check_bool("random_start", random_start)
+        self._set_render_mode(render_mode)
         n_free = self.segments - 1
         self._margin = 0.01
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_free,), dtype=np.float32)
@@ -238,7 +216,7 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
 
     # -- model ---------------------------------------------------------------------------------
     def _reference(self) -> tuple[float, float]:
-        return _optimal_compander_reference(self.source, self.levels)
+        return optimal_compander_reference(self.source, self.levels)
 
     def _sqnr_at(self, u: np.ndarray) -> tuple[float, float]:
         x_max, _ = self._reference()
@@ -284,11 +262,11 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
         self._u = self._order(u)
         self._dist, self._sqnr = self._sqnr_at(self._u)
         self._steps = 0
-        self._done = False
+        self._begin_episode()
         return self._obs(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        self._check_running()
+        self._check_can_step()
         a = _action_array(action, self.action_space.shape)
         before = self._sqnr
         self._u = self._order(self._u + self.step_size * a)
@@ -298,13 +276,13 @@ class SplineCompanderEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
         self._done = terminated
         return self._obs(), float(self._sqnr - before), terminated, False, self._info()
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
+    def _render_ansi(self) -> str:
         x_max, oc = self._reference()
-        if self.render_mode == "ansi":
-            t = ", ".join(f"{v:.4f}" for v in self._u * x_max)
-            return f"step {self._steps}/{self.max_steps}: t = [{t}] (x_max = {x_max:.4f}), SQNR {self._sqnr:.4f} dB, optimal compander {oc:.4f} dB\n"
+        t = ", ".join(f"{v:.4f}" for v in self._u * x_max)
+        return f"step {self._steps}/{self.max_steps}: t = [{t}] (x_max = {x_max:.4f}), SQNR {self._sqnr:.4f} dB, optimal compander {oc:.4f} dB\n"
+
+    def _render_rgb_array(self) -> np.ndarray:
+        x_max, oc = self._reference()
 
         target = OptimalCompressor(source=self.source, x_max=x_max)
         spline = fit_spline_compressor(target, self._u * x_max, degree=self.degree, fit=self.fit)
@@ -384,7 +362,7 @@ class SplineCompanderV1Env(SplineCompanderEnv):
     _penalty = "smooth"
 
 
-class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]):
+class ScalarQuantizerEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
     """Move the decision thresholds of an N-level quantizer towards the Lloyd-Max optimum.
 
     ## Description
@@ -455,7 +433,6 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
     * v0: initial version.
     """
 
-    metadata = {"render_modes": _RENDER_MODES, "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Box[np.float32]
 
@@ -479,10 +456,10 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
                 "the environment keeps, so its optimum is out of reach"
             )
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
-        self.step_size = _number("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
-        self.start_noise = _number("start_noise", start_noise, min_value=0.0, max_value=1.0)
-        self.normalize_reward = _flag("normalize_reward", normalize_reward)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *_RENDER_MODES])
+        self.step_size = check_float("step_size", step_size, min_value=0.0, max_value=1.0, min_inclusive=False)
+        self.start_noise = check_float("start_noise", start_noise, min_value=0.0, max_value=1.0)
+        self.normalize_reward = check_bool("normalize_reward", normalize_reward)
+        self._set_render_mode(render_mode)
         n = self.levels
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n - 1,), dtype=np.float32)
         low = np.concatenate((-np.ones(n - 1), -2.0 * np.ones(n), np.zeros(n), [0.0, 0.0])).astype(np.float32)
@@ -538,12 +515,12 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
         t = t + self.start_noise * spacing * self.np_random.uniform(-0.5, 0.5, size=n - 1)
         self._t = self._order(t)
         self._steps = 0
-        self._done = False
+        self._begin_episode()
         self._evaluate()
         return self._obs(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        self._check_running()
+        self._check_can_step()
         a = _action_array(action, self.action_space.shape)
         before = self._dist
         self._t = self._order(self._t + self.step_size * self._bound * a)
@@ -556,16 +533,16 @@ class ScalarQuantizerEnv(_EpisodeGuard, gym.Env[NDArray[np.float32], np.ndarray]
         self._done = terminated
         return self._obs(), float(reward), terminated, False, self._info()
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
+    def _render_ansi(self) -> str:
         d_opt = self._reference()[2]
-        if self.render_mode == "ansi":
-            shown = ", ".join(f"{v:.3f}" for v in self._t)
-            return (
-                f"step {self._steps}/{self.max_steps}: t = [{shown}], D = {self._dist:.6g} "
-                f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
-            )
+        shown = ", ".join(f"{v:.3f}" for v in self._t)
+        return (
+            f"step {self._steps}/{self.max_steps}: t = [{shown}], D = {self._dist:.6g} "
+            f"({sqnr_db(self._dist):.3f} dB; Lloyd-Max {sqnr_db(d_opt):.3f} dB)\n"
+        )
+
+    def _render_rgb_array(self) -> np.ndarray:
+        d_opt = self._reference()[2]
 
         b = self._bound
         x = np.linspace(-b, b, 400)

@@ -12,34 +12,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from quant_envs.checks import check_choice, check_float, check_int
+from quant_envs.base import RENDER_MODES, QuantEnv
+from quant_envs.checks import check_float, check_int
 from quant_envs.cvt.domain import Interval
 from quant_envs.cvt.problem import CVTEvaluation, CVTProblem
 from quant_envs.rendering import figure_to_rgb, new_figure
 
 __all__ = ["CVT1DEnv", "CVT2DEnv"]
 
-_RENDER_MODES = ["ansi", "rgb_array"]
+_RENDER_MODES = RENDER_MODES
 
-
-def _number(name: str, value: Any, **bounds: Any) -> float:
-    """check_float that also refuses strings ("0.5" is not a number here)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
-    return check_float(name, value, **bounds)
 #: Offsets to the centroid are reported in mean cell sizes, clipped to this bound.
 OFFSET_CLIP = 4.0
 
 
-class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
+class _CVTEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
     """Shared machinery of the 1-D and 2-D CVT environments (see their docstrings)."""
 
-    metadata = {"render_modes": _RENDER_MODES, "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Box[np.float32]
     _dim = 1
@@ -67,12 +60,10 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
             )
         self.k = self.problem.k
         self.max_steps = check_int("max_steps", max_steps, min_value=1)
-        self.tol = _number("tol", tol, min_value=0.0, max_value=1.0, min_inclusive=False)
-        self.action_scale = _number("action_scale", action_scale, min_value=0.0, min_inclusive=False)
-        self.reward_scale = _number("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
-        if render_mode is not None:
-            check_choice("render_mode", render_mode, _RENDER_MODES)
-        self.render_mode = render_mode
+        self.tol = check_float("tol", tol, min_value=0.0, max_value=1.0, min_inclusive=False)
+        self.action_scale = check_float("action_scale", action_scale, min_value=0.0, min_inclusive=False)
+        self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
+        self._set_render_mode(render_mode)
         d = self._dim
         #: Mean cell size (|domain| / k)^(1/d): the unit of moves and of centroid offsets.
         self.cell_size = (self.problem.domain.size / self.k) ** (1.0 / d)
@@ -86,7 +77,6 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self._ev: CVTEvaluation | None = None
         self._e0 = self._g0 = 1.0
         self._steps = 0
-        self._done = False
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -102,14 +92,8 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self._e0 = self._ev.energy
         self._g0 = max(float(np.linalg.norm(self._ev.gradient)), np.finfo(float).tiny)
         self._steps = 0
-        self._done = False
+        self._begin_episode()
         return self._observation(), self._info()
-
-    def _check_can_step(self) -> None:
-        if self._z is None or self._ev is None:
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
 
     def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         self._check_can_step()
@@ -130,12 +114,10 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self._done = terminated or truncated
         return self._observation(), float(reward), bool(terminated), bool(truncated), self._info()
 
-    def render(self):
-        if self.render_mode is None or self._z is None:
-            return None
-        if self.render_mode == "ansi":
-            return self._render_text()
-        return self._render_rgb()
+    def render(self) -> str | np.ndarray | None:
+        if self._z is None and self.render_mode is not None:
+            return None  # nothing to show before the first reset
+        return super().render()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -172,7 +154,7 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
             "step": self._steps,
         }
 
-    def _render_text(self) -> str:
+    def _render_ansi(self) -> str:
         assert self._z is not None and self._ev is not None
         head = (
             f"step {self._steps}: E = {self._ev.energy:.6e} (E/E0 = {self._ev.energy / self._e0:.4f}), "
@@ -186,7 +168,7 @@ class _CVTEnv(gym.Env[NDArray[np.float32], np.ndarray]):
             return head + "\n[" + "".join(line) + "]"
         return head
 
-    def _render_rgb(self) -> np.ndarray:
+    def _render_rgb_array(self) -> np.ndarray:
         assert self._z is not None and self._ev is not None
         fig = new_figure(4.8, 4.8 if self._dim == 2 else 2.4)
         ax = fig.add_subplot(1, 1, 1)

@@ -22,8 +22,8 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from quant_envs.checks import check_finite_array, check_int
-from quant_envs.cvt.env import _CVTEnv, _number
+from quant_envs.checks import check_finite_array, check_float, check_int
+from quant_envs.cvt.env import _CVTEnv
 from quant_envs.cvt.reference import cached_reference_energy
 
 __all__ = ["CVT1DEnvV1", "CVT2DEnvV1", "GLOBAL_COLUMNS", "feature_columns"]
@@ -79,7 +79,7 @@ class _CVTEnvV1(_CVTEnv):
         if reference_energy is None:
             self.reference_energy = cached_reference_energy(self.problem, density)
         else:
-            self.reference_energy = _number("reference_energy", reference_energy, min_value=0.0, min_inclusive=False)
+            self.reference_energy = check_float("reference_energy", reference_energy, min_value=0.0, min_inclusive=False)
         self._mass_total = 1.0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 from scipy.special import softmax
 
+from quant_envs.base import QuantEnv
 from quant_envs.checks import check_choice, check_finite_array, check_float, check_int
 from quant_envs.feel.bandwidth import min_max_bandwidth, project_shares
 from quant_envs.feel.model import FULL_PRECISION, bits_per_upload, uplink_rate
@@ -77,16 +77,8 @@ def device_features(scenario: Scenario) -> np.ndarray:
 
 
 def _check_render_mode(render_mode: str | None, modes: list[str]) -> str | None:
-    if render_mode is not None:
-        check_choice("render_mode", render_mode, modes)
-    return render_mode
-
-
-def _number(name: str, value: Any, **bounds: Any) -> float:
-    """check_float that also refuses strings ("200e3" is not a bandwidth)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
-    return check_float(name, value, **bounds)
+    """Kept for callers of the former helper; the environments use ``QuantEnv._set_render_mode``."""
+    return check_choice("render_mode", render_mode, [None, *modes])
 
 
 def _level_menu(level_menu: Any) -> np.ndarray:
@@ -132,7 +124,7 @@ def _bar_frame(title: str, levels: np.ndarray, second: np.ndarray | None, second
     return figure_to_rgb(fig)
 
 
-class FeelAllocationEnv(gym.Env[NDArray[np.float32], np.ndarray]):
+class FeelAllocationEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
     """Joint quantization-level and bandwidth allocation for quantized federated edge learning.
 
     ## Description
@@ -198,7 +190,6 @@ class FeelAllocationEnv(gym.Env[NDArray[np.float32], np.ndarray]):
       use ``FeelAllocation-v1``.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Box[np.float32]
 
@@ -213,14 +204,14 @@ class FeelAllocationEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=538)
-        self.total_bandwidth = _number("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
+        self.total_bandwidth = check_float("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
         self.max_levels = check_int("max_levels", max_levels, min_value=1, max_value=MAX_MENU_LEVEL)
         self.scenario_seed = None if scenario_seed is None else check_int("scenario_seed", scenario_seed, min_value=0)
         if min_share is None:
             min_share = 1e-3 / self.num_devices
-        self.min_share = _number("min_share", min_share, min_value=0.0, max_value=1.0 / self.num_devices, min_inclusive=False, max_inclusive=False)
-        self.reward_clip = _number("reward_clip", reward_clip, min_value=0.0, min_inclusive=False)
-        self.render_mode = _check_render_mode(render_mode, self.metadata["render_modes"])
+        self.min_share = check_float("min_share", min_share, min_value=0.0, max_value=1.0 / self.num_devices, min_inclusive=False, max_inclusive=False)
+        self.reward_clip = check_float("reward_clip", reward_clip, min_value=0.0, min_inclusive=False)
+        self._set_render_mode(render_mode)
         k = self.num_devices
         self.action_space = spaces.Box(-1.0, 1.0, (2 * k,), np.float32)
         self.observation_space = spaces.Box(0.0, 1.0, (5 * k + 1,), np.float32)
@@ -262,13 +253,12 @@ class FeelAllocationEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self.scenario = make_scenario(self.num_devices, seed=scen_seed, total_bandwidth=self.total_bandwidth, max_levels=self.max_levels)
         self.reference_time = reference_time(self.scenario)
         self._last = None
+        self._begin_episode()
         return self._observation(), {"scenario_seed": scen_seed, "reference_time": self.reference_time}
 
     def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        if self.scenario is None:
-            raise RuntimeError("call reset() before step()")
-        if self._last is not None:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self._check_can_step()
+        assert self.scenario is not None  # made by reset()
         levels, bandwidth, projected = self.decode_action(action)
         tb = time_breakdown(self.scenario, levels, bandwidth)
         reward = self._reward(tb.total_time)
@@ -282,18 +272,18 @@ class FeelAllocationEnv(gym.Env[NDArray[np.float32], np.ndarray]):
             "projected": projected,
         }
         self._last = info
+        self._done = True  # one step per episode
         return self._observation(), float(reward), True, False, info
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        if self.render_mode == "rgb_array":
-            if self._last is None:
-                k = self.num_devices
-                return _bar_frame("FeelAllocation: no allocation yet", np.full(k, 1), np.zeros(k), "bandwidth (kHz)")
-            i = self._last
-            return _bar_frame(f"T = {i['total_time']:.4g} s ({i['total_time'] / self.reference_time:.3f} T_ref)",
-                              i["levels"], i["bandwidth"] / 1e3, "bandwidth (kHz)")
+    def _render_rgb_array(self) -> np.ndarray:
+        if self._last is None:
+            k = self.num_devices
+            return _bar_frame("FeelAllocation: no allocation yet", np.full(k, 1), np.zeros(k), "bandwidth (kHz)")
+        i = self._last
+        return _bar_frame(f"T = {i['total_time']:.4g} s ({i['total_time'] / self.reference_time:.3f} T_ref)",
+                          i["levels"], i["bandwidth"] / 1e3, "bandwidth (kHz)")
+
+    def _render_ansi(self) -> str:
         if self.scenario is None:
             return "FeelAllocation: not reset\n"
         lines = [f"FeelAllocation: K={self.num_devices}, B={self.total_bandwidth:.4g} Hz, reference T={self.reference_time:.4g} s"]
@@ -376,7 +366,7 @@ class FeelAllocationV1Env(FeelAllocationEnv):
         super().__init__(num_devices=num_devices, total_bandwidth=total_bandwidth, max_levels=max_levels,
                          scenario_seed=scenario_seed, render_mode=render_mode)
         # Beyond e^40 between shares the smallest ones underflow the model's rate (no new allocations).
-        self.logit_scale = _number("logit_scale", logit_scale, min_value=0.0, max_value=20.0, min_inclusive=False)
+        self.logit_scale = check_float("logit_scale", logit_scale, min_value=0.0, max_value=20.0, min_inclusive=False)
 
     def _shares(self, a: np.ndarray) -> tuple[np.ndarray, bool]:
         return softmax(self.logit_scale * a), False
@@ -390,7 +380,7 @@ class FeelAllocationV1Env(FeelAllocationEnv):
         return obs, reward, terminated, truncated, info
 
 
-class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
+class FeelTrainingEnv(QuantEnv[NDArray[np.float32], np.ndarray]):
     """Per-round quantization control of real quantized federated training on digits.
 
     ## Description
@@ -457,7 +447,6 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
       its menu cannot express AO's levels; see ``FeelTraining-v1``.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.MultiDiscrete
     #: The argument that is the episode horizon (``max_episode_steps`` of the spec; quant_envs.horizons).
@@ -477,23 +466,22 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         self.num_devices = check_int("num_devices", num_devices, min_value=1, max_value=538)
-        self.total_bandwidth = _number("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
+        self.total_bandwidth = check_float("total_bandwidth", total_bandwidth, min_value=0.0, min_inclusive=False)
         self.scenario_seed = None if scenario_seed is None else check_int("scenario_seed", scenario_seed, min_value=0)
         self.level_menu = _level_menu(level_menu)
         self.max_levels = max(255, int(self.level_menu.max()))
         self.bandwidth_mode = check_choice("bandwidth", bandwidth, ("min_max", "equal"))
-        self.target_accuracy = _number("target_accuracy", target_accuracy, min_value=0.0, max_value=1.0)
-        self.target_gap = None if target_gap is None else _number("target_gap", target_gap, min_value=0.0, min_inclusive=False)
+        self.target_accuracy = check_float("target_accuracy", target_accuracy, min_value=0.0, max_value=1.0)
+        self.target_gap = None if target_gap is None else check_float("target_gap", target_gap, min_value=0.0, min_inclusive=False)
         self.max_rounds = check_int("max_rounds", max_rounds, min_value=1)
         self.eval_split = check_choice("eval_split", eval_split, ("val", "test"))
-        self.render_mode = _check_render_mode(render_mode, self.metadata["render_modes"])
+        self._set_render_mode(render_mode)
         k = self.num_devices
         self.action_space = spaces.MultiDiscrete(np.full(k, len(self.level_menu)))
         self.observation_space = spaces.Box(0.0, 1.0, (6 * k + 4,), np.float32)
         self.scenario: Scenario | None = None
         self.sim: FederatedSimulator | None = None
         self._last: dict[str, Any] | None = None
-        self._done = False
 
     def _observation(self) -> NDArray[np.float32]:
         assert self.sim is not None  # made by reset()
@@ -529,14 +517,12 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self._grad0, self._grad_last = None, None
         self.elapsed_time = 0.0
         self._last = None
-        self._done = False
+        self._begin_episode()
         return self._observation(), {"scenario_seed": scen_seed, "reference_round": self.reference_round}
 
     def step(self, action: np.ndarray) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        if self.sim is None or self.scenario is None:  # both made by reset()
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self._check_can_step()
+        assert self.sim is not None and self.scenario is not None  # both made by reset()
         allowed = f"{self.num_devices} integer indices into level_menu, each in [0, {len(self.level_menu)})"
         a = check_finite_array("action", action, (self.num_devices,), allowed)
         bad = (a != np.round(a)) | (a < 0) | (a >= len(self.level_menu))
@@ -575,15 +561,14 @@ class FeelTrainingEnv(gym.Env[NDArray[np.float32], np.ndarray]):
         self._done = terminated or truncated
         return self._observation(), -round_time / self.reference_round, terminated, truncated, info
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        if self.render_mode == "rgb_array":
-            if self._last is None:
-                return _bar_frame("FeelTraining: no round yet", np.full(self.num_devices, 1), None, "")
-            i = self._last
-            return _bar_frame(f"round {i['round']}: gap {i['gap']:.3g}, accuracy {i['accuracy']:.3f}, "
-                              f"{i['elapsed_time']:.3g} s", i["levels"], None, "")
+    def _render_rgb_array(self) -> np.ndarray:
+        if self._last is None:
+            return _bar_frame("FeelTraining: no round yet", np.full(self.num_devices, 1), None, "")
+        i = self._last
+        return _bar_frame(f"round {i['round']}: gap {i['gap']:.3g}, accuracy {i['accuracy']:.3f}, "
+                          f"{i['elapsed_time']:.3g} s", i["levels"], None, "")
+
+    def _render_ansi(self) -> str:
         if self.sim is None:
             return "FeelTraining: not reset\n"
         line = f"FeelTraining: round {self.sim.round}, elapsed {self.elapsed_time:.4g} s, loss {self._loss:.4f}, accuracy {self._accuracy:.3f}"

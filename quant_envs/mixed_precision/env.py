@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from quant_envs.base import QuantEnv
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
 from quant_envs.mixed_precision.asked import AskedBefore
+from quant_envs.mixed_precision.config import DEFAULTS_V1, ProblemConfig
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import (
     METRIC_UNITS,
@@ -26,7 +28,7 @@ from quant_envs.mixed_precision.problem import (
 from quant_envs.rendering import figure_to_rgb, new_figure
 
 
-class MixedPrecisionEnv(gym.Env[Observation, Action]):
+class MixedPrecisionEnv(QuantEnv[Observation, Action]):
     """Choose a bit width for every layer of a trained network under an accelerator's budget.
 
     ## Description
@@ -144,48 +146,47 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
       ``finetune_steps=20``.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Discrete | spaces.Box[np.float32]  # Box in the continuous version
 
     def __init__(
         self,
-        task: str = "mnist1d-cnn",
-        hardware: Any = "bismo-edge",
-        bits: tuple[int, ...] | list[int] | range = tuple(range(2, 9)),
-        budget_metric: str = "latency",
-        budget_fraction: float | None = None,
-        budget: float | None = None,
-        finetune_steps: int | None = None,
+        task: str = DEFAULTS_V1.task,
+        hardware: Any = DEFAULTS_V1.hardware,
+        bits: Iterable[int] = DEFAULTS_V1.bits,
+        budget_metric: str = DEFAULTS_V1.budget_metric,
+        budget_fraction: float | None = DEFAULTS_V1.budget_fraction,
+        budget: float | None = DEFAULTS_V1.budget,
+        finetune_steps: int | None = DEFAULTS_V1.finetune_steps,
         two_steps_per_layer: bool = False,
-        keep_first_last_8bit: bool = False,
+        keep_first_last_8bit: bool = DEFAULTS_V1.keep_first_last_8bit,
         invalid_action: str = "project",
         reward_scale: float = 0.1,
-        eval_split: str = "val",
-        eval_seed: int = 0,
-        cache_size: int = 4096,
-        batch: int | None = None,
+        eval_split: str = DEFAULTS_V1.eval_split,
+        eval_seed: int = DEFAULTS_V1.eval_seed,
+        cache_size: int = DEFAULTS_V1.cache_size,
+        batch: int | None = DEFAULTS_V1.batch,
         task_kwargs: dict[str, Any] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = DEFAULTS_V1.cache_dir,
         share_problem: bool = True,
         render_mode: str | None = None,
-        device: Any = "cpu",
+        device: Any = DEFAULTS_V1.device,
     ) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self.reward_scale = check_float("reward_scale", reward_scale, min_value=0.0, min_inclusive=False)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self._set_render_mode(render_mode)
         self.two_steps_per_layer = check_bool("two_steps_per_layer", two_steps_per_layer)
+        #: the problem's validated arguments (the registered version's defaults where not given)
+        self.config = ProblemConfig(
+            task=task, hardware=hardware, bits=bits, budget_metric=budget_metric, budget_fraction=budget_fraction,
+            budget=budget, finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
+            eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
+            task_kwargs=task_kwargs, cache_dir=cache_dir, device=device)
         make_problem = shared_problem if check_bool("share_problem", share_problem) else MixedPrecisionProblem
-        self._asked = AskedBefore(cache_size)  # info["cached"]: this instance's own history
+        self._asked = AskedBefore(self.config.cache_size)  # info["cached"]: this instance's own history
         #: wall time (s) of the last episode's evaluation (0.0 if a shared cache answered); not in info
         self.last_eval_time_s = 0.0
-        self.problem: MixedPrecisionProblem = make_problem(
-            task=task, hardware=hardware, bits=MixedPrecisionProblem.check_bits(bits),
-            budget_metric=budget_metric, budget_fraction=budget_fraction, budget=budget,
-            finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
-            eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
-            task_kwargs=task_kwargs, cache_dir=cache_dir, device=device,
-        )
+        self.problem: MixedPrecisionProblem = make_problem(**self.config.as_kwargs())
         p = self.problem
         self.bits = p.bits
         self.num_layers = p.num_layers
@@ -217,6 +218,7 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self._last_evaluation: Evaluation | None = None
         self._prefetched: dict[Policy, Evaluation] = {}
         self._mask = self._compute_mask()
+        self._begin_episode()  # the first layer is ready: stepping before reset() was always allowed
 
     @property
     def _layer(self) -> int:
@@ -278,15 +280,14 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
         self._mask = self._compute_mask()
 
     def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        if self._t >= self.num_steps:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self._check_can_step()
         j, extra = self._choose(action)
         self._apply(j)
         reward, terminated = 0.0, False
         info = self._info()
         info.update(extra)
         if self._t == self.num_steps:
-            terminated = True
+            terminated = self._done = True
             policy = self._finalise_policy()
             # HAQ's budget rule may have lowered widths: the state shows the policy evaluated.
             self._w_idx[:] = self.problem.costs.bit_index([w for w, _ in policy])
@@ -348,25 +349,20 @@ class MixedPrecisionEnv(gym.Env[Observation, Action]):
                          self.bits[a] if a >= 0 else "-", cost))
         return rows
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
+    def _render_ansi(self) -> str:
         p = self.problem
         unit = METRIC_UNITS[p.budget_metric]
-        if self.render_mode == "ansi":
-            lines = [f"{'#':>3} {'layer':<28} {'kind':<9} {'w':>2} {'a':>2} {p.budget_metric + ' (' + unit + ')':>16}"]
-            for i, name, kind, w, a, cost in self._rows():
-                lines.append(f"{i:>3} {name:<28} {kind:<9} {w!s:>2} {a!s:>2} {cost:>16.6g}")
-            lines.append(f"spent {self._spent:.6g} {unit} of budget {p.budget:.6g} {unit} "
-                         f"({self._spent / p.budget:.1%})")
-            if self._last_evaluation is not None:
-                e = self._last_evaluation
-                lines.append(f"accuracy {e.accuracy:.4f} (float {e.float_accuracy:.4f})")
-            return "\n".join(lines) + "\n"
-        return self._render_rgb()
+        lines = [f"{'#':>3} {'layer':<28} {'kind':<9} {'w':>2} {'a':>2} {p.budget_metric + ' (' + unit + ')':>16}"]
+        for i, name, kind, w, a, cost in self._rows():
+            lines.append(f"{i:>3} {name:<28} {kind:<9} {w!s:>2} {a!s:>2} {cost:>16.6g}")
+        lines.append(f"spent {self._spent:.6g} {unit} of budget {p.budget:.6g} {unit} "
+                     f"({self._spent / p.budget:.1%})")
+        if self._last_evaluation is not None:
+            e = self._last_evaluation
+            lines.append(f"accuracy {e.accuracy:.4f} (float {e.float_accuracy:.4f})")
+        return "\n".join(lines) + "\n"
 
-    def _render_rgb(self) -> np.ndarray:
+    def _render_rgb_array(self) -> np.ndarray:
         rows = self._rows()
         x = np.arange(len(rows))
         w = [r[3] if r[3] != "-" else 0 for r in rows]

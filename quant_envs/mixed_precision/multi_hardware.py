@@ -13,17 +13,18 @@ import dataclasses
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 import hw_sim
+from quant_envs.base import QuantEnv
 from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import Action
+from quant_envs.mixed_precision.config import DEFAULTS_V0
 from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
@@ -156,7 +157,7 @@ class _Device:
     budget_clipped: bool
 
 
-class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
+class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
     """Mixed-precision quantization on an accelerator drawn per episode, with the hardware in the state.
 
     ## Description
@@ -243,22 +244,22 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
       rewards unchanged, so no version bump.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Discrete
 
     def __init__(self, hardware: Any = tuple(hw_sim.PROFILES), hardware_order: str = "draw",
-                 table: str | None = None, task: str = "digits-mbnet",
-                 bits: tuple[int, ...] | list[int] | range = tuple(range(2, 9)),
-                 budget_metric: str = "latency", budget_fraction: float | None = None,
+                 table: str | None = None, task: str = DEFAULTS_V0.task,
+                 bits: Iterable[int] = DEFAULTS_V0.bits,
+                 budget_metric: str = DEFAULTS_V0.budget_metric, budget_fraction: float | None = None,
                  budget_level: float | None = None, descriptor: Sequence[str] = DESCRIPTOR_GROUPS,
-                 finetune_steps: int = 20, invalid_action: str = "project", reward_scale: float = 0.1,
-                 eval_split: str = "val", eval_seed: int = 0, cache_size: int = 4096,
+                 finetune_steps: int | None = DEFAULTS_V0.finetune_steps, invalid_action: str = "project",
+                 reward_scale: float = 0.1, eval_split: str = DEFAULTS_V0.eval_split,
+                 eval_seed: int = DEFAULTS_V0.eval_seed, cache_size: int = DEFAULTS_V0.cache_size,
                  task_kwargs: dict[str, Any] | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  max_devices: int = 256, render_mode: str | None = None) -> None:
         self.hardware = _check_hardware(hardware)
         self.hardware_order = check_choice("hardware_order", hardware_order, HARDWARE_ORDERS)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self._set_render_mode(render_mode)
         self.budget_metric = check_choice("budget_metric", budget_metric, hw_sim.METRICS)
         if budget_fraction is not None and budget_level is not None:
             raise ValueError("pass at most one of budget_fraction, budget_level; got both")
@@ -286,11 +287,12 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
             self.bits = tuple(self._table.bits)
         else:  # live: build the task once; every accelerator's problem shares it
             first = self.hardware[0]
-            probe = MixedPrecisionProblem(
+            # MixedPrecision-v0's problem defaults; the budget is set per accelerator (_get_device)
+            probe = MixedPrecisionProblem.from_config(DEFAULTS_V0.replace(
                 task=task, hardware=first.base if isinstance(first, hw_sim.AcceleratorFamily) else first,
-                bits=MixedPrecisionProblem.check_bits(bits), budget_metric=self.budget_metric,
-                budget_fraction=1.0, finetune_steps=finetune_steps, eval_split=eval_split, eval_seed=eval_seed,
-                cache_size=cache_size, task_kwargs=task_kwargs, cache_dir=cache_dir)
+                bits=bits, budget_metric=self.budget_metric, budget_fraction=1.0, finetune_steps=finetune_steps,
+                eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, task_kwargs=task_kwargs,
+                cache_dir=cache_dir))
             self._shapes = list(probe.costs.layers)  # the layers' hw_sim shapes
             self.bits = probe.bits
             self._inner_kwargs.update(task=probe.task, bits=self.bits, finetune_steps=finetune_steps,
@@ -407,11 +409,12 @@ class MixedPrecisionMultiHardwareEnv(gym.Env[Observation, Action]):
     def policy(self) -> PartialPolicy:
         return self._device.env.policy
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
-        out = self._device.env.render()
-        if self.render_mode == "ansi":
-            return f"hardware {self._device.accelerator.name}: {self._device.accelerator.description}\n{out}"
-        return out
+    # The episode guard is the inner environment's (the same QuantEnv guard); rendering too.
+    def _render_ansi(self) -> str:
+        return (f"hardware {self._device.accelerator.name}: {self._device.accelerator.description}\n"
+                f"{self._device.env.render()}")
+
+    def _render_rgb_array(self) -> np.ndarray:
+        frame = self._device.env.render()
+        assert isinstance(frame, np.ndarray)  # the inner environment renders in the same mode
+        return frame

@@ -11,6 +11,12 @@ A *policy* gives every quantizable layer a (weight bits, activation bits) pair. 
 Accuracies are cached (LRU) by (policy, finetune_steps, split): a policy asked for twice is
 retrained once. Retraining is seeded by ``eval_seed``, so a policy's accuracy is a deterministic
 function of the policy; that is what makes the cache exact.
+
+:class:`MixedPrecisionProblem` composes the two halves: the torch-free cost and feasibility model
+(:class:`~quant_envs.mixed_precision.cost_model.CostModel`, ``problem.cost_model``) and the policy
+evaluator (:class:`~quant_envs.mixed_precision.policy_evaluator.PolicyEvaluator`,
+``problem.evaluator``: task, quantization, retraining, the bounded cache), from one validated
+:class:`~quant_envs.mixed_precision.config.ProblemConfig` (``problem.config``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -25,45 +32,38 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import hw_sim
 from hw_sim.metrics import METRIC_INFO, METRICS, Metric, metric_info  # noqa: F401  (re-exported)
-from hw_sim.metrics import UNITS as METRIC_UNITS
-from quant_envs.checks import check_bool, check_choice, check_float, check_int, check_mapping
+from hw_sim.metrics import UNITS as METRIC_UNITS  # noqa: F401  (re-exported)
+from quant_envs.checks import check_choice, check_int
 from quant_envs.mixed_precision import evaluator
-from quant_envs.mixed_precision.evaluator import check_device
+from quant_envs.mixed_precision.config import (  # noqa: F401  (re-exported)
+    DEFAULTS_V1,
+    EVAL_SPLITS,
+    MAX_BITS,
+    MIN_BITS,
+    ProblemConfig,
+    check_bits,
+    check_hardware,
+)
+from quant_envs.mixed_precision.cost_model import (  # noqa: F401  (re-exported: their home was here)
+    COUNT_LIMIT,
+    DEFAULT_BUDGET_FLOOR,
+    DEFAULT_BUDGET_STEP,
+    DEFAULT_MIN_FEASIBLE,
+    RELATIVE_SLACK,
+    CostModel,
+    FeasibilityModel,
+    PartialPolicy,
+    Policy,
+)
 from quant_envs.mixed_precision.features import LayerFacts
+from quant_envs.mixed_precision.policy_evaluator import EvaluationCache, PolicyEvaluator
 
 if TYPE_CHECKING:  # torch is imported when a problem is built, not with this module
     import torch
 
     from quant_envs.mixed_precision.quantize import FakeQuantModel
     from quant_envs.mixed_precision.tasks import Task
-
-#: One (weight bits, activation bits) pair per quantizable layer.
-Policy = tuple[tuple[int, int], ...]
-#: the widths of an episode so far: None for a width not yet chosen
-PartialPolicy = tuple[tuple[int | None, int | None], ...]
-
-#: The widths a policy may use (the documented 2..8: the fake quantizer needs a sign bit and one more).
-MIN_BITS, MAX_BITS = 2, 8
-
-#: Relative slack when comparing summed costs with the budget (float round-off of the sums).
-RELATIVE_SLACK = 1e-9
-
-
-#: The default budget (``budget_fraction=None``) is the smallest multiple of ``DEFAULT_BUDGET_STEP``
-#: of the all-8-bit cost, at least ``DEFAULT_BUDGET_FLOOR``, that leaves at least
-#: ``DEFAULT_MIN_FEASIBLE`` feasible one-width-per-layer policies (every policy when there are
-#: fewer), counted exactly (:meth:`MixedPrecisionProblem.count_feasible`). A fixed fraction cannot
-#: serve every accelerator: 0.25 of the all-8-bit latency is infeasible on Bit Fusion and left
-#: digits-cnn 4 feasible policies on bismo-edge. Networks too large to count (more than
-#: ``COUNT_LIMIT`` choices in a half of the layers) get ``min_cost + DEFAULT_BUDGET_FLOOR x
-#: (all-8-bit cost - min_cost)``.
-DEFAULT_BUDGET_STEP = 0.05
-DEFAULT_BUDGET_FLOOR = 0.25
-DEFAULT_MIN_FEASIBLE = 1000
-COUNT_LIMIT = 2_000_000
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -107,7 +107,7 @@ def metric_fields(costs: Mapping[str, float], fractions: Mapping[str, float]) ->
     return out
 
 
-class MixedPrecisionProblem:
+class MixedPrecisionProblem(FeasibilityModel):
     """Task + accelerator + budget: costs, feasibility, masks and the accuracy of any policy.
 
     Args:
@@ -143,100 +143,64 @@ class MixedPrecisionProblem:
 
     def __init__(
         self,
-        task: Any = "mnist1d-cnn",
-        hardware: Any = "bismo-edge",
-        bits: Iterable[int] = range(2, 9),
-        budget_metric: str = "latency",
-        budget_fraction: float | None = None,
-        budget: float | None = None,
-        finetune_steps: int | None = None,
-        keep_first_last_8bit: bool = False,
-        eval_split: str = "val",
-        eval_seed: int = 0,
-        cache_size: int = 4096,
-        batch: int | None = None,
+        task: Any = DEFAULTS_V1.task,
+        hardware: Any = DEFAULTS_V1.hardware,
+        bits: Iterable[int] = DEFAULTS_V1.bits,
+        budget_metric: str = DEFAULTS_V1.budget_metric,
+        budget_fraction: float | None = DEFAULTS_V1.budget_fraction,
+        budget: float | None = DEFAULTS_V1.budget,
+        finetune_steps: int | None = DEFAULTS_V1.finetune_steps,
+        keep_first_last_8bit: bool = DEFAULTS_V1.keep_first_last_8bit,
+        eval_split: str = DEFAULTS_V1.eval_split,
+        eval_seed: int = DEFAULTS_V1.eval_seed,
+        cache_size: int = DEFAULTS_V1.cache_size,
+        batch: int | None = DEFAULTS_V1.batch,
         task_kwargs: dict[str, Any] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        device: Any = "cpu",
+        cache_dir: str | os.PathLike[str] | None = DEFAULTS_V1.cache_dir,
+        device: Any = DEFAULTS_V1.device,
     ) -> None:
-        # lazy: the task and its layer shapes bring torch; the problem's module (and the environments') import without it
-        from quant_envs.mixed_precision.layer_shapes import quantizable_layers
-        from quant_envs.mixed_precision.tasks import Task, make_task
+        # Checked before the task is built: a bad argument must not cost a float model's training.
+        self._build(ProblemConfig(
+            task=task, hardware=hardware, bits=bits, budget_metric=budget_metric, budget_fraction=budget_fraction,
+            budget=budget, finetune_steps=finetune_steps, keep_first_last_8bit=keep_first_last_8bit,
+            eval_split=eval_split, eval_seed=eval_seed, cache_size=cache_size, batch=batch,
+            task_kwargs=task_kwargs, cache_dir=cache_dir, device=device))
 
-        self.bits = self.check_bits(bits)
-        self.budget_metric = check_choice("budget_metric", budget_metric, METRICS)
-        if finetune_steps is not None:
-            check_int("finetune_steps", finetune_steps, min_value=0)
-        self.eval_split = check_choice("eval_split", eval_split, ("train", "val", "test"))
-        self.eval_seed = check_int("eval_seed", eval_seed, min_value=0)
-        self.cache_size = check_int("cache_size", cache_size, min_value=0)
-        self.keep_first_last_8bit = check_bool("keep_first_last_8bit", keep_first_last_8bit)
-        if self.keep_first_last_8bit and 8 not in self.bits:
-            raise ValueError(f"keep_first_last_8bit=True needs 8 among bits, got bits={list(self.bits)}")
-        self.accelerator = self._check_hardware(hardware)
+    @classmethod
+    def from_config(cls, config: ProblemConfig) -> MixedPrecisionProblem:
+        """The problem of a validated :class:`~quant_envs.mixed_precision.config.ProblemConfig`."""
+        if not isinstance(config, ProblemConfig):
+            raise TypeError(f"config={config!r} must be a ProblemConfig, got {type(config).__name__}")
+        problem = cls.__new__(cls)
+        problem._build(config)
+        return problem
+
+    def _build(self, config: ProblemConfig) -> None:
+        #: the validated arguments this problem was made from
+        self.config = config
+        self.bits = tuple(config.bits)
+        self.budget_metric = config.budget_metric
+        self.eval_split = config.eval_split
+        self.eval_seed = config.eval_seed
+        self.cache_size = config.cache_size
+        self.keep_first_last_8bit = config.keep_first_last_8bit
+        self.accelerator = check_hardware(config.hardware)
         self.hardware = self.accelerator.name
-        self.device = check_device(device)
-
-        # Checked before the task is built: a bad budget must not cost a float model's training.
-        if budget is None:
-            if budget_fraction is not None:  # None: the default, computed once the costs are known
-                budget_fraction = check_float("budget_fraction", budget_fraction, min_value=0.0, min_inclusive=False)
-        else:
-            budget = check_float("budget", budget, min_value=0.0, min_inclusive=False)
-        batch = None if batch is None else check_int("batch", batch, min_value=1)  # None: the accelerator's own
-        task_kwargs = check_mapping("task_kwargs", task_kwargs)
-        if isinstance(task, Task):
-            self._task = task
-        else:
-            kwargs = dict(task_kwargs)
-            if cache_dir is not None:
-                kwargs.setdefault("cache_dir", cache_dir)
-            self._task = make_task(task, **kwargs)
-        self.finetune_steps = int(self.task.finetune_steps if finetune_steps is None else finetune_steps)
-
-        self.layers = quantizable_layers(self.task.model, self.task.example_input())
+        # the task, its quantizable layers, retraining and the bounded evaluation cache
+        self.evaluator = PolicyEvaluator.from_config(config)
+        self._task = self.evaluator.task
+        self.finetune_steps = self.evaluator.finetune_steps
+        self.layers = self.evaluator.layers
+        self.device = self.evaluator.device
         self.num_layers = len(self.layers)
-        self.costs = hw_sim.CostTable([layer.shape for layer in self.layers],
-                                      self.accelerator, bits=self.bits, batch=batch)
+        # costs, budget and masks: the torch-free model of the layers' shapes (checks the budget)
+        self.cost_model = CostModel([layer.shape for layer in self.layers], config)
         self.weight_std = np.array([float(self._float_weight(i).std()) for i in range(self.num_layers)])
-
-        # Per-layer restriction of the (w, a) grid: HAQ's fixed 8-bit first and last layers.
-        nb = len(self.bits)
-        self.allowed = np.ones((self.num_layers, nb, nb), dtype=bool)
-        if self.keep_first_last_8bit:
-            at8 = self.bits.index(8)
-            for i in {0, self.num_layers - 1}:
-                self.allowed[i] = False
-                self.allowed[i, at8, at8] = True
-
-        self._min_completion: dict[tuple[str, bool], np.ndarray] = {}
-        # all-8-bit cost by metric (every layer at 8 bits, even when ``bits`` has no 8)
-        eight = hw_sim.CostTable([layer.shape for layer in self.layers], self.costs.accelerator, bits=(8,),
-                                 batch=self.costs.batch).policy_costs(np.full((self.num_layers, 2), 8))
-        self.reference_cost = {m: getattr(eight, info.cost_field) for m, info in METRIC_INFO.items()}
-        self.min_cost = float(self.min_completion(self.budget_metric, equal_bits=False)[0])
-        if budget is None:
-            if budget_fraction is None:
-                budget_fraction = self.default_budget_fraction()
-            self.budget_fraction = float(budget_fraction)
-            self.budget = budget_fraction * self.reference_cost[self.budget_metric]
-        else:
-            self.budget = budget
-            self.budget_fraction = self.budget / self.reference_cost[self.budget_metric]
-        if self.budget < self.min_cost * (1 - RELATIVE_SLACK):
-            ref = self.reference_cost[self.budget_metric]
-            unit = METRIC_UNITS[self.budget_metric]
-            raise ValueError(
-                f"budget={self.budget:.6g} {unit} ({self.budget / ref:.4f} of the all-8-bit {self.budget_metric}) "
-                f"is infeasible: the cheapest policy costs {self.min_cost:.6g} {unit} "
-                f"({self.min_cost / ref:.4f} of all-8-bit); feasible budgets are >= {self.min_cost:.6g} {unit}, "
-                f"i.e. budget_fraction >= {self.min_cost / ref:.4f}"
-            )
-
-        self._fq: FakeQuantModel | None = None
-        self._cache: OrderedDict[tuple, Evaluation] = OrderedDict()
-        self.num_evaluations = 0  # evaluations that ran (cache misses)
-        self.num_queries = 0  # all calls of evaluate(), cache hits included
+        cm = self.cost_model
+        self.costs, self.allowed, self._min_completion = cm.costs, cm.allowed, cm._min_completion
+        self.reference_cost, self.min_cost = cm.reference_cost, cm.min_cost
+        self.budget, self.budget_fraction = cm.budget, cm.budget_fraction
+        self._evaluations = self.evaluator.cache  # (policy, finetune_steps, split) -> Evaluation
 
     @property
     def task(self) -> Task:
@@ -244,174 +208,31 @@ class MixedPrecisionProblem:
         return self._task
 
     # ---------------------------------------------------------------------------------- checks
-    @staticmethod
-    def _check_hardware(hardware: Any):
-        """An ``hw_sim.Accelerator`` from a profile name, a measured table's name or an instance."""
-        if isinstance(hardware, hw_sim.Accelerator):
-            return hardware
-        names = sorted(hw_sim.PROFILES) + sorted(hw_sim.MEASURED)
-        if not isinstance(hardware, str):
-            raise TypeError(
-                f"hardware={hardware!r} must be a profile name or an hw_sim.Accelerator, got "
-                f"{type(hardware).__name__}"
-            )
-        if hardware not in names:
-            raise ValueError(f"hardware={hardware!r} is not allowed; expected an hw_sim.Accelerator or one of: {', '.join(names)}")
-        return hw_sim.get_accelerator(hardware)
-
-    @staticmethod
-    def check_bits(bits: Iterable[int]) -> tuple[int, ...]:
-        """The widths as a sorted tuple; each an integer in 2..8 (the fake quantizer's range)."""
-        if isinstance(bits, (str, bytes)) or not isinstance(bits, Iterable):
-            raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}, "
-                            f"got {type(bits).__name__}")
-        values = []
-        for b in bits:
-            try:
-                values.append(check_int("bits", b, min_value=MIN_BITS, max_value=MAX_BITS))
-            except TypeError:
-                raise TypeError(f"bits={bits!r} must be a list of integers in {MIN_BITS}..{MAX_BITS}; "
-                                f"{b!r} is a {type(b).__name__}") from None
-            except ValueError:
-                raise ValueError(f"bits={bits!r} is not allowed: {b} is outside {MIN_BITS}..{MAX_BITS}") from None
-        if not values:
-            raise ValueError(f"bits={bits!r} is not allowed; expected at least one width in {MIN_BITS}..{MAX_BITS}")
-        return tuple(sorted(set(values)))
+    _check_hardware = staticmethod(check_hardware)  # moved to quant_envs.mixed_precision.config
+    check_bits = staticmethod(check_bits)
 
     _check_bits = check_bits  # the former private name
 
-    def check_policy(self, policy: Sequence[Sequence[int]]) -> Policy:
-        """Return ``policy`` as a tuple of (w, a) int pairs, or raise ValueError naming what is wrong."""
-        try:
-            pol = tuple((int(w), int(a)) for w, a in policy)
-        except (TypeError, ValueError):
-            raise ValueError(f"policy must be a sequence of (w_bits, a_bits) pairs, got {policy!r}") from None
-        if len(pol) != self.num_layers:
-            raise ValueError(f"policy has {len(pol)} layers; the task has {self.num_layers} quantizable layers")
-        for i, (w, a) in enumerate(pol):
-            if w not in self.bits or a not in self.bits:
-                raise ValueError(f"policy[{i}]=({w}, {a}) is not allowed; widths must be in {list(self.bits)}")
-            if not self.allowed[i, self.bits.index(w), self.bits.index(a)]:
-                raise ValueError(f"policy[{i}]=({w}, {a}) is not allowed: layer {i} is fixed at 8 bits")
-        return pol
-
-    # ----------------------------------------------------------------------------------- costs
-    def uniform_policy(self, b: int) -> Policy:
-        """Every layer at ``b`` bits (fixed layers stay at 8)."""
-        pol = [(b, b)] * self.num_layers
-        if self.keep_first_last_8bit:
-            pol[0] = pol[-1] = (8, 8)
-        return tuple(pol)
-
+    # ------------------------------------------------------------ costs (the cost model's)
     def layer_costs(self, metric: str) -> np.ndarray:
         """The [layers, w-bits, a-bits] cost table of ``metric``."""
-        return getattr(self.costs, check_choice("metric", metric, METRICS))
+        return self.cost_model.layer_costs(metric)
 
     def cost(self, policy: Policy) -> dict[str, float]:
         """Latency (s), energy (J) and size (B) of ``policy``."""
-        total = self.costs.policy_costs(np.array(policy, dtype=int))  # [L, 2] (w, a) pairs
-        return {m: getattr(total, info.cost_field) for m, info in METRIC_INFO.items()}
-
-    def is_feasible(self, policy: Policy) -> bool:
-        return self.cost(policy)[self.budget_metric] <= self.budget * (1 + RELATIVE_SLACK)
-
-    def allowed_grid(self, equal_bits: bool) -> np.ndarray:
-        """The per-layer allowed (w, a) grid; ``equal_bits`` keeps only w == a (one step per layer)."""
-        if not equal_bits:
-            return self.allowed
-        return self.allowed & np.eye(len(self.bits), dtype=bool)[None]
+        return self.cost_model.cost(policy)
 
     def min_completion(self, metric: str, equal_bits: bool) -> np.ndarray:
         """[layers + 1]: the least cost of layers i.. over allowed choices (0 at the end)."""
-        key = (metric, bool(equal_bits))
-        if key not in self._min_completion:
-            self._min_completion[key] = np.asarray(
-                self.costs.min_completion_cost(metric, allowed=self.allowed_grid(equal_bits)))
-        return self._min_completion[key]
-
-    def allowed_pairs(self, layer: int, spent: float, equal_bits: bool, rest_min: float | None = None) -> np.ndarray:
-        """The exact mask: the [w-bits, a-bits] grid of ``layer``'s pairs that keep the budget reachable.
-
-        ``spent`` is the budget-metric cost of the layers already chosen; ``rest_min`` the least cost
-        of the layers still open besides ``layer`` (default: layers ``layer + 1 ..``, the
-        environments' order). A pair is allowed iff some completion of the open layers fits.
-        """
-        if rest_min is None:
-            rest_min = float(self.min_completion(self.budget_metric, equal_bits)[layer + 1])
-        table = self.layer_costs(self.budget_metric)[layer]
-        fits = spent + table + rest_min <= self.budget * (1 + RELATIVE_SLACK)
-        return self.allowed_grid(equal_bits)[layer] & fits
-
-    def budget_fractions(self, costs: dict[str, float]) -> dict[str, float]:
-        return {m: costs[m] / self.reference_cost[m] for m in METRICS}
-
-    def _half_sums(self, equal_bits: bool) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """Budget-metric costs of every choice for the first and (sorted) second half of the layers."""
-        grid = self.allowed_grid(equal_bits)
-        table = self.layer_costs(self.budget_metric)
-        options = [table[i][grid[i]] for i in range(self.num_layers)]  # allowed costs per layer
-        sizes = [len(o) for o in options]
-        half = self.num_layers // 2
-        if max(int(np.prod(sizes[:half], dtype=float)), int(np.prod(sizes[half:], dtype=float))) > COUNT_LIMIT:
-            return None
-
-        def sums(parts: list[np.ndarray]) -> np.ndarray:
-            total = np.zeros(1)
-            for costs in parts:
-                total = (total[:, None] + costs[None, :]).reshape(-1)
-            return total
-
-        return sums(options[:half]), np.sort(sums(options[half:])), int(np.prod(sizes, dtype=object))
-
-    def count_feasible(self, equal_bits: bool = True, budget: float | None = None) -> tuple[int, int]:
-        """(policies within ``budget`` (default: the problem's), all allowed policies), counted exactly.
-
-        Meet in the middle: the costs of every choice for each half of the layers are enumerated,
-        one half sorted, and the pairs within budget counted with ``searchsorted``. Cheap up to
-        ~14 layers x 7 widths with ``equal_bits`` (one width per layer); raises ValueError beyond
-        ``COUNT_LIMIT`` choices per half.
-        """
-        halves = self._half_sums(equal_bits)
-        if halves is None:
-            raise ValueError(f"the task has {self.num_layers} layers: too many policies to count "
-                             f"(more than {COUNT_LIMIT} choices in a half of the layers)")
-        left, right, total = halves
-        limit = (self.budget if budget is None else budget) * (1 + RELATIVE_SLACK)
-        return int(np.searchsorted(right, limit - left, side="right").sum()), total
-
-    def default_budget_fraction(self) -> float:
-        """The default budget as a fraction of the all-8-bit cost (see ``DEFAULT_MIN_FEASIBLE``)."""
-        ref = self.reference_cost[self.budget_metric]
-        halves = self._half_sums(equal_bits=True)
-        if halves is None:
-            return (self.min_cost + DEFAULT_BUDGET_FLOOR * (ref - self.min_cost)) / ref
-        left, right, total = halves
-        need = min(DEFAULT_MIN_FEASIBLE, total)
-        k = max(round(DEFAULT_BUDGET_FLOOR / DEFAULT_BUDGET_STEP), 1)
-        while True:
-            fraction = round(k * DEFAULT_BUDGET_STEP, 10)
-            limit = fraction * ref * (1 + RELATIVE_SLACK)
-            if int(np.searchsorted(right, limit - left, side="right").sum()) >= need:
-                return fraction
-            k += 1
+        return self.cost_model.min_completion(metric, equal_bits)
 
     # -------------------------------------------------------------------------------- accuracy
     def _float_weight(self, i: int) -> torch.Tensor:
-        import torch
-
-        weight = self.task.model.get_submodule(self.layers[i].name).weight
-        assert isinstance(weight, torch.Tensor)  # a quantizable layer's parameter
-        return weight.detach()
+        return self.evaluator.float_weight(i)
 
     def fake_quant_model(self) -> FakeQuantModel:
         """The task's model wrapped for fake quantization (built once, shared between evaluations)."""
-        if self._fq is None:
-            # lazy: fake quantization is torch (see __init__)
-            from quant_envs.mixed_precision.quantize import FakeQuantModel
-
-            self._fq = FakeQuantModel(self.task.model, [layer.name for layer in self.layers],
-                                      self.task.calibration_inputs()).to(self.device)
-        return self._fq
+        return self.evaluator.fake_quant_model()
 
     def quantized_model(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
                         seed: int | None = None):
@@ -422,23 +243,20 @@ class MixedPrecisionProblem:
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
         seed = self.eval_seed if seed is None else check_int("seed", seed, min_value=0)
-        fq = self.fake_quant_model()
-        fq.reset_weights()
-        model = fq.set_policy(pol)
-        return self.task.finetune(model, steps, seed=seed)
+        return self.evaluator.quantized_model(pol, steps, seed)
 
     def evaluate(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
                  split: str | None = None) -> Evaluation:
         """Accuracy and costs of ``policy`` (answered from the cache when seen before)."""
         pol = self.check_policy(policy)
         steps = self.finetune_steps if finetune_steps is None else check_int("finetune_steps", finetune_steps, min_value=0)
-        split = self.eval_split if split is None else check_choice("split", split, ("train", "val", "test"))
+        split = self.eval_split if split is None else check_choice("split", split, EVAL_SPLITS)
         key = (pol, steps, split)
         hit = self._recall(key)
         if hit is not None:
             return self._cached_copy(hit)
         start = time.perf_counter()
-        acc = self.task.evaluate(self.quantized_model(pol, steps), split)
+        acc = self.evaluator.accuracy(pol, steps, split)
         return self._remember(key, self._evaluation(pol, steps, split, acc, time.perf_counter() - start))
 
     def evaluate_many(self, policies: Sequence[Sequence[Sequence[int]]], finetune_steps: int | None = None,
@@ -473,37 +291,51 @@ class MixedPrecisionProblem:
             finetune_steps=steps, split=split, eval_time_s=elapsed, cached=False,
         )
 
+    # ------------------------------------------------- the evaluation cache (the evaluator's)
+    #: the cache and counters (a TableProblem has its own, for its look-ups)
+    _evaluations: EvaluationCache
+
     def _recall(self, key: tuple) -> Any:
         """Count a query; the cached evaluation of ``key`` (now the most recently used), or None."""
-        self.num_queries += 1
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-        return hit
+        return self._evaluations.recall(key)
 
     def _remember(self, key: tuple, result: Any) -> Any:
         """Count an evaluation that ran and cache it (LRU: the least recently used beyond
         ``cache_size`` is dropped); returns ``result``."""
-        self.num_evaluations += 1
-        if self.cache_size:
-            self._cache[key] = result
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return result
+        return self._evaluations.remember(key, result)
+
+    @property
+    def _cache(self) -> OrderedDict[tuple, Any]:
+        return self._evaluations.entries
+
+    @property
+    def num_evaluations(self) -> int:
+        """Evaluations that ran (cache misses)."""
+        return self._evaluations.num_evaluations
+
+    @num_evaluations.setter
+    def num_evaluations(self, value: int) -> None:
+        self._evaluations.num_evaluations = value
+
+    @property
+    def num_queries(self) -> int:
+        """All calls of evaluate(), cache hits included."""
+        return self._evaluations.num_queries
+
+    @num_queries.setter
+    def num_queries(self, value: int) -> None:
+        self._evaluations.num_queries = value
 
     def cache_state(self) -> dict[str, Any]:
         """What a checkpoint keeps of this problem: its evaluation cache and counters (picklable)."""
-        return {"_cache": self._cache, "num_evaluations": self.num_evaluations, "num_queries": self.num_queries}
+        return self._evaluations.state()
 
     def load_cache_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`cache_state` returned (a resumed run then retrains nothing it had seen)."""
-        self._cache.clear()
-        self._cache.update(state["_cache"])
-        self.num_evaluations = int(state["num_evaluations"])
-        self.num_queries = int(state["num_queries"])
+        self._evaluations.load_state(state)
 
     def float_accuracy(self, split: str | None = None) -> float:
-        return self.task.float_accuracy(self.eval_split if split is None else split)
+        return self.evaluator.float_accuracy(self.eval_split if split is None else split)
 
     def final_evaluation(self, policy: Sequence[Sequence[int]], finetune_steps: int | None = None,
                          seeds: Sequence[int] = (0, 1, 2), split: str = "test") -> list[float]:
@@ -518,14 +350,41 @@ class MixedPrecisionProblem:
         pol = self.check_policy(policy)
         steps = self.task.final_finetune_steps if finetune_steps is None else finetune_steps
         check_int("finetune_steps", steps, min_value=0)
-        check_choice("split", split, ("train", "val", "test"))
+        check_choice("split", split, EVAL_SPLITS)
         if isinstance(seeds, (str, bytes)) or not seeds:
             raise ValueError(f"seeds={seeds!r} is not allowed; expected a non-empty sequence of integers >= 0")
         return [self.task.evaluate(self.quantized_model(pol, steps, seed=check_int("seeds", s, min_value=0)), split)
                 for s in seeds]
 
 
-_SHARED: dict[tuple, MixedPrecisionProblem] = {}
+#: How many problems :func:`shared_problem` keeps for later callers, least recently used dropped
+#: first. A problem holds its evaluation cache and a fake-quantized copy of the network (a few MB);
+#: one still used by a live environment is shared whatever this bound (weak references).
+SHARED_PROBLEMS = 16
+#: How many built tasks (float network and data splits) :func:`shared_problem` keeps, least
+#: recently used dropped first: problems that differ only in hardware, budget or retraining
+#: settings share one task instead of loading their own copy.
+SHARED_TASKS = 4
+
+_SHARED: OrderedDict[tuple, MixedPrecisionProblem] = OrderedDict()
+_LIVE: weakref.WeakValueDictionary[tuple, MixedPrecisionProblem] = weakref.WeakValueDictionary()
+_SHARED_TASKS: OrderedDict[tuple, Task] = OrderedDict()
+
+
+def _keep(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is made of numbers, strings, None, lists and dicts only (its repr is its identity)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def shared_problem(**config: Any) -> MixedPrecisionProblem:
@@ -533,14 +392,31 @@ def shared_problem(**config: Any) -> MixedPrecisionProblem:
 
     Environments built in one process (e.g. the copies inside an SB3 ``DummyVecEnv``) then share
     one float model and one evaluation cache instead of retraining the same policy per copy.
-    Configurations holding a built ``Task`` object are never shared.
+    Memory stays bounded: the last :data:`SHARED_PROBLEMS` configurations are kept (and any still
+    in use), and problems with the same task and task arguments share one built task (the last
+    :data:`SHARED_TASKS` kept). Configurations holding a built ``Task`` object are never shared.
     """
-    if not isinstance(config.get("task", "mnist1d-cnn"), str):
+    task = config.get("task", "mnist1d-cnn")
+    task_kwargs = config.get("task_kwargs")
+    if not isinstance(task, str) or not _plain(task_kwargs):
+        # a built task, or task arguments holding arrays (a float_state): repr() would not tell them apart
         return MixedPrecisionProblem(**config)
     key = tuple(sorted((k, repr(v)) for k, v in config.items()))
-    if key not in _SHARED:
-        _SHARED[key] = MixedPrecisionProblem(**config)
-    return _SHARED[key]
+    problem = _SHARED.get(key)
+    if problem is None:
+        problem = _LIVE.get(key)
+    if problem is None:
+        # the task does not depend on the hardware, budget or retraining; the cache directory
+        # (argument or environment variable) decides which trained network is loaded
+        task_key = (task, repr(sorted(task_kwargs.items()) if isinstance(task_kwargs, dict) else task_kwargs),
+                    repr(config.get("cache_dir")), os.environ.get("QUANT_ENVS_CACHE"))
+        built = _SHARED_TASKS.get(task_key)
+        # a new task is built by the problem itself, after its arguments are checked
+        problem = MixedPrecisionProblem(**config) if built is None else MixedPrecisionProblem(**{**config, "task": built})
+        _keep(_SHARED_TASKS, task_key, problem.task, SHARED_TASKS)
+        _LIVE[key] = problem
+    _keep(_SHARED, key, problem, SHARED_PROBLEMS)
+    return problem
 
 
 def haq_final_action_wall(problem: MixedPrecisionProblem, policy: Sequence[Sequence[int]]) -> Policy:

@@ -2,12 +2,16 @@
 
 Modules, each depending only on those above it:
 
+* :mod:`.surrogate`: surrogate tables (a fitted model's scores where the grid is too large to
+  retrain; :class:`~.surrogate.SurrogateTable`), :mod:`.surrogate_optimum`: their exact optimum;
 * :mod:`.policy_table`: the data type (:class:`~.policy_table.PolicyTable`, :class:`~.policy_table.TableLayer`);
 * :mod:`.costs`: a table's costs from ``hw_sim``; :mod:`.npz`: the generic on-disk format;
 * :mod:`.hawq`: HAWQ-V3's published ResNet-18/50 tables;
 * :mod:`.registry`: table names -> loaders (:func:`~.registry.load_table`, :func:`~.registry.register_table`);
 * :mod:`.numerics`: what decides whether a retraining repeats bit for bit;
+* :mod:`.chunks`: generators' resumable work directories, each chunk labelled with its numerics;
 * :mod:`.build`: the generator of exhaustive tables (``python -m quant_envs.mixed_precision.tables.build``);
+* :mod:`.sample`: live training sets for surrogates (``python -m quant_envs.mixed_precision.tables.sample``);
 * :mod:`.live`: a table's live problem and re-checks of its entries
   (``python -m quant_envs.mixed_precision.tables.live``);
 * :mod:`.reference`: a table's exact optimum; :mod:`.problem`: a table as a problem;

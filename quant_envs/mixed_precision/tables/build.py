@@ -14,7 +14,10 @@ machine. The result is a compressed ``.npz`` in the generic table format
 
 Resumable: finished chunks of policies are kept in ``--work-dir`` (written atomically), so a run
 that stops is continued by the same command; a different configuration in the same work directory
-is refused. Parallel over ``--workers`` processes (each builds the task once, with one torch
+is refused, and so is a work directory whose chunks were computed under other numerics (torch, CPU
+kernels, CPU model, device: :mod:`~quant_envs.mixed_precision.tables.chunks`) unless
+``--allow-mixed-numerics`` is passed; the table's meta says which numerics made which chunks.
+Parallel over ``--workers`` processes (each builds the task once, with one torch
 thread); a tqdm bar shows progress. Example (2401 policies of the digits CNN)::
 
     OMP_NUM_THREADS=1 python -m quant_envs.mixed_precision.tables.build --task digits-cnn \\
@@ -43,16 +46,23 @@ import torch
 from tqdm import tqdm
 
 from hw_sim.metrics import UNITS
-from quant_envs.atomic_io import atomic_path, atomic_write_json
+from quant_envs.atomic_io import atomic_write_json
 from quant_envs.mixed_precision.model_cache import state_digest
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
+from quant_envs.mixed_precision.tables.chunks import (
+    ALLOW_FLAG,
+    MixedNumericsError,
+    check_resume,
+    numerics_meta,
+    write_chunk,
+)
 from quant_envs.mixed_precision.tables.costs import hw_sim_costs
 from quant_envs.mixed_precision.tables.npz import save_table
-from quant_envs.mixed_precision.tables.numerics import numerics
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable, TableLayer
 from quant_envs.mixed_precision.tasks import data_digest
 
 _PROBLEM = None  # the worker's problem, built once per process
+_FLOAT_SHA: str | None = None  # the digest of its float network, recorded beside every chunk
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,8 +78,14 @@ def _problem(config: dict[str, Any]):
 
 def _init_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(1)
-    global _PROBLEM
+    global _PROBLEM, _FLOAT_SHA
     _PROBLEM = _problem(config)
+    _FLOAT_SHA = float_digest(_PROBLEM)
+
+
+def float_digest(problem: Any) -> str:
+    """The SHA-256 of the problem's float network (what every policy is retrained from)."""
+    return state_digest(problem.task.model.state_dict(), {})
 
 
 def evaluate_policy(problem: Any, widths: Sequence[int]) -> tuple[float, float]:
@@ -85,11 +101,28 @@ def evaluate_policies(problem: Any, widths: Sequence[Sequence[int]]) -> list[tup
     return [(r["val"].accuracy, r["test"].accuracy) for r in problem.evaluate_splits(policies, ("val", "test"))]
 
 
-def _run_chunk(job: tuple[int, list[tuple[int, ...]], str]) -> tuple[int, int]:
-    k, policies, path = job
-    out = np.array(evaluate_policies(_PROBLEM, policies))
-    with atomic_path(path) as tmp:
-        np.save(tmp, out)
+def measure_eval_cpu_s(problem: Any, count: int = 12, seed: int = 0) -> float:
+    """Mean CPU seconds (process time, one torch thread) of one live evaluation of the problem's
+    reward (``MixedPrecisionProblem.evaluate``: a retraining and a validation pass) over ``count``
+    random policies: what the table environment reports as one evaluation's cost at its fidelity."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rng = np.random.default_rng(seed)
+        bits = list(problem.bits)
+        policies = [[(b, b) for b in rng.choice(bits, problem.num_layers).tolist()] for _ in range(count + 1)]
+        problem.evaluate(policies[0])  # warm-up (first-call allocations)
+        start = time.process_time()
+        for pol in policies[1:]:
+            problem.evaluate(pol)
+        return (time.process_time() - start) / count
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_chunk(job: tuple[int, list[tuple[int, ...]], str, bool]) -> tuple[int, int]:
+    k, policies, path, allow_mixed = job
+    write_chunk(path, np.array(evaluate_policies(_PROBLEM, policies), dtype=float), allow_mixed, _FLOAT_SHA)
     return k, len(policies)
 
 
@@ -104,7 +137,8 @@ def hw_layer_shapes(problem: Any) -> list[dict[str, Any]]:
 
 
 def build_table(config: dict[str, Any], results: np.ndarray, name: str, command: str,
-                wall_s: float) -> PolicyTable:
+                wall_s: float, chunk_paths: Sequence[str | Path] = (), eval_cpu_s: float | None = None
+                ) -> PolicyTable:
     problem = _problem(config)
     bits = tuple(config["bits"])
     n = problem.num_layers
@@ -134,10 +168,13 @@ def build_table(config: dict[str, Any], results: np.ndarray, name: str, command:
             "hw_sim_profiles_skipped": skipped, "hw_layer_shapes": shapes, "python": platform.python_version(),
             "float_sha256": state_digest(float_state, {}), "data_sha256": data_digest(problem.task),
             # Retraining is bit-reproducible only with the same CPU kernels: from the shipped float
-            # network, entries repeat exactly with these numerics, within tables.live.CROSS_CPU_SAMPLES elsewhere.
-            **numerics(), "machine": platform.machine(),
+            # network, entries repeat exactly with these numerics, within tables.live.CROSS_CPU_SAMPLES
+            # elsewhere; "mixed" (and numerics_by_chunk) where several made the chunks.
+            **numerics_meta(list(chunk_paths)), "machine": platform.machine(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s_last_run": round(wall_s, 1),  # chunks computed by earlier runs not included
+            # one live evaluation's CPU seconds at this fidelity (tables.fidelity; the env's info)
+            "eval_cpu_s": eval_cpu_s,
             "weight_std": "std of the layer's float weights (as MixedPrecision-v0)",
         },
         float_state={k: v.detach().cpu().numpy().copy() for k, v in float_state.items()},
@@ -159,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--default-budget-fraction", type=float, default=0.4,
                         help="the table environment's default latency budget (fraction of all-widest)")
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument(ALLOW_FLAG, action="store_true",
+                        help="resume a work directory whose chunks were computed under other numerics "
+                             "(torch, CPU kernels, CPU model, device); each chunk's are recorded")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.workers < 1 or args.chunk < 1:
@@ -171,11 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{work} holds a run with another configuration ({cfg_path.read_text()}); "
                      f"use another --work-dir")
     atomic_write_json(cfg_path, config)
-
     probe = _problem(config)  # trains (or loads) the float model once, before the workers start
+    try:
+        check_resume(sorted(work.glob("chunk_*.npy")), args.allow_mixed_numerics, float_digest(probe))
+    except MixedNumericsError as e:
+        parser.error(str(e))
     policies = policy_grid(config["bits"], probe.num_layers)
     total = len(policies) if args.limit is None else min(args.limit, len(policies))
-    chunks = [(k, policies[s:min(s + args.chunk, total)], str(work / f"chunk_{k:05d}.npy"))
+    chunks = [(k, policies[s:min(s + args.chunk, total)], str(work / f"chunk_{k:05d}.npy"), args.allow_mixed_numerics)
               for k, s in enumerate(range(0, total, args.chunk))]
     todo = [c for c in chunks if not Path(c[2]).exists()]
     start = time.perf_counter()
@@ -197,7 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--limit {total}: not writing {args.out} (a table needs all {len(policies)} policies)")
         return 0
     results = np.concatenate([np.load(c[2]) for c in chunks])
-    table = build_table({**config, "default_budget_fraction": args.default_budget_fraction}, results, args.name or args.task, " ".join(["python -m quant_envs.mixed_precision.tables.build", *map(str, argv or sys.argv[1:])]), wall)
+    table = build_table({**config, "default_budget_fraction": args.default_budget_fraction}, results,
+                        args.name or args.task,
+                        " ".join(["python -m quant_envs.mixed_precision.tables.build", *map(str, argv or sys.argv[1:])]),
+                        wall, [c[2] for c in chunks],
+                        measure_eval_cpu_s(_problem(config)))
     save_table(table, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(results)} policies)")
     return 0

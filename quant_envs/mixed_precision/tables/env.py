@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from quant_envs.base import QuantEnv
 from quant_envs.checks import check_choice, check_float
 from quant_envs.mixed_precision import features
 from quant_envs.mixed_precision.actions import Action, choose_width
@@ -20,7 +20,7 @@ from quant_envs.mixed_precision.tables.problem import TableEvaluation, TableProb
 from quant_envs.rendering import figure_to_rgb, new_figure
 
 
-class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
+class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
     """Choose a bit width per layer of a network whose every policy's score is in a shipped table.
 
     ## Description
@@ -75,7 +75,10 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
     ``regret``: ``score_scale * (optimum_score - score) >= 0`` in the table's ``regret_unit``, and
     ``cached`` (True for a policy this environment answered before: not a new reward evaluation,
     as in ``MixedPrecision-v0``), and ``table_digest``, the table's version (a regenerated table
-    has another; ``train.py validate`` reports a saved result made on another version).
+    has another; ``train.py validate`` reports a saved result made on another version), and
+    ``eval_cost_cpu_s``: the CPU seconds one evaluation of the live environment costs at the
+    table's fidelity (recorded by the generator; left out where the table has no live counterpart,
+    as HAWQ's), so that multi-fidelity methods can be charged for what they would spend live.
 
     ## Starting State
 
@@ -99,6 +102,10 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
       unit): at most one; default the table's (HAWQ: level 0.5; digits-cnn: fraction 0.4, where 349
       of the 2401 policies fit on bismo-edge; at ``MixedPrecision-v0``'s default 0.25 only 4 do;
       mnist1d-small: fraction 0.25 as ``MixedPrecision-v0``, where 215 of the 1024 policies fit).
+    * ``fidelity``: retraining steps of the scores, one of those the table holds
+      (:func:`quant_envs.mixed_precision.tables.fidelity.fidelities`; a table made at several
+      fidelities holds each as columns); None (default): the table's own. The exact optimum, the
+      regret and ``table_digest`` are those of the chosen fidelity.
     * ``invalid_action``: "project" (default) or "raise".
     * ``reward_scale``: multiplies the reward (default: the table's).
     * ``render_mode``: "ansi", "rgb_array" (bits per unit and each unit's cost share) or None.
@@ -114,7 +121,6 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
       saved on an older version does not replay (``train.py validate`` says so).
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_space: spaces.Box[np.float32]
     action_space: spaces.Discrete
     #: a look-up takes no evaluation time (the live environments' attribute of the same name)
@@ -124,11 +130,12 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
                  budget_metric: str | None = None, budget_fraction: float | None = None,
                  budget_level: float | None = None, budget: float | None = None,
                  invalid_action: str = "project", reward_scale: float | None = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, fidelity: int | None = None) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
-        self.render_mode = check_choice("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        self._set_render_mode(render_mode)
         self.problem = TableProblem(table=table, hardware=hardware, budget_metric=budget_metric,
-                                    budget_fraction=budget_fraction, budget_level=budget_level, budget=budget)
+                                    budget_fraction=budget_fraction, budget_level=budget_level, budget=budget,
+                                    fidelity=fidelity)
         p = self.problem
         self.table = p.table
         self.reward_scale = check_float("reward_scale", self.table.default_reward_scale if reward_scale is None
@@ -155,6 +162,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         self._last_action = 1.0
         self._last_evaluation: TableEvaluation | None = None
         self._mask = self.problem.step_mask(0, 0.0)
+        self._begin_episode()  # stepping before reset() was always allowed
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask over ``bits`` of the widths allowed at this step (all True once done)."""
@@ -177,15 +185,14 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
 
     def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        if self._t >= self.num_steps:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self._check_can_step()
         j, extra = self._choose(action)
         i = self._t
         self._idx[i] = j
         self._spent += float(self.problem.unit_cost[i, j])
         self._last_action = self._action_value[j]
         self._t += 1
-        done = self._t == self.num_steps
+        done = self._done = self._t == self.num_steps
         self._mask = np.ones(len(self.bits), dtype=bool) if done else self.problem.step_mask(self._t, self._spent)
         info = self._info()
         if extra:
@@ -206,7 +213,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         """The widths chosen so far ((w, a) per unit; None for units not yet set)."""
         return tuple((self.bits[k], self.bits[k]) if k >= 0 else (None, None) for k in self._idx)
 
-    def _render_rgb(self) -> np.ndarray:
+    def _render_rgb_array(self) -> np.ndarray:
         x = np.arange(self.num_layers)
         fig = new_figure()
         ax = fig.add_subplot()
@@ -220,12 +227,7 @@ class MixedPrecisionTableEnv(gym.Env[Observation, Action]):
         fig.tight_layout()
         return figure_to_rgb(fig)
 
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
-        if self.render_mode == "rgb_array":
-            return self._render_rgb()
+    def _render_ansi(self) -> str:
         p = self.problem
         unit = self.table.metric_units[p.budget_metric]
         lines = [f"{'#':>3} {'unit':<64} {'bits':>4} {p.budget_metric + ' (' + unit + ')':>18}"]

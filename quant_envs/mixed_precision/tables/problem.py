@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from quant_envs.checks import check_choice, check_float, check_int
+from quant_envs.mixed_precision.policy_evaluator import EvaluationCache
 from quant_envs.mixed_precision.problem import (
     RELATIVE_SLACK,
     Evaluation,
@@ -31,6 +31,7 @@ from quant_envs.mixed_precision.problem import (
     Policy,
     metric_fields,
 )
+from quant_envs.mixed_precision.tables.fidelity import at_fidelity, eval_cost_cpu_s
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 from quant_envs.mixed_precision.tables.reference import TableOptimum, exact_optimum
 from quant_envs.mixed_precision.tables.registry import load_table
@@ -42,7 +43,8 @@ class TableEvaluation(Evaluation):
     accuracy for accuracy tables, minus HAWQ's perturbation for HAWQ's); ``regret`` is
     ``score_scale * (optimum - score)`` in the table's ``regret_unit``; ``costs`` every metric of the
     table's hardware (``bops`` included) and ``columns`` its extra columns (e.g. test accuracy);
-    ``table_digest`` the table's version (:attr:`PolicyTable.digest`)."""
+    ``table_digest`` the table's version (:attr:`PolicyTable.digest`); ``eval_cost_cpu_s`` the CPU
+    seconds one live evaluation costs at the table's fidelity (NaN where not recorded)."""
 
     score: float = math.nan
     regret: float = math.nan
@@ -51,6 +53,7 @@ class TableEvaluation(Evaluation):
     costs: dict[str, float] = field(default_factory=dict)
     columns: dict[str, float] = field(default_factory=dict)
     table_digest: str = ""
+    eval_cost_cpu_s: float = math.nan
 
 
 class TableProblem(MixedPrecisionProblem):
@@ -67,14 +70,18 @@ class TableProblem(MixedPrecisionProblem):
         budget: an absolute budget in the metric's unit. At most one of the three; none: the
             table's default (HAWQ: level 0.5; digits-cnn: fraction 0.4).
         cache_size: policies remembered for counting distinct evaluations (``num_evaluations``).
+        fidelity: retraining steps of the scores (one of those the table holds,
+            :func:`~quant_envs.mixed_precision.tables.fidelity.fidelities`); None: the table's default.
     """
 
     def __init__(self, table: str | PolicyTable = "hawq-resnet18", hardware: str | None = None,
                  budget_metric: str | None = None, budget_fraction: float | None = None,
                  budget_level: float | None = None, budget: float | None = None,
-                 cache_size: int = 1 << 16) -> None:
-        self.table = table if isinstance(table, PolicyTable) else load_table(table)
+                 cache_size: int = 1 << 16, fidelity: int | None = None) -> None:
+        self.table = at_fidelity(table if isinstance(table, PolicyTable) else load_table(table), fidelity)
         t = self.table
+        cpu = eval_cost_cpu_s(t)
+        self.eval_cost_cpu_s = math.nan if cpu is None else cpu
         self.hardware = check_choice("hardware", t.default_hardware if hardware is None else hardware, t.hardware)
         default = dict(t.default_budget)
         self.budget_metric = check_choice("budget_metric", default.get("metric") if budget_metric is None
@@ -118,9 +125,7 @@ class TableProblem(MixedPrecisionProblem):
         # step_mask's ``spent + cost + rest_min <= limit`` rearranged: ``spent <= threshold``
         self._threshold = self.limit - self._rest_min[1:, None] - cost
         self.optimum: TableOptimum = exact_optimum(t, cost, self.budget)
-        self._cache = OrderedDict()  # (unit indices, split) -> TableEvaluation
-        self.num_evaluations = 0
-        self.num_queries = 0
+        self._evaluations = EvaluationCache(self.cache_size)  # (unit indices, split) -> TableEvaluation
         self._layer_costs: dict[str, np.ndarray] = {}
 
     def reset_counts(self) -> None:
@@ -226,13 +231,15 @@ class TableProblem(MixedPrecisionProblem):
             finetune_steps=self.finetune_steps, split=split, eval_time_s=0.0, cached=False,
             score=score, regret=self.regret(score), optimum_score=self.optimum.score,
             budget_cost=costs[self.budget_metric], costs=costs, columns=columns, table_digest=t.digest,
+            eval_cost_cpu_s=self.eval_cost_cpu_s,
         )
         return self._remember(key, result)
 
     @property
     def task(self) -> Any:
         raise ValueError(f"table {self.table.name!r} holds no network (evaluations are look-ups): methods that "
-                         f"need the model itself, such as hawq_v3's Hessian traces, cannot run on a table")
+                         f"need the model itself (live Hessian traces, retraining) cannot run on a table; "
+                         f"hawq_v3 on a table reads the traces shipped with it")
 
     def fake_quant_model(self) -> Any:
         return self.task

@@ -1,0 +1,301 @@
+"""Surrogate tables: a policy's score predicted by a model fitted to live evaluations, where the
+policy grid is too large to retrain every policy.
+
+A policy is a vector of width indices (one per unit, into ``bits``), as in an exhaustive table.
+Two families are fitted and compared on held-out evaluations (:func:`fidelity`):
+
+* **pairwise** (:func:`fit_pairwise`): ``score = c + sum_l u[l, k_l] + sum_(l,m) v[p, k_l, k_m]``
+  over one-hot per-unit terms and pair terms (adjacent units or all pairs), fitted by ridge
+  regression in closed form, its penalty chosen by k-fold cross-validation. The model is its
+  coefficients: a policy's score is a sum of ``L + P`` looked-up numbers (microseconds), and
+  its optimum under an additive budget is an integer program (:mod:`.surrogate_optimum`).
+* **trees** (:func:`fit_trees`): gradient-boosted trees (LightGBM, the optional ``surrogate``
+  extra; fitting only) on the per-unit widths. Shipped as their predictions over the whole grid
+  (:meth:`SurrogateTable.from_grid`) where the grid can be enumerated, so loading never needs
+  LightGBM.
+
+A :class:`SurrogateTable` serves scores by look-up and carries what a user must know to trust
+them: the training set's digest, the fidelity figures on held-out evaluations, the command that
+refits it and the numerics the training data was made with. Saved as ``.npz`` (atomically) with
+its meta as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import linalg, sparse, stats
+
+from quant_envs.atomic_io import atomic_path
+
+#: Families :func:`fit_surrogate` knows.
+FAMILIES = ("pairwise", "trees")
+#: Pair structures of the pairwise family.
+PAIR_MODES = ("adjacent", "all", "none")
+
+
+def policy_pairs(num_units: int, mode: str) -> np.ndarray:
+    """``[P, 2]`` unit pairs ``(l, m)``, ``l < m``, of a pair structure (:data:`PAIR_MODES`)."""
+    if mode == "adjacent":
+        return np.array([(i, i + 1) for i in range(num_units - 1)], dtype=int).reshape(-1, 2)
+    if mode == "all":
+        return np.array(list(itertools.combinations(range(num_units), 2)), dtype=int).reshape(-1, 2)
+    if mode == "none":
+        return np.zeros((0, 2), dtype=int)
+    raise ValueError(f"pairs={mode!r} is not allowed; expected one of {list(PAIR_MODES)}")
+
+
+def training_digest(idx: np.ndarray, y: np.ndarray) -> str:
+    """16 hex digits of a SHA-256 over a training set (width indices and scores)."""
+    h = hashlib.sha256(np.ascontiguousarray(idx, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SurrogateTable:
+    """A scoring function over the policy grid ``len(bits) ** num_units``.
+
+    ``kind`` "pairwise": ``intercept + sum unary[l, k_l] + sum pair_terms[p, k_a, k_b]`` over
+    ``pairs``; ``kind`` "grid": ``grid`` holds every policy's score (row-major, as an exhaustive
+    table). ``meta``: training digest and size, fidelity, refit command, numerics, family."""
+
+    name: str
+    bits: tuple[int, ...]
+    num_units: int
+    kind: str
+    intercept: float = 0.0
+    unary: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=int))
+    pair_terms: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    grid: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        nb, n = len(self.bits), self.num_units
+        if self.kind == "pairwise":
+            if self.unary.shape != (n, nb) or self.pair_terms.shape != (len(self.pairs), nb, nb):
+                raise ValueError(f"surrogate {self.name!r}: unary must be {(n, nb)} and pair_terms "
+                                 f"{(len(self.pairs), nb, nb)}, got {self.unary.shape}, {self.pair_terms.shape}")
+        elif self.kind == "grid":
+            if self.grid is None or self.grid.shape != (nb,) * n:
+                raise ValueError(f"surrogate {self.name!r}: grid must have shape {(nb,) * n}")
+        else:
+            raise ValueError(f"kind={self.kind!r} is not allowed; expected one of ['pairwise', 'grid']")
+
+    @classmethod
+    def from_grid(cls, name: str, bits: tuple[int, ...], num_units: int,
+                  predict: Callable[[np.ndarray], np.ndarray], meta: dict[str, Any] | None = None,
+                  chunk: int = 1 << 20) -> SurrogateTable:
+        """A model's predictions over the whole grid (a tree ensemble shipped without its library)."""
+        size = len(bits) ** num_units
+        out = np.empty(size, dtype=np.float32)
+        for s, idx in iter_grid(len(bits), num_units, chunk):
+            out[s:s + len(idx)] = predict(idx)
+        return cls(name=name, bits=tuple(bits), num_units=num_units, kind="grid",
+                   grid=out.reshape((len(bits),) * num_units), meta=dict(meta or {}))
+
+    def scores(self, idx: np.ndarray) -> np.ndarray:
+        """Scores of width-index vectors ``idx`` (``[..., units]``)."""
+        idx = np.asarray(idx)
+        if self.kind == "grid":
+            assert self.grid is not None
+            flat = np.ravel_multi_index(tuple(np.moveaxis(idx, -1, 0)), self.grid.shape)
+            return self.grid.reshape(-1)[flat].astype(float)
+        out = self.intercept + self.unary[np.arange(self.num_units), idx].sum(axis=-1)
+        for p, (a, b) in enumerate(self.pairs):
+            out = out + self.pair_terms[p, idx[..., a], idx[..., b]]
+        return np.asarray(out, dtype=float)
+
+    def score(self, idx: np.ndarray) -> float:
+        """The score of one policy (a sum of ``units + pairs`` looked-up numbers)."""
+        idx = np.asarray(idx)
+        if self.kind == "grid":
+            assert self.grid is not None
+            return float(self.grid[tuple(idx)])
+        s = self.intercept + float(self.unary[np.arange(self.num_units), idx].sum())
+        return s + float(self.pair_terms[np.arange(len(self.pairs)), idx[self.pairs[:, 0]], idx[self.pairs[:, 1]]].sum())
+
+    @property
+    def digest(self) -> str:
+        """16 hex digits of a SHA-256 over the scoring function's numbers: the surrogate's version."""
+        h = hashlib.sha256(json.dumps([list(self.bits), self.num_units, self.kind]).encode())
+        arrays = [self.grid] if self.kind == "grid" else [np.array([self.intercept]), self.unary, self.pairs,
+                                                           self.pair_terms]
+        for arr in arrays:
+            h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+        return h.hexdigest()[:16]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        arrays: dict[str, Any] = {"bits": np.asarray(self.bits), "meta": np.array(json.dumps(
+            {"name": self.name, "num_units": self.num_units, "kind": self.kind, "intercept": self.intercept,
+             **self.meta}))}
+        if self.kind == "grid":
+            arrays["grid"] = self.grid
+        else:
+            arrays.update(unary=self.unary, pairs=self.pairs, pair_terms=self.pair_terms)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SurrogateTable:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            head = {k: meta.pop(k) for k in ("name", "num_units", "kind", "intercept")}
+            arrays = {k: z[k] for k in ("grid", "unary", "pairs", "pair_terms") if k in z}
+            return cls(bits=tuple(int(b) for b in z["bits"]), meta=meta, **head, **arrays)
+
+
+def iter_grid(num_bits: int, num_units: int, chunk: int = 1 << 20) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, idx)`` over the row-major policy grid in chunks: ``idx`` is ``[<= chunk, units]``."""
+    size = num_bits ** num_units
+    for s in range(0, size, chunk):
+        flat = np.arange(s, min(s + chunk, size))
+        yield s, np.stack(np.unravel_index(flat, (num_bits,) * num_units), axis=-1)
+
+
+# ------------------------------------------------------------------------------------ fitting
+def _design(idx: np.ndarray, num_bits: int, pairs: np.ndarray) -> sparse.csr_array:
+    """One-hot design matrix: ``units * bits`` unary columns, then ``bits^2`` per pair."""
+    n, units = idx.shape
+    cols = [idx[:, u] + u * num_bits for u in range(units)]
+    off = units * num_bits
+    for p, (a, b) in enumerate(pairs):
+        cols.append(off + p * num_bits * num_bits + idx[:, a] * num_bits + idx[:, b])
+    c = np.stack(cols, axis=1).reshape(-1)
+    r = np.repeat(np.arange(n), len(cols))
+    width = off + len(pairs) * num_bits * num_bits
+    return sparse.csr_array((np.ones(len(c)), (r, c)), shape=(n, width))
+
+
+def _ridge(gram: np.ndarray, rhs: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """Closed-form ridge ``(A'A + diag(penalty)) w = A'(y - mean)`` from ``A'A`` and ``A'(y - mean)``."""
+    return linalg.solve(gram + np.diag(penalty), rhs, assume_a="pos")
+
+
+def fit_pairwise(idx: np.ndarray, y: np.ndarray, bits: tuple[int, ...], pairs: str = "all",
+                 alphas: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3), folds: int = 5, seed: int = 0,
+                 name: str = "surrogate", meta: dict[str, Any] | None = None) -> SurrogateTable:
+    """Ridge regression on one-hot per-unit and pair terms, with one penalty for the per-unit terms
+    and another for the pair terms (each from ``alphas``): the pair with the least ``folds``-fold
+    cross-validated squared error. (Pair terms are many and small: with few evaluations they need
+    a heavier penalty than the per-unit ones.) The intercept is the training mean."""
+    idx, y = np.asarray(idx, dtype=int), np.asarray(y, dtype=float)
+    nb, units = len(bits), idx.shape[1]
+    pr = policy_pairs(units, pairs)
+    a = _design(idx, nb, pr)
+    off = units * nb
+    is_pair = np.arange(a.shape[1]) >= off
+    grid = [(au, ap) for au in alphas for ap in (alphas if len(pr) else alphas[:1])]
+    fold = np.random.default_rng(seed).permutation(len(y)) % max(2, min(folds, len(y)))
+    err = np.zeros(len(grid))
+    for f in np.unique(fold):
+        tr, te = fold != f, fold == f
+        mean = float(y[tr].mean())
+        gram, rhs = (a[tr].T @ a[tr]).toarray(), a[tr].T @ (y[tr] - mean)
+        for g, (au, ap) in enumerate(grid):
+            w = _ridge(gram, rhs, np.where(is_pair, ap, au))
+            err[g] += float(((a[te] @ w + mean - y[te]) ** 2).sum())
+    au, ap = grid[int(np.argmin(err))]
+    mean = float(y.mean())
+    w = _ridge((a.T @ a).toarray(), a.T @ (y - mean), np.where(is_pair, ap, au))
+    return SurrogateTable(
+        name=name, bits=tuple(bits), num_units=units, kind="pairwise", intercept=mean,
+        unary=w[:off].reshape(units, nb), pairs=pr, pair_terms=w[off:].reshape(len(pr), nb, nb),
+        meta={"family": "pairwise", "pairs": pairs, "ridge_alpha": {"unary": au, "pairs": ap},
+              "cv_mse": float(err.min() / len(y)), "training_size": len(y),
+              "training_sha256": training_digest(idx, y), **(meta or {})})
+
+
+def fit_trees(idx: np.ndarray, y: np.ndarray, bits: tuple[int, ...], seed: int = 0,
+              num_trees: int = 600, learning_rate: float = 0.05, num_leaves: int = 15) -> Any:
+    """A LightGBM regressor on the per-unit widths (needs the ``surrogate`` extra); returns a
+    function from width indices ``[N, units]`` to predicted scores."""
+    import lightgbm  # lazy: an optional extra, needed for fitting only
+
+    bits_arr = np.asarray(bits, dtype=float)
+    model = lightgbm.LGBMRegressor(n_estimators=num_trees, learning_rate=learning_rate, num_leaves=num_leaves,
+                                   min_child_samples=max(2, min(20, len(y) // 50)), subsample=0.8, subsample_freq=1,
+                                   colsample_bytree=1.0, random_state=seed, n_jobs=1, verbose=-1)
+    model.fit(bits_arr[np.asarray(idx, dtype=int)], np.asarray(y, dtype=float))
+    return lambda q: model.predict(bits_arr[np.asarray(q, dtype=int)])
+
+
+# ----------------------------------------------------------------------------------- fidelity
+def fidelity(y_true: np.ndarray, y_pred: np.ndarray, scale: float = 100.0) -> dict[str, float]:
+    """Held-out figures: Kendall's tau, RMSE over all and over the top decile of ``y_true`` (in
+    ``scale`` units: 100 gives accuracy points)."""
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    top = y_true >= np.quantile(y_true, 0.9)
+    tau = stats.kendalltau(y_true, y_pred).statistic
+    return {"kendall_tau": float(tau), "rmse": float(scale * np.sqrt(np.mean((y_true - y_pred) ** 2))),
+            "top_decile_rmse": float(scale * np.sqrt(np.mean((y_true[top] - y_pred[top]) ** 2))),
+            "held_out": int(len(y_true)), "top_decile": int(top.sum())}
+
+
+# ---------------------------------------------------------------------------------- command line
+def load_training_set(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A live set written by :mod:`~quant_envs.mixed_precision.tables.sample`: width indices,
+    validation accuracy, held-out mask, bits and meta (numerics per chunk, command)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {"idx": z["idx"].astype(int), "y": z["val_accuracy"].astype(float),
+                "held_out": z["held_out"].astype(bool), "bits": tuple(int(b) for b in z["bits"]),
+                "meta": json.loads(str(z["meta"]))}
+
+
+def fit_surrogate(data: dict[str, Any], family: str, pairs: str = "all", seed: int = 0, name: str = "surrogate",
+                  command: str = "") -> SurrogateTable:
+    """Fit ``family`` (:data:`FAMILIES`) on the training part of ``data`` and record its fidelity on
+    the held-out part, the training digest, the refit command and the data's numerics."""
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r} is not allowed; expected one of {list(FAMILIES)}")
+    idx, y, held, bits = data["idx"], data["y"], data["held_out"], data["bits"]
+    src = data.get("meta", {})
+    meta = {"refit_command": command, "training_sha256": training_digest(idx[~held], y[~held]),
+            "training_size": int((~held).sum()), "held_out_size": int(held.sum()),
+            "source": {k: src.get(k) for k in ("generator", "command", "task", "finetune_steps", "eval_seed", "task_seed",
+                                               "float_sha256", "data_sha256", "numerics_status")},
+            "numerics": {k: src.get(k) for k in ("torch", "cpu_capability", "cpu_model", "device")},
+            "numerics_by_chunk": src.get("numerics_by_chunk"), "seed": seed}
+    if family == "pairwise":
+        model = fit_pairwise(idx[~held], y[~held], bits, pairs=pairs, seed=seed, name=name, meta=meta)
+    else:
+        predict = fit_trees(idx[~held], y[~held], bits, seed=seed)
+        model = SurrogateTable.from_grid(name, bits, idx.shape[1], predict, meta={"family": "trees", **meta})
+    if held.any():
+        model.meta["fidelity"] = fidelity(y[held], model.scores(idx[held]))
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m quant_envs.mixed_precision.tables.surrogate",
+                                     description="Fit a surrogate table to a live training set (tables.sample).")
+    parser.add_argument("--samples", required=True, help="the .npz written by tables.sample")
+    parser.add_argument("--family", choices=FAMILIES, default="pairwise")
+    parser.add_argument("--pairs", choices=PAIR_MODES, default="all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="surrogate")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    command = " ".join(["python -m quant_envs.mixed_precision.tables.surrogate",
+                        *(argv if argv is not None else sys.argv[1:])])
+    model = fit_surrogate(load_training_set(args.samples), args.family, args.pairs, args.seed, args.name, command)
+    model.save(args.out)
+    print(json.dumps({"out": args.out, "digest": model.digest, "fidelity": model.meta.get("fidelity")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
