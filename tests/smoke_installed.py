@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import gymnasium as gym
@@ -35,8 +36,12 @@ def test_the_installed_package_is_imported_not_the_source_tree() -> None:
     import agents
     import hw_sim
 
+    # the venv itself may live inside the checkout (CI's .venv-wheel does): compare with site-packages
+    site_packages = Path(sysconfig.get_paths()["purelib"]).resolve()
     for module in (quant_envs, hw_sim, agents):
-        assert REPO not in Path(module.__file__).resolve().parents, module.__file__
+        where = Path(module.__file__).resolve()
+        assert site_packages in where.parents, module.__file__
+        assert REPO / module.__name__ not in where.parents, where  # not the source package
 
 
 @pytest.mark.parametrize("folder", DATA_DIRS)
