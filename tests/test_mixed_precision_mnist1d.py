@@ -165,6 +165,12 @@ def test_budget_fraction_is_of_the_all_8_bit_cost_even_without_8_bits() -> None:
 
 
 # ------------------------------------------------------------------- trained tasks (slow)
+#: the CPU kernels the docs' float-accuracy table was trained with (the page says so), and how far
+#: a network trained with other kernels may land from it, in accuracy points (the page says so too)
+DOCUMENTED_CAPABILITY = "AVX2"
+CROSS_KERNEL_POINTS = 0.25
+
+
 def _documented_float_accuracies() -> dict[str, tuple[float, float]]:
     text = TASKS_PAGE.read_text(encoding="utf-8")
     rows = re.findall(r"^\|\s*`(mnist1d-[a-z]+)`\s*\|\s*([0-9.]+)\s*\|\s*([0-9.]+)\s*\|", text, flags=re.M)
@@ -172,6 +178,7 @@ def _documented_float_accuracies() -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.slow
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["mnist1d-cnn", "mnist1d-mbnet"])
 def test_mnist1d_float_accuracy_is_at_least_97_percent_and_as_the_docs_say(name: str) -> None:
     from quant_envs.mixed_precision.tasks import make_task
@@ -181,4 +188,11 @@ def test_mnist1d_float_accuracy_is_at_least_97_percent_and_as_the_docs_say(name:
     assert test >= 0.97 and val >= 0.97  # the default task's acceptance bar
     documented = _documented_float_accuracies()
     assert name in documented, f"{TASKS_PAGE.name} has no float-accuracy row for {name}"
-    assert documented[name] == (round(val, 4), round(test, 4))
+    page = TASKS_PAGE.read_text(encoding="utf-8")
+    flat = " ".join(page.split())
+    assert f"torch {torch.__version__.split('+')[0]}'s {DOCUMENTED_CAPABILITY} kernels" in flat
+    assert f"within {CROSS_KERNEL_POINTS} points" in flat
+    if torch.backends.cpu.get_cpu_capability() == DOCUMENTED_CAPABILITY:  # the table's own numerics: exact
+        assert documented[name] == (round(val, 4), round(test, 4))
+    else:  # another network (measured on AVX-512: 0.08 points off at most); the page states the bound
+        assert documented[name] == pytest.approx((val, test), abs=CROSS_KERNEL_POINTS / 100)
