@@ -66,7 +66,7 @@ RECORDINGS: dict[str, Recording] = {
     "compare-medium": Recording(
         "python train.py compare --agents maskable_ppo --baselines uniform random greedy_std hawq_v3 evolution "
         "--seeds 5 --max-evaluations 100 --final-finetune-steps 100 --jobs 2 --out {out}",
-        "20 min", output_file="results.md"),
+        "3 min", output_file="results.md"),
     "transfer": Recording("python benchmarks/bench_transfer.py --ablation --out {out}", "10 min",
                           output_file="transfer.md"),
 }
