@@ -58,7 +58,7 @@ RECORDINGS: dict[str, Recording] = {
     "cvt-2d": Recording("python benchmarks/bench_cvt.py --only-2d --seeds-2d 3", "20 min", code_block=True),
     "cvt-learnability": Recording("python benchmarks/learnability_cvt.py", "10 min"),
     "reward": Recording("python benchmarks/bench_reward.py --quick", "1 min", code_block=True, returncodes=(0, 1)),
-    "reward-noise": Recording("python benchmarks/bench_reward_noise.py", "15 min", code_block=True),
+    "reward-noise": Recording("python benchmarks/bench_reward_noise.py", "1 min", code_block=True),
     "learnability-compander": Recording(
         "python benchmarks/bench_learnability.py --env Spline --env Scalar", "2 h"),
     "learnability-feel": Recording(
