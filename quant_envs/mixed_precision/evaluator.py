@@ -4,11 +4,12 @@
 gives one by one (cache hits, counters and all); :func:`evaluate_splits` scores each policy on
 several splits from a single retraining (what the exhaustive-table generator needs).
 
-Policies are retrained and scored one after another, on the problem's device. A batched pass
-(P policies at once with grouped convolutions) was measured *slower* per policy on the CPU for
-these small networks, so it is not used there; on a GPU it would pay, but it is not written yet:
-one policy's result never depends on which others share the call, and a batched path must keep
-that. The functions take the problem as their first argument so that the problem class keeps
+Policies are retrained and scored one after another, on the problem's device, except at 0
+retraining steps, where the policies still to score are walked as a tree of shared prefixes
+(:mod:`~quant_envs.mixed_precision.prefix_reuse`: each distinct prefix's layers run once, with
+bit-identical results). A batched pass (P policies at once with grouped convolutions) was
+measured *slower* per policy on the CPU for these small networks, so it is not used there. One
+policy's result never depends on which others share the call. The functions take the problem as their first argument so that the problem class keeps
 only thin methods.
 """
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from quant_envs.checks import check_choice, check_int
 
 if TYPE_CHECKING:
+    from quant_envs.mixed_precision.cost_model import Policy
     from quant_envs.mixed_precision.problem import Evaluation, MixedPrecisionProblem
 
 SPLITS = ("train", "val", "test")
@@ -68,6 +70,7 @@ def evaluate_splits(problem: MixedPrecisionProblem, policies: Sequence[Sequence[
     """
     steps, splits = _steps_and_splits(problem, finetune_steps, splits)
     checked = [problem.check_policy(p) for p in policies]
+    scored = _zero_step_batch(problem, checked, splits) if steps == 0 else {}
     out: list[dict[str, Evaluation]] = []
     for pol in checked:
         records: dict[str, Evaluation] = {}
@@ -78,7 +81,12 @@ def evaluate_splits(problem: MixedPrecisionProblem, policies: Sequence[Sequence[
                 missing.append(split)
             else:
                 records[split] = problem._cached_copy(hit)
-        if missing:
+        if missing and pol in scored:
+            accuracies, share = scored[pol]
+            for split in missing:
+                record = problem._evaluation(pol, steps, split, accuracies[split], share / len(missing))
+                records[split] = problem._remember((pol, steps, split), record)
+        elif missing:
             start = time.perf_counter()
             model = problem.quantized_model(pol, steps)
             for split in missing:
@@ -88,6 +96,28 @@ def evaluate_splits(problem: MixedPrecisionProblem, policies: Sequence[Sequence[
                 start = time.perf_counter()  # a further split costs only its own pass
         out.append({s: records[s] for s in splits})
     return out
+
+
+def _zero_step_batch(problem: MixedPrecisionProblem, policies: Sequence[Policy], splits: tuple[str, ...]
+                     ) -> dict[Policy, tuple[dict[str, float], float]]:
+    """The 0-step accuracies on ``splits`` of the distinct ``policies`` not yet cached, from one
+    walk over their shared prefixes (:mod:`~quant_envs.mixed_precision.prefix_reuse`), with each
+    policy's share of the wall time; empty where fewer than two need scoring or the walk does
+    not apply (then they are scored one at a time). Looking at the cache here counts nothing:
+    the caller's loop counts queries and evaluations exactly as one call at a time would."""
+    entries = problem._evaluations.entries
+    todo = list(dict.fromkeys(p for p in policies if any((p, 0, s) not in entries for s in splits)))
+    if len(todo) < 2:
+        return {}
+    # lazy: the prefix walk is torch; this module imports without it
+    from quant_envs.mixed_precision.prefix_reuse import zero_step_accuracies
+
+    start = time.perf_counter()
+    accuracies = zero_step_accuracies(problem.evaluator, todo, splits)
+    if accuracies is None:
+        return {}
+    share = (time.perf_counter() - start) / len(todo)
+    return {p: (acc, share) for p, acc in zip(todo, accuracies)}
 
 
 def evaluate_many(problem: MixedPrecisionProblem, policies: Sequence[Sequence[Sequence[int]]],

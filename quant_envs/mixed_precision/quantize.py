@@ -223,19 +223,23 @@ class FakeQuantModel:
         """Quantize with ``policy`` (one (w_bits, a_bits) per layer) and return the model."""
         if len(policy) != len(self.wrappers):
             raise ValueError(f"policy has {len(policy)} entries; the model has {len(self.wrappers)} quantizable layers")
-        for i, (wrapper, (w_bits, a_bits)) in enumerate(zip(self.wrappers, policy)):
-            ratio = None
-            if w_bits is not None:
-                if (i, w_bits) not in self._weight_ratios:
-                    self._weight_ratios[i, w_bits] = best_weight_clip_ratio(self._float_weight(i), w_bits)
-                ratio = self._weight_ratios[i, w_bits]
-            act_range = None
-            if a_bits is not None:
-                if (i, a_bits) not in self._act_ranges:
-                    self._act_ranges[i, a_bits] = best_activation_range(self._act_values[i], a_bits)
-                act_range = self._act_ranges[i, a_bits]
-            wrapper.set_bits(w_bits, ratio, a_bits, act_range)
+        for i, (w_bits, a_bits) in enumerate(policy):
+            self.set_layer(i, w_bits, a_bits)
         return self.model
+
+    def set_layer(self, i: int, w_bits: int | None, a_bits: int | None) -> None:
+        """Quantize layer ``i``'s weight with ``w_bits`` and its input with ``a_bits`` (None: float)."""
+        ratio = None
+        if w_bits is not None:
+            if (i, w_bits) not in self._weight_ratios:
+                self._weight_ratios[i, w_bits] = best_weight_clip_ratio(self._float_weight(i), w_bits)
+            ratio = self._weight_ratios[i, w_bits]
+        act_range = None
+        if a_bits is not None:
+            if (i, a_bits) not in self._act_ranges:
+                self._act_ranges[i, a_bits] = best_activation_range(self._act_values[i], a_bits)
+            act_range = self._act_ranges[i, a_bits]
+        self.wrappers[i].set_bits(w_bits, ratio, a_bits, act_range)
 
     def _float_weight(self, i: int) -> torch.Tensor:
         return self._float_state[f"{self.layer_names[i]}.weight"]
