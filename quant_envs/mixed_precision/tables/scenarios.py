@@ -96,7 +96,7 @@ def instance_facts(table: PolicyTable | str, evaluations: int = 1000, levels: Se
 
 def markdown(name: str, evaluations: int, noise: float) -> str:
     t = load_table(name)
-    held = sorted(fidelities(t)) or [None]
+    held: list[int | None] = [*sorted(fidelities(t))] or [None]
     size = math.prod([len(t.bits)] * t.num_units)
     lines = [f"### `{name}`", "",
              f"{t.num_units} units x widths {list(t.bits)}: {size:,} policies; score: {t.score_name}"
