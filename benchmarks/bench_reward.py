@@ -13,7 +13,10 @@ shared with other busy processes inflates it less than wall time), every figure 
 2. ``evaluate_many`` of P = 1, 8, 32 policies against ``evaluate`` one by one (per policy);
 3. MaskablePPO (sb3-contrib) wall and CPU time per 1000 reward evaluations with N = 1 and
    N = 16 copies (``agents.vec_env.BatchedRewardVecEnv``), every reward a fresh evaluation
-   (``cache_size=0``).
+   (``cache_size=0``);
+4. the exhaustive table generator's 0-step path: a chunk of 256 grid policies sharing their
+   first layers, scored on validation and test by the prefix walk
+   (:mod:`quant_envs.mixed_precision.prefix_reuse`), against the same policies one at a time.
 
 Targets: reward at 0 steps <= 2x a float validation pass, at the task's steps (10 on MNIST-1D)
 <= 3.5x; accuracies bit-identical to torch's path; evaluate_many never slower per policy than
@@ -31,6 +34,7 @@ machine this was written on (batch-norm re-estimation 0.27x, 10 steps 2.6x, vali
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -101,6 +105,28 @@ def many_rows(problem: MixedPrecisionProblem, policies: list[tuple], steps: int,
     return rows
 
 
+def prefix_rows(problem: MixedPrecisionProblem, repeat: int) -> tuple[float, float, float, bool]:
+    """The exhaustive generator's 0-step path: one chunk of 256 grid policies (one width per layer
+    over {2, 3, 4, 8}, the first layers shared, as in the generator's chunks) scored on val and
+    test by the prefix walk, against 16 of them scored one at a time; per policy, with the ratio of
+    the walk to a float validation + test pass."""
+    bits, free = (2, 3, 4, 8), min(4, problem.num_layers)
+    head = ((8, 8),) * (problem.num_layers - free)
+    block = [head + tuple((b, b) for b in tail) for tail in itertools.product(bits, repeat=free)]
+    task = problem.task
+    walk, one, ratio, identical = [], [], [], True
+    for _ in range(repeat):
+        float_s = cpu_time(lambda: (task.evaluate(task.model, "val"), task.evaluate(task.model, "test")))[0]
+        t_walk, walked = cpu_time(lambda: problem.evaluate_splits(block, ("val", "test"), finetune_steps=0))
+        t_one, singles = cpu_time(lambda: [problem.evaluate_splits([p], ("val", "test"), finetune_steps=0)[0]
+                                           for p in block[:16]])
+        identical &= all(w[s].accuracy == o[s].accuracy for w, o in zip(walked, singles) for s in ("val", "test"))
+        walk.append(t_walk / len(block))
+        one.append(t_one / 16)
+        ratio.append(t_walk / len(block) / float_s)
+    return statistics.median(walk), statistics.median(one), statistics.median(ratio), identical
+
+
 def ppo_rows(task: str, steps: int, episodes: int, repeat: int) -> list[tuple]:
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -166,6 +192,12 @@ def main() -> int:
     for count, per, ratio in many:
         print(f"{count:>6}{per * 1e3:>13.1f} ms{ratio:>11.2f}x")
 
+    walk, single, walk_ratio, walk_identical = prefix_rows(problem, repeat)
+    print("\n4. the exhaustive generator at 0 steps: 256 grid policies sharing prefixes, val + test, per policy")
+    print(f"   prefix walk {walk * 1e3:.1f} ms ({walk_ratio:.2f}x a float val + test pass), one at a time "
+          f"{single * 1e3:.1f} ms: {single / walk:.1f}x faster; "
+          f"accuracies {'bit-identical' if walk_identical else 'DIFFERENT'}")
+
     episodes = 32 if args.quick else 64
     ppo_steps = 0 if args.quick else steps
     ppo = ppo_rows(args.task, ppo_steps, episodes, 1 if args.quick else 2)
@@ -185,6 +217,8 @@ def main() -> int:
         ("evaluate_many never slower per policy than evaluate", all(r <= NOISE for _, _, r in many),
          ", ".join(f"P={c}: {r:.2f}x" for c, _, r in many)),
         ("MaskablePPO N=16 no slower per evaluation than N=1", ppo_ratio <= NOISE, f"{ppo_ratio:.2f}x"),
+        ("0-step prefix walk bit-identical to one policy at a time", walk_identical,
+         "yes" if walk_identical else "no"),
     ]
     print("\ntargets")
     for name, ok, figure in targets:
