@@ -188,3 +188,36 @@ def test_grouped_fake_quantization_equals_torchs_ops_elementwise(per_channel: bo
         ref.backward(torch.ones_like(ref))
         assert torch.equal(got[:, j].detach(), ref.detach()), f"{bits[j]} bits: values differ"
         assert xj.grad is not None and torch.equal(grad_got[:, j], xj.grad), f"{bits[j]} bits: gradients differ"
+
+
+def test_where_the_batched_pass_is_the_default_evaluate_and_evaluate_many_take_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # on CUDA every reward of a built-in network comes from the batched pass (so a record is the
+    # same whichever call computed it); the routing is checked on the CPU by declaring the
+    # batched pass the default, which must then be called and give the sequential records
+    from quant_envs.mixed_precision import policy_batch
+    from quant_envs.mixed_precision.policy_evaluator import PolicyEvaluator
+
+    task = make_task("digits-cnn")
+    reference = MixedPrecisionProblem(task=task, budget_fraction=1.0, finetune_steps=2, cache_size=0)
+    policies = _mixed(reference, 3, seed=9)
+    want = [reference.evaluate(p).accuracy for p in policies]
+    calls: list[int] = []
+    real = policy_batch.batched_accuracies
+
+    def counted(evaluator, todo, *args, **kwargs):
+        calls.append(len(todo))
+        return real(evaluator, todo, *args, **kwargs)
+
+    monkeypatch.setattr(policy_batch, "batched_accuracies", counted)
+    monkeypatch.setattr(PolicyEvaluator, "batched_by_default", lambda self: True)
+    problem = MixedPrecisionProblem(task=task, budget_fraction=1.0, finetune_steps=2, cache_size=0)
+    assert [problem.evaluate(p).accuracy for p in policies] == want
+    assert calls == [1, 1, 1]
+    assert [r.accuracy for r in problem.evaluate_many(policies)] == want
+    assert calls[3:] == [3]  # the three together, in one call
+    # evaluate_splits at 0 steps too (not the prefix walk): one call for both splits
+    both = problem.evaluate_splits(policies[:2], ("val", "test"), finetune_steps=0)
+    assert calls[4:] == [2]
+    assert [{s: r[s].accuracy for s in r} for r in both] == [
+        {s: reference.evaluate(p, 0, s).accuracy for s in ("val", "test")} for p in policies[:2]]
