@@ -14,7 +14,9 @@ One command runs whatever is missing and regenerates everything from the CSVs::
   existing CSV is kept (delete it, or pass ``--force``, to rerun); missing ones are computed by a
   process pool of ``--workers``.
 * **Pareto track**: ``leaderboard/pareto/<table>/<hardware>-<metric>/<method>.csv``, hypervolume
-  regret per (seed, n) (:mod:`baselines.mixed_precision.pareto`).
+  regret per (seed, n) (:mod:`baselines.mixed_precision.pareto`); its RL entrant
+  (:data:`PARETO_AGENT_METHODS`) trains on the table environment with the budget drawn per episode
+  (``budget_range``) and enters every distinct policy it asked for (:func:`pareto_evaluated`).
 * **Generation**: every distinct policy file is replayed (:func:`agents.validate.validate`) and a
   row whose file is missing, does not validate, or claims another regret than the row is refused
   (listed in the report). Then the aggregates (:mod:`baselines.mixed_precision.aggregate`) and the
@@ -57,7 +59,13 @@ from baselines.mixed_precision.aggregate import (
     probability_of_improvement,
     stratified_bootstrap_ci,
 )
-from baselines.mixed_precision.pareto import PARETO_METHODS, pareto_instance, pareto_run, plot_front
+from baselines.mixed_precision.pareto import (
+    PARETO_METHODS,
+    ParetoInstance,
+    pareto_instance,
+    pareto_run,
+    plot_front,
+)
 from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
 from baselines.mixed_precision.solvers import METHODS, solve
 from baselines.mixed_precision.space import SearchSpace
@@ -73,14 +81,23 @@ REPORTED = (10, 30, 100, 300, 1000, 3000)
 LEADERBOARD_METHODS = ("random", "evolution", "regularized_evolution", "tpe", "cmaes", "greedy_sensitivity",
                        "greedy_std", "hawq_v3", "uniform")
 #: RL agents run as leaderboard methods: ``train.py`` on the table environment (their hyperparameters
-#: from ``agents/hyperparams/``, untuned). DDPG-HAQ is not among them: it acts in a Box of shape (1,),
-#: and the table environment's action space is Discrete (there is no continuous table environment).
-AGENT_METHODS = ("maskable_ppo", "ppo")
+#: from ``agents/hyperparams/``, untuned). DDPG-HAQ acts in HAQ's Box of shape (1,), so it runs on the
+#: continuous table environment (the same table, masks and scores; :data:`AGENT_ENVS`).
+AGENT_METHODS = ("maskable_ppo", "ppo", "ddpg_haq")
 #: An agent's run stops at ``--max-evaluations`` distinct policies or at this many episodes per
 #: allowed evaluation, whichever comes first: a converged policy repeats itself (a repeat is free),
 #: and a table may hold fewer feasible policies than the allowance.
 EPISODES_PER_EVALUATION = 5
 TABLE_ENV = "quant_envs/MixedPrecisionTable-v0"
+TABLE_CONTINUOUS_ENV = "quant_envs/MixedPrecisionTableContinuous-v0"
+#: The environment each agent trains on (policy files name TABLE_ENV: a policy replays alike on both).
+AGENT_ENVS = {"maskable_ppo": TABLE_ENV, "ppo": TABLE_ENV, "ddpg_haq": TABLE_CONTINUOUS_ENV}
+#: RL entrants of the Pareto track: trained on TABLE_ENV with each episode's budget level drawn from
+#: PARETO_BUDGET_RANGE (the Pareto track's normalised cost axis, cheapest to dearest policy) and shown
+#: in the observation; every distinct policy asked for, at any budget, is one evaluation.
+PARETO_AGENT_METHODS = ("maskable_ppo",)
+PARETO_BUDGET_RANGE = (0.0, 1.0)
+PARETO_BUDGET_GRID = 21
 RUN_FIELDS = ("seed", "n", "regret", "wall_time_s", "evaluations", "policy_sha256")
 PARETO_FIELDS = ("seed", "n", "hv_regret", "wall_time_s", "evaluations")
 
@@ -115,25 +132,33 @@ def policy_file(setting: dict[str, Any], evaluation: Any) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest(), text
 
 
-def agent_history(setting: dict[str, Any], algo: str, seed: int, max_evaluations: int
-                  ) -> tuple[list[tuple[Any, float, bool]], float]:
-    """One ``train.py`` run of ``algo`` on the table environment at ``setting``, stopped at
-    ``max_evaluations`` reward evaluations (episodes whose ``info["cached"]`` is False: a policy this
-    environment answered before is free) or :data:`EPISODES_PER_EVALUATION` episodes per allowed
-    evaluation. Returns the distinct policies in the order first asked for, as (policy, score,
-    within budget), and the run's wall time (s)."""
-    num_units = TableProblemCache.get(setting).num_layers  # steps per episode
+def agent_evaluations(env_id: str, algo: str, seed: int, env_kwargs: dict[str, Any], max_evaluations: int,
+                      num_units: int) -> tuple[list[dict[str, str]], float]:
+    """One ``train.py`` run of ``algo`` on ``env_id``, stopped at ``max_evaluations`` reward evaluations
+    (episodes whose ``info["cached"]`` is False: a policy this environment answered before is free) or
+    :data:`EPISODES_PER_EVALUATION` episodes per allowed evaluation (``num_units`` steps each).
+    Returns the evaluations (``evaluations.csv`` rows of the uncached episodes, in order: the distinct
+    policies in the order first asked for) and the run's wall time (s)."""
     with tempfile.TemporaryDirectory(prefix=f"leaderboard-{algo}-") as tmp, warnings.catch_warnings():
         # PPO does not read the masks: the environment projects a masked action (counted per episode)
         warnings.filterwarnings("ignore", message=".*has action masks but --algo.*")
         start = time.perf_counter()
-        train(env_id=TABLE_ENV, algo=algo, seed=int(seed), env_kwargs=dict(setting),
+        train(env_id=env_id, algo=algo, seed=int(seed), env_kwargs=dict(env_kwargs),
               timesteps=EPISODES_PER_EVALUATION * max_evaluations * num_units, out=tmp,
               max_evaluations=max_evaluations, progress_bar=False, test_best=False, verbose=False, force=True)
         wall = time.perf_counter() - start
         with open(Path(tmp) / "evaluations.csv", newline="") as f:
             episodes = list(csv.DictReader(f))
-    fresh = [e for e in episodes if e["cached"].lower() not in ("true", "1")]
+    return [e for e in episodes if e["cached"].lower() not in ("true", "1")], wall
+
+
+def agent_history(setting: dict[str, Any], algo: str, seed: int, max_evaluations: int
+                  ) -> tuple[list[tuple[Any, float, bool]], float]:
+    """One ``train.py`` run of ``algo`` on its table environment (:data:`AGENT_ENVS`) at ``setting``
+    (:func:`agent_evaluations`). Returns the distinct policies in the order first asked for, as
+    (policy, score, within budget), and the run's wall time (s)."""
+    num_units = TableProblemCache.get(setting).num_layers  # steps per episode
+    fresh, wall = agent_evaluations(AGENT_ENVS[algo], algo, seed, setting, max_evaluations, num_units)
     record = record_from_episodes(fresh)  # the project's rule for "within budget" (1e-9 slack)
     history = [(tuple(tuple(u) for u in json.loads(e["policy"])), float(score), bool(ok))
                for e, score, ok in zip(fresh, record.scores, record.feasible)]
@@ -205,7 +230,7 @@ def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple
     ns = [c for c in CHECKPOINTS if c <= max_evaluations]
     for seed in seeds:
         t0 = time.perf_counter()
-        evaluated = pareto_run(instance, method, int(seed), max_evaluations)
+        evaluated = pareto_evaluated(table, instance, method, int(seed), max_evaluations)
         wall = time.perf_counter() - t0
         for n, r in instance.hv_regret(evaluated, ns).items():
             rows.append({"seed": int(seed), "n": n, "hv_regret": repr(float(r)), "wall_time_s": f"{wall:.4f}",
@@ -213,6 +238,20 @@ def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple
     path = Path(out) / "pareto" / table / f"{hardware}-{metric}" / f"{method}.csv"
     _write_csv(path, PARETO_FIELDS, rows)
     return str(path), time.perf_counter() - start
+
+
+def pareto_evaluated(table: str, instance: ParetoInstance, method: str, seed: int, max_evaluations: int) -> list[int]:
+    """The distinct policies (flat indices of ``instance``) a Pareto entrant evaluates, in order, at most
+    ``max_evaluations``: a baseline's (:func:`~baselines.mixed_precision.pareto.pareto_run`), or an RL
+    agent's (:data:`PARETO_AGENT_METHODS`): every distinct policy it asked for while trained on
+    ``table`` at the instance's hardware and metric with the budget drawn per episode."""
+    if method not in PARETO_AGENT_METHODS:
+        return pareto_run(instance, method, seed, max_evaluations)
+    env_kwargs = {"table": table, "hardware": instance.hardware, "budget_metric": instance.metric,
+                  "budget_range": list(PARETO_BUDGET_RANGE), "budget_grid": PARETO_BUDGET_GRID}
+    fresh, _ = agent_evaluations(TABLE_ENV, method, seed, env_kwargs, max_evaluations, instance.table.num_units)
+    bits = list(instance.table.bits)
+    return [instance.flat(np.array([bits.index(int(w)) for w, _ in json.loads(e["policy"])])) for e in fresh]
 
 
 def pareto_instances() -> list[tuple[str, str, str]]:
@@ -436,12 +475,19 @@ def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
              "No budget: hypervolume regret (exact front's normalised hypervolume minus that of the first n "
              "distinct policies evaluated; both axes scaled to [0, 1] over all policies of the table, reference "
              "point (worst score, dearest cost)); mean [95% CI] over seeds. Entrants: random search and "
-             "Optuna's NSGA-II (library defaults). MaskablePPO with the budget drawn per episode and given in "
-             "the observation is not an entrant yet (no such environment option).", ""]
+             "Optuna's NSGA-II (library defaults), and MaskablePPO (RL agent; `agents/hyperparams/` default, "
+             "untuned) trained on `quant_envs/MixedPrecisionTable-v0` at the hardware and metric with "
+             f"`budget_range={PARETO_BUDGET_RANGE}, budget_grid={PARETO_BUDGET_GRID}`: each episode's budget level (0 = the cheapest policy's "
+             "cost, 1 = the dearest's, the normalised cost axis here) drawn at reset from that many evenly spaced "
+             "levels and given in the observation, the masks those of the drawn budget; its evaluations are "
+             "the distinct policies it asked for, at any budget, in order (a run stops as the agents' "
+             f"regret runs do: at the allowance or after {EPISODES_PER_EVALUATION} episodes per allowed "
+             "evaluation).", ""]
     rows_all: dict[str, list[np.ndarray]] = {}
     for table, hw, metric in pareto_instances():
         folder = out / "pareto" / table / f"{hw}-{metric}"
-        runs = {m: _read_csv(folder / f"{m}.csv") for m in PARETO_METHODS if (folder / f"{m}.csv").exists()}
+        runs = {m: _read_csv(folder / f"{m}.csv") for m in PARETO_METHODS + PARETO_AGENT_METHODS
+                if (folder / f"{m}.csv").exists()}
         if not runs:
             continue
         inst = pareto_instance(load_table(table), hw, metric)
@@ -455,15 +501,15 @@ def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
             for r in rows:
                 by_n.setdefault(int(r["n"]), []).append(float(r["hv_regret"]))
             cells = [_cell(confidence_interval(np.array(by_n[n])), 3) if n in by_n else "-" for n in ns]
-            lines.append(f"| {m} | {len({r['seed'] for r in rows})} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_label(m)} | {len({r['seed'] for r in rows})} | " + " | ".join(cells) + " |")
             if 1000 in by_n:
                 rows_all.setdefault(m, []).append(np.array(by_n[1000]))
         name = f"pareto-{table}-{hw}-{metric}.png"
-        plot_front(inst, {m: pareto_run(inst, m, 0, 100) for m in runs}, str(figures / name))
+        plot_front(inst, {m: pareto_evaluated(table, inst, m, 0, 100) for m in runs}, str(figures / name))
         lines += ["", f"![front]({rel}/{name}) (seed 0, 100 evaluations)", ""]
     if rows_all:
         lines += ["IQM of HV regret @ 1000 over the Pareto instances [95% stratified bootstrap CI]: " +
-                  "; ".join(f"{m} {_cell(stratified_bootstrap_ci(v))}" for m, v in rows_all.items()), ""]
+                  "; ".join(f"{_label(m)} {_cell(stratified_bootstrap_ci(v))}" for m, v in rows_all.items()), ""]
     return lines
 
 
@@ -492,19 +538,25 @@ table's float network shipped beside the table: one evaluation), and the widest 
 suggestion over the budget is projected onto the feasible set by the exact masks and the projection
 is what is evaluated and counted (random search samples feasible policies directly).
 
-RL agents, marked "(RL agent)": MaskablePPO (sb3-contrib) and PPO (stable-baselines3; ReLeQ's
-algorithm), each seed one `train.py` run on `quant_envs/MixedPrecisionTable-v0` at the instance,
-with the hyperparameters of `agents/hyperparams/` as they are (the table environment has no entry
-of its own, so each file's `default`: MaskablePPO n_steps 256, batch 64, 10 epochs, lr 3e-4,
-gamma 1, ent_coef 0.01, [64, 64]; PPO the same but gamma 0.99 and ent_coef 0; nothing tuned).
+RL agents, marked "(RL agent)": MaskablePPO (sb3-contrib), PPO (stable-baselines3; ReLeQ's
+algorithm) and DDPG-HAQ (HAQ's agent on stable-baselines3's DDPG, `agents/ddpg_haq.py`), each seed
+one `train.py` run at the instance, MaskablePPO and PPO on `quant_envs/MixedPrecisionTable-v0`,
+DDPG-HAQ on `quant_envs/MixedPrecisionTableContinuous-v0` (the same table and exact masks, HAQ's
+`Box(0, 1, (1,))` action mapped onto the allowed widths), with the hyperparameters of
+`agents/hyperparams/` as they are (the table environments have no entry of their own, so each
+file's `default`: MaskablePPO n_steps 256, batch 64, 10 epochs, lr 3e-4, gamma 1, ent_coef 0.01,
+[64, 64]; PPO the same but gamma 0.99 and ent_coef 0; DDPG-HAQ HAQ's published values: actor and
+critic [300, 300], Adam lr 1e-4 / 1e-3, tau 0.01, gamma 1, batch 64, a replay buffer of 128
+transitions per unit, 20 random warm-up episodes, truncated-normal exploration sigma 0.5 decayed
+x0.99 per episode, a moving-average reward baseline; nothing tuned).
 PPO does not read the masks: a masked action is projected to the nearest allowed width by the
 environment (`invalid_action="project"`, counted per episode), so every policy it evaluates is
 within budget too. An evaluation is an episode whose `info["cached"]` is False (a policy the
 environment answered before is free); a run stops at the allowance or after 5 episodes per allowed
 evaluation, whichever comes first (a converged agent repeats its policy; a table may hold fewer
 feasible policies than the allowance), and its best policy after n evaluations is scored, filed and
-replayed as the baselines' are. DDPG-HAQ is not listed: it acts in a continuous Box(1) and there
-is no continuous table environment. To submit a result see `SUBMISSION.md`.
+replayed as the baselines' are (on `quant_envs/MixedPrecisionTable-v0`, whichever environment
+found it). To submit a result see `SUBMISSION.md`.
 """
 
 
@@ -514,7 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("leaderboard"), help="folder of the run CSVs and policy files")
     parser.add_argument("--markdown", type=Path, default=Path("LEADERBOARD.md"))
     parser.add_argument("--methods", nargs="*", default=list(LEADERBOARD_METHODS + AGENT_METHODS),
-                        help=f"baselines ({', '.join(LEADERBOARD_METHODS)}) and RL agents ({', '.join(AGENT_METHODS)})")
+                        help=f"baselines ({', '.join(LEADERBOARD_METHODS)}) and RL agents ({', '.join(AGENT_METHODS)}); "
+                             f"the Pareto track runs {', '.join(PARETO_METHODS)} and those of "
+                             f"{', '.join(PARETO_AGENT_METHODS)} named here")
     parser.add_argument("--tables", nargs="*", default=None, help="only these tables' settings (default: all)")
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1")
     parser.add_argument("--max-evaluations", type=int, default=1000)
@@ -551,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for table, hw, metric in pareto_instances():
             if args.tables and table not in args.tables:
                 continue
-            for m in PARETO_METHODS:
+            for m in PARETO_METHODS + tuple(a for a in PARETO_AGENT_METHODS if a in args.methods):
                 if args.force or not (args.out / "pareto" / table / f"{hw}-{metric}" / f"{m}.csv").exists():
                     jobs.append((pareto_job, (table, hw, metric, m, seeds, caps.get(m, args.max_evaluations),
                                               str(args.out))))

@@ -4,11 +4,13 @@ A policy file is the ``best_policy.json`` that ``train.py`` writes (its ``env_id
 and ``best`` record: policy, return, accuracy, costs, budget use, and the last step's ``info`` in
 ``best["final_info"]``), or any JSON object with ``policy`` (and optionally ``env_id``,
 ``env_kwargs`` and the claimed fields at the top level). The policy is replayed step by step on a
-fresh environment (CompilerGym-style): every width must be allowed by the environment's exact mask
-at its step (feasibility), and the claimed return, accuracy, float accuracy, latency, energy, size,
+fresh environment (CompilerGym-style; on a continuous-action environment each width is sent as
+the action that selects it, :func:`~quant_envs.mixed_precision.actions.continuous_action_for`):
+every width must be allowed by the environment's exact mask at its step (feasibility), and the claimed return, accuracy, float accuracy, latency, energy, size,
 budget use, regret and test accuracy are compared with what the replay gives. A file written on
 a table (``table_digest`` in its last step's ``info``) that has since been regenerated is reported
-as such, beside the mismatches that follow from it.
+as such, beside the mismatches that follow from it. A file of a table environment that drew its
+budget per episode (``budget_range``) is replayed at the budget level its episode drew.
 
 ``against``: replay on the environment the file names (``None``, default; a live
 ``MixedPrecision-v0`` retrains the policy with the same seed), or on a table (``"hawq-resnet18"``,
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 import quant_envs  # noqa: F401  (registers the ids)
+from quant_envs.mixed_precision.actions import continuous_action_for
 from quant_envs.mixed_precision.env import MixedPrecisionEnv
 from quant_envs.mixed_precision.problem import METRIC_INFO
 from quant_envs.mixed_precision.unwrap import mixed_precision_env
@@ -142,6 +145,12 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
     import gymnasium as gym
 
     env_id, env_kwargs, claim = load_claim(source)
+    if env_kwargs.get("budget_range") is not None:  # a budget drawn per episode: replay at the episode's own
+        if "budget_level" not in claim:
+            raise ValueError("the policy file's environment drew its budget per episode (budget_range) and the "
+                             "file does not say which (budget_level): it cannot be replayed")
+        env_kwargs = {k: v for k, v in env_kwargs.items() if k not in ("budget_range", "budget_grid")}
+        env_kwargs["budget_level"] = claim["budget_level"]
     if against is not None:
         env_kwargs = _table_kwargs(env_kwargs, against, env_id) if env_id != TABLE_ENV else {**env_kwargs, "table": against}
         env_id = TABLE_ENV
@@ -159,6 +168,7 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
         report.problems.append(f"the policy has {len(policy)} layers; {env_id} takes {env.num_steps} steps")
         return report
     env.reset(seed=0)
+    continuous = isinstance(env.action_space, gym.spaces.Box)
     total = 0.0
     info: dict[str, Any] = {}
     for t, a in enumerate(actions):
@@ -167,7 +177,8 @@ def validate(source: str | os.PathLike[str] | Mapping[str, Any], against: str | 
             report.problems.append(f"step {t}: width {env.bits[a]} is masked (over budget); allowed "
                                    f"{[env.bits[k] for k in np.flatnonzero(mask)]}")
             return report
-        _, reward, _, _, info = env.step(a)
+        # a continuous environment (HAQ's Box action) is sent the action that selects this width
+        _, reward, _, _, info = env.step(continuous_action_for(a, mask) if continuous else a)
         total += float(reward)
     replayed = {**info, "return": total}
     claimed_version, version = claim.get("table_digest"), replayed.get("table_digest")

@@ -24,6 +24,7 @@ ENV_IDS: dict[str, str] = {
     "quant_envs/MixedPrecision-v0": "quant_envs.mixed_precision.env:MixedPrecisionEnv",
     "quant_envs/MixedPrecisionContinuous-v0": "quant_envs.mixed_precision.env:MixedPrecisionContinuousEnv",
     "quant_envs/MixedPrecisionTable-v0": "quant_envs.mixed_precision.tables.env:MixedPrecisionTableEnv",
+    "quant_envs/MixedPrecisionTableContinuous-v0": "quant_envs.mixed_precision.tables.env:MixedPrecisionTableContinuousEnv",
     "quant_envs/MixedPrecisionMultiHardware-v0": "quant_envs.mixed_precision.multi_hardware:MixedPrecisionMultiHardwareEnv",
     # 2. companding scalar quantizers
     "quant_envs/SplineCompander-v0": "quant_envs.compander.env:SplineCompanderEnv",

@@ -65,6 +65,7 @@ CONTRACT: dict[str, dict[str, Any]] = {
     "quant_envs/MixedPrecisionContinuous-v0": {"kwargs": {**_LIVE_MP, "share_problem": False}},
     "quant_envs/MixedPrecisionMultiHardware-v0": {"kwargs": dict(_LIVE_MP)},
     "quant_envs/MixedPrecisionTable-v0": {"steps": 20},  # hawq-resnet18: 16 steps an episode
+    "quant_envs/MixedPrecisionTableContinuous-v0": {"steps": 20},
 }
 
 _EXCLUDED = ("eval_time_s", "cached")

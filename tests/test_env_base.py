@@ -18,6 +18,7 @@ SMALL: dict[str, dict] = {
     "quant_envs/MixedPrecision-v1": {"task": "digits-cnn", "finetune_steps": 0},
     "quant_envs/MixedPrecisionContinuous-v1": {"task": "digits-cnn", "finetune_steps": 0},
     "quant_envs/MixedPrecisionTable-v0": {"table": "digits-cnn"},
+    "quant_envs/MixedPrecisionTableContinuous-v0": {"table": "digits-cnn"},
     "quant_envs/MixedPrecisionMultiHardware-v0": {"table": "digits-cnn"},
     "quant_envs/SplineCompander-v0": {"max_steps": 3},
     "quant_envs/SplineCompander-v1": {"max_steps": 3},
@@ -36,7 +37,8 @@ SMALL: dict[str, dict] = {
 #: Ids whose state is made by the constructor: stepping before reset() was always allowed there.
 STEPS_BEFORE_RESET = {"quant_envs/MixedPrecision-v0", "quant_envs/MixedPrecisionContinuous-v0",
                       "quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisionContinuous-v1",
-                      "quant_envs/MixedPrecisionTable-v0", "quant_envs/MixedPrecisionMultiHardware-v0"}
+                      "quant_envs/MixedPrecisionTable-v0", "quant_envs/MixedPrecisionTableContinuous-v0",
+                      "quant_envs/MixedPrecisionMultiHardware-v0"}
 
 
 def make_unwrapped(env_id: str, **kwargs) -> QuantEnv:

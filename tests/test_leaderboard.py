@@ -219,3 +219,48 @@ def test_an_agent_row_is_produced_validated_and_aggregated(tmp_path) -> None:
     # the agent's policy files replay (a file that does not is refused: the baselines' test above)
     assert "rows refused: 0" in text and "| maskable_ppo (RL agent) | 1 |" in text
     assert "| maskable_ppo (RL agent) | " in text.split("## Per instance")[0]  # aggregated over the instance
+
+
+def test_ddpg_haq_rows_on_the_continuous_table_are_accepted(tmp_path) -> None:
+    # DDPG-HAQ as a leaderboard method: one seed, an allowance of 30 evaluations on the digits-cnn table
+    # through quant_envs/MixedPrecisionTableContinuous-v0 (HAQ's 20 warm-up episodes act at random)
+    from agents import leaderboard as lb
+    from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
+
+    setting = LEADERBOARD_SETTINGS[5]
+    assert lb.AGENT_ENVS["ddpg_haq"] == "quant_envs/MixedPrecisionTableContinuous-v0"
+    problem = TableProblem(**setting)
+    history, _ = lb.agent_history(setting, "ddpg_haq", 0, 30)
+    assert 20 <= len(history) <= 30 and len({p for p, _, _ in history}) == len(history)  # distinct, within allowance
+    assert all(ok and problem.is_feasible(p) for p, _, ok in history)  # the masks keep every policy within budget
+    out, md = tmp_path / "lb", tmp_path / "LB.md"
+    lb.run_job((setting, "ddpg_haq", [0], 30, str(out)))
+    rows = list(csv.DictReader(open(out / "runs" / "digits-cnn" / "bismo-edge-latency-fraction0.5" / "ddpg_haq.csv")))
+    assert [int(r["n"]) for r in rows] == [1, 10, 30] and all(r["policy_sha256"] for r in rows)
+    regrets = [float(r["regret"]) for r in rows]
+    assert min(regrets) >= 0 and regrets == sorted(regrets, reverse=True)
+    assert regrets[-1] == pytest.approx(min(problem.regret(s) for _, s, _ in history))  # same seed, same run
+    text = lb.generate(out, md, ["ddpg_haq"], "python -m agents.leaderboard ...", 1, tmp_path / "fig")
+    # every row's policy file replays on quant_envs/MixedPrecisionTable-v0 (the generator refuses any that does not)
+    assert "rows refused: 0" in text and "| ddpg_haq (RL agent) | 1 |" in text
+
+
+def test_maskable_ppo_pareto_entrant_draws_budgets_and_gives_finite_hv_regret(tmp_path) -> None:
+    from agents import leaderboard as lb
+
+    inst = pareto_instance(load_table("digits-cnn"), "bismo-edge", "latency")
+    evaluated = lb.pareto_evaluated("digits-cnn", inst, "maskable_ppo", 0, 60)
+    assert len(evaluated) == len(set(evaluated)) == 60  # every distinct policy asked for is one evaluation
+    # across the drawn budgets its policies spread over the cost axis (a fixed budget would cap them)
+    assert np.ptp(inst.cost[evaluated]) > 0.5
+    lb.pareto_job(("digits-cnn", "bismo-edge", "latency", "maskable_ppo", [0, 1], 60, str(tmp_path)))
+    rows = list(csv.DictReader(open(tmp_path / "pareto" / "digits-cnn" / "bismo-edge-latency" / "maskable_ppo.csv")))
+    assert {(r["seed"], r["n"]) for r in rows} == {(s, n) for s in ("0", "1") for n in ("1", "10", "30")}
+    for seed in ("0", "1"):
+        hv = [float(r["hv_regret"]) for r in rows if r["seed"] == seed]
+        assert all(np.isfinite(hv)) and 0 <= hv[-1] <= hv[0] <= inst.front_hv
+    # the seed-0 row is the run above, scored as the baselines' are
+    seed0 = {int(r["n"]): float(r["hv_regret"]) for r in rows if r["seed"] == "0"}
+    assert seed0 == pytest.approx(inst.hv_regret(evaluated, [1, 10, 30]))
+    lines = lb.pareto_section(tmp_path, tmp_path / "fig", "fig")
+    assert any(line.startswith("| maskable_ppo (RL agent) | 2 |") for line in lines)

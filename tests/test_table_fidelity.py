@@ -61,6 +61,37 @@ def test_a_fidelity_the_table_lacks_is_refused(tables) -> None:
     assert math.isnan(TableProblem("hawq-resnet18").eval_cost_cpu_s)
 
 
+def test_a_view_is_itself_at_its_fidelity_and_refuses_another(tables) -> None:
+    _, t0, both = tables
+    view = fidelity.at_fidelity(both, 0)
+    assert fidelity.at_fidelity(view, None) is view and fidelity.at_fidelity(view, 0) is view
+    assert TableProblem(view).table.digest == TableProblem(t0).table.digest
+    with pytest.raises(ValueError, match="fidelity=1 .* already seen at 0"):
+        fidelity.at_fidelity(view, 1)
+
+
+def test_many_accelerators_on_a_table_serve_the_chosen_fidelity(tables) -> None:
+    from quant_envs.mixed_precision.multi_hardware import MixedPrecisionMultiHardwareEnv
+
+    t1, t0, both = tables
+    visited = set()
+    for steps, ref in ((None, t1), (0, t0)):
+        env = MixedPrecisionMultiHardwareEnv(hardware=["bismo-edge", "bitfusion"], table=both, fidelity=steps,
+                                             hardware_order="cycle")
+        rng = np.random.default_rng(0)
+        for episode in range(8):  # alternating accelerators
+            env.reset(seed=episode)
+            done, info = False, {}
+            while not done:
+                _, _, done, _, info = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+            idx = tuple(both.bits.index(w) for w, _ in info["policy"])
+            assert info["accuracy"] == float(ref.score[idx]), (steps, idx)
+            visited.add(idx)
+    assert any(t0.score[i] != t1.score[i] for i in visited)  # the two fidelities were told apart
+    with pytest.raises(ValueError, match="fidelity=0 is not allowed without a table"):
+        MixedPrecisionMultiHardwareEnv(fidelity=0)
+
+
 def test_merging_another_benchmark_is_refused(tables) -> None:
     t1, _, _ = tables
     import dataclasses

@@ -1,8 +1,13 @@
-"""The discrete action rule shared by the mixed-precision environments (live and table-backed).
+"""The action rules shared by the mixed-precision environments (live and table-backed).
 
-An action is an index into the environment's widths. A masked index is either refused
-(``invalid_action="raise"``) or projected onto the nearest allowed index, ties to the narrower
-width (``"project"``); the projection is reported as ``{"projected_from": index}``.
+Discrete (:func:`choose_width`): an action is an index into the environment's widths. A masked
+index is either refused (``invalid_action="raise"``) or projected onto the nearest allowed index,
+ties to the narrower width (``"project"``); the projection is reported as ``{"projected_from": index}``.
+
+Continuous (:func:`choose_continuous_width`, HAQ's ``Box(0, 1, (1,))`` action): with ``n`` allowed
+widths (ascending), action ``u`` selects allowed width number ``min(floor(u * n), n - 1)``;
+:func:`continuous_action_for` is its inverse (the middle of a width's interval), which a replay of a
+policy file sends.
 """
 
 from __future__ import annotations
@@ -38,3 +43,30 @@ def choose_width(action: Action, mask: np.ndarray, bits: Sequence[int], invalid_
         )
     nearest = int(allowed[np.argmin(np.abs(allowed - j) + 1e-3 * (allowed > j))])
     return nearest, {"projected_from": j}
+
+
+def choose_continuous_width(action: Action, mask: np.ndarray) -> int:
+    """The width index HAQ's continuous ``action`` (one number in [0, 1]) selects among ``mask``'s
+    allowed widths: equal-length intervals of [0, 1] in ascending order of width (a number outside
+    [0, 1] is clipped; anything but one finite number raises ``ValueError``)."""
+    try:  # strings are never numbers, though numpy would parse "0.5"
+        if isinstance(action, (str, bytes)) or np.asarray(action).dtype.kind not in "iuf":
+            raise TypeError
+        u = np.asarray(action, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]") from None
+    if u.shape != (1,) or not np.isfinite(u[0]):
+        raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]")
+    u0 = float(np.clip(u[0], 0.0, 1.0))
+    allowed = np.flatnonzero(mask)
+    return int(allowed[min(int(u0 * len(allowed)), len(allowed) - 1)])
+
+
+def continuous_action_for(index: int, mask: np.ndarray) -> np.ndarray:
+    """The continuous action (float32, shape (1,)) that :func:`choose_continuous_width` maps onto
+    width ``index`` under ``mask``: the middle of its interval. ``index`` must be allowed."""
+    allowed = np.flatnonzero(mask)
+    if index not in allowed:
+        raise ValueError(f"index={index!r} is not allowed by the mask; allowed: {allowed.tolist()}")
+    position = int(np.searchsorted(allowed, index))
+    return np.array([(position + 0.5) / len(allowed)], dtype=np.float32)

@@ -12,7 +12,12 @@ from gymnasium import spaces
 from quant_envs.base import QuantEnv
 from quant_envs.checks import check_bool, check_choice, check_float
 from quant_envs.mixed_precision import features
-from quant_envs.mixed_precision.actions import INVALID_ACTION_MODES, Action, choose_width
+from quant_envs.mixed_precision.actions import (
+    INVALID_ACTION_MODES,
+    Action,
+    choose_continuous_width,
+    choose_width,
+)
 from quant_envs.mixed_precision.asked import AskedBefore
 from quant_envs.mixed_precision.config import DEFAULTS_V1, ProblemConfig
 from quant_envs.mixed_precision.features import Observation
@@ -449,17 +454,7 @@ class MixedPrecisionContinuousEnv(MixedPrecisionEnv):
         return self.budget_enforcement == "mask"
 
     def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
-        try:  # strings are never numbers, though numpy would parse "0.5"
-            if isinstance(action, (str, bytes)) or np.asarray(action).dtype.kind not in "iuf":
-                raise TypeError
-            u = np.asarray(action, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]") from None
-        if u.shape != (1,) or not np.isfinite(u[0]):
-            raise ValueError(f"action={action!r} is not allowed; expected one finite number in [0, 1]")
-        u0 = float(np.clip(u[0], 0.0, 1.0))
-        allowed = np.flatnonzero(self.action_masks())
-        return int(allowed[min(int(u0 * len(allowed)), len(allowed) - 1)]), {}
+        return choose_continuous_width(action, self.action_masks()), {}
 
     def _finalise_policy(self) -> Policy:
         policy = super()._finalise_policy()

@@ -30,6 +30,7 @@ from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
 from quant_envs.mixed_precision.tables.costs import equal_width_costs
 from quant_envs.mixed_precision.tables.env import MixedPrecisionTableEnv
+from quant_envs.mixed_precision.tables.fidelity import at_fidelity
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 from quant_envs.mixed_precision.tables.registry import load_table
 
@@ -235,13 +236,16 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
     * ``descriptor``: the descriptor groups to fill (default all of ``DESCRIPTOR_GROUPS``).
     * ``invalid_action``, ``reward_scale`` (default 0.1), ``render_mode``: as ``MixedPrecision-v0``.
     * ``max_devices``: inner environments kept (least recently used dropped; default 256).
+    * ``fidelity``: with ``table``, the retraining steps of its scores (one the table holds; None:
+      its default), as ``MixedPrecisionTable-v0``'s.
 
     ## Version History
 
     * v0: initial release. ``info`` is a function of the instance's own history (Gymnasium's strict
       determinism check passes): the wall-clock ``info["eval_time_s"]`` is gone (see
       ``last_eval_time_s``), ``info["cached"]`` is this instance's own history; observations and
-      rewards unchanged, so no version bump.
+      rewards unchanged, so no version bump. The ``fidelity`` argument (table mode) serves a
+      table's other fidelities; its default is the table's own, as before.
     """
 
     observation_space: spaces.Box[np.float32]
@@ -256,7 +260,7 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
                  reward_scale: float = 0.1, eval_split: str = DEFAULTS_V0.eval_split,
                  eval_seed: int = DEFAULTS_V0.eval_seed, cache_size: int = DEFAULTS_V0.cache_size,
                  task_kwargs: dict[str, Any] | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                 max_devices: int = 256, render_mode: str | None = None) -> None:
+                 max_devices: int = 256, render_mode: str | None = None, fidelity: int | None = None) -> None:
         self.hardware = _check_hardware(hardware)
         self.hardware_order = check_choice("hardware_order", hardware_order, HARDWARE_ORDERS)
         self._set_render_mode(render_mode)
@@ -278,7 +282,7 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
         self._inner_kwargs: dict[str, Any] = dict(invalid_action=invalid_action, reward_scale=reward_scale,
                                                   render_mode=render_mode)
         if table is not None:
-            self._table = table if isinstance(table, PolicyTable) else load_table(table)
+            self._table = at_fidelity(table if isinstance(table, PolicyTable) else load_table(table), fidelity)
             shapes = self._table.meta.get("hw_layer_shapes")
             if shapes is None:
                 raise ValueError(f"table={table!r} is not allowed: it records no hw_sim layer shapes "
@@ -286,6 +290,9 @@ class MixedPrecisionMultiHardwareEnv(QuantEnv[Observation, Action]):
             self._shapes = [hw_sim.LayerShape(**s) for s in shapes]
             self.bits = tuple(self._table.bits)
         else:  # live: build the task once; every accelerator's problem shares it
+            if fidelity is not None:
+                raise ValueError(f"fidelity={fidelity!r} is not allowed without a table; the live environment "
+                                 "takes finetune_steps")
             first = self.hardware[0]
             # MixedPrecision-v0's problem defaults; the budget is set per accelerator (_get_device)
             probe = MixedPrecisionProblem.from_config(DEFAULTS_V0.replace(

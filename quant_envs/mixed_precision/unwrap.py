@@ -20,5 +20,5 @@ def mixed_precision_env(env: gym.Env, name: str = "env") -> AnyMixedPrecisionEnv
     inner = env.unwrapped
     if not isinstance(inner, (MixedPrecisionEnv, MixedPrecisionTableEnv, MixedPrecisionMultiHardwareEnv)):
         raise TypeError(f"{name}={inner!r} is not a mixed-precision environment; expected MixedPrecision-*, "
-                        f"MixedPrecisionTable-v0 or MixedPrecisionMultiHardware-v0")
+                        f"MixedPrecisionTable-v0, MixedPrecisionTableContinuous-v0 or MixedPrecisionMultiHardware-v0")
     return inner

@@ -15,7 +15,9 @@ Modules, each depending only on those above it:
 * :mod:`.live`: a table's live problem and re-checks of its entries
   (``python -m quant_envs.mixed_precision.tables.live``);
 * :mod:`.reference`: a table's exact optimum; :mod:`.problem`: a table as a problem;
-  :mod:`.env`: ``quant_envs/MixedPrecisionTable-v0``; :mod:`.regret`: regret curves.
+  :mod:`.env`: ``quant_envs/MixedPrecisionTable-v0``; :mod:`.regret`: regret curves;
+* :mod:`.scenarios`: every scenario's instance grid, and whether each instance separates methods
+  (``python -m quant_envs.mixed_precision.tables.scenarios``).
 
 Only :data:`DATA_DIR` is defined here: importing one module does not import the others.
 """

@@ -1,18 +1,25 @@
-"""``quant_envs/MixedPrecisionTable-v0``: the mixed-precision problem with rewards read from a table."""
+"""``quant_envs/MixedPrecisionTable-v0`` and ``quant_envs/MixedPrecisionTableContinuous-v0``: the
+mixed-precision problem with rewards read from a table (discrete widths, or HAQ's continuous action)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from quant_envs.base import QuantEnv
-from quant_envs.checks import check_choice, check_float
+from quant_envs.checks import check_choice, check_float, check_int
 from quant_envs.mixed_precision import features
-from quant_envs.mixed_precision.actions import Action, choose_width
-from quant_envs.mixed_precision.env import INVALID_ACTION_MODES
+from quant_envs.mixed_precision.actions import (
+    INVALID_ACTION_MODES,
+    Action,
+    choose_continuous_width,
+    choose_width,
+)
+from quant_envs.mixed_precision.asked import AskedBefore
 from quant_envs.mixed_precision.features import Observation
 from quant_envs.mixed_precision.problem import PartialPolicy
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
@@ -62,6 +69,10 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
     the weights of all its layers. The digits-cnn table carries the live task's features, so its
     observations equal ``MixedPrecision-v0``'s at the same hardware, metric and budget.
 
+    With ``budget_range`` (see Arguments) the budget is drawn per episode and shown: the space is
+    ``Box(low, high, (14,), float32)``, feature 13 the episode's budget level in [0, 1] (feature 12
+    stays the fraction of *that* budget left).
+
     ## Rewards
 
     0 on every step but the last; on the last, ``reward_scale * score_scale * (score - score_offset)``:
@@ -82,7 +93,10 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
 
     ## Starting State
 
-    The first unit, nothing spent: deterministic (a table has no randomness).
+    The first unit, nothing spent: deterministic (a table has no randomness), unless
+    ``budget_range`` is given: then ``reset`` draws the episode's budget level uniformly from its
+    grid with the environment's generator (``reset(seed=...)`` seeds it; before the first reset
+    the budget is the range's highest level).
 
     ## Episode End
 
@@ -106,13 +120,22 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
       (:func:`quant_envs.mixed_precision.tables.fidelity.fidelities`; a table made at several
       fidelities holds each as columns); None (default): the table's own. The exact optimum, the
       regret and ``table_digest`` are those of the chosen fidelity.
+    * ``budget_range``: ``(lo, hi)`` with ``0 <= lo <= hi <= 1``, or None (default: off, one fixed
+      budget). On: every episode's budget is a HAWQ-V3 budget level drawn at ``reset`` uniformly from
+      ``budget_grid`` (default 21) evenly spaced levels from ``lo`` to ``hi`` and shown as feature 13
+      of the observation (and ``info["budget_level"]``); the masks, the exact optimum and the regret
+      are those of the drawn budget; ``info["cached"]`` says whether this environment answered the
+      policy before at any budget (a policy's score does not depend on the budget). The level is
+      the Pareto track's normalised cost (0 = the cheapest policy, 1 = the dearest), so a range
+      (0, 1) asks for the whole front. Not with ``budget_fraction``, ``budget_level`` or ``budget``.
     * ``invalid_action``: "project" (default) or "raise".
     * ``reward_scale``: multiplies the reward (default: the table's).
     * ``render_mode``: "ansi", "rgb_array" (bits per unit and each unit's cost share) or None.
 
     ## Version History
 
-    * v0: initial release. Changed since without a new id: ``info`` no longer carries
+    * v0: initial release. Added since without a new id: ``budget_range`` and ``budget_grid``
+      (off by default: episodes without them are unchanged). Changed since without a new id: ``info`` no longer carries
       ``eval_time_s`` (a look-up's, always 0.0: ``last_eval_time_s``), as no mixed-precision id
       reports wall-clock time in ``info``; ``info["table_digest"]`` names the
       table's version, and the digits-cnn and mnist1d-small tables were regenerated with their
@@ -122,7 +145,7 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
     """
 
     observation_space: spaces.Box[np.float32]
-    action_space: spaces.Discrete
+    action_space: spaces.Discrete | spaces.Box[np.float32]  # Box in the continuous version
     #: a look-up takes no evaluation time (the live environments' attribute of the same name)
     last_eval_time_s = 0.0
 
@@ -130,13 +153,24 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
                  budget_metric: str | None = None, budget_fraction: float | None = None,
                  budget_level: float | None = None, budget: float | None = None,
                  invalid_action: str = "project", reward_scale: float | None = None,
-                 render_mode: str | None = None, fidelity: int | None = None) -> None:
+                 render_mode: str | None = None, fidelity: int | None = None,
+                 budget_range: Sequence[float] | None = None, budget_grid: int = 21) -> None:
         self.invalid_action = check_choice("invalid_action", invalid_action, INVALID_ACTION_MODES)
         self._set_render_mode(render_mode)
+        #: the budget levels an episode's budget is drawn from (None: one fixed budget)
+        self.budget_levels = None if budget_range is None else _budget_levels(
+            budget_range, budget_grid, budget_fraction=budget_fraction, budget_level=budget_level, budget=budget)
+        if self.budget_levels is not None:
+            budget_level = float(self.budget_levels[-1])  # until the first reset draws one
         self.problem = TableProblem(table=table, hardware=hardware, budget_metric=budget_metric,
                                     budget_fraction=budget_fraction, budget_level=budget_level, budget=budget,
                                     fidelity=fidelity)
         p = self.problem
+        self._level = len(self.budget_levels) - 1 if self.budget_levels is not None else -1
+        self._problems = {self._level: p}  # one problem per budget level drawn (its masks and optimum)
+        self._problem_args = {"table": table, "hardware": p.hardware, "budget_metric": p.budget_metric,
+                              "fidelity": fidelity}
+        self._asked = AskedBefore(p.cache_size)  # info["cached"] across budgets (budget_range only)
         self.table = p.table
         self.reward_scale = check_float("reward_scale", self.table.default_reward_scale if reward_scale is None
                                         else reward_scale, min_value=0.0, min_inclusive=False)
@@ -145,9 +179,10 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
         self.bits = p.bits
         self.num_layers = self.num_steps = p.num_layers
         self.action_space = spaces.Discrete(len(self.bits))
-        low = np.zeros(features.NUM_FEATURES, dtype=np.float32)
+        size = features.NUM_FEATURES + (self.budget_levels is not None)  # + the budget level
+        low = np.zeros(size, dtype=np.float32)
         low[features.Feature.BUDGET_LEFT] = -1.0
-        self.observation_space = spaces.Box(low, np.ones(features.NUM_FEATURES, dtype=np.float32), dtype=np.float32)
+        self.observation_space = spaces.Box(low, np.ones(size, dtype=np.float32), dtype=np.float32)
         widest = p.unit_cost[:, -1]
         self._static = features.static_features(p.layers, p.weight_std, widest / widest.sum()).astype(np.float32)
         span = self.bits[-1] - self.bits[0]
@@ -169,17 +204,32 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
         return self._mask.copy()
 
     def _observation(self) -> Observation:
-        return features.observation(self._static, min(self._t, self.num_layers - 1), self._t < self.num_steps,
-                                    self._last_action, (self.problem.budget - self._spent) / self.problem.budget)
+        obs = features.observation(self._static, min(self._t, self.num_layers - 1), self._t < self.num_steps,
+                                   self._last_action, (self.problem.budget - self._spent) / self.problem.budget)
+        if self.budget_levels is None:
+            return obs
+        return np.append(obs, np.float32(self.budget_levels[self._level]))
 
     def _info(self) -> dict[str, Any]:
-        return {"action_mask": self._mask.astype(np.int8), "layer": min(self._t, self.num_layers - 1)}
+        info = {"action_mask": self._mask.astype(np.int8), "layer": min(self._t, self.num_layers - 1)}
+        if self.budget_levels is not None:
+            info["budget_level"] = float(self.budget_levels[self._level])
+        return info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
+        if self.budget_levels is not None:  # only then is the generator drawn from: default episodes unchanged
+            self._level = int(self.np_random.integers(len(self.budget_levels)))
+            self.problem = self._problem_at(self._level)
         self._reset_state()
         return self._observation(), self._info()
+
+    def _problem_at(self, level: int) -> TableProblem:
+        if level not in self._problems:
+            assert self.budget_levels is not None
+            self._problems[level] = TableProblem(**self._problem_args, budget_level=float(self.budget_levels[level]))
+        return self._problems[level]
 
     def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
         return choose_width(action, self._mask, self.bits, self.invalid_action, self._t)
@@ -206,6 +256,8 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
             info.update({k: v for k, v in evaluation.__dict__.items()
                          if k != "eval_time_s" and not (isinstance(v, float) and math.isnan(v))})
             info["policy"] = [list(p) for p in evaluation.policy]
+            if self.budget_levels is not None:  # one problem per budget: "asked before" across all of them
+                info["cached"] = self._asked.seen(tuple(self._idx.tolist()))
         return self._observation(), float(reward), done, False, info
 
     @property
@@ -241,3 +293,76 @@ class MixedPrecisionTableEnv(QuantEnv[Observation, Action]):
             lines.append(f"score {e.score:.6g} (optimum {e.optimum_score:.6g}); regret {e.regret:.6g} "
                          f"{self.table.regret_unit}")
         return "\n".join(lines) + "\n"
+
+
+def _budget_levels(budget_range: Sequence[float], budget_grid: int, **fixed: float | None) -> np.ndarray:
+    """The evenly spaced budget levels of ``budget_range`` an episode's budget is drawn from."""
+    given = sorted(k for k, v in fixed.items() if v is not None)
+    if given:
+        raise ValueError(f"budget_range draws each episode's budget; pass none of {given} with it "
+                         "(or leave budget_range out for one fixed budget)")
+    if isinstance(budget_range, (str, bytes)) or not isinstance(budget_range, Sequence) or len(budget_range) != 2:
+        raise TypeError(f"budget_range={budget_range!r} must be a pair (lo, hi) of budget levels in [0, 1]")
+    lo = check_float("budget_range[0]", budget_range[0], min_value=0.0, max_value=1.0)
+    hi = check_float("budget_range[1]", budget_range[1], min_value=lo, max_value=1.0)
+    n = check_int("budget_grid", budget_grid, min_value=1 if lo == hi else 2)
+    return np.linspace(lo, hi, n)
+
+
+class MixedPrecisionTableContinuousEnv(MixedPrecisionTableEnv):
+    """HAQ's continuous-action version of :class:`MixedPrecisionTableEnv`.
+
+    ## Description
+
+    The table benchmark of ``quant_envs/MixedPrecisionTable-v0`` (rewards looked up, exact optimum
+    and regret in ``info``) with the continuous action of ``quant_envs/MixedPrecisionContinuous-v1``
+    (HAQ, Wang et al., CVPR 2019), for DDPG-style agents such as ``train.py --algo ddpg_haq``. The
+    action is mapped onto the widths the budget still allows at this step (the exact masks of the
+    discrete version), so every episode ends within budget, and a policy's reward, score and regret
+    are those the discrete version gives the same widths.
+
+    ## Action Space
+
+    ``Box(0, 1, (1,), float32)``. With ``n`` allowed widths (ascending), action ``u`` selects
+    allowed width number ``min(floor(u * n), n - 1)``: equal-length intervals, as HAQ's rounding of
+    ``u`` onto the range of widths (the rule of ``MixedPrecisionContinuous-v1``,
+    :func:`quant_envs.mixed_precision.actions.choose_continuous_width`). ``action_masks()`` and
+    ``info["action_mask"]`` show the allowed widths; no action is invalid.
+
+    ## Observation Space
+
+    As ``MixedPrecisionTable-v0``: ``Box(low, high, (13,), float32)`` (14 with ``budget_range``).
+
+    ## Rewards
+
+    As ``MixedPrecisionTable-v0``: ``reward_scale * score_scale * (score - score_offset)`` on the
+    last step, with the same ``info`` (policy, score, costs, ``regret``, ``cached``, ``table_digest``).
+
+    ## Starting State
+
+    As ``MixedPrecisionTable-v0``: the first unit, nothing spent.
+
+    ## Episode End
+
+    As ``MixedPrecisionTable-v0``: terminated after the last unit, never truncated.
+
+    ## Arguments
+
+    Those of ``MixedPrecisionTable-v0`` but ``invalid_action`` (no action is invalid): ``table``,
+    ``hardware``, ``budget_metric``, ``budget_fraction`` / ``budget_level`` / ``budget``,
+    ``budget_range`` and ``budget_grid``, ``fidelity``, ``reward_scale``, ``render_mode``.
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        if "invalid_action" in kwargs:
+            raise TypeError("invalid_action is not an argument of the continuous table environment: "
+                            "its action is mapped onto the allowed widths, so no action is invalid")
+        super().__init__(**kwargs)
+        self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+
+    def _choose(self, action: Action) -> tuple[int, dict[str, Any]]:
+        return choose_continuous_width(action, self._mask), {}

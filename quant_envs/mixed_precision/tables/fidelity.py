@@ -63,6 +63,11 @@ def at_fidelity(table: PolicyTable, steps: int | None) -> PolicyTable:
     score and test column, the other fidelities' columns dropped, so the view is the table that
     was generated at ``steps`` (the same :attr:`~PolicyTable.digest`)."""
     held = fidelities(table)
+    if "default_fidelity" in table.meta and "fidelities" in table.meta:  # already a view: itself, or refused
+        if steps is None or steps == table.meta["finetune_steps"]:
+            return table
+        raise ValueError(f"fidelity={steps!r} is not allowed: table {table.name!r} is already seen at "
+                         f"{table.meta['finetune_steps']} steps; load the table itself for another fidelity")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps not in held):
         raise ValueError(f"fidelity={steps!r} is not allowed for table {table.name!r}; expected one of "
                          f"{sorted(held)} (retraining steps it holds) or None")
