@@ -221,3 +221,13 @@ def test_where_the_batched_pass_is_the_default_evaluate_and_evaluate_many_take_i
     assert calls[4:] == [2]
     assert [{s: r[s].accuracy for s in r} for r in both] == [
         {s: reference.evaluate(p, 0, s).accuracy for s in ("val", "test")} for p in policies[:2]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["digits-mbnet", "mnist1d-mbnet", "mnist1d-small"])
+def test_the_batched_pass_is_bit_identical_on_every_built_in_network(task: str) -> None:
+    # depthwise convolutions (groups > 1), 2-D convolutions and pooling: about 13 s each
+    problem = MixedPrecisionProblem(task=task, budget_fraction=1.0, cache_size=0)
+    policies = _mixed(problem, 2, seed=10, bits=(2, 4, 8))
+    for steps in (0, problem.finetune_steps):
+        _assert_loop_is_bit_identical(problem, policies, steps)
