@@ -4,13 +4,22 @@
 gives one by one (cache hits, counters and all); :func:`evaluate_splits` scores each policy on
 several splits from a single retraining (what the exhaustive-table generator needs).
 
-Policies are retrained and scored one after another, on the problem's device, except at 0
-retraining steps, where the policies still to score are walked as a tree of shared prefixes
-(:mod:`~quant_envs.mixed_precision.prefix_reuse`: each distinct prefix's layers run once, with
-bit-identical results). A batched pass (P policies at once with grouped convolutions) was
-measured *slower* per policy on the CPU for these small networks, so it is not used there. One
-policy's result never depends on which others share the call. The functions take the problem as their first argument so that the problem class keeps
-only thin methods.
+Where the policies still to score are scored:
+
+* on CUDA (``device="cuda"``), with the built-in networks: all of them in one batched pass
+  (:mod:`~quant_envs.mixed_precision.policy_batch`: their networks stacked along the channels,
+  retrained and scored together with grouped convolutions, 32 policies per pass, every pass
+  filled up to 32), at any number of retraining steps; ``problem.evaluate`` on CUDA takes the
+  same pass, so a record is the same whichever call computed it;
+* on the CPU, at 0 retraining steps: by a walk over the tree of their shared prefixes
+  (:mod:`~quant_envs.mixed_precision.prefix_reuse`: each distinct prefix's layers run once, with
+  bit-identical results);
+* otherwise one after another. The batched pass was measured *slower* per policy on the CPU for
+  these small networks, so it is not used there unless asked for (``batched=True``, which on the
+  CPU gives the one-at-a-time accuracies bit for bit: how the tests check it without a GPU).
+
+One policy's result never depends on which others share the call. The functions take the problem
+as their first argument so that the problem class keeps only thin methods.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from quant_envs.checks import check_choice, check_int
+from quant_envs.checks import check_bool, check_choice, check_int
 
 if TYPE_CHECKING:
     from quant_envs.mixed_precision.cost_model import Policy
@@ -60,17 +69,25 @@ def _steps_and_splits(problem: MixedPrecisionProblem, finetune_steps: int | None
 
 
 def evaluate_splits(problem: MixedPrecisionProblem, policies: Sequence[Sequence[Sequence[int]]],
-                    splits: Sequence[str], finetune_steps: int | None = None) -> list[dict[str, Evaluation]]:
+                    splits: Sequence[str], finetune_steps: int | None = None,
+                    batched: bool | None = None) -> list[dict[str, Evaluation]]:
     """For each policy, ``{split: Evaluation}`` over ``splits``, from one retraining per policy.
 
     Each record is the one ``problem.evaluate(policy, finetune_steps, split)`` would return (the
     retraining is seeded by ``eval_seed`` whatever the split, so one retrained network serves
     every split); records already cached are answered from the cache (``cached=True``) and the
-    others are cached. Every policy is checked before any is retrained.
+    others are cached. Every policy is checked before any is retrained. ``batched``: score the
+    policies not cached in the batched pass (True), not (False), or where the device is CUDA
+    (None, default); see the module docstring.
     """
     steps, splits = _steps_and_splits(problem, finetune_steps, splits)
     checked = [problem.check_policy(p) for p in policies]
-    scored = _zero_step_batch(problem, checked, splits) if steps == 0 else {}
+    if batched is None:
+        batched = problem.evaluator.batched_by_default()
+    if check_bool("batched", batched):
+        scored = _batched(problem, checked, splits, steps)
+    else:
+        scored = _zero_step_batch(problem, checked, splits) if steps == 0 else {}
     out: list[dict[str, Evaluation]] = []
     for pol in checked:
         records: dict[str, Evaluation] = {}
@@ -98,6 +115,27 @@ def evaluate_splits(problem: MixedPrecisionProblem, policies: Sequence[Sequence[
     return out
 
 
+def _missing(problem: MixedPrecisionProblem, policies: Sequence[Policy], splits: tuple[str, ...],
+             steps: int) -> list[Policy]:
+    """The distinct ``policies`` with a split not yet cached (looking counts nothing: the caller's
+    loop counts queries and evaluations exactly as one call at a time would)."""
+    entries = problem._evaluations.entries
+    return list(dict.fromkeys(p for p in policies if any((p, steps, s) not in entries for s in splits)))
+
+
+def _batched(problem: MixedPrecisionProblem, policies: Sequence[Policy], splits: tuple[str, ...], steps: int
+             ) -> dict[Policy, tuple[dict[str, float], float]]:
+    """The accuracies on ``splits`` of the distinct ``policies`` not yet cached, from the batched
+    pass (one at a time where it does not apply), with each policy's share of the wall time."""
+    todo = _missing(problem, policies, splits, steps)
+    if not todo:
+        return {}
+    start = time.perf_counter()
+    accuracies = problem.evaluator.accuracies(todo, steps, splits, batched=True)
+    share = (time.perf_counter() - start) / len(todo)
+    return {p: (acc, share) for p, acc in zip(todo, accuracies)}
+
+
 def _zero_step_batch(problem: MixedPrecisionProblem, policies: Sequence[Policy], splits: tuple[str, ...]
                      ) -> dict[Policy, tuple[dict[str, float], float]]:
     """The 0-step accuracies on ``splits`` of the distinct ``policies`` not yet cached, from one
@@ -105,8 +143,7 @@ def _zero_step_batch(problem: MixedPrecisionProblem, policies: Sequence[Policy],
     policy's share of the wall time; empty where fewer than two need scoring or the walk does
     not apply (then they are scored one at a time). Looking at the cache here counts nothing:
     the caller's loop counts queries and evaluations exactly as one call at a time would."""
-    entries = problem._evaluations.entries
-    todo = list(dict.fromkeys(p for p in policies if any((p, 0, s) not in entries for s in splits)))
+    todo = _missing(problem, policies, splits, 0)
     if len(todo) < 2:
         return {}
     # lazy: the prefix walk is torch; this module imports without it
@@ -121,10 +158,12 @@ def _zero_step_batch(problem: MixedPrecisionProblem, policies: Sequence[Policy],
 
 
 def evaluate_many(problem: MixedPrecisionProblem, policies: Sequence[Sequence[Sequence[int]]],
-                  finetune_steps: int | None = None, split: str | None = None) -> list[Evaluation]:
+                  finetune_steps: int | None = None, split: str | None = None,
+                  batched: bool | None = None) -> list[Evaluation]:
     """``[problem.evaluate(p, finetune_steps, split) for p in policies]``, the same records (a
     policy repeated in the list is answered from the cache the second time, as it would be one
-    call at a time), with every policy checked before any is retrained."""
+    call at a time), with every policy checked before any is retrained; ``batched`` as in
+    :func:`evaluate_splits`."""
     split = problem.eval_split if split is None else check_choice("split", split, SPLITS)
-    return [r[split] for r in evaluate_splits(problem, policies, (split,), finetune_steps)]
+    return [r[split] for r in evaluate_splits(problem, policies, (split,), finetune_steps, batched)]
 

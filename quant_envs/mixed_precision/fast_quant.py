@@ -146,3 +146,39 @@ def fake_quantize_per_channel(w: torch.Tensor, scale: torch.Tensor, zero_point: 
     if not (torch.is_grad_enabled() and w.requires_grad):
         return _per_channel_values(w, sc, inv, zp, neg_zp, quant_min, quant_max, need_mask=False)[0]
     return _StraightThrough.apply(w, lambda t: _per_channel_values(t, sc, inv, zp, neg_zp, quant_min, quant_max, True))
+
+
+def _grouped_values(x: torch.Tensor, scale: torch.Tensor, inv_scale: torch.Tensor, zero_point: torch.Tensor,
+                    neg_zero_point: torch.Tensor, quant_min: torch.Tensor, quant_max: torch.Tensor,
+                    int64_rule: bool, need_mask: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    q = torch.mul(x, inv_scale)
+    q.round_()
+    q.add_(zero_point)  # adding +0.0 may turn -0.0 into +0.0; the final add does so anyway
+    mask = q.ge(quant_min).logical_and_(q.le(quant_max)) if need_mask else None
+    if int64_rule:  # the per-channel kernel's int64 cast: NaN and |q| >= 2^63 become quant_min
+        q = torch.where(q < _INT64_LIMIT, q, quant_min)
+    q = torch.clamp(q, quant_min, quant_max)
+    if not int64_rule:  # fmax(NaN, quant_min) is quant_min in the per-tensor kernel
+        q = torch.where(q.isnan(), quant_min, q)
+    q.add_(neg_zero_point)
+    return q.mul_(scale), mask
+
+
+def fake_quantize_grouped(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, quant_min: torch.Tensor,
+                          quant_max: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """Fake quantization whose parameters vary across ``x``: ``scale`` (float32), ``zero_point``,
+    ``quant_min`` and ``quant_max`` (float32 tensors holding integers) broadcast against ``x``.
+
+    Each element gets, bit for bit, the value and gradient that :func:`fake_quantize_per_tensor`
+    (``per_channel=False``) or :func:`fake_quantize_per_channel` (``per_channel=True``: its NaN
+    rule) gives it with its own parameters: the same float32 operations, elementwise. This is how
+    several policies' quantizers, stacked along the channels, run as one op (``policy_batch``).
+    """
+    sc = scale.detach().to(torch.float32)
+    inv = torch.ones_like(sc).div_(sc)  # 1.0f / scale, one correctly rounded float32 division
+    zp = zero_point.detach().to(torch.float32)
+    neg_zp = torch.zeros_like(zp).sub_(zp)  # 0 - zp: +0.0 where zp is 0, as integer arithmetic gives
+    lo, hi = quant_min.detach().to(torch.float32), quant_max.detach().to(torch.float32)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return _grouped_values(x, sc, inv, zp, neg_zp, lo, hi, per_channel, need_mask=False)[0]
+    return _StraightThrough.apply(x, lambda t: _grouped_values(t, sc, inv, zp, neg_zp, lo, hi, per_channel, True))

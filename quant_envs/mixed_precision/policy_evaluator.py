@@ -136,8 +136,42 @@ class PolicyEvaluator:
         return self.task.finetune(model, finetune_steps, seed=seed)
 
     def accuracy(self, policy: Policy, finetune_steps: int, split: str) -> float:
-        """The accuracy on ``split`` of ``policy`` retrained with the evaluation seed (not cached)."""
+        """The accuracy on ``split`` of ``policy`` retrained with the evaluation seed (not cached).
+
+        On CUDA the built-in networks are scored by the batched pass (:meth:`accuracies`), so that
+        a policy's accuracy is the same whether it is scored alone or with others."""
+        if self.batched_by_default():
+            scored = self.accuracies([policy], finetune_steps, (split,), batched=True)
+            return scored[0][split]
         return self.task.evaluate(self.quantized_model(policy, finetune_steps, self.eval_seed), split)
+
+    def batched_by_default(self) -> bool:
+        """Whether policies are scored by the batched pass unless told otherwise: on CUDA."""
+        return self.device.type == "cuda"
+
+    def accuracies(self, policies: Sequence[Policy], finetune_steps: int, splits: Sequence[str],
+                   batched: bool | None = None) -> list[dict[str, float]]:
+        """Per policy, ``{split: accuracy(policy, finetune_steps, split)}`` from one retraining.
+
+        ``batched``: score them by the batched pass (:mod:`~quant_envs.mixed_precision.policy_batch`:
+        all policies' networks stacked into one, retrained and scored together) where it applies
+        (the built-in chain networks), one at a time elsewhere; False: one at a time; None
+        (default): batched on CUDA, one at a time on the CPU, where batching was measured slower.
+        """
+        if batched is None:
+            batched = self.batched_by_default()
+        if batched:
+            # lazy: the batched pass is torch; this module imports without it
+            from quant_envs.mixed_precision.policy_batch import batched_accuracies
+
+            scored = batched_accuracies(self, policies, finetune_steps, splits)
+            if scored is not None:
+                return scored
+        out = []
+        for policy in policies:
+            model = self.quantized_model(policy, finetune_steps, self.eval_seed)
+            out.append({s: self.task.evaluate(model, s) for s in splits})
+        return out
 
     def float_accuracy(self, split: str) -> float:
         return self.task.float_accuracy(split)

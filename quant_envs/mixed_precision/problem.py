@@ -133,9 +133,15 @@ class MixedPrecisionProblem(FeasibilityModel):
         task_kwargs: extra arguments for ``make_task``.
         cache_dir: where trained float models are cached (see ``model_cache``).
         device: where policies are retrained and scored ("cpu", default; "cuda" or "cuda:N"): the
-            float model, calibration and data stay on the CPU, batches move to the device. The
-            fake quantizers equal torch's ops bit for bit on either; retraining on a GPU gives
-            other (not bit-identical) accuracies than on the CPU, as any GPU training does.
+            float model, calibration and data stay on the CPU, batches move to the device. On
+            the CPU policies are scored one at a time (``evaluate_many`` at 0 steps walks their
+            shared prefixes), bit-identical to the recorded tables. On CUDA, with the built-in
+            networks, every reward (``evaluate`` and ``evaluate_many``, at any steps) comes from
+            the batched pass (:mod:`~quant_envs.mixed_precision.policy_batch`: up to 32 policies'
+            networks stacked and retrained together with grouped convolutions, float32 without
+            TF32, deterministic kernels), so a policy's accuracy does not depend on the call or
+            its batch-mates; it is not bit-identical to the CPU's (other kernels sum in another
+            order), as any GPU training is not. Other networks run one at a time on either.
     """
 
     #: the quantizable layers in execution order (``QuantLayer``; a table's units are ``TableLayer``)

@@ -229,6 +229,13 @@ class FakeQuantModel:
 
     def set_layer(self, i: int, w_bits: int | None, a_bits: int | None) -> None:
         """Quantize layer ``i``'s weight with ``w_bits`` and its input with ``a_bits`` (None: float)."""
+        ratio, act_range = self.layer_settings(i, w_bits, a_bits)
+        self.wrappers[i].set_bits(w_bits, ratio, a_bits, act_range)
+
+    def layer_settings(self, i: int, w_bits: int | None, a_bits: int | None
+                       ) -> tuple[torch.Tensor | None, tuple[float, float] | None]:
+        """Layer ``i``'s per-channel weight clip ratio at ``w_bits`` and input range at ``a_bits``
+        (None where that width is None), computed on first use and kept."""
         ratio = None
         if w_bits is not None:
             if (i, w_bits) not in self._weight_ratios:
@@ -239,7 +246,12 @@ class FakeQuantModel:
             if (i, a_bits) not in self._act_ranges:
                 self._act_ranges[i, a_bits] = best_activation_range(self._act_values[i], a_bits)
             act_range = self._act_ranges[i, a_bits]
-        self.wrappers[i].set_bits(w_bits, ratio, a_bits, act_range)
+        return ratio, act_range
+
+    def float_state(self) -> dict[str, torch.Tensor]:
+        """The float model's state (parameters and buffers by the float model's names; CPU tensors
+        that must not be changed): what :meth:`reset_weights` restores."""
+        return self._float_state
 
     def _float_weight(self, i: int) -> torch.Tensor:
         return self._float_state[f"{self.layer_names[i]}.weight"]
