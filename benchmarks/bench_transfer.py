@@ -1,11 +1,12 @@
 """Transfer benchmark: one hardware-conditioned MaskablePPO policy, zero-shot on accelerators it never saw.
 
 Run:  python benchmarks/bench_transfer.py  [--seeds 0 1 2] [--timesteps 20000] [--ablation] [--out DIR]
+                                          [--table digits-cnn | mnist1d-cnn-w4]
       python benchmarks/bench_transfer.py --hw-only     (family draw + cost-table build timing only)
 
-Setting: ``quant_envs/MixedPrecisionMultiHardware-v0`` on digits-cnn's exhaustive table
-(4 layers, 2..8 bits, every policy's validation accuracy retrained once: rewards are look-ups, so a
-study takes minutes), latency budget at level 0.3 of each accelerator's own range. Accuracy does not
+Setting: ``quant_envs/MixedPrecisionMultiHardware-v0`` on an exhaustive table (``--table``:
+digits-cnn's, 4 layers at 2..8 bits, by default; ``mnist1d-cnn-w4``, 8 layers at {2, 3, 4, 8}; every
+policy's validation accuracy retrained once: rewards are look-ups, so a study takes minutes), latency budget at level 0.3 of each accelerator's own range. Accuracy does not
 depend on the hardware; costs, masks and the budget do, and so does the best policy.
 
 * training accelerators: the ``bismo-edge``, ``bitfusion`` and ``int8-npu`` profiles and a fresh
@@ -29,7 +30,7 @@ exact optimum at that accelerator's budget minus the policy's validation accurac
   accelerators themselves (``best on held-out``, an oracle choice favouring this baseline), the one
   with the least mean regret over the other training accelerators (``best on training``: what can
   be chosen without the targets), and the average candidate (``mean``);
-* the per-accelerator optimum is the table's (regret 0, all 2401 policies evaluated).
+* the per-accelerator optimum is the table's (regret 0, every policy of the table evaluated).
 
 Targets: zero-shot within 1 accuracy point of random-100 and better than the best transferred policy. With
 ``--ablation`` the agent is retrained with descriptor groups removed (one seed each, mean
@@ -235,12 +236,15 @@ def hw_timing(repeat: int = 20) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--timesteps", type=int, default=20_000, help="agent training steps (4 per episode)")
+    parser.add_argument("--timesteps", type=int, default=20_000, help="agent training steps (one per layer: 4 per episode on digits-cnn)")
     parser.add_argument("--search-evals", type=int, default=100, help="per-accelerator search evaluations")
     parser.add_argument("--ablation", action="store_true", help="retrain without each descriptor group")
     parser.add_argument("--hw-only", action="store_true", help="only time family draws and cost-table builds")
     parser.add_argument("--out", default="benchmarks/results/transfer")
+    parser.add_argument("--table", default=ENV_KW["table"],
+                        help="the exhaustive table (scenario) the environment reads, e.g. mnist1d-cnn-w4")
     args = parser.parse_args()
+    ENV_KW["table"] = args.table  # every environment of this run reads it
     print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPU(s); "
           f"command: python {' '.join(sys.argv)}")
     if args.hw_only:
@@ -311,14 +315,14 @@ def main() -> None:
     ppo_evals = float(np.mean([np.mean(r["ppo-100 evals"]) for r in rows.values()]))
     summary = [
         f"Regret in accuracy points (table optimum at the accelerator's budget minus the policy's validation "
-        f"accuracy), mean ± sd over seeds {args.seeds}; `{ENV_ID}` on digits-cnn's table, latency budget level 0.3.",
+        f"accuracy), mean ± sd over seeds {args.seeds}; `{ENV_ID}` on {args.table}'s table, latency budget level 0.3.",
         f"Reward evaluations per held-out accelerator: zero-shot 1 (after {np.mean(train_evals):.0f} distinct "
         f"training evaluations on training accelerators, {args.timesteps} steps, {np.mean(train_time):.0f} s), "
         f"random-10 10, random-100 {args.search_evals}, ppo-100 {args.search_evals} episodes "
         f"({ppo_evals:.0f} distinct), transferred 1: the table optimum of one of {transfer['candidates']} training "
         f"accelerators, replayed (best on held-out: `{transfer['oracle_source']}`, an oracle choice; best on the "
         f"other training accelerators: `{transfer['chosen_source']}`; mean: the average candidate), "
-        f"table optimum 2401 (regret 0).",
+        f"table optimum {env.problem.table.score.size} (regret 0).",
         f"Targets: zero-shot within 1 point of random-100: {'met' if means['zero-shot'] <= means['random-100'] + 1 else 'NOT met'} "
         f"({means['zero-shot']:.2f} vs {means['random-100']:.2f}); better than the best transferred policy: "
         f"{'met' if means['zero-shot'] < means['transfer oracle'] else 'NOT met'} against the oracle choice "

@@ -62,6 +62,17 @@ def test_evaluate_many_at_zero_steps_gives_evaluates_records() -> None:
     assert batch[-1].cached and not batch[4].cached
 
 
+def test_the_walk_is_taken_only_where_policies_share_enough() -> None:
+    from quant_envs.mixed_precision.evaluator import WALK_OVERHEAD, walk_pays
+
+    problem = MixedPrecisionProblem(task="mnist1d-small", budget_fraction=1.0, finetune_steps=0)
+    grid = _grid(problem, 3)  # 27 policies: 1 + 1 prefixes of the two shared layers, then 3 + 9 + 27
+    prefixes = sum(len({p[:d] for p in grid}) for d in range(1, problem.num_layers + 1))
+    assert prefixes == 1 + 1 + 3 + 9 + 27 and walk_pays(grid) == (WALK_OVERHEAD * prefixes < 27 * problem.num_layers)
+    assert walk_pays(grid)
+    assert not walk_pays(_mixed(problem, 8, seed=2))  # random mixed widths share (almost) nothing
+
+
 def test_a_network_that_is_not_a_chain_is_scored_one_at_a_time() -> None:
     problem = MixedPrecisionProblem(task="digits-cnn", budget_fraction=1.0, finetune_steps=0, cache_size=0)
     fq = problem.evaluator.fake_quant_model()

@@ -136,15 +136,31 @@ def _batched(problem: MixedPrecisionProblem, policies: Sequence[Policy], splits:
     return {p: (acc, share) for p, acc in zip(todo, accuracies)}
 
 
+#: What a stage costs in the prefix walk relative to one-at-a-time scoring: the walk runs a stage on
+#: a whole split at once, whose activations overflow the CPU caches that one policy's batch-by-batch
+#: pass stays in (measured 1.3x per policy on random mixed policies, which share almost no prefix:
+#: ``benchmarks/bench_reward.py``, section 2 at 0 steps, before this rule).
+WALK_OVERHEAD = 1.5
+
+
+def walk_pays(policies: Sequence[Policy]) -> bool:
+    """Whether the prefix walk runs fewer stages, overhead counted, than scoring ``policies`` one
+    at a time: ``WALK_OVERHEAD x distinct prefixes < policies x layers``."""
+    layers = len(policies[0])
+    prefixes = sum(len({p[:d] for p in policies}) for d in range(1, layers + 1))
+    return WALK_OVERHEAD * prefixes < len(policies) * layers
+
+
 def _zero_step_batch(problem: MixedPrecisionProblem, policies: Sequence[Policy], splits: tuple[str, ...]
                      ) -> dict[Policy, tuple[dict[str, float], float]]:
     """The 0-step accuracies on ``splits`` of the distinct ``policies`` not yet cached, from one
     walk over their shared prefixes (:mod:`~quant_envs.mixed_precision.prefix_reuse`), with each
-    policy's share of the wall time; empty where fewer than two need scoring or the walk does
-    not apply (then they are scored one at a time). Looking at the cache here counts nothing:
+    policy's share of the wall time; empty where fewer than two need scoring, where they share
+    too little to pay (:func:`walk_pays`) or where the walk does not apply (then they are scored
+    one at a time). Looking at the cache here counts nothing:
     the caller's loop counts queries and evaluations exactly as one call at a time would."""
     todo = _missing(problem, policies, splits, 0)
-    if len(todo) < 2:
+    if len(todo) < 2 or not walk_pays(todo):
         return {}
     # lazy: the prefix walk is torch; this module imports without it
     from quant_envs.mixed_precision.prefix_reuse import zero_step_accuracies
