@@ -23,7 +23,8 @@ from quant_envs.mixed_precision.tables.live import (
     recheck,
 )
 
-__all__ = ["PROVENANCE_KEYS", "accuracy_tolerance", "live_problem", "numerics", "same_episodes", "sample_matches"]
+__all__ = ["PROVENANCE_KEYS", "accuracy_tolerance", "checked_env", "live_problem", "numerics", "same_episodes",
+           "sample_matches"]
 
 #: What every generated table's ``meta`` records about how it was made.
 PROVENANCE_KEYS = ("generator", "command", "finetune_steps", "eval_seed", "task_seed", "torch", "created",
@@ -83,3 +84,31 @@ def same_episodes(env_t: Any, env_l: Any, episodes: int) -> None:
         for key in ("latency_s", "energy_j", "size_bytes", "budget_used"):
             assert info_t[key] == pytest.approx(info_l[key], rel=1e-9, abs=1e-12), key
         assert info_t["regret"] >= 0
+
+
+def checked_env(env: Any, seed: int) -> dict[str, Any]:
+    """``env`` passes Gymnasium's and SB3's checkers (a checker warning is a failure), and two
+    episodes from the same seed with the same random allowed actions are the same: observations,
+    reward, regret and evaluation cost. Returns the last step's ``info``."""
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)
+        check_env(env.unwrapped, skip_render_check=False)
+    sb3_check_env(env.unwrapped, warn=True)
+    episodes = []
+    for _ in range(2):
+        obs, _ = env.reset(seed=seed)
+        rng, done, trace, info, r = np.random.default_rng(seed), False, [obs], {}, 0.0
+        while not done:
+            a = int(rng.choice(np.flatnonzero(env.unwrapped.action_masks())))
+            obs, r, term, trunc, info = env.step(a)
+            trace.append(obs)
+            done = term or trunc
+        episodes.append((r, info["regret"], info.get("eval_cost_cpu_s"), np.stack(trace), info))
+    assert episodes[0][:3] == episodes[1][:3] and episodes[0][1] >= 0
+    np.testing.assert_array_equal(episodes[0][3], episodes[1][3])
+    return episodes[0][4]
