@@ -194,6 +194,22 @@ def test_generator_refuses_rows_whose_policy_files_do_not_validate(tmp_path) -> 
                     "--workers", "1", "--no-run", "--figures", str(tmp_path / "figures")]) == 0
     text = md.read_text()
     assert f"rows refused: {sum(r['policy_sha256'] == rows[0]['policy_sha256'] for r in rows)}" in text
+    # the header lists the command that ran the jobs (the --no-run regeneration ran none)
+    first = lb.read_commands(out)
+    assert len(first) == 1 and "--seeds 2" in first[0] and first[0] in text
+
+
+def test_the_commands_that_made_the_csvs_are_listed_in_order(tmp_path) -> None:
+    from agents import leaderboard as lb
+
+    assert lb.read_commands(tmp_path) == []
+    assert lb.record_command(tmp_path, "python -m agents.leaderboard --seeds 5") == [
+        "python -m agents.leaderboard --seeds 5"]
+    lb.record_command(tmp_path, "python -m agents.leaderboard --seeds 3 --methods ppo")
+    # a rerun moves to the end: the order the CSVs were last written in
+    assert lb.record_command(tmp_path, "python -m agents.leaderboard --seeds 5") == [
+        "python -m agents.leaderboard --seeds 3 --methods ppo", "python -m agents.leaderboard --seeds 5"]
+    assert lb.read_commands(tmp_path) == lb.record_command(tmp_path, "python -m agents.leaderboard --seeds 5")
 
 
 def test_an_agent_row_is_produced_validated_and_aggregated(tmp_path) -> None:
