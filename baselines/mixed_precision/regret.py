@@ -166,6 +166,10 @@ LEADERBOARD_SETTINGS: tuple[dict[str, Any], ...] = (
     {"table": "digits-cnn", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.5},
     {"table": "digits-cnn", "hardware": "bitfusion", "budget_metric": "energy", "budget_fraction": 0.85},
     {"table": "mnist1d-small", "hardware": "bismo-edge", "budget_metric": "latency", "budget_fraction": 0.25},
+    # the two of its 45 instances where random search's regret after 1000 evaluations is at least the
+    # retraining noise (python -m quant_envs.mixed_precision.tables.scenarios): the others hardly separate methods
+    {"table": "mnist1d-cnn-w4", "hardware": "bismo-edge", "budget_metric": "latency", "budget_level": 0.25},
+    {"table": "mnist1d-cnn-w4", "hardware": "bismo-cloud", "budget_metric": "latency", "budget_level": 0.25},
 )
 
 

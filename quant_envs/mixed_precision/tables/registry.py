@@ -30,6 +30,9 @@ TABLES: dict[str, Callable[[], PolicyTable]] = {
     "digits-cnn": _npz("digits_cnn.npz"),
     # every policy of the 5-layer MNIST-1D CNN at {2, 3, 4, 8} bits, the task's own retraining (tables.build)
     "mnist1d-small": _npz("mnist1d_small.npz"),
+    # every policy of the 8-layer MNIST-1D CNN (the live default task) at {2, 3, 4, 8} bits, at the
+    # task's 10 retraining steps (default fidelity) and at 0 (tables.build twice, tables.fidelity)
+    "mnist1d-cnn-w4": _npz("mnist1d_cnn_w4.npz"),
 }
 
 
