@@ -57,6 +57,7 @@ RECORDINGS: dict[str, Recording] = {
     "cvt-study": Recording("python -m baselines.cvt study --out {out}", "10 min", output_file="convergence.md"),
     "cvt-2d": Recording("python benchmarks/bench_cvt.py --only-2d --seeds-2d 3", "20 min", code_block=True),
     "cvt-learnability": Recording("python benchmarks/learnability_cvt.py", "10 min"),
+    "scenarios": Recording("python -m quant_envs.mixed_precision.tables.scenarios --evaluations 1000", "10 s"),
     "reward": Recording("python benchmarks/bench_reward.py --quick", "1 min", code_block=True, returncodes=(0, 1)),
     "reward-noise": Recording("python benchmarks/bench_reward_noise.py", "1 min", code_block=True),
     "learnability-compander": Recording(
