@@ -70,6 +70,8 @@ RECORDINGS: dict[str, Recording] = {
         "3 min", output_file="results.md"),
     "transfer": Recording("python benchmarks/bench_transfer.py --ablation --out {out}", "10 min",
                           output_file="transfer.md"),
+    "transfer-w4": Recording("python benchmarks/bench_transfer.py --table mnist1d-cnn-w4 --out {out}", "3 min",
+                             output_file="transfer.md"),
 }
 
 
