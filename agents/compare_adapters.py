@@ -125,6 +125,9 @@ MIXED_PRECISION_IDS = ("quant_envs/MixedPrecision-v1", "quant_envs/MixedPrecisio
 DEFAULT_BASELINES = ("uniform", "random", "greedy_std", "greedy_sensitivity", "hawq_v3", "evolution")
 #: The table benchmark: ``compare`` on it is a regret study against the table's exact optimum.
 TABLE_ENV_ID = "quant_envs/MixedPrecisionTable-v0"
+#: The same table benchmark with HAQ's continuous action: the same regret study (the solvers search
+#: the table; each agent runs on the id its action space needs).
+TABLE_IDS = (TABLE_ENV_ID, "quant_envs/MixedPrecisionTableContinuous-v0")
 
 
 def _search(kind: str, method: str, seed: int, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Any]:
@@ -242,7 +245,7 @@ class TableAdapter(ProblemAdapter):
     default_seeds = 20
 
     def handles(self, env_id: str) -> bool:
-        return env_id == TABLE_ENV_ID
+        return env_id in TABLE_IDS
 
     def methods(self, env_id: str) -> tuple[str, ...]:
         return tuple(TABLE_METHODS)

@@ -184,7 +184,8 @@ def test_every_registered_id_has_an_adapter() -> None:
                 "mixed_precision_table", "quant_envs/SplineCompander-v0": "compander",
                 "quant_envs/ScalarQuantizer-v0": "compander", "quant_envs/FeelAllocation-v1": "feel_allocation",
                 "quant_envs/FeelAllocation-v2": "feel_allocation", "quant_envs/FeelTraining-v0": "feel_training",
-                "quant_envs/CVT2D-v0": "cvt", "quant_envs/CVT1D-v1": "cvt"}
+                "quant_envs/CVT2D-v0": "cvt", "quant_envs/CVT1D-v1": "cvt",
+                "quant_envs/MixedPrecisionTableContinuous-v0": "mixed_precision_table"}
     for env_id, name in expected.items():
         assert adapter_for(env_id).name == name, env_id
     assert adapter_for("quant_envs/MixedPrecisionMultiHardware-v0").name == "mixed_precision_multi_hardware"
