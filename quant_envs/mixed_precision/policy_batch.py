@@ -62,7 +62,13 @@ from quant_envs.mixed_precision import fast_quant
 from quant_envs.mixed_precision.prefix_reuse import stages
 from quant_envs.mixed_precision.quantize import QuantLayerWrapper
 from quant_envs.mixed_precision.tasks import Task
-from quant_envs.mixed_precision.training import _batches, dataset_size, model_device, torch_threads
+from quant_envs.mixed_precision.training import (
+    EVAL_BATCH,
+    _batches,
+    dataset_size,
+    model_device,
+    torch_threads,
+)
 
 if TYPE_CHECKING:
     from quant_envs.mixed_precision.cost_model import Policy
@@ -75,7 +81,7 @@ __all__ = ["LAYER_OPS", "POLICY_CHUNK", "batched_accuracies"]
 LAYER_OPS = ("auto", "grouped", "loop")
 #: policies per stacked pass (on CUDA every pass is filled up to it: see ``batched_accuracies``)
 POLICY_CHUNK = 32
-_BATCH = 512  # the batch size of recalibrate_batchnorm and accuracy (training.py)
+_BATCH = EVAL_BATCH  # the batches of recalibrate_batchnorm and accuracy, so results are bit-identical
 
 
 def _copies(value: torch.Tensor, p: int, device: torch.device) -> list[torch.Tensor]:

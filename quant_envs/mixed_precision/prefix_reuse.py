@@ -36,7 +36,12 @@ from quant_envs.mixed_precision.models import (
     Mnist1dSmallCNN,
 )
 from quant_envs.mixed_precision.tasks import Task
-from quant_envs.mixed_precision.training import dataset_size, model_device, torch_threads
+from quant_envs.mixed_precision.training import (
+    EVAL_BATCH,
+    dataset_size,
+    model_device,
+    torch_threads,
+)
 
 if TYPE_CHECKING:
     from quant_envs.mixed_precision.cost_model import Policy
@@ -48,7 +53,7 @@ __all__ = ["STAGED_NETWORKS", "stages", "zero_step_accuracies"]
 #: networks whose forward is ``classifier(flatten(pool(features(x)), 1))`` (``pool`` optional)
 STAGED_NETWORKS: tuple[type[nn.Module], ...] = (DigitsCNN, DigitsMobileNet, Mnist1dCNN, Mnist1dSmallCNN,
                                                 Mnist1dMobileNet)
-_BATCH = 512  # the batch size of recalibrate_batchnorm and accuracy (training.py)
+_BATCH = EVAL_BATCH  # the batches of recalibrate_batchnorm and accuracy, so results are bit-identical
 
 Stage = Callable[[torch.Tensor], torch.Tensor]
 

@@ -14,6 +14,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
+#: Batch size of batch-norm re-estimation and of evaluation (``recalibrate_batchnorm``, ``accuracy``):
+#: the faster scoring paths (``prefix_reuse``, ``policy_batch``) cut their data into the same batches.
+EVAL_BATCH = 512
+
 
 def model_device(model: nn.Module) -> torch.device:
     """Where ``model``'s parameters live (the CPU for a model without parameters): the loops move
@@ -77,7 +81,7 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = 512) -> nn.Module:
+def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = EVAL_BATCH) -> nn.Module:
     """Re-estimate every batch norm's running mean and variance on ``inputs`` (a fixed set: deterministic).
 
     Quantization shifts each layer's output statistics; re-estimating them (cumulative average
@@ -145,7 +149,7 @@ def train_steps(
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 512, max_samples: int | None = None) -> float:
+def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = EVAL_BATCH, max_samples: int | None = None) -> float:
     """Top-1 accuracy of ``model`` on ``dataset`` (or its first ``max_samples``), in [0, 1]."""
     was_training = model.training
     model.eval()
