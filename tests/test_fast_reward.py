@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from evaluation_checks import record_fields
 
 from quant_envs.mixed_precision import fast_quant
 from quant_envs.mixed_precision.problem import MixedPrecisionProblem
@@ -75,12 +76,6 @@ def test_the_rewards_are_the_same_through_evaluate(digits: MixedPrecisionProblem
     assert [digits.evaluate(p).accuracy for p in policies] == ref
 
 
-def _fields(record) -> dict:
-    d = record.as_dict()
-    d.pop("eval_time_s")  # wall-clock
-    return d
-
-
 def test_evaluate_many_gives_evaluates_records() -> None:
     task = make_task("digits-cnn")
     one = MixedPrecisionProblem(task=task, budget_fraction=1.0, finetune_steps=3)
@@ -89,13 +84,13 @@ def test_evaluate_many_gives_evaluates_records() -> None:
     policies.insert(3, policies[1])  # a repeat: answered from the cache, as one call at a time
     singles = [one.evaluate(p) for p in policies]
     batch = many.evaluate_many(policies)
-    assert [_fields(r) for r in batch] == [_fields(r) for r in singles]
+    assert [record_fields(r) for r in batch] == [record_fields(r) for r in singles]
     assert [r.cached for r in batch] == [False, False, False, True, False, False]
     assert (many.num_evaluations, many.num_queries) == (one.num_evaluations, one.num_queries) == (5, 6)
     # a policy's record does not depend on its batch-mates or their order
     fresh = MixedPrecisionProblem(task=task, budget_fraction=1.0, finetune_steps=3)
     reversed_batch = fresh.evaluate_many(list(reversed(policies[:3])))
-    assert [_fields(r) for r in reversed(reversed_batch)] == [_fields(r) for r in singles[:3]]
+    assert [record_fields(r) for r in reversed(reversed_batch)] == [record_fields(r) for r in singles[:3]]
     # every policy is checked before any is retrained
     with pytest.raises(ValueError, match="policy"):
         fresh.evaluate_many([policies[0], ((9, 9),) * one.num_layers])
@@ -108,8 +103,8 @@ def test_evaluate_splits_scores_one_retraining_on_each_split() -> None:
     both = problem.evaluate_splits(policies, ("val", "test"))
     other = MixedPrecisionProblem(task=task, budget_fraction=1.0, finetune_steps=3)
     for policy, records in zip(policies, both):
-        assert _fields(records["val"]) == _fields(other.evaluate(policy, split="val"))
-        assert _fields(records["test"]) == _fields(other.evaluate(policy, split="test"))
+        assert record_fields(records["val"]) == record_fields(other.evaluate(policy, split="val"))
+        assert record_fields(records["test"]) == record_fields(other.evaluate(policy, split="test"))
     assert problem.evaluate(policies[0], split="test").cached  # both splits were cached
     with pytest.raises(ValueError, match="splits"):
         problem.evaluate_splits(policies, ("val", "holdout"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from evaluation_checks import record_fields
 from torch import nn
 
 from quant_envs.mixed_precision import evaluator as evaluator_module
@@ -123,10 +124,7 @@ def test_evaluate_many_batched_gives_evaluates_records() -> None:
     batch = evaluator_module.evaluate_many(many, policies, batched=True)
     singles = [one.evaluate(p) for p in policies]
 
-    def fields(record) -> dict:
-        return {k: v for k, v in record.as_dict().items() if k != "eval_time_s"}
-
-    assert [fields(r) for r in batch] == [fields(r) for r in singles]
+    assert [record_fields(r) for r in batch] == [record_fields(r) for r in singles]
     assert (many.num_evaluations, many.num_queries) == (one.num_evaluations, one.num_queries) == (4, 5)
     assert batch[-1].cached and not batch[1].cached
     # by default (the CPU) the batched pass is not used: evaluate_splits' records are the same

@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 import pytest
+from evaluation_checks import record_fields
 from torch import nn
 
 from quant_envs.mixed_precision.prefix_reuse import stages, zero_step_accuracies
@@ -54,10 +55,7 @@ def test_evaluate_many_at_zero_steps_gives_evaluates_records() -> None:
     batch = many.evaluate_many(policies)
     singles = [one.evaluate(p) for p in policies]
 
-    def fields(record) -> dict:
-        return {k: v for k, v in record.as_dict().items() if k != "eval_time_s"}
-
-    assert [fields(r) for r in batch] == [fields(r) for r in singles]
+    assert [record_fields(r) for r in batch] == [record_fields(r) for r in singles]
     assert (many.num_evaluations, many.num_queries) == (one.num_evaluations, one.num_queries) == (9, 10)
     assert batch[-1].cached and not batch[4].cached
 
