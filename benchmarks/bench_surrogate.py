@@ -24,6 +24,10 @@ metric at levels 0.1, 0.25, 0.5) the surrogate's exact optimum retrained live un
 land within max(0.5, 2x noise) points of its surrogate value and be no worse than the best
 live-sampled feasible policy minus the noise (:mod:`quant_envs.mixed_precision.tables.surrogate_live`).
 
+Live check of a shipped surrogate table (``--live-table NAME [--all-hardware]``): the same, from
+the table's own float network, at the optimum its environment's regret uses, at every instance of
+its grid (5 hardware profiles x 3 metrics x 3 levels) or of ``--hardware``.
+
 Discrimination (calibration only): for each instance (the table's default instance, and its
 default hardware with each budget metric at budget levels 0.1, 0.25 and 0.5), random search's regret after ``--evaluations`` distinct
 uniform feasible policies over ``--seeds`` seeds, and how many seeds reach regret 0. Where the mean
@@ -47,7 +51,7 @@ from quant_envs.mixed_precision.tables.surrogate import (
     fit_trees,
     load_training_set,
 )
-from quant_envs.mixed_precision.tables.surrogate_live import live_check
+from quant_envs.mixed_precision.tables.surrogate_live import live_check, table_live_checks
 from quant_envs.mixed_precision.tables.surrogate_optimum import enumerate_optimum
 
 TAU_TARGET = 0.85
@@ -133,7 +137,7 @@ def live_set(path: str, noise: float, seed: int) -> None:
 
 def live_checks(model_path: str, samples_path: str, hardware: str, noise: float) -> None:
     """The surrogate's optimum at each instance retrained live under 3 seeds."""
-    model = SurrogateTable.load(model_path)
+    model = _model(model_path)
     data = load_training_set(samples_path)
     print(f"\n{model_path} ({model.meta.get('family')}, digest {model.digest}): optimum retrained live, 3 seeds; "
           f"pass: within max(0.5, 2x noise) of its value and >= best sampled feasible - noise")
@@ -146,9 +150,37 @@ def live_checks(model_path: str, samples_path: str, hardware: str, noise: float)
                   f"{'ok' if c.close else 'FAR'} / {'ok' if c.not_worse in (True, None) else 'WORSE'}")
 
 
+def table_live(name: str, hardware: str | None, noise: float) -> None:
+    """A shipped surrogate table's optimum at every instance retrained live under 3 seeds."""
+    t = load_table(name)
+    checks = table_live_checks(t, noise=noise, hardware=hardware)
+    print(f"\n{name} (digest {t.digest}): each instance's optimum retrained live from the table's float network, "
+          f"3 seeds; pass: within max(0.5, 2x noise) = {checks[0].tolerance:.2f} points of its surrogate value and "
+          f">= the best feasible training policy - noise")
+    for c in checks:
+        best = "n/a" if c.best_sampled is None else f"{c.best_sampled:.2f}"
+        print(f"  {c.hardware:<12} {c.metric:<8} level {c.level:<5} {c.method:<11} surrogate {c.surrogate:.2f}  live "
+              f"{np.mean(c.live):.2f} ({', '.join(f'{v:.2f}' for v in c.live)})  best sampled {best}  "
+              f"{'ok' if c.close else 'FAR'} / {'ok' if c.not_worse in (True, None) else 'WORSE'}")
+    close = sum(c.close for c in checks)
+    not_worse = sum(c.not_worse in (True, None) for c in checks)
+    gap = np.array([np.mean(c.live) - c.surrogate for c in checks])
+    print(f"  {close}/{len(checks)} within tolerance, {not_worse}/{len(checks)} no worse than the best sampled; "
+          f"live - surrogate: mean {gap.mean():+.2f}, max |.| {np.abs(gap).max():.2f} points")
+
+
+def _model(path_or_name: str) -> SurrogateTable:
+    """A surrogate from its own .npz, or the model of a surrogate table (a registered name or its .npz)."""
+    try:
+        model = load_table(path_or_name).model
+    except (ValueError, KeyError):
+        model = None
+    return SurrogateTable.load(path_or_name) if model is None else model
+
+
 def against_table(model_path: str, table_name: str, noise: float) -> None:
     """A surrogate over a width set scored on an exhaustive table over a subset of those widths."""
-    model = SurrogateTable.load(model_path)
+    model = _model(model_path)
     t = load_table(table_name)
     missing = sorted(set(t.bits) - set(model.bits))
     if missing or t.num_units != model.num_units:
@@ -171,6 +203,9 @@ def main() -> None:
     parser.add_argument("--hardware", default="bismo-edge", help="the live check's hardware profile")
     parser.add_argument("--against-table", nargs=2, metavar=("SURROGATE", "TABLE"), default=None,
                         help="score a surrogate on every entry of an exhaustive table over a subset of its widths")
+    parser.add_argument("--live-table", nargs="*", default=[], metavar="TABLE",
+                        help="surrogate tables whose optimum at every instance (or --hardware's) is retrained live")
+    parser.add_argument("--all-hardware", action="store_true", help="--live-table: every instance, not --hardware's")
     parser.add_argument("--noise", type=float, default=0.21, help="retraining-seed noise, accuracy points")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=20)
@@ -187,6 +222,8 @@ def main() -> None:
         against_table(*args.against_table, args.noise)
     if args.live_check:
         live_checks(*args.live_check, args.hardware, args.noise)
+    for name in args.live_table:
+        table_live(name, None if args.all_hardware else args.hardware, args.noise)
     print(f"\n{time.perf_counter() - start:.1f} s")
 
 

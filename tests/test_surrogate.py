@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from quant_envs.mixed_precision.tables.surrogate import (
+    GRID_LEVELS,
     SurrogateTable,
     _design,
     fidelity,
@@ -72,8 +73,13 @@ def test_grid_surrogate_serves_a_model_s_predictions(tmp_path) -> None:
     truth = random_pairwise(2, units=4)
     grid = SurrogateTable.from_grid("g", BITS, 4, truth.scores, chunk=50)
     _, idx = next(iter_grid(4, 4, 256))
-    assert np.allclose(grid.scores(idx), truth.scores(idx), atol=1e-5)  # float32 storage
-    assert SurrogateTable.load(grid.save(tmp_path / "g.npz")).digest == grid.digest
+    # stored as 2^16 steps between the least and greatest prediction: within half a step (+ float32)
+    step = grid.meta["grid_quantization"]["step"]
+    assert step == pytest.approx(np.ptp(truth.flat_scores()) / (GRID_LEVELS - 1))
+    assert np.allclose(grid.scores(idx), truth.scores(idx), rtol=0, atol=step / 2 + 1e-6)
+    again = SurrogateTable.load(grid.save(tmp_path / "g.npz"))
+    assert again.digest == grid.digest and np.array_equal(again.grid, grid.grid)
+    assert np.array_equal(grid.negated().flat_scores(), -grid.flat_scores())
 
 
 def test_design_matrix_one_hot_counts() -> None:

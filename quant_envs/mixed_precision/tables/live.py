@@ -112,18 +112,36 @@ def recheck(table: PolicyTable | str, count: int, seed: int = 0,
             problem: MixedPrecisionProblem | None = None) -> list[dict[str, Any]]:
     """Retrain ``count`` random entries of ``table`` live (drawn with ``seed``) on ``problem``
     (default: a fresh :func:`live_problem`); per entry its policy, the table's and the live
-    validation and test accuracy, and how many samples of each split they differ by."""
+    validation and test accuracy, and how many samples of each split they differ by. A surrogate
+    table's entries are those of the live training set it was fitted to (shipped beside it), each
+    also with its ``surrogate`` score."""
     check_int("count", count, min_value=1)
     check_int("seed", seed, min_value=0)
     t = _table(table)
     problem = live_problem(t) if problem is None else problem
     sizes = {"val": dataset_size(problem.task.val_set), "test": dataset_size(problem.task.test_set)}
-    policies = policy_grid(t.bits, t.num_units)
+    rng = np.random.default_rng(seed)
+    entries: list[tuple[tuple[int, ...], dict[str, float], dict[str, float]]] = []
+    if t.model is not None:
+        from quant_envs.mixed_precision.tables.training_data import (
+            training_samples,  # only surrogates need it
+        )
+
+        s = training_samples(t)
+        for j in rng.choice(len(s["idx"]), size=min(count, len(s["idx"])), replace=False):
+            idx = s["idx"][j].astype(int)
+            entries.append((tuple(t.bits[k] for k in idx), {"val": float(s["val_accuracy"][j]),
+                                                          "test": float(s["test_accuracy"][j])},
+                            {"surrogate": float(t.scores(idx))}))
+    else:
+        policies = policy_grid(t.bits, t.num_units)
+        for k in rng.choice(len(policies), size=min(count, len(policies)), replace=False):
+            entries.append((policies[k], {"val": float(t.score.reshape(-1)[k]),
+                                          "test": float(t.columns["test_accuracy"].reshape(-1)[k])}, {}))
     rows = []
-    for k in np.random.default_rng(seed).choice(len(policies), size=min(count, len(policies)), replace=False):
-        live = dict(zip(("val", "test"), evaluate_policy(problem, policies[k])))
-        stored = {"val": float(t.score.reshape(-1)[k]), "test": float(t.columns["test_accuracy"].reshape(-1)[k])}
-        rows.append({"policy": list(policies[k]), "table": stored, "live": live,
+    for policy, stored, extra in entries:
+        live = dict(zip(("val", "test"), evaluate_policy(problem, policy)))
+        rows.append({"policy": list(policy), "table": stored, "live": live, **extra,
                      "samples_off": {s: int(round(abs(live[s] - stored[s]) * sizes[s])) for s in sizes}})
     return rows
 

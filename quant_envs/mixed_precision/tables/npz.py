@@ -14,6 +14,7 @@ import numpy as np
 from quant_envs.atomic_io import atomic_path
 from quant_envs.mixed_precision.tables.costs import hw_sim_costs
 from quant_envs.mixed_precision.tables.policy_table import LAYER_COLUMNS, PolicyTable, TableLayer
+from quant_envs.mixed_precision.tables.surrogate import SurrogateTable
 
 
 def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
@@ -32,6 +33,8 @@ def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
         arrays[f"column__{k}"] = arr
     for k, arr in table.float_state.items():
         arrays[f"float__{k}"] = np.asarray(arr)
+    if table.model is not None:
+        arrays.update(table.model.arrays(prefix="model__"))
     header = {
         "name": table.name, "units": [list(u) for u in table.units],
         "layer_names": [la.name for la in table.layers], "layer_kinds": [la.kind for la in table.layers],
@@ -71,7 +74,7 @@ def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTab
                 costs.setdefault(hw, {})[m] = z[key]
             elif key.startswith("column__"):
                 columns[key[len("column__"):]] = z[key]
-            elif key.startswith("float__"):
+            elif key.startswith("float__"):  # (model__ keys: the surrogate, read below)
                 float_state[key[len("float__"):]] = z[key]
         bits = tuple(int(b) for b in z["bits"])
         meta = dict(header["meta"])
@@ -92,5 +95,6 @@ def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTab
             score_offset=header["score_offset"], columns=columns, default_hardware=header["default_hardware"],
             default_budget=header["default_budget"], default_reward_scale=header["default_reward_scale"],
             meta=meta, float_state=float_state,
+            model=SurrogateTable.from_arrays(z, prefix="model__") if "model__meta" in z.files else None,
         )
 

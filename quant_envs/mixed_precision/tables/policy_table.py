@@ -11,7 +11,9 @@ A :class:`PolicyTable` holds everything ``quant_envs/MixedPrecisionTable-v0`` ne
 * the score (higher is better), either *separable* (``score`` of shape ``[units, len(bits)]``, a
   policy scores the sum over units; HAWQ's ``-Tr(H) ||dW||^2``) or *exhaustive* (``score`` of shape
   ``[len(bits)] * units``, one entry per policy; a retrained network's validation accuracy),
-  plus optional exhaustive ``columns`` (test accuracy, ...);
+  plus optional exhaustive ``columns`` (test accuracy, ...), or a *surrogate* (``model``, a
+  :class:`~quant_envs.mixed_precision.tables.surrogate.SurrogateTable` fitted to live evaluations,
+  where the grid is too large to retrain every policy; ``score`` is then empty);
 * ``meta``: provenance (repository, file, commit, license or the generator's command and seeds),
   units, defaults;
 * ``float_state``: for a generated table, the float network's weights every entry was retrained
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from quant_envs.mixed_precision.tables.surrogate import SurrogateTable
 
 #: Per-unit layer facts, in this column order (as :func:`features.static_features` reads them).
 LAYER_COLUMNS = ("c_in", "c_out", "stride", "kernel", "num_weights", "in_h", "in_w")
@@ -72,12 +76,17 @@ class PolicyTable:
     default_reward_scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
     float_state: dict[str, np.ndarray] = field(default_factory=dict)  # the retrained float network
+    model: SurrogateTable | None = None  # a surrogate's scoring function (``score`` empty, no columns)
 
     def __post_init__(self) -> None:
         n, nb = len(self.units), len(self.bits)
         if len(self.layers) != n or np.shape(self.weight_std) != (n,):
             raise ValueError(f"table {self.name!r}: layers/weight_std must have one entry per unit ({n})")
-        want = (n, nb) if self.separable else (nb,) * n
+        if self.model is not None:
+            if self.separable or self.columns or self.model.num_units != n or self.model.bits != self.bits:
+                raise ValueError(f"table {self.name!r}: a surrogate table is not separable, has no columns, and its "
+                                 f"model scores {n} units over bits {self.bits}")
+        want = (0,) if self.model is not None else (n, nb) if self.separable else (nb,) * n
         if self.score.shape != want:
             raise ValueError(f"table {self.name!r}: score has shape {self.score.shape}, expected {want}")
         for hw, metrics in self.costs.items():
@@ -98,6 +107,8 @@ class PolicyTable:
         """16 hex digits of a SHA-256 over the widths, the score and the extra columns: the table's
         version, so that a result saved on it can be told from one on a regenerated table."""
         h = hashlib.sha256(json.dumps([list(self.bits), self.separable, sorted(self.columns)]).encode())
+        if self.model is not None:
+            h.update(self.model.digest.encode())
         for arr in (self.score, *(self.columns[k] for k in sorted(self.columns))):
             h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
         return h.hexdigest()[:16]
@@ -116,7 +127,20 @@ class PolicyTable:
     def scores(self, idx: np.ndarray) -> np.ndarray:
         """Scores of width-index vectors ``idx`` ([..., units])."""
         idx = np.asarray(idx)
+        if self.model is not None:
+            return self.model.scores(idx)
         if self.separable:
             return self.score[np.arange(self.num_units), idx].sum(axis=-1)
         return self.score.reshape(-1)[self.flat_index(idx)]
+
+    def flat_scores(self) -> np.ndarray:
+        """Every policy's score, row-major over the grid (float64; for enumeration)."""
+        if self.model is not None:
+            return self.model.flat_scores()
+        if self.separable:
+            total = np.zeros(1)
+            for row in self.score:
+                total = (total[:, None] + row[None, :]).reshape(-1)
+            return total
+        return self.score.reshape(-1).astype(float)
 

@@ -4,10 +4,14 @@ measured against (imported by the environment, the baselines' regret study and t
 * **Enumeration** when the policy grid has at most :data:`ENUMERATION_LIMIT` entries (every
   exhaustive table; HAWQ-V3's ResNet-18, 2^16 policies): every policy's cost and score, vectorised;
   the feasible scores are kept (sorted), so random search's expected best-of-n has a closed form.
-* **Integer program** otherwise (HAWQ-V3's ResNet-50, 2^48 policies, separable scores only):
-  ``scipy.optimize.milp`` (HiGHS) over one-hot choices per unit, ``max sum score`` subject to
-  ``sum cost <= budget``, to a zero relative gap; the same program with the objective negated gives
-  the worst feasible policy.
+* **Integer program** otherwise: ``scipy.optimize.milp`` (HiGHS) to a zero relative gap, over
+  one-hot choices per unit, ``max sum score`` subject to ``sum cost <= budget`` for separable scores
+  (HAWQ-V3's ResNet-50, 2^48 policies), or with the pair terms linearised for a pairwise surrogate
+  (``mnist1d-mbnet-s``, 7^12 policies: :func:`~.surrogate_optimum.milp_optimum`); the same program
+  with the objective negated gives the worst feasible policy. A surrogate table ships the optima of
+  its instance grid (``meta["optima"]``, solved when it was made, looked up by the costs' and
+  budget's digest and used only while their policies still score and fit as recorded); others are
+  solved once per process.
 
 Ties between equal-scoring optima go to the cheaper policy, then to the lexicographically first
 width indices (enumeration); the integer program returns one of them.
@@ -15,6 +19,7 @@ width indices (enumeration); the integer program returns one of them.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +27,11 @@ from scipy import optimize, sparse
 
 from quant_envs.mixed_precision.problem import RELATIVE_SLACK
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.surrogate_optimum import milp_optimum
 
-#: Largest policy grid enumerated (4M policies: ~100 MB of temporaries at most).
-ENUMERATION_LIMIT = 1 << 22
+#: Largest policy grid enumerated: 8 units x 7 widths (the ``mnist1d-cnn-s`` surrogate), about
+#: 200 MB of temporaries at most; larger grids take an integer program.
+ENUMERATION_LIMIT = 7 ** 8
 
 
 @dataclass(frozen=True)
@@ -52,35 +59,79 @@ def _grid_sum(per_unit: np.ndarray) -> np.ndarray:
     return total
 
 
+def cost_digest(cost: np.ndarray, budget: float) -> str:
+    """16 hex digits naming a budget instance: the per-unit costs and the budget (what a shipped or
+    cached optimum is looked up by)."""
+    h = hashlib.sha256(np.ascontiguousarray(cost, dtype=np.float64).tobytes())
+    h.update(np.float64(budget).tobytes())
+    return h.hexdigest()[:16]
+
+
+#: Integer-program optima solved in this process: (table digest, cost digest) -> optimum.
+_SOLVED: dict[tuple[str, str], TableOptimum] = {}
+
+
 def exact_optimum(table: PolicyTable, cost: np.ndarray, budget: float) -> TableOptimum:
     """The optimum of ``table`` with per-unit ``cost`` ([units, bits]) under ``budget``."""
     n, nb = table.num_units, len(table.bits)
     limit = budget * (1 + RELATIVE_SLACK)
     if nb ** n <= ENUMERATION_LIMIT:
         total = _grid_sum(cost)
-        score = _grid_sum(table.score) if table.separable else table.score.reshape(-1).astype(float)
+        score = table.flat_scores()
         feasible = np.flatnonzero(total <= limit)
         if not len(feasible):
             raise ValueError(f"budget={budget!r} is infeasible for table {table.name!r}")
-        order = np.lexsort((feasible, total[feasible], -score[feasible]))
-        best = feasible[order[0]]
-        worst = feasible[np.lexsort((feasible, score[feasible]))[0]]
+        fs = score[feasible]
+        # ties: the cheaper policy, then the first in row-major order
+        top = feasible[fs == fs.max()]
+        best = top[np.lexsort((top, total[top]))[0]]
+        worst = feasible[fs == fs.min()][0]
         shape = (nb,) * n
         best_idx, worst_idx = np.array(np.unravel_index(best, shape)), np.array(np.unravel_index(worst, shape))
+        fs.sort()
         # scores summed as the environment sums them, so the optimum's own regret is exactly 0
         return TableOptimum(
             index=best_idx, score=float(table.scores(best_idx)), cost=float(total[best]),
             worst_index=worst_idx, worst_score=float(table.scores(worst_idx)),
-            method="enumeration", feasible_scores=np.sort(score[feasible]))
-    if not table.separable:
-        raise ValueError(f"table {table.name!r} is exhaustive with {nb}^{n} entries: too many to enumerate")
-    best = _milp(table.score, cost, budget, maximise=True)
-    worst = _milp(table.score, cost, budget, maximise=False)
+            method="enumeration", feasible_scores=fs)
+    key = (table.digest, cost_digest(cost, budget))
+    if key not in _SOLVED:
+        _SOLVED[key] = _shipped(table, cost, budget, key[1]) or _solve(table, cost, budget)
+    return _SOLVED[key]
+
+
+def _solve(table: PolicyTable, cost: np.ndarray, budget: float) -> TableOptimum:
+    n, nb = table.num_units, len(table.bits)
     pick = np.arange(n)
+    if table.model is not None and table.model.kind == "pairwise":
+        best_o = milp_optimum(table.model, cost, budget)
+        worst_o = milp_optimum(table.model.negated(), cost, budget)
+        best, worst = best_o.index, worst_o.index
+    elif table.separable:
+        best = _milp(table.score, cost, budget, maximise=True)
+        worst = _milp(table.score, cost, budget, maximise=False)
+    else:
+        raise ValueError(f"table {table.name!r} has {nb}^{n} entries: too many to enumerate, and its score is "
+                         f"neither separable nor a pairwise surrogate (which an integer program can solve)")
     return TableOptimum(
-        index=best, score=float(table.score[pick, best].sum()), cost=float(cost[pick, best].sum()),
-        worst_index=worst, worst_score=float(table.score[pick, worst].sum()), method="milp",
-        feasible_scores=None)
+        index=best, score=float(table.scores(best)), cost=float(cost[pick, best].sum()),
+        worst_index=worst, worst_score=float(table.scores(worst)), method="milp", feasible_scores=None)
+
+
+def _shipped(table: PolicyTable, cost: np.ndarray, budget: float, digest: str) -> TableOptimum | None:
+    """The optimum solved when the table was made (``meta["optima"]``, by cost digest), if it still
+    holds: its policy feasible and its scores the table's (else None: solve again)."""
+    entry = next((o for o in table.meta.get("optima", ()) if o.get("cost_digest") == digest), None)
+    if entry is None:
+        return None
+    pick = np.arange(table.num_units)
+    best, worst = np.asarray(entry["index"], dtype=int), np.asarray(entry["worst_index"], dtype=int)
+    limit = budget * (1 + RELATIVE_SLACK)
+    if max(cost[pick, best].sum(), cost[pick, worst].sum()) > limit or not (
+            float(table.scores(best)) == entry["score"] and float(table.scores(worst)) == entry["worst_score"]):
+        return None
+    return TableOptimum(index=best, score=entry["score"], cost=float(cost[pick, best].sum()), worst_index=worst,
+                        worst_score=entry["worst_score"], method=entry["method"], feasible_scores=None)
 
 
 def _milp(score: np.ndarray, cost: np.ndarray, budget: float, maximise: bool) -> np.ndarray:

@@ -66,3 +66,32 @@ def live_check(model: SurrogateTable, samples: dict[str, Any], hardware: str, me
     mean = float(np.mean(live))
     return LiveCheck(hardware, metric, level, widths, opt.method, 100 * opt.score, live, best, tol,
                      abs(mean - 100 * opt.score) <= tol, None if best is None else mean >= best - noise)
+
+
+def table_live_checks(table: Any, seeds: tuple[int, ...] = (0, 1, 2), noise: float = 0.21,
+                      hardware: str | None = None) -> list[LiveCheck]:
+    """:func:`live_check` at every instance of a shipped surrogate table's grid (or of one
+    ``hardware``): its optimum (the one the environment's regret uses) retrained from the table's
+    own float network under ``seeds``, beside the best feasible policy of its live training set."""
+    from quant_envs.mixed_precision.tables.live import live_problem
+    from quant_envs.mixed_precision.tables.problem import TableProblem
+    from quant_envs.mixed_precision.tables.scenarios import instances
+    from quant_envs.mixed_precision.tables.training_data import training_samples
+
+    samples = training_samples(table)
+    problems = [live_problem(table, eval_seed=s) for s in seeds]
+    units = np.arange(table.num_units)
+    out = []
+    for inst in instances(table):
+        if hardware is not None and inst["hardware"] != hardware:
+            continue
+        p = TableProblem(table, **inst)
+        widths = [table.bits[k] for k in p.optimum.index]
+        live = [100 * build.evaluate_policy(q, widths)[0] for q in problems]
+        feasible = p.unit_cost[units, samples["idx"].astype(int)].sum(axis=1) <= p.limit
+        best = float(100 * samples["val_accuracy"][feasible].max()) if feasible.any() else None
+        tol, mean, value = max(0.5, 2 * noise), float(np.mean(live)), 100 * p.optimum.score
+        out.append(LiveCheck(inst["hardware"], inst["budget_metric"], inst["budget_level"], widths, p.optimum.method,
+                             value, live, best, tol, abs(mean - value) <= tol,
+                             None if best is None else mean >= best - noise))
+    return out
