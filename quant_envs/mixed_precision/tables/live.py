@@ -31,6 +31,7 @@ from quant_envs.mixed_precision.tables.build import evaluate_policy, policy_grid
 from quant_envs.mixed_precision.tables.numerics import cpu_model, numerics
 from quant_envs.mixed_precision.tables.policy_table import PolicyTable
 from quant_envs.mixed_precision.tables.registry import load_table
+from quant_envs.mixed_precision.tables.training_data import training_samples
 from quant_envs.mixed_precision.tasks import Task, data_digest, make_task
 from quant_envs.mixed_precision.training import dataset_size
 
@@ -123,10 +124,6 @@ def recheck(table: PolicyTable | str, count: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     entries: list[tuple[tuple[int, ...], dict[str, float], dict[str, float]]] = []
     if t.model is not None:
-        from quant_envs.mixed_precision.tables.training_data import (
-            training_samples,  # only surrogates need it
-        )
-
         s = training_samples(t)
         for j in rng.choice(len(s["idx"]), size=min(count, len(s["idx"])), replace=False):
             idx = s["idx"][j].astype(int)

@@ -19,8 +19,12 @@ import numpy as np
 from quant_envs.mixed_precision.problem import RELATIVE_SLACK
 from quant_envs.mixed_precision.tables import build
 from quant_envs.mixed_precision.tables.costs import hw_sim_costs
+from quant_envs.mixed_precision.tables.live import live_problem
+from quant_envs.mixed_precision.tables.problem import TableProblem
+from quant_envs.mixed_precision.tables.scenarios import instances
 from quant_envs.mixed_precision.tables.surrogate import SurrogateTable
 from quant_envs.mixed_precision.tables.surrogate_optimum import enumerate_optimum, milp_optimum
+from quant_envs.mixed_precision.tables.training_data import training_samples
 
 #: Largest grid whose optimum is found by enumeration here (8 units x 7 widths: 5.8M).
 ENUMERATION_LIMIT = 1 << 23
@@ -73,10 +77,6 @@ def table_live_checks(table: Any, seeds: tuple[int, ...] = (0, 1, 2), noise: flo
     """:func:`live_check` at every instance of a shipped surrogate table's grid (or of one
     ``hardware``): its optimum (the one the environment's regret uses) retrained from the table's
     own float network under ``seeds``, beside the best feasible policy of its live training set."""
-    from quant_envs.mixed_precision.tables.live import live_problem
-    from quant_envs.mixed_precision.tables.problem import TableProblem
-    from quant_envs.mixed_precision.tables.scenarios import instances
-    from quant_envs.mixed_precision.tables.training_data import training_samples
 
     samples = training_samples(table)
     problems = [live_problem(table, eval_seed=s) for s in seeds]
