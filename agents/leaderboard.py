@@ -60,6 +60,7 @@ from baselines.mixed_precision.aggregate import (
     stratified_bootstrap_ci,
 )
 from baselines.mixed_precision.pareto import (
+    FRONT_LIMIT,
     PARETO_METHODS,
     ParetoInstance,
     pareto_instance,
@@ -264,7 +265,7 @@ def pareto_instances() -> list[tuple[str, str, str]]:
     for s in LEADERBOARD_SETTINGS:
         t = load_table(s["table"])
         key = (s["table"], s.get("hardware", t.default_hardware), s["budget_metric"])
-        if len(t.bits) ** t.num_units <= 1 << 22 and key not in out:
+        if len(t.bits) ** t.num_units <= FRONT_LIMIT and key not in out:
             out.append(key)
     return out
 

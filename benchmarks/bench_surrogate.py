@@ -154,6 +154,9 @@ def table_live(name: str, hardware: str | None, noise: float) -> None:
     """A shipped surrogate table's optimum at every instance retrained live under 3 seeds."""
     t = load_table(name)
     checks = table_live_checks(t, noise=noise, hardware=hardware)
+    if not checks:
+        raise SystemExit(f"--hardware {hardware!r} is not allowed for {name}; expected one of {list(t.hardware)} "
+                         "(or --all-hardware)")
     print(f"\n{name} (digest {t.digest}): each instance's optimum retrained live from the table's float network, "
           f"3 seeds; pass: within max(0.5, 2x noise) = {checks[0].tolerance:.2f} points of its surrogate value and "
           f">= the best feasible training policy - noise")

@@ -74,7 +74,6 @@ def test_every_id_makes_resets_and_steps(env_id: str) -> None:
 def test_every_shipped_table_and_measured_accelerator_loads() -> None:
     import hw_sim
     from quant_envs.mixed_precision.tables.registry import TABLES, load_table
-
     from quant_envs.mixed_precision.tables.training_data import training_samples
 
     for name in TABLES:

@@ -159,7 +159,10 @@ def test_table_npz_round_trip(tmp_path) -> None:
     path = save_table(t, tmp_path / "t.npz")
     u = load_npz(path)
     assert (u.name, u.bits, u.units, u.layers) == (t.name, t.bits, t.units, t.layers)
-    assert u.meta == {**t.meta, "costs_source": "shipped (hw_sim at generation)"}  # no hw_sim shapes here
+    # loading adds where the costs (no hw_sim shapes here: shipped) and the file came from, nothing else
+    assert u.meta == {**t.meta, "costs_source": "shipped (hw_sim at generation)", "source_file": str(path.resolve())}
+    again = load_npz(save_table(u, tmp_path / "u.npz"))  # saving drops what loading added
+    assert again.meta == {**u.meta, "source_file": str((tmp_path / "u.npz").resolve())}
     np.testing.assert_array_equal(u.score, t.score)
     np.testing.assert_array_equal(u.costs["t4"]["bops"], t.costs["t4"]["bops"])
     register_table("copy-of-r50", path)

@@ -53,21 +53,39 @@ def test_training_set_reevaluated_live(name: str, layers: int, kind: str) -> Non
     sample_matches(t, live_problem(t), count=2, seed=1)
 
 
-@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
-def test_shipped_optima_are_the_solved_ones(name: str, layers: int, kind: str) -> None:
+def check_shipped_optima(name: str, kind: str, every: int) -> None:
+    """Every ``every``-th shipped optimum (``meta["optima"]``) is the one an independent solver finds
+    for the model (chunked enumeration, or HiGHS on the pairwise program), best and worst, and is the
+    one the environment's problem uses."""
     from quant_envs.mixed_precision.tables.problem import TableProblem
+    from quant_envs.mixed_precision.tables.reference import cost_digest
     from quant_envs.mixed_precision.tables.scenarios import instances
     from quant_envs.mixed_precision.tables.surrogate_optimum import enumerate_optimum, milp_optimum
 
     t = load_table(name)
+    assert t.model is not None and t.meta["optima_digest"] == t.digest
     grid = instances(t)
     assert len(grid) >= 5 * 3 * 3 and len(t.meta["optima"]) == len(grid)
-    for inst in grid[::11]:  # a spread of hardware, metrics and levels
+    solver = enumerate_optimum if kind == "grid" else milp_optimum
+    for entry in t.meta["optima"][::every]:
+        inst = {k: entry[k] for k in ("hardware", "budget_metric", "budget_level")}
         p = TableProblem(t, **inst)
-        solver = enumerate_optimum if kind == "grid" else milp_optimum
-        independent = solver(t.model, p.unit_cost, p.budget)
-        assert p.optimum.score == pytest.approx(independent.score, abs=1e-9), inst
-        assert p.optimum.cost <= p.limit
+        assert entry["cost_digest"] == cost_digest(p.unit_cost, p.budget), inst
+        best, worst = solver(t.model, p.unit_cost, p.budget), solver(t.model.negated(), p.unit_cost, p.budget)
+        assert entry["score"] == pytest.approx(best.score, abs=1e-9), inst
+        assert entry["worst_score"] == pytest.approx(-worst.score, abs=1e-9), inst
+        assert p.optimum.score == entry["score"] and p.optimum.index.tolist() == entry["index"], inst
+
+
+@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
+def test_shipped_optima_are_the_solved_ones(name: str, layers: int, kind: str) -> None:
+    check_shipped_optima(name, kind, every=22)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
+def test_every_shipped_optimum_is_the_solved_one(name: str, layers: int, kind: str) -> None:
+    check_shipped_optima(name, kind, every=1)
 
 
 @pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
@@ -77,4 +95,25 @@ def test_surrogate_env_passes_the_env_checkers(name: str, layers: int, kind: str
     info = checked_env(gym.make("quant_envs/MixedPrecisionTable-v0", table=name), seed=3)
     t = load_table(name)
     assert info["table_digest"] == t.digest and info["eval_cost_cpu_s"] == t.meta["eval_cpu_s"] > 0
-    assert info["regret"] >= 0
+
+
+def test_the_12_layer_integer_program_equals_enumeration_on_a_reduced_grid() -> None:
+    # the shipped pairwise model restricted to widths {2, 4, 8} (3^12 = 531,441 policies, enumerable):
+    # HiGHS's certified optimum must be the enumerated one at every level
+    from quant_envs.mixed_precision.tables.scenarios import LEVELS
+    from quant_envs.mixed_precision.tables.surrogate import SurrogateTable
+    from quant_envs.mixed_precision.tables.surrogate_optimum import enumerate_optimum, milp_optimum
+
+    t = load_table("mnist1d-mbnet-s")
+    keep = [t.bits.index(b) for b in (2, 4, 8)]
+    m = t.model
+    assert m is not None and m.kind == "pairwise"
+    reduced = SurrogateTable(name="reduced", bits=(2, 4, 8), num_units=m.num_units, kind="pairwise",
+                             intercept=m.intercept, unary=m.unary[:, keep], pairs=m.pairs,
+                             pair_terms=m.pair_terms[:, keep][:, :, keep])
+    cost = t.costs[t.default_hardware][t.default_budget["metric"]][:, keep]
+    lo, hi = cost.min(axis=1).sum(), cost.max(axis=1).sum()
+    for level in LEVELS:
+        budget = lo + level * (hi - lo)
+        by_milp, by_enum = milp_optimum(reduced, cost, budget), enumerate_optimum(reduced, cost, budget)
+        assert by_milp.score == pytest.approx(by_enum.score, abs=1e-9), level

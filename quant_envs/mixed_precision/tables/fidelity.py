@@ -116,8 +116,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     tables = [load_npz(p, live_costs=False) for p in args.tables]
-    for t in tables:
-        t.meta.pop("costs_source", None)  # added by loading, not part of the data
     merged = merge_fidelities(tables[0], *tables[1:])
     save_table(merged, args.out)
     print(f"wrote {args.out}: fidelities {sorted(fidelities(merged))} (default {default_fidelity(merged)})")

@@ -16,6 +16,9 @@ from quant_envs.mixed_precision.tables.costs import hw_sim_costs
 from quant_envs.mixed_precision.tables.policy_table import LAYER_COLUMNS, PolicyTable, TableLayer
 from quant_envs.mixed_precision.tables.surrogate import SurrogateTable
 
+#: Meta keys :func:`load_npz` adds (where the costs and the file came from): not saved.
+LOADED_KEYS = ("costs_source", "source_file")
+
 
 def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` as a compressed ``.npz`` (atomically)."""
@@ -41,7 +44,8 @@ def save_table(table: PolicyTable, path: str | os.PathLike[str]) -> Path:
         "metric_units": table.metric_units, "separable": table.separable, "score_name": table.score_name,
         "score_scale": table.score_scale, "regret_unit": table.regret_unit, "score_offset": table.score_offset,
         "default_hardware": table.default_hardware, "default_budget": table.default_budget,
-        "default_reward_scale": table.default_reward_scale, "meta": table.meta,
+        "default_reward_scale": table.default_reward_scale,
+        "meta": {k: v for k, v in table.meta.items() if k not in LOADED_KEYS},
     }
     arrays["header"] = np.array(json.dumps(header))
     with atomic_path(path) as tmp:
@@ -79,6 +83,7 @@ def load_npz(path: str | os.PathLike[str], live_costs: bool = True) -> PolicyTab
         bits = tuple(int(b) for b in z["bits"])
         meta = dict(header["meta"])
         meta["costs_source"] = "shipped (hw_sim at generation)"
+        meta["source_file"] = str(Path(path).resolve())  # where files shipped beside it are found
         if live_costs and "hw_layer_shapes" in meta:
             try:
                 live, _ = hw_sim_costs(meta["hw_layer_shapes"], bits)

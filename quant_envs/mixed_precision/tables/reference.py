@@ -51,7 +51,7 @@ class TableOptimum:
         return None if self.feasible_scores is None else len(self.feasible_scores)
 
 
-def _grid_sum(per_unit: np.ndarray) -> np.ndarray:
+def grid_sum(per_unit: np.ndarray) -> np.ndarray:
     """Flat row-major array over all width-index vectors of ``sum_i per_unit[i, k_i]``."""
     total = np.zeros(1)
     for row in per_unit:
@@ -60,15 +60,17 @@ def _grid_sum(per_unit: np.ndarray) -> np.ndarray:
 
 
 def cost_digest(cost: np.ndarray, budget: float) -> str:
-    """16 hex digits naming a budget instance: the per-unit costs and the budget (what a shipped or
-    cached optimum is looked up by)."""
+    """16 hex digits naming a budget instance: the per-unit costs, the budget and the limit the
+    feasibility rule applies to it (what a shipped or cached optimum is looked up by)."""
     h = hashlib.sha256(np.ascontiguousarray(cost, dtype=np.float64).tobytes())
-    h.update(np.float64(budget).tobytes())
+    h.update(np.array([budget, budget * (1 + RELATIVE_SLACK)], dtype=np.float64).tobytes())
     return h.hexdigest()[:16]
 
 
-#: Integer-program optima solved in this process: (table digest, cost digest) -> optimum.
+#: Integer-program optima solved in this process: (table digest, cost digest) -> optimum, at most
+#: :data:`SOLVED_LIMIT` (each a few hundred bytes), the oldest dropped first.
 _SOLVED: dict[tuple[str, str], TableOptimum] = {}
+SOLVED_LIMIT = 1024
 
 
 def exact_optimum(table: PolicyTable, cost: np.ndarray, budget: float) -> TableOptimum:
@@ -76,7 +78,7 @@ def exact_optimum(table: PolicyTable, cost: np.ndarray, budget: float) -> TableO
     n, nb = table.num_units, len(table.bits)
     limit = budget * (1 + RELATIVE_SLACK)
     if nb ** n <= ENUMERATION_LIMIT:
-        total = _grid_sum(cost)
+        total = grid_sum(cost)
         score = table.flat_scores()
         feasible = np.flatnonzero(total <= limit)
         if not len(feasible):
@@ -96,7 +98,12 @@ def exact_optimum(table: PolicyTable, cost: np.ndarray, budget: float) -> TableO
             method="enumeration", feasible_scores=fs)
     key = (table.digest, cost_digest(cost, budget))
     if key not in _SOLVED:
-        _SOLVED[key] = _shipped(table, cost, budget, key[1]) or _solve(table, cost, budget)
+        if len(_SOLVED) >= SOLVED_LIMIT:
+            _SOLVED.pop(next(iter(_SOLVED)))  # the oldest
+        found = _shipped(table, cost, budget, key[1]) or _solve(table, cost, budget)
+        for arr in (found.index, found.worst_index):
+            arr.setflags(write=False)  # shared by every problem of this instance
+        _SOLVED[key] = found
     return _SOLVED[key]
 
 
@@ -119,10 +126,11 @@ def _solve(table: PolicyTable, cost: np.ndarray, budget: float) -> TableOptimum:
 
 
 def _shipped(table: PolicyTable, cost: np.ndarray, budget: float, digest: str) -> TableOptimum | None:
-    """The optimum solved when the table was made (``meta["optima"]``, by cost digest), if it still
-    holds: its policy feasible and its scores the table's (else None: solve again)."""
+    """The optimum solved when the table was made (``meta["optima"]``, by cost digest), if it was
+    solved for this table's scores (``meta["optima_digest"]``) and still holds: its policies feasible
+    and scored as recorded (else None: solve again)."""
     entry = next((o for o in table.meta.get("optima", ()) if o.get("cost_digest") == digest), None)
-    if entry is None:
+    if entry is None or table.meta.get("optima_digest") != table.digest:
         return None
     pick = np.arange(table.num_units)
     best, worst = np.asarray(entry["index"], dtype=int), np.asarray(entry["worst_index"], dtype=int)

@@ -71,23 +71,25 @@ SIMULATED_SEEDS = 20
 
 
 def simulated_random_regret(problem: TableProblem, evaluations: int, seeds: int = SIMULATED_SEEDS,
-                            seed: int = 0, chunk: int = 1 << 17, max_draws: int = 1 << 31) -> tuple[float, float, float]:
+                            seed: int = 0, chunk: int = 1 << 17, max_draws: int = 1 << 27) -> tuple[float, float, float]:
     """Random search simulated where the feasible set is too large to list: ``seeds`` runs of
     ``evaluations`` uniform feasible policies each (uniform policies over the grid, the infeasible
     ones rejected; on grids of 7^12 policies repeats are negligible and are not removed). Returns
     the mean and standard deviation over runs of the regret (table units) and the share of runs
-    that found an optimum."""
+    that found an optimum; NaN for all three where the budget admits too small a share of the grid
+    for ``max_draws`` uniform draws to find ``evaluations x seeds`` feasible policies (judged from
+    the first ``chunk`` draws, so that such an instance costs one chunk, not ``max_draws``)."""
     t, units = problem.table, np.arange(problem.table.num_units)
     rng = np.random.default_rng(seed)
-    need, draws = evaluations * seeds, 0
+    need, draws, found = evaluations * seeds, 0, 0
     kept: list[np.ndarray] = []
-    while sum(len(k) for k in kept) < need:
-        if draws >= max_draws:
-            raise RuntimeError(f"fewer than {need} feasible policies in {draws} uniform draws: the budget admits "
-                               "too small a share of the grid to sample it by rejection")
+    while found < need:
         idx = rng.integers(len(t.bits), size=(chunk, t.num_units))
         kept.append(idx[problem.unit_cost[units, idx].sum(axis=1) <= problem.limit])
-        draws += chunk
+        draws, found = draws + chunk, found + len(kept[-1])
+        if draws + chunk > max_draws or (draws == chunk and found * max_draws < need * chunk):
+            if found < need:
+                return math.nan, math.nan, math.nan
     best = t.scores(np.concatenate(kept)[:need]).reshape(seeds, evaluations).max(axis=1)
     regret = t.score_scale * (problem.optimum.score - best)
     return float(regret.mean()), float(regret.std(ddof=1)), float(np.mean(best >= problem.optimum.score))
@@ -140,7 +142,7 @@ def markdown(name: str, evaluations: int, noise: float) -> str:
         for f in facts:
             feasible = "-" if f.feasible is None else f"{f.feasible:,}"
             # the noise is in accuracy points: a proxy table (HAWQ-V3's) has no verdict
-            judged = t.regret_unit.startswith("accuracy points")
+            judged = t.regret_unit.startswith("accuracy points") and not math.isnan(f.random_mean)
             verdict = ("no" if f.saturated(noise) else "yes") if judged else "-"
             lines.append(f"| {f.hardware} | {f.budget_metric} | {f.budget_level:g} | {feasible} | "
                          f"{t.score_scale * f.optimum:{'.2f' if t.score_scale == 100 else '.4g'}} | {f.random_mean:.3f} ± {f.random_sd:.3f} | "

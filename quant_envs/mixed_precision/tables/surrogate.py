@@ -89,6 +89,11 @@ class SurrogateTable:
         elif self.kind == "grid":
             if self.grid is None or self.grid.shape != (nb,) * n:
                 raise ValueError(f"surrogate {self.name!r}: grid must have shape {(nb,) * n}")
+            if "grid_quantization" not in self.meta:  # put on its saved steps now, so saving keeps the digest
+                lo, step, q = quantize_grid(self.grid.reshape(-1))
+                object.__setattr__(self, "grid", dequantize_grid(lo, step, q).reshape(self.grid.shape))
+                object.__setattr__(self, "meta", {**self.meta, "grid_quantization": {
+                    "lo": lo, "step": step, "levels": GRID_LEVELS}})
         else:
             raise ValueError(f"kind={self.kind!r} is not allowed; expected one of ['pairwise', 'grid']")
 
@@ -111,7 +116,10 @@ class SurrogateTable:
         """The same model scoring ``-score`` (its optimum is this model's worst policy)."""
         if self.kind == "grid":
             assert self.grid is not None
-            return dataclasses.replace(self, grid=-self.grid)
+            q = self.meta["grid_quantization"]  # the same steps counted down from the top (exact negation)
+            top = float(q["lo"]) + (GRID_LEVELS - 1) * float(q["step"])
+            return dataclasses.replace(self, grid=-self.grid, meta={**self.meta, "grid_quantization": {
+                **q, "lo": -top}})
         return dataclasses.replace(self, intercept=-self.intercept, unary=-self.unary, pair_terms=-self.pair_terms)
 
     def flat_scores(self, chunk: int = 1 << 20) -> np.ndarray:
@@ -162,12 +170,13 @@ class SurrogateTable:
         arrays: dict[str, Any] = {"bits": np.asarray(self.bits), "meta": np.array(json.dumps(head))}
         if self.kind == "grid":
             assert self.grid is not None
-            known = self.meta.get("grid_quantization")  # from_grid's steps: the saved grid is the one in memory
-            if known:
-                lo, step = float(known["lo"]), float(known["step"])
-                q = np.rint((self.grid.reshape(-1).astype(np.float64) - lo) / step).astype(np.uint16)
-            else:
-                lo, step, q = quantize_grid(self.grid.reshape(-1))
+            known = self.meta["grid_quantization"]  # set on construction: the saved grid is the one in memory
+            lo, step = float(known["lo"]), float(known["step"])
+            steps = np.rint((self.grid.reshape(-1).astype(np.float64) - lo) / step)
+            q = steps.clip(0, GRID_LEVELS - 1).astype(np.uint16)
+            if not np.array_equal(steps, q) or not np.array_equal(dequantize_grid(lo, step, q), self.grid.reshape(-1)):
+                raise ValueError(f"surrogate {self.name!r}: its grid is not on its recorded steps "
+                                 "(meta['grid_quantization']); it would not load back as it is")
             arrays.update(grid_q=q, grid_lo=np.float64(lo), grid_step=np.float64(step))
         else:
             arrays.update(unary=self.unary, pairs=self.pairs, pair_terms=self.pair_terms)

@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.copyfile(args.samples, tmp)
     table = dataclasses.replace(table, meta={**table.meta, "samples_file": samples_out.name,
                                              "samples_sha256": file_sha256(samples_out)})
-    table = dataclasses.replace(table, meta={**table.meta, "optima": solve_instances(table)})
+    table = dataclasses.replace(table, meta={**table.meta, "optima": solve_instances(table), "optima_digest": table.digest})
     save_table(table, out)
     print(json.dumps({"out": str(out), "digest": table.digest, "samples": str(samples_out),
                       "instances": len(table.meta["optima"])}))

@@ -20,10 +20,12 @@ def file_sha256(path: str | Path) -> str:
 
 
 def samples_path(table: PolicyTable) -> Path:
-    """Where the training set of a shipped surrogate table lies (``meta["samples_file"]``)."""
+    """Where the training set of a surrogate table lies: ``meta["samples_file"]`` beside the file the
+    table was read from (``meta["source_file"]``), else in the shipped data folder."""
     if table.model is None or "samples_file" not in table.meta:
         raise ValueError(f"table {table.name!r} is not a surrogate table with a shipped training set")
-    return DATA_DIR / table.meta["samples_file"]
+    source = table.meta.get("source_file")
+    return (Path(source).parent if source else DATA_DIR) / table.meta["samples_file"]
 
 
 def training_samples(table: PolicyTable) -> dict[str, Any]:
