@@ -66,6 +66,9 @@ def fits(idx_tr, y_tr, bits, seed):
         model = fit_pairwise(idx_tr, y_tr, bits, pairs=pairs, seed=seed)
         alpha = model.meta["ridge_alpha"]
         out.append((f"ridge-{pairs} ({alpha['unary']:g}/{alpha['pairs']:g})", model.scores, model))
+    model = fit_pairwise(idx_tr, y_tr, bits, pairs="all", seed=seed, link="logit")  # the sum fitted to the logit
+    alpha = model.meta["ridge_alpha"]
+    out.append((f"ridge-all-logit ({alpha['unary']:g}/{alpha['pairs']:g})", model.scores, model))
     trees = fit_trees(idx_tr, y_tr, bits, seed=seed)
     out.append(("lightgbm", trees, None))
     return out

@@ -58,6 +58,12 @@ RECORDINGS: dict[str, Recording] = {
     "cvt-2d": Recording("python benchmarks/bench_cvt.py --only-2d --seeds-2d 3", "20 min", code_block=True),
     "cvt-learnability": Recording("python benchmarks/learnability_cvt.py", "10 min"),
     "scenarios": Recording("python -m quant_envs.mixed_precision.tables.scenarios --evaluations 1000", "10 s"),
+    "surrogates": Recording(
+        "python benchmarks/bench_surrogate.py --tables --samples "
+        "quant_envs/mixed_precision/table_data/mnist1d_cnn_s_samples.npz "
+        "quant_envs/mixed_precision/table_data/mnist1d_mbnet_s_samples.npz "
+        "--against-table mnist1d-cnn-s mnist1d-cnn-w4 --live-table mnist1d-cnn-s mnist1d-mbnet-s --all-hardware",
+        "6 min", code_block=True),
     "reward": Recording("python benchmarks/bench_reward.py --quick", "1 min", code_block=True, returncodes=(0, 1)),
     "reward-noise": Recording("python benchmarks/bench_reward_noise.py", "1 min", code_block=True),
     "learnability-compander": Recording(

@@ -115,3 +115,24 @@ def test_fit_command_records_provenance(tmp_path) -> None:
         assert s.meta["training_size"] == int((~held).sum()) and s.meta["numerics"]["cpu_capability"] == "AVX2"
         assert s.meta["fidelity"]["held_out"] == int(held.sum())
         assert s.meta["fidelity"]["kendall_tau"] > (0.99 if family == "pairwise" else 0.6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_logit_linked_model_keeps_its_optimum_and_round_trips(seed: int, tmp_path) -> None:
+    # the logit link is monotone: the integer program on the sum finds the linked score's optimum
+    import dataclasses
+
+    model = dataclasses.replace(random_pairwise(seed), link="logit")
+    _, idx = next(iter_grid(4, 6, 1 << 12))
+    linear = dataclasses.replace(model, link="identity").scores(idx)
+    np.testing.assert_allclose(model.scores(idx), 1 / (1 + np.exp(-linear)), rtol=0, atol=1e-15)
+    cost = np.random.default_rng(200 + seed).uniform(1, 3, size=(6, 1)) * np.array(BITS)[None, :]
+    budget = cost.min(axis=1).sum() + 0.4 * (cost.max(axis=1).sum() - cost.min(axis=1).sum())
+    ok = cost[np.arange(6), idx].sum(axis=1) <= budget * (1 + 1e-9)
+    assert milp_optimum(model, cost, budget).score == pytest.approx(model.scores(idx)[ok].max(), abs=1e-12)
+    worst = milp_optimum(model.negated(), cost, budget).index
+    assert model.score(worst) == pytest.approx(model.scores(idx)[ok].min(), abs=1e-12)
+    again = SurrogateTable.load(model.save(tmp_path / "m.npz"))
+    assert again.link == "logit" and again.digest == model.digest != dataclasses.replace(model, link="identity").digest
+    with pytest.raises(ValueError, match="link='probit' is not allowed"):
+        dataclasses.replace(model, link="probit")

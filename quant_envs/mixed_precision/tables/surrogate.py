@@ -4,9 +4,12 @@ policy grid is too large to retrain every policy.
 A policy is a vector of width indices (one per unit, into ``bits``), as in an exhaustive table.
 Two families are fitted and compared on held-out evaluations (:func:`fidelity`):
 
-* **pairwise** (:func:`fit_pairwise`): ``score = c + sum_l u[l, k_l] + sum_(l,m) v[p, k_l, k_m]``
+* **pairwise** (:func:`fit_pairwise`): ``f = c + sum_l u[l, k_l] + sum_(l,m) v[p, k_l, k_m]``
   over one-hot per-unit terms and pair terms (adjacent units or all pairs), fitted by ridge
-  regression in closed form, its penalty chosen by k-fold cross-validation. The model is its
+  regression in closed form, its penalty chosen by k-fold cross-validation; ``score = f`` or,
+  with ``link="logit"``, ``score = sigmoid(f)`` (``f`` fitted to the accuracy's logit: the
+  additive terms then model the error's odds, which saturate near the float accuracy as the
+  accuracy does; a monotone link, so the optimum of ``f`` is the optimum of the score). The model is its
   coefficients: a policy's score is a sum of ``L + P`` looked-up numbers (microseconds), and
   its optimum under an additive budget is an integer program (:mod:`.surrogate_optimum`).
 * **trees** (:func:`fit_trees`): gradient-boosted trees (LightGBM, the optional ``surrogate``
@@ -41,6 +44,29 @@ from quant_envs.atomic_io import atomic_path
 FAMILIES = ("pairwise", "trees")
 #: Pair structures of the pairwise family.
 PAIR_MODES = ("adjacent", "all", "none")
+#: Links of the pairwise family: the score as a monotone function of the fitted sum.
+LINKS = ("identity", "logit")
+#: Accuracies are clipped to [LOGIT_EPS, 1 - LOGIT_EPS] before the logit.
+LOGIT_EPS = 1e-4
+
+
+def link_forward(link: str, y: np.ndarray) -> np.ndarray:
+    """The fitted target of score ``y`` under ``link`` (:data:`LINKS`)."""
+    if link == "identity":
+        return np.asarray(y, dtype=float)
+    if link == "logit":
+        p = np.clip(np.asarray(y, dtype=float), LOGIT_EPS, 1 - LOGIT_EPS)
+        return np.log(p / (1 - p))
+    raise ValueError(f"link={link!r} is not allowed; expected one of {list(LINKS)}")
+
+
+def link_inverse(link: str, f: np.ndarray | float) -> np.ndarray:
+    """The score of fitted sum ``f`` under ``link`` (increasing in ``f``)."""
+    if link == "identity":
+        return np.asarray(f, dtype=float)
+    if link == "logit":
+        return 1.0 / (1.0 + np.exp(-np.asarray(f, dtype=float)))
+    raise ValueError(f"link={link!r} is not allowed; expected one of {list(LINKS)}")
 
 
 def policy_pairs(num_units: int, mode: str) -> np.ndarray:
@@ -65,8 +91,8 @@ def training_digest(idx: np.ndarray, y: np.ndarray) -> str:
 class SurrogateTable:
     """A scoring function over the policy grid ``len(bits) ** num_units``.
 
-    ``kind`` "pairwise": ``intercept + sum unary[l, k_l] + sum pair_terms[p, k_a, k_b]`` over
-    ``pairs``; ``kind`` "grid": ``grid`` holds every policy's score (row-major, as an exhaustive
+    ``kind`` "pairwise": ``link^-1(intercept + sum unary[l, k_l] + sum pair_terms[p, k_a, k_b])``
+    over ``pairs``; ``kind`` "grid": ``grid`` holds every policy's score (row-major, as an exhaustive
     table). ``meta``: training digest and size, fidelity, refit command, numerics, family."""
 
     name: str
@@ -79,9 +105,12 @@ class SurrogateTable:
     pair_terms: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
     grid: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    link: str = "identity"  # pairwise only: the score is link^-1 of the sum (LINKS)
 
     def __post_init__(self) -> None:
         nb, n = len(self.bits), self.num_units
+        if self.link not in LINKS or (self.kind != "pairwise" and self.link != "identity"):
+            raise ValueError(f"link={self.link!r} is not allowed; expected one of {list(LINKS)} (pairwise models only)")
         if self.kind == "pairwise":
             if self.unary.shape != (n, nb) or self.pair_terms.shape != (len(self.pairs), nb, nb):
                 raise ValueError(f"surrogate {self.name!r}: unary must be {(n, nb)} and pair_terms "
@@ -113,7 +142,8 @@ class SurrogateTable:
                    meta={**(meta or {}), "grid_quantization": {"lo": lo, "step": step, "levels": GRID_LEVELS}})
 
     def negated(self) -> SurrogateTable:
-        """The same model scoring ``-score`` (its optimum is this model's worst policy)."""
+        """The same model with its ranking reversed: ``-score`` (a grid, or an identity link), or the
+        fitted sum negated under the link; either way its optimum is this model's worst policy."""
         if self.kind == "grid":
             assert self.grid is not None
             q = self.meta["grid_quantization"]  # the same steps counted down from the top (exact negation)
@@ -142,7 +172,7 @@ class SurrogateTable:
         out = self.intercept + self.unary[np.arange(self.num_units), idx].sum(axis=-1)
         for p, (a, b) in enumerate(self.pairs):
             out = out + self.pair_terms[p, idx[..., a], idx[..., b]]
-        return np.asarray(out, dtype=float)
+        return link_inverse(self.link, out)
 
     def score(self, idx: np.ndarray) -> float:
         """The score of one policy (a sum of ``units + pairs`` looked-up numbers)."""
@@ -151,12 +181,14 @@ class SurrogateTable:
             assert self.grid is not None
             return float(self.grid[tuple(idx)])
         s = self.intercept + float(self.unary[np.arange(self.num_units), idx].sum())
-        return s + float(self.pair_terms[np.arange(len(self.pairs)), idx[self.pairs[:, 0]], idx[self.pairs[:, 1]]].sum())
+        s += float(self.pair_terms[np.arange(len(self.pairs)), idx[self.pairs[:, 0]], idx[self.pairs[:, 1]]].sum())
+        return float(link_inverse(self.link, s))
 
     @property
     def digest(self) -> str:
         """16 hex digits of a SHA-256 over the scoring function's numbers: the surrogate's version."""
-        h = hashlib.sha256(json.dumps([list(self.bits), self.num_units, self.kind]).encode())
+        head = [list(self.bits), self.num_units, self.kind] + ([self.link] if self.link != "identity" else [])
+        h = hashlib.sha256(json.dumps(head).encode())
         arrays = [self.grid] if self.kind == "grid" else [np.array([self.intercept]), self.unary, self.pairs,
                                                            self.pair_terms]
         for arr in arrays:
@@ -166,7 +198,7 @@ class SurrogateTable:
     def arrays(self, prefix: str = "") -> dict[str, Any]:
         """The model as named arrays (a grid as :data:`GRID_LEVELS`-step integers), for ``.npz``."""
         head = {"name": self.name, "num_units": self.num_units, "kind": self.kind, "intercept": self.intercept,
-                **self.meta}
+                "link": self.link, **self.meta}
         arrays: dict[str, Any] = {"bits": np.asarray(self.bits), "meta": np.array(json.dumps(head))}
         if self.kind == "grid":
             assert self.grid is not None
@@ -187,6 +219,7 @@ class SurrogateTable:
         """A model from the arrays of :meth:`arrays` (``z``: an open ``.npz`` or a dict)."""
         meta = json.loads(str(z[prefix + "meta"]))
         head = {k: meta.pop(k) for k in ("name", "num_units", "kind", "intercept")}
+        head["link"] = meta.pop("link", "identity")
         bits = tuple(int(b) for b in z[prefix + "bits"])
         arrays = {k: z[prefix + k] for k in ("unary", "pairs", "pair_terms") if prefix + k in z}
         if prefix + "grid_q" in z:
@@ -255,12 +288,15 @@ def _ridge(gram: np.ndarray, rhs: np.ndarray, penalty: np.ndarray) -> np.ndarray
 
 def fit_pairwise(idx: np.ndarray, y: np.ndarray, bits: tuple[int, ...], pairs: str = "all",
                  alphas: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3), folds: int = 5, seed: int = 0,
-                 name: str = "surrogate", meta: dict[str, Any] | None = None) -> SurrogateTable:
+                 name: str = "surrogate", meta: dict[str, Any] | None = None, link: str = "identity") -> SurrogateTable:
     """Ridge regression on one-hot per-unit and pair terms, with one penalty for the per-unit terms
     and another for the pair terms (each from ``alphas``): the pair with the least ``folds``-fold
     cross-validated squared error. (Pair terms are many and small: with few evaluations they need
-    a heavier penalty than the per-unit ones.) The intercept is the training mean."""
-    idx, y = np.asarray(idx, dtype=int), np.asarray(y, dtype=float)
+    a heavier penalty than the per-unit ones.) The intercept is the training mean. With
+    ``link="logit"`` the sum is fitted to the scores' logits (:func:`link_forward`) and the
+    cross-validation error is measured on them."""
+    idx, raw = np.asarray(idx, dtype=int), np.asarray(y, dtype=float)
+    y = link_forward(link, raw)
     nb, units = len(bits), idx.shape[1]
     pr = policy_pairs(units, pairs)
     a = _design(idx, nb, pr)
@@ -280,11 +316,11 @@ def fit_pairwise(idx: np.ndarray, y: np.ndarray, bits: tuple[int, ...], pairs: s
     mean = float(y.mean())
     w = _ridge((a.T @ a).toarray(), a.T @ (y - mean), np.where(is_pair, ap, au))
     return SurrogateTable(
-        name=name, bits=tuple(bits), num_units=units, kind="pairwise", intercept=mean,
+        name=name, bits=tuple(bits), num_units=units, kind="pairwise", intercept=mean, link=link,
         unary=w[:off].reshape(units, nb), pairs=pr, pair_terms=w[off:].reshape(len(pr), nb, nb),
         meta={"family": "pairwise", "pairs": pairs, "ridge_alpha": {"unary": au, "pairs": ap},
               "cv_mse": float(err.min() / len(y)), "training_size": len(y),
-              "training_sha256": training_digest(idx, y), **(meta or {})})
+              "training_sha256": training_digest(idx, raw), **(meta or {})})
 
 
 def fit_trees(idx: np.ndarray, y: np.ndarray, bits: tuple[int, ...], seed: int = 0,
@@ -324,7 +360,7 @@ def load_training_set(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def fit_surrogate(data: dict[str, Any], family: str, pairs: str = "all", seed: int = 0, name: str = "surrogate",
-                  command: str = "") -> SurrogateTable:
+                  command: str = "", link: str = "identity") -> SurrogateTable:
     """Fit ``family`` (:data:`FAMILIES`) on the training part of ``data`` and record its fidelity on
     the held-out part, the training digest, the refit command and the data's numerics."""
     if family not in FAMILIES:
@@ -338,7 +374,7 @@ def fit_surrogate(data: dict[str, Any], family: str, pairs: str = "all", seed: i
             "numerics": {k: src.get(k) for k in ("torch", "cpu_capability", "cpu_model", "device")},
             "numerics_by_chunk": src.get("numerics_by_chunk"), "seed": seed}
     if family == "pairwise":
-        model = fit_pairwise(idx[~held], y[~held], bits, pairs=pairs, seed=seed, name=name, meta=meta)
+        model = fit_pairwise(idx[~held], y[~held], bits, pairs=pairs, seed=seed, name=name, meta=meta, link=link)
     else:
         predict = fit_trees(idx[~held], y[~held], bits, seed=seed)
         model = SurrogateTable.from_grid(name, bits, idx.shape[1], predict, meta={"family": "trees", **meta})
@@ -356,13 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", required=True, help="the .npz written by tables.sample")
     parser.add_argument("--family", choices=FAMILIES, default="pairwise")
     parser.add_argument("--pairs", choices=PAIR_MODES, default="all")
+    parser.add_argument("--link", choices=LINKS, default="identity", help="the pairwise family's link")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="surrogate")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     command = " ".join(["python -m quant_envs.mixed_precision.tables.surrogate",
                         *(argv if argv is not None else sys.argv[1:])])
-    model = fit_surrogate(load_training_set(args.samples), args.family, args.pairs, args.seed, args.name, command)
+    model = fit_surrogate(load_training_set(args.samples), args.family, args.pairs, args.seed, args.name, command,
+                          args.link)
     model.save(args.out)
     print(json.dumps({"out": args.out, "digest": model.digest, "fidelity": model.meta.get("fidelity")}))
     return 0

@@ -51,6 +51,7 @@ from quant_envs.mixed_precision.tables.reference import cost_digest
 from quant_envs.mixed_precision.tables.scenarios import instances
 from quant_envs.mixed_precision.tables.surrogate import (
     FAMILIES,
+    LINKS,
     PAIR_MODES,
     SurrogateTable,
     fit_surrogate,
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", required=True, help="the .npz written by tables.sample")
     parser.add_argument("--family", choices=FAMILIES, required=True)
     parser.add_argument("--pairs", choices=PAIR_MODES, default="all", help="the pairwise family's pair terms")
+    parser.add_argument("--link", choices=LINKS, default="identity", help="the pairwise family's link")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", required=True, help="the scenario's name (as registered)")
     parser.add_argument("--default-hardware", default="bismo-edge")
@@ -136,8 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m quant_envs.mixed_precision.tables.surrogate_build",
                         *(argv if argv is not None else sys.argv[1:])])
     data = load_training_set(args.samples)
-    model = fit_surrogate(data, args.family, args.pairs, args.seed, args.name,
-                          command=command)
+    model = fit_surrogate(data, args.family, args.pairs, args.seed, args.name, command=command, link=args.link)
     print(json.dumps({"family": args.family, "fidelity": model.meta.get("fidelity")}), flush=True)
     with np.load(args.samples, allow_pickle=False) as z:
         samples = {"meta": json.loads(str(z["meta"]))}
