@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from table_checks import PROVENANCE_KEYS, checked_env, live_problem, sample_matches
 
-from quant_envs.mixed_precision.tables.registry import TABLES, load_table
+from quant_envs.mixed_precision.tables.registry import load_table
 from quant_envs.mixed_precision.tables.surrogate import fidelity
 from quant_envs.mixed_precision.tables.training_data import training_samples
 
@@ -24,10 +24,9 @@ pytestmark = pytest.mark.numerics
 
 #: (name, layers, model kind) of every surrogate scenario.
 SCENARIOS = [("mnist1d-cnn-s", 8, "grid"), ("mnist1d-mbnet-s", 12, "pairwise")]
-SHIPPED = [s for s in SCENARIOS if s[0] in TABLES]
 
 
-@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
+@pytest.mark.parametrize(("name", "layers", "kind"), SCENARIOS)
 def test_scenario_carries_its_model_data_and_provenance(name: str, layers: int, kind: str) -> None:
     t = load_table(name)
     assert t.bits == (2, 3, 4, 5, 6, 7, 8) and t.num_units == layers
@@ -47,7 +46,7 @@ def test_scenario_carries_its_model_data_and_provenance(name: str, layers: int, 
     assert t.meta["float_sha256"] == t.meta["surrogate"]["source"]["float_sha256"]
 
 
-@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
+@pytest.mark.parametrize(("name", "layers", "kind"), SCENARIOS)
 def test_training_set_reevaluated_live(name: str, layers: int, kind: str) -> None:
     t = load_table(name)
     sample_matches(t, live_problem(t), count=2, seed=1)
@@ -77,18 +76,18 @@ def check_shipped_optima(name: str, kind: str, every: int) -> None:
         assert p.optimum.score == entry["score"] and p.optimum.index.tolist() == entry["index"], inst
 
 
-@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
+@pytest.mark.parametrize(("name", "layers", "kind"), SCENARIOS)
 def test_shipped_optima_are_the_solved_ones(name: str, layers: int, kind: str) -> None:
     check_shipped_optima(name, kind, every=22)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
+@pytest.mark.parametrize(("name", "layers", "kind"), SCENARIOS)
 def test_every_shipped_optimum_is_the_solved_one(name: str, layers: int, kind: str) -> None:
     check_shipped_optima(name, kind, every=1)
 
 
-@pytest.mark.parametrize(("name", "layers", "kind"), SHIPPED)
+@pytest.mark.parametrize(("name", "layers", "kind"), SCENARIOS)
 def test_surrogate_env_passes_the_env_checkers(name: str, layers: int, kind: str) -> None:
     import gymnasium as gym
 

@@ -37,6 +37,9 @@ TABLES: dict[str, Callable[[], PolicyTable]] = {
     # to retrain every policy (tables.sample, then tables.surrogate_build; the training set ships beside):
     # the 8-layer MNIST-1D CNN at 2..8 bits (5.8M policies; LightGBM, its whole grid)
     "mnist1d-cnn-s": _npz("mnist1d_cnn_s.npz"),
+    # the 12-layer MNIST-1D MobileNet at 2..8 bits (1.4e10 policies; per-layer and pairwise terms on the
+    # accuracy's logit, so that an integer program certifies every optimum)
+    "mnist1d-mbnet-s": _npz("mnist1d_mbnet_s.npz"),
 }
 
 
