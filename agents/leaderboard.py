@@ -546,7 +546,8 @@ optimum at its budget, so a method is scored by its **regret** after n reward ev
 policies asked for; a repeat is free). Regret is in the table's unit: for HAWQ-V3's tables minus the
 perturbation `sum Tr(H)/n * ||W - Q_b(W)||^2` of HAWQ-V3's ILP (ICML 2021; data from `ILP.ipynb`,
 github.com/Zhen-Dong/HAWQ, MIT licence); for the generated tables (digits-cnn, mnist1d-small, mnist1d-cnn-w4), validation-accuracy
-points.
+points; for the surrogates (mnist1d-cnn-s, mnist1d-mbnet-s: models fitted to 20,000 live retrainings each,
+their fidelity in docs/benchmark-data.md), the surrogate's validation-accuracy points.
 
 Methods (all through `baselines.mixed_precision.solve`, library defaults, nothing tuned): random
 search, a (mu + lambda) evolution, regularised (aging) evolution (Real et al., AAAI 2019; P = 100,

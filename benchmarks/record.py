@@ -63,7 +63,7 @@ RECORDINGS: dict[str, Recording] = {
         "quant_envs/mixed_precision/table_data/mnist1d_cnn_s_samples.npz "
         "quant_envs/mixed_precision/table_data/mnist1d_mbnet_s_samples.npz "
         "--against-table mnist1d-cnn-s mnist1d-cnn-w4 --live-table mnist1d-cnn-s mnist1d-mbnet-s --all-hardware",
-        "6 min", code_block=True),
+        "10 min", code_block=True),
     "reward": Recording("python benchmarks/bench_reward.py --quick", "1 min", code_block=True, returncodes=(0, 1)),
     "reward-noise": Recording("python benchmarks/bench_reward_noise.py", "1 min", code_block=True),
     "learnability-compander": Recording(

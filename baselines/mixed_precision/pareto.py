@@ -33,6 +33,8 @@ from quant_envs.rendering import new_figure, save_figure
 #: Largest grid enumerated for the front: the exact optimum's (8 units x 7 widths, ``mnist1d-cnn-s``).
 FRONT_LIMIT = ENUMERATION_LIMIT
 PARETO_METHODS = ("random", "nsga2")
+#: Most policies drawn behind a front (a seeded sample beyond it).
+CLOUD_POINTS = 200_000
 
 
 def non_dominated(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
@@ -118,7 +120,11 @@ def plot_front(instance: ParetoInstance, found: dict[str, Sequence[int]], path: 
     """The exact front over every policy, with each method's evaluated non-dominated points."""
     fig = new_figure()
     ax = fig.add_subplot()
-    ax.scatter(instance.cost, instance.score, s=2, c="0.8", label="all policies", rasterized=True)
+    cloud, label = np.arange(len(instance.score)), "all policies"
+    if len(cloud) > CLOUD_POINTS:  # a drawing of millions of points is slow and shows nothing more
+        cloud = np.random.default_rng(0).choice(len(cloud), CLOUD_POINTS, replace=False)
+        label = f"policies (a random {CLOUD_POINTS:,})"
+    ax.scatter(instance.cost[cloud], instance.score[cloud], s=2, c="0.8", label=label, rasterized=True)
     f = instance.front
     ax.step(instance.cost[f], instance.score[f], where="post", c="k", label="exact front")
     for name, evaluated in found.items():
@@ -128,6 +134,6 @@ def plot_front(instance: ParetoInstance, found: dict[str, Sequence[int]], path: 
     ax.set_xlabel(f"{instance.metric} (normalised)")
     ax.set_ylabel("score (normalised)")
     ax.set_title(f"{instance.table.name}, {instance.hardware}, {instance.metric}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     save_figure(fig, path)
