@@ -25,7 +25,7 @@ def test_live_check_retrains_the_optimum() -> None:
     _, idx = next(iter_grid(2, 4, 16))
     samples = {"idx": idx, "y": np.full(16, 0.5)}  # every sampled policy at 50%: the optimum beats them
     c = live_check(model, samples, "bismo-edge", "latency", 0.5, seeds=(0, 1))
-    problem = build._problem(CONFIG)
+    problem = build.config_problem(CONFIG)
     cost = hw_sim_costs(build.hw_layer_shapes(problem), (2, 8))[0]["bismo-edge"]["latency"]
     lo, hi = cost.min(axis=1).sum(), cost.max(axis=1).sum()
     ok = cost[np.arange(4), idx].sum(axis=1) <= (lo + 0.5 * (hi - lo)) * (1 + 1e-9)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from quant_envs.mixed_precision.tables import chunks, sample
-from quant_envs.mixed_precision.tables.build import _problem, hw_layer_shapes
+from quant_envs.mixed_precision.tables.build import config_problem, hw_layer_shapes
 from quant_envs.mixed_precision.tables.costs import hw_sim_costs
 
 ARGS = ["--task", "digits-cnn", "--bits", "2..8", "--count", "16", "--holdout", "4", "--finetune-steps", "0",
@@ -28,7 +28,7 @@ def test_tiny_sample(tmp_path, monkeypatch, capsys) -> None:
     assert idx.shape == (20, 4) and held.sum() == 4 and set(kind) == {0, 1} and (kind == 1).sum() == 10
     assert len({r.tobytes() for r in idx}) == 20  # distinct policies
     assert meta["numerics_status"] == "single" and meta["finetune_steps"] == 0
-    problem = _problem({"task": "digits-cnn", "bits": list(range(2, 9)), "finetune_steps": 0, "eval_seed": 0,
+    problem = config_problem({"task": "digits-cnn", "bits": list(range(2, 9)), "finetune_steps": 0, "eval_seed": 0,
                         "task_seed": 0})
     costs, _ = hw_sim_costs(hw_layer_shapes(problem), tuple(range(2, 9)))
     for i in range(20):  # every policy fits the budget it was planned under

@@ -70,7 +70,9 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             "eval_seed": args.eval_seed, "task_seed": args.task_seed, "chunk": args.chunk}
 
 
-def _problem(config: dict[str, Any]):
+def config_problem(config: dict[str, Any]) -> MixedPrecisionProblem:
+    """The live problem a generator's ``config`` names (task, bits, retraining steps and seeds;
+    nothing cached, no budget): what every chunk of a table or a training set is evaluated on."""
     return MixedPrecisionProblem(task=config["task"], bits=config["bits"], finetune_steps=config["finetune_steps"],
                                  eval_seed=config["eval_seed"], task_kwargs={"seed": config["task_seed"]},
                                  cache_size=0, budget_fraction=1.0)
@@ -79,7 +81,7 @@ def _problem(config: dict[str, Any]):
 def _init_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(1)
     global _PROBLEM, _FLOAT_SHA
-    _PROBLEM = _problem(config)
+    _PROBLEM = config_problem(config)
     _FLOAT_SHA = float_digest(_PROBLEM)
 
 
@@ -139,14 +141,14 @@ def hw_layer_shapes(problem: Any) -> list[dict[str, Any]]:
 def build_table(config: dict[str, Any], results: np.ndarray, name: str, command: str,
                 wall_s: float, chunk_paths: Sequence[str | Path] = (), eval_cpu_s: float | None = None
                 ) -> PolicyTable:
-    problem = _problem(config)
+    problem = config_problem(config)
     bits = tuple(config["bits"])
     n = problem.num_layers
     shape = (len(bits),) * n
     shapes = hw_layer_shapes(problem)
     costs, skipped = hw_sim_costs(shapes, bits)
     layers = tuple(TableLayer(name=la.name, kind=la.kind, c_in=la.c_in, c_out=la.c_out, stride=la.stride,
-                              kernel=la.kernel, num_weights=la.num_weights, in_hw=tuple(la.in_hw))
+                              kernel=la.kernel, num_weights=la.num_weights, in_hw=(la.in_hw[0], la.in_hw[1]))
                    for la in problem.layers)
     float_state = problem.task.model.state_dict()
     return PolicyTable(
@@ -211,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{work} holds a run with another configuration ({cfg_path.read_text()}); "
                      f"use another --work-dir")
     atomic_write_json(cfg_path, config)
-    probe = _problem(config)  # trains (or loads) the float model once, before the workers start
+    probe = config_problem(config)  # trains (or loads) the float model once, before the workers start
     try:
         check_resume(sorted(work.glob("chunk_*.npy")), args.allow_mixed_numerics, float_digest(probe))
     except MixedNumericsError as e:
@@ -244,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         args.name or args.task,
                         " ".join(["python -m quant_envs.mixed_precision.tables.build", *map(str, argv or sys.argv[1:])]),
                         wall, [c[2] for c in chunks],
-                        measure_eval_cpu_s(_problem(config)))
+                        measure_eval_cpu_s(config_problem(config)))
     save_table(table, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(results)} policies)")
     return 0

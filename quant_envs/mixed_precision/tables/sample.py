@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"--workers={args.workers} >= 1 and 0 <= --trajectory-share={args.trajectory_share} <= 1 needed")
     probe_cfg = {"task": args.task, "bits": bits, "finetune_steps": args.finetune_steps, "eval_seed": args.eval_seed,
                  "task_seed": args.task_seed}
-    probe = build._problem({**probe_cfg, "finetune_steps": args.finetune_steps or 0})
+    probe = build.config_problem({**probe_cfg, "finetune_steps": args.finetune_steps or 0})
     steps = probe.task.finetune_steps if args.finetune_steps is None else args.finetune_steps
     config = {**probe_cfg, "finetune_steps": int(steps), "count": args.count, "holdout": holdout, "seed": args.seed,
               "trajectory_share": args.trajectory_share, "per_trajectory": args.per_trajectory,
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = sum(len(c[1]) for c in todo)
         print(f"{done} policies in {wall:.1f} s ({wall / done:.3f} s per policy, {args.workers} worker(s))")
     results = np.concatenate([np.load(c[2]) for c in chunks])
-    problem = build._problem(build_cfg)
+    problem = build.config_problem(build_cfg)
     meta = {"generator": "quant_envs.mixed_precision.tables.sample",
             "command": " ".join(["python -m quant_envs.mixed_precision.tables.sample",
                                  *map(str, argv if argv is not None else sys.argv[1:])]),

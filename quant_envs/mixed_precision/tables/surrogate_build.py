@@ -38,7 +38,7 @@ from hw_sim.metrics import UNITS
 from quant_envs.atomic_io import atomic_path
 from quant_envs.mixed_precision.model_cache import state_digest
 from quant_envs.mixed_precision.tables.build import (
-    _problem,
+    config_problem,
     float_digest,
     hw_layer_shapes,
     measure_eval_cpu_s,
@@ -69,7 +69,7 @@ def surrogate_table(samples: dict[str, Any], model: SurrogateTable, name: str, c
     the live task's layers, costs and float network (which must be the one the samples used)."""
     src = samples["meta"]
     config = {k: src[k] for k in ("task", "bits", "finetune_steps", "eval_seed", "task_seed")}
-    problem = _problem(config)
+    problem = config_problem(config)
     if float_digest(problem) != src["float_sha256"]:
         raise ValueError(f"the {config['task']} float network here ({float_digest(problem)[:12]}) is not the one the "
                          f"samples were retrained from ({src['float_sha256'][:12]}): copy that machine's "
@@ -83,7 +83,7 @@ def surrogate_table(samples: dict[str, Any], model: SurrogateTable, name: str, c
     return PolicyTable(
         name=name, bits=bits, units=tuple((la.name,) for la in problem.layers),
         layers=tuple(TableLayer(name=la.name, kind=la.kind, c_in=la.c_in, c_out=la.c_out, stride=la.stride,
-                                kernel=la.kernel, num_weights=la.num_weights, in_hw=tuple(la.in_hw))
+                                kernel=la.kernel, num_weights=la.num_weights, in_hw=(la.in_hw[0], la.in_hw[1]))
                      for la in problem.layers),
         weight_std=np.asarray(problem.weight_std), costs=costs, metric_units=dict(UNITS),
         score=np.zeros(0), separable=False, score_name="validation accuracy (surrogate)", score_scale=100.0,
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({"family": args.family, "fidelity": model.meta.get("fidelity")}), flush=True)
     with np.load(args.samples, allow_pickle=False) as z:
         samples = {"meta": json.loads(str(z["meta"]))}
-    problem = _problem({k: samples["meta"][k] for k in ("task", "bits", "finetune_steps", "eval_seed", "task_seed")})
+    problem = config_problem({k: samples["meta"][k] for k in ("task", "bits", "finetune_steps", "eval_seed", "task_seed")})
     table = surrogate_table(samples, model, args.name, command, args.default_hardware,
                             {"metric": args.default_metric, "level": args.default_budget_level},
                             eval_cpu_s=measure_eval_cpu_s(problem))

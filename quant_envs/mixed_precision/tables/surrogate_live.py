@@ -55,7 +55,7 @@ def live_check(model: SurrogateTable, samples: dict[str, Any], hardware: str, me
     src = model.meta["source"]
     config = {"task": src["task"], "bits": list(model.bits), "finetune_steps": int(src["finetune_steps"]),
               "task_seed": int(src.get("task_seed") or 0)}
-    problems = [build._problem({**config, "eval_seed": s}) for s in seeds]
+    problems = [build.config_problem({**config, "eval_seed": s}) for s in seeds]
     costs, _ = hw_sim_costs(build.hw_layer_shapes(problems[0]), model.bits)
     cost = costs[hardware][metric]
     lo, hi = cost.min(axis=1).sum(), cost.max(axis=1).sum()
