@@ -138,6 +138,14 @@ def live_set(path: str, noise: float, seed: int) -> None:
         report(name, fidelity(y[held], predict(idx[held])), noise)
 
 
+def check_line(c) -> str:
+    """One live check as a line: instance, method, surrogate value, live retrainings, verdicts."""
+    best = "n/a" if c.best_sampled is None else f"{c.best_sampled:.2f}"
+    return (f"  {c.hardware:<12} {c.metric:<8} level {c.level:<5} {c.method:<11} surrogate {c.surrogate:.2f}  live "
+            f"{np.mean(c.live):.2f} ({', '.join(f'{v:.2f}' for v in c.live)})  best sampled {best}  "
+            f"{'ok' if c.close else 'FAR'} / {'ok' if c.not_worse in (True, None) else 'WORSE'}")
+
+
 def live_checks(model_path: str, samples_path: str, hardware: str, noise: float) -> None:
     """The surrogate's optimum at each instance retrained live under 3 seeds."""
     model = _model(model_path)
@@ -147,10 +155,7 @@ def live_checks(model_path: str, samples_path: str, hardware: str, noise: float)
     for metric in ("latency", "energy", "size"):
         for level in LEVELS:
             c = live_check(model, data, hardware, metric, level, noise=noise)
-            best = "n/a" if c.best_sampled is None else f"{c.best_sampled:.2f}"
-            print(f"  {hardware} {metric:<8} level {level:<5} {c.method:<11} surrogate {c.surrogate:.2f}  live "
-                  f"{np.mean(c.live):.2f} ({', '.join(f'{v:.2f}' for v in c.live)})  best sampled {best}  "
-                  f"{'ok' if c.close else 'FAR'} / {'ok' if c.not_worse in (True, None) else 'WORSE'}")
+            print(check_line(c))
 
 
 def table_live(name: str, hardware: str | None, noise: float) -> None:
@@ -164,10 +169,7 @@ def table_live(name: str, hardware: str | None, noise: float) -> None:
           f"3 seeds; pass: within max(0.5, 2x noise) = {checks[0].tolerance:.2f} points of its surrogate value and "
           f">= the best feasible training policy - noise")
     for c in checks:
-        best = "n/a" if c.best_sampled is None else f"{c.best_sampled:.2f}"
-        print(f"  {c.hardware:<12} {c.metric:<8} level {c.level:<5} {c.method:<11} surrogate {c.surrogate:.2f}  live "
-              f"{np.mean(c.live):.2f} ({', '.join(f'{v:.2f}' for v in c.live)})  best sampled {best}  "
-              f"{'ok' if c.close else 'FAR'} / {'ok' if c.not_worse in (True, None) else 'WORSE'}")
+        print(check_line(c))
     close = sum(c.close for c in checks)
     not_worse = sum(c.not_worse in (True, None) for c in checks)
     gap = np.array([np.mean(c.live) - c.surrogate for c in checks])

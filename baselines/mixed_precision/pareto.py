@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from baselines.mixed_precision.optuna_search import nsga2_front_search
-from quant_envs.mixed_precision.tables.policy_table import PolicyTable
-from quant_envs.mixed_precision.tables.reference import ENUMERATION_LIMIT, grid_sum
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable, grid_sum
+from quant_envs.mixed_precision.tables.reference import ENUMERATION_LIMIT
 from quant_envs.rendering import new_figure, save_figure
 
 #: Largest grid enumerated for the front: the exact optimum's (8 units x 7 widths, ``mnist1d-cnn-s``).

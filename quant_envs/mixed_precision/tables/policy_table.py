@@ -35,6 +35,16 @@ import numpy as np
 
 from quant_envs.mixed_precision.tables.surrogate import SurrogateTable
 
+
+def grid_sum(per_unit: np.ndarray) -> np.ndarray:
+    """Flat row-major array over all width-index vectors of ``sum_i per_unit[i, k_i]`` (a separable
+    score, or per-unit costs, over the whole grid)."""
+    total = np.zeros(1)
+    for row in per_unit:
+        total = (total[:, None] + row[None, :]).reshape(-1)
+    return total
+
+
 #: Per-unit layer facts, in this column order (as :func:`features.static_features` reads them).
 LAYER_COLUMNS = ("c_in", "c_out", "stride", "kernel", "num_weights", "in_h", "in_w")
 
@@ -138,9 +148,6 @@ class PolicyTable:
         if self.model is not None:
             return self.model.flat_scores()
         if self.separable:
-            total = np.zeros(1)
-            for row in self.score:
-                total = (total[:, None] + row[None, :]).reshape(-1)
-            return total
+            return grid_sum(self.score)
         return self.score.reshape(-1).astype(float)
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import optimize, sparse
 
 from quant_envs.mixed_precision.problem import RELATIVE_SLACK
-from quant_envs.mixed_precision.tables.policy_table import PolicyTable
+from quant_envs.mixed_precision.tables.policy_table import PolicyTable, grid_sum
 from quant_envs.mixed_precision.tables.surrogate_optimum import milp_optimum
 
 #: Largest policy grid enumerated: 8 units x 7 widths (the ``mnist1d-cnn-s`` surrogate), about
@@ -49,14 +49,6 @@ class TableOptimum:
     @property
     def num_feasible(self) -> int | None:
         return None if self.feasible_scores is None else len(self.feasible_scores)
-
-
-def grid_sum(per_unit: np.ndarray) -> np.ndarray:
-    """Flat row-major array over all width-index vectors of ``sum_i per_unit[i, k_i]``."""
-    total = np.zeros(1)
-    for row in per_unit:
-        total = (total[:, None] + row[None, :]).reshape(-1)
-    return total
 
 
 def cost_digest(cost: np.ndarray, budget: float) -> str:

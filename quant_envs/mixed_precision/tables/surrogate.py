@@ -131,15 +131,14 @@ class SurrogateTable:
                   predict: Callable[[np.ndarray], np.ndarray], meta: dict[str, Any] | None = None,
                   chunk: int = 1 << 20) -> SurrogateTable:
         """A model's predictions over the whole grid (a tree ensemble shipped without its library),
-        rounded to :data:`GRID_LEVELS` steps between their least and greatest value, as saved."""
+        rounded to :data:`GRID_LEVELS` steps between their least and greatest value, as saved (by
+        the constructor)."""
         size = len(bits) ** num_units
         out = np.empty(size, dtype=np.float64)
         for s, idx in iter_grid(len(bits), num_units, chunk):
             out[s:s + len(idx)] = predict(idx)
-        lo, step, q = quantize_grid(out)
         return cls(name=name, bits=tuple(bits), num_units=num_units, kind="grid",
-                   grid=dequantize_grid(lo, step, q).reshape((len(bits),) * num_units),
-                   meta={**(meta or {}), "grid_quantization": {"lo": lo, "step": step, "levels": GRID_LEVELS}})
+                   grid=out.reshape((len(bits),) * num_units), meta=dict(meta or {}))
 
     def negated(self) -> SurrogateTable:
         """The same model with its ranking reversed: ``-score`` (a grid, or an identity link), or the

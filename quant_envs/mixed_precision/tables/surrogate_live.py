@@ -65,11 +65,17 @@ def live_check(model: SurrogateTable, samples: dict[str, Any], hardware: str, me
     widths = [model.bits[k] for k in opt.index]
     live = [100 * build.evaluate_policy(p, widths)[0] for p in problems]
     feasible = cost[np.arange(model.num_units), samples["idx"]].sum(axis=1) <= budget * (1 + RELATIVE_SLACK)
-    best = float(100 * samples["y"][feasible].max()) if feasible.any() else None
-    tol = max(0.5, 2 * noise)
-    mean = float(np.mean(live))
-    return LiveCheck(hardware, metric, level, widths, opt.method, 100 * opt.score, live, best, tol,
-                     abs(mean - 100 * opt.score) <= tol, None if best is None else mean >= best - noise)
+    return _verdict(hardware, metric, level, widths, opt.method, 100 * opt.score, live, samples["y"][feasible], noise)
+
+
+def _verdict(hardware: str, metric: str, level: float, widths: list[int], method: str, value: float,
+             live: list[float], feasible_sampled: np.ndarray, noise: float) -> LiveCheck:
+    """The check of one instance: ``value`` (points) and its ``live`` retrainings against the
+    tolerance and against the best of the ``feasible_sampled`` accuracies (0..1; may be empty)."""
+    best = float(100 * feasible_sampled.max()) if len(feasible_sampled) else None
+    tol, mean = max(0.5, 2 * noise), float(np.mean(live))
+    return LiveCheck(hardware, metric, level, widths, method, value, live, best, tol, abs(mean - value) <= tol,
+                     None if best is None else mean >= best - noise)
 
 
 def table_live_checks(table: Any, seeds: tuple[int, ...] = (0, 1, 2), noise: float = 0.21,
@@ -77,7 +83,6 @@ def table_live_checks(table: Any, seeds: tuple[int, ...] = (0, 1, 2), noise: flo
     """:func:`live_check` at every instance of a shipped surrogate table's grid (or of one
     ``hardware``): its optimum (the one the environment's regret uses) retrained from the table's
     own float network under ``seeds``, beside the best feasible policy of its live training set."""
-
     samples = training_samples(table)
     problems = [live_problem(table, eval_seed=s) for s in seeds]
     units = np.arange(table.num_units)
@@ -89,9 +94,6 @@ def table_live_checks(table: Any, seeds: tuple[int, ...] = (0, 1, 2), noise: flo
         widths = [table.bits[k] for k in p.optimum.index]
         live = [100 * build.evaluate_policy(q, widths)[0] for q in problems]
         feasible = p.unit_cost[units, samples["idx"].astype(int)].sum(axis=1) <= p.limit
-        best = float(100 * samples["val_accuracy"][feasible].max()) if feasible.any() else None
-        tol, mean, value = max(0.5, 2 * noise), float(np.mean(live)), 100 * p.optimum.score
-        out.append(LiveCheck(inst["hardware"], inst["budget_metric"], inst["budget_level"], widths, p.optimum.method,
-                             value, live, best, tol, abs(mean - value) <= tol,
-                             None if best is None else mean >= best - noise))
+        out.append(_verdict(inst["hardware"], inst["budget_metric"], inst["budget_level"], widths, p.optimum.method,
+                            100 * p.optimum.score, live, samples["val_accuracy"][feasible], noise))
     return out
