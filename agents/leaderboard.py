@@ -10,9 +10,10 @@ One command runs whatever is missing and regenerates everything from the CSVs::
   ``leaderboard/runs/<table>/<instance>/<method>.csv`` with one row per (seed, n): the best-so-far
   regret after n reward evaluations (distinct policies), the run's wall time, the evaluations it
   used and the SHA-256 of the policy file holding that best policy
-  (``leaderboard/policies/<digest>.json``, content-addressed, a ``train.py validate`` file). An
-  existing CSV is kept (delete it, or pass ``--force``, to rerun); missing ones are computed by a
-  process pool of ``--workers``.
+  (``leaderboard/policies/<digest>.json``, content-addressed, a ``train.py validate`` file). A seed
+  whose rows are already in the CSV at the same checkpoints is kept, not rerun (``--force`` reruns
+  every seed asked for); the CSV is rewritten after each seed, so a run stopped midway resumes at
+  its next seed. Jobs run on a process pool of ``--workers``.
 * **Pareto track**: ``leaderboard/pareto/<table>/<hardware>-<metric>/<method>.csv``, hypervolume
   regret per (seed, n) (:mod:`baselines.mixed_precision.pareto`); its RL entrant
   (:data:`PARETO_AGENT_METHODS`) trains on the table environment with the budget drawn per episode
@@ -182,19 +183,27 @@ class TableProblemCache:
         return cls._problems[key]
 
 
-def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[str, float]:
-    """Every seed of one (setting, method); writes its CSV and policy files. Returns (CSV path, wall s).
+def run_job(job: tuple[Any, ...]) -> tuple[str, float]:
+    """The seeds of one (setting, method) its CSV lacks, or every seed asked for where the job's
+    optional sixth field (resume) is False; writes the CSV and policy files. Job: (setting, method,
+    seeds, allowance, out folder[, resume]). Returns (CSV path, wall s).
 
     A method of :data:`AGENT_METHODS` is an RL agent trained once per seed (:func:`agent_history`);
     any other is a solver of :func:`baselines.mixed_precision.solve`. Both give the distinct
     policies evaluated, in order, and are scored alike."""
 
-    setting, method, seeds, max_evaluations, out = job
+    setting, method, seeds, max_evaluations, out, *rest = job
+    resume = bool(rest[0]) if rest else True
     root = Path(out)
+    scenario, instance = setting_slug(setting)
+    path = root / "runs" / scenario / instance / f"{method}.csv"
+    ns = [c for c in CHECKPOINTS if c <= max_evaluations]
+    kept = kept_seeds(path, ns) if resume else {}
     problem = TableProblemCache.get(setting)
     worst = problem.regret(problem.optimum.worst_score)
-    rows, start = [], time.perf_counter()
-    for seed in seeds:
+    start = time.perf_counter()
+    for seed in (s for s in seeds if int(s) not in kept):
+        rows: list[dict[str, Any]] = []
         problem.reset_counts()
         if method in AGENT_METHODS:
             history, wall = agent_history(setting, method, int(seed), max_evaluations)
@@ -213,34 +222,60 @@ def run_job(job: tuple[dict[str, Any], str, Sequence[int], int, str]) -> tuple[s
             else:
                 evaluation = problem.evaluate(best[0])
                 digest, text = policy_file(setting, evaluation)
-                path = root / "policies" / f"{digest}.json"
-                if not path.exists():
-                    atomic_write_text(path, text)
+                policy_path = root / "policies" / f"{digest}.json"
+                if not policy_path.exists():
+                    atomic_write_text(policy_path, text)
                 regret = evaluation.regret
             rows.append({"seed": int(seed), "n": n, "regret": repr(float(regret)),
                          "wall_time_s": f"{wall:.4f}", "evaluations": len(history),
                          "policy_sha256": digest})
-    scenario, instance = setting_slug(setting)
-    path = root / "runs" / scenario / instance / f"{method}.csv"
-    _write_csv(path, RUN_FIELDS, rows)
+        kept[int(seed)] = rows
+        _write_seeds(path, RUN_FIELDS, kept)  # after every seed: a stopped job resumes at the next one
+    if not path.exists():
+        _write_seeds(path, RUN_FIELDS, kept)
     return str(path), time.perf_counter() - start
 
 
-def pareto_job(job: tuple[str, str, str, str, Sequence[int], int, str]) -> tuple[str, float]:
+def kept_seeds(path: Path, ns: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The rows of ``path`` per seed, for the seeds run at exactly the checkpoints ``ns`` (a seed run
+    at another allowance is not kept: one CSV holds one allowance)."""
+    if not path.exists():
+        return {}
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for r in _read_csv(path):
+        by_seed.setdefault(int(r["seed"]), []).append(r)
+    return {k: rows for k, rows in by_seed.items() if sorted(int(r["n"]) for r in rows) == sorted(ns)}
 
-    table, hardware, metric, method, seeds, max_evaluations, out = job
+
+def missing_seeds(path: Path, seeds: Sequence[int], max_evaluations: int) -> list[int]:
+    """The seeds of ``seeds`` that ``path`` holds no complete run of at ``max_evaluations``."""
+    kept = kept_seeds(path, [c for c in CHECKPOINTS if c <= max_evaluations])
+    return [int(s) for s in seeds if int(s) not in kept]
+
+
+def _write_seeds(path: Path, fields: Sequence[str], by_seed: dict[int, list[dict[str, Any]]]) -> None:
+    _write_csv(path, fields, [r for k in sorted(by_seed) for r in by_seed[k]])
+
+
+def pareto_job(job: tuple[Any, ...]) -> tuple[str, float]:
+    """:func:`run_job` for the Pareto track: (table, hardware, metric, method, seeds, allowance, out[, resume])."""
+
+    table, hardware, metric, method, seeds, max_evaluations, out, *rest = job
+    resume = bool(rest[0]) if rest else True
     instance = pareto_instance(load_table(table), hardware, metric, front_cache(Path(out), table, hardware, metric))
-    rows, start = [], time.perf_counter()
+    start = time.perf_counter()
     ns = [c for c in CHECKPOINTS if c <= max_evaluations]
-    for seed in seeds:
+    path = Path(out) / "pareto" / table / f"{hardware}-{metric}" / f"{method}.csv"
+    kept = kept_seeds(path, ns) if resume else {}
+    for seed in (s for s in seeds if int(s) not in kept):
         t0 = time.perf_counter()
         evaluated = pareto_evaluated(table, instance, method, int(seed), max_evaluations)
         wall = time.perf_counter() - t0
-        for n, r in instance.hv_regret(evaluated, ns).items():
-            rows.append({"seed": int(seed), "n": n, "hv_regret": repr(float(r)), "wall_time_s": f"{wall:.4f}",
-                         "evaluations": len(evaluated)})
-    path = Path(out) / "pareto" / table / f"{hardware}-{metric}" / f"{method}.csv"
-    _write_csv(path, PARETO_FIELDS, rows)
+        kept[int(seed)] = [{"seed": int(seed), "n": n, "hv_regret": repr(float(r)), "wall_time_s": f"{wall:.4f}",
+                            "evaluations": len(evaluated)} for n, r in instance.hv_regret(evaluated, ns).items()]
+        _write_seeds(path, PARETO_FIELDS, kept)
+    if not path.exists():
+        _write_seeds(path, PARETO_FIELDS, kept)
     return str(path), time.perf_counter() - start
 
 
@@ -551,8 +586,9 @@ def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
 
 HEADER = """# Leaderboard: mixed-precision search on tables with a known optimum
 
-Generated by these commands, run in this order (each keeps the CSVs the earlier ones wrote and
-runs only what is missing, so rerunning them reruns nothing; `leaderboard/commands.txt` lists them):
+Generated by these commands, run in this order (each keeps the seeds the earlier ones wrote at the
+same allowance and runs only the missing ones, so rerunning them reruns nothing;
+`leaderboard/commands.txt` lists them):
 
 ```bash
 {command}
@@ -613,7 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cap", nargs="*", default=[], metavar="METHOD=N",
                         help="a smaller allowance for a method (e.g. tpe=300 where TPE's cost per trial does not fit)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--force", action="store_true", help="rerun jobs whose CSV exists")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun every seed asked for (by default a seed the CSV holds at this allowance is kept)")
     parser.add_argument("--figures", type=Path, default=Path("docs/figures/leaderboard"),
                         help="folder of the figures (under docs/ so that the documentation site shows them)")
     parser.add_argument("--no-run", action="store_true", help="only regenerate the markdown and figures")
@@ -638,15 +675,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             scenario, instance = setting_slug(setting)
             for m in args.methods:
-                if args.force or not (args.out / "runs" / scenario / instance / f"{m}.csv").exists():
-                    jobs.append((run_job, (setting, m, seeds, caps.get(m, args.max_evaluations), str(args.out))))
+                allowance = caps.get(m, args.max_evaluations)
+                if args.force or missing_seeds(args.out / "runs" / scenario / instance / f"{m}.csv", seeds, allowance):
+                    jobs.append((run_job, (setting, m, seeds, allowance, str(args.out), not args.force)))
         for table, hw, metric in pareto_instances():
             if args.tables and table not in args.tables:
                 continue
             for m in PARETO_METHODS + tuple(a for a in PARETO_AGENT_METHODS if a in args.methods):
-                if args.force or not (args.out / "pareto" / table / f"{hw}-{metric}" / f"{m}.csv").exists():
-                    jobs.append((pareto_job, (table, hw, metric, m, seeds, caps.get(m, args.max_evaluations),
-                                              str(args.out))))
+                allowance = caps.get(m, args.max_evaluations)
+                if args.force or missing_seeds(args.out / "pareto" / table / f"{hw}-{metric}" / f"{m}.csv", seeds,
+                                               allowance):
+                    jobs.append((pareto_job, (table, hw, metric, m, seeds, allowance, str(args.out), not args.force)))
         print(f"{len(jobs)} jobs to run on {args.workers} workers", flush=True)
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             futures = [pool.submit(fn, job) for fn, job in jobs]

@@ -280,3 +280,25 @@ def test_maskable_ppo_pareto_entrant_draws_budgets_and_gives_finite_hv_regret(tm
     assert seed0 == pytest.approx(inst.hv_regret(evaluated, [1, 10, 30]))
     lines = lb.pareto_section(tmp_path, tmp_path / "fig", "fig")
     assert any(line.startswith("| maskable_ppo (RL agent) | 2 |") for line in lines)
+
+
+def test_a_job_runs_only_the_seeds_its_csv_lacks(tmp_path) -> None:
+    from agents import leaderboard as lb
+    from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
+
+    setting, out = LEADERBOARD_SETTINGS[5], str(tmp_path)
+    path = tmp_path / "runs" / "digits-cnn" / "bismo-edge-latency-fraction0.5" / "random.csv"
+    lb.run_job((setting, "random", [0], 30, out))
+    first = list(csv.DictReader(open(path)))
+    assert lb.missing_seeds(path, [0, 1], 30) == [1] and lb.missing_seeds(path, [0], 100) == [0]
+    lb.run_job((setting, "random", [0, 1], 30, out))
+    rows = list(csv.DictReader(open(path)))
+    # seed 0's rows are the file's own (its wall time was not measured again), seed 1's are new
+    assert rows[:len(first)] == first and {r["seed"] for r in rows} == {"0", "1"}
+    assert lb.missing_seeds(path, [0, 1], 30) == []
+    # another allowance's checkpoints differ: its seeds replace the file's, which are not kept
+    lb.run_job((setting, "random", [1], 100, out))
+    assert {(r["seed"], r["n"]) for r in csv.DictReader(open(path))} == {("1", n) for n in ("1", "10", "30", "100")}
+    # resume False (--force) reruns a seed the file holds
+    lb.run_job((setting, "random", [1], 100, out, False))
+    assert {r["seed"] for r in csv.DictReader(open(path))} == {"1"}
