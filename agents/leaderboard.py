@@ -148,9 +148,12 @@ def agent_evaluations(env_id: str, algo: str, seed: int, env_kwargs: dict[str, A
         # PPO does not read the masks: the environment projects a masked action (counted per episode)
         warnings.filterwarnings("ignore", message=".*has action masks but --algo.*")
         start = time.perf_counter()
-        train(env_id=env_id, algo=algo, seed=int(seed), env_kwargs=dict(env_kwargs),
-              timesteps=EPISODES_PER_EVALUATION * max_evaluations * num_units, out=tmp,
-              max_evaluations=max_evaluations, progress_bar=False, test_best=False, verbose=False, force=True)
+        timesteps = EPISODES_PER_EVALUATION * max_evaluations * num_units
+        # no checkpoints between the first and the last (the folder is thrown away): the same
+        # episodes, about a fifth less time
+        train(env_id=env_id, algo=algo, seed=int(seed), env_kwargs=dict(env_kwargs), timesteps=timesteps, out=tmp,
+              max_evaluations=max_evaluations, progress_bar=False, test_best=False, verbose=False, force=True,
+              checkpoint_freq=timesteps)
         wall = time.perf_counter() - start
         with open(Path(tmp) / "evaluations.csv", newline="") as f:
             episodes = list(csv.DictReader(f))
