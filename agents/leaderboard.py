@@ -103,6 +103,8 @@ AGENT_ENVS = {"maskable_ppo": TABLE_ENV, "ppo": TABLE_ENV, "ddpg_haq": TABLE_CON
 PARETO_AGENT_METHODS = ("maskable_ppo",)
 PARETO_BUDGET_RANGE = (0.0, 1.0)
 PARETO_BUDGET_GRID = 21
+#: The leaderboard's tracks: best-so-far regret at a budget, and hypervolume regret without one.
+TRACKS = ("regret", "pareto")
 RUN_FIELDS = ("seed", "n", "regret", "wall_time_s", "evaluations", "policy_sha256")
 PARETO_FIELDS = ("seed", "n", "hv_regret", "wall_time_s", "evaluations")
 
@@ -657,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, default=Path("docs/figures/leaderboard"),
                         help="folder of the figures (under docs/ so that the documentation site shows them)")
     parser.add_argument("--no-run", action="store_true", help="only regenerate the markdown and figures")
+    parser.add_argument("--tracks", nargs="+", choices=TRACKS, default=list(TRACKS),
+                        help="which tracks' missing runs to run: the budgeted regret track, the Pareto track, or both")
     args = parser.parse_args(argv)
 
     for m in args.methods:
@@ -674,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_run:
         jobs: list[Any] = []
         for setting in LEADERBOARD_SETTINGS:
-            if args.tables and setting["table"] not in args.tables:
+            if args.tables and setting["table"] not in args.tables or "regret" not in args.tracks:
                 continue
             scenario, instance = setting_slug(setting)
             for m in args.methods:
@@ -682,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.force or missing_seeds(args.out / "runs" / scenario / instance / f"{m}.csv", seeds, allowance):
                     jobs.append((run_job, (setting, m, seeds, allowance, str(args.out), not args.force)))
         for table, hw, metric in pareto_instances():
-            if args.tables and table not in args.tables:
+            if args.tables and table not in args.tables or "pareto" not in args.tracks:
                 continue
             for m in PARETO_METHODS + tuple(a for a in PARETO_AGENT_METHODS if a in args.methods):
                 allowance = caps.get(m, args.max_evaluations)

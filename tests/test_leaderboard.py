@@ -302,3 +302,16 @@ def test_a_job_runs_only_the_seeds_its_csv_lacks(tmp_path) -> None:
     # resume False (--force) reruns a seed the file holds
     lb.run_job((setting, "random", [1], 100, out, False))
     assert {r["seed"] for r in csv.DictReader(open(path))} == {"1"}
+
+
+def test_tracks_select_which_runs_are_made(tmp_path) -> None:
+    from agents import leaderboard as lb
+
+    out = tmp_path / "lb"
+    args = ["--out", str(out), "--markdown", str(tmp_path / "LB.md"), "--tables", "mnist1d-small", "--methods",
+            "random", "--seeds", "1", "--max-evaluations", "10", "--workers", "1", "--figures", str(tmp_path / "f")]
+    assert lb.main(args + ["--tracks", "pareto"]) == 0
+    assert (out / "pareto" / "mnist1d-small" / "bismo-edge-latency" / "random.csv").exists()
+    assert not (out / "runs").exists()
+    assert lb.main(args + ["--tracks", "regret"]) == 0
+    assert (out / "runs" / "mnist1d-small" / "bismo-edge-latency-fraction0.25" / "random.csv").exists()

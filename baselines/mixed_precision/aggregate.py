@@ -120,7 +120,8 @@ def plot_profiles(profiles: dict[str, np.ndarray], taus: np.ndarray, path: str, 
     ax.set_ylim(-0.02, 1.02)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    if profiles:  # no runs yet: no legend to draw
+        ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -143,6 +144,7 @@ def plot_intervals(rows: dict[str, dict[int, tuple[float, float, float]]], path:
     ax.set_ylabel(ylabel, fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    if rows:  # no runs yet: no legend to draw
+        ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
