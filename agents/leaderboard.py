@@ -505,10 +505,13 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
                      + "): the stratified bootstrap resamples each method's own runs within each instance, so "
                        "a method with fewer seeds has a wider interval, not a biased one."), ""]
         lines += aggregate_table(*aggregate(common))
+    lines += rl_section(present, ns, normalised, covered, sorted(loaded.regret))
     lines += ["", "## Per instance", "",
               "Best-so-far regret in the table's unit after n evaluations: mean [95% Student-t CI] over seeds; "
-              "wall time of all seeds on the shared 2-core machine (other jobs running: compare ratios, not "
-              "seconds). A '-' marks an n beyond the method's allowance (the command's `--cap`).", ""]
+              "the allowance (the largest n the row ran to: the command's `--max-evaluations`, or its `--cap` "
+              "for a method whose cost per evaluation did not fit it; a '-' marks an n beyond it; a 3000 "
+              "column appears once a row runs that far); wall time of all seeds on the shared 2-core machine "
+              "(other jobs running: compare ratios, not seconds).", ""]
     for i in sorted(loaded.regret):
         setting = LEADERBOARD_SETTINGS[i]
         scenario, instance = setting_slug(setting)
@@ -517,13 +520,14 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
         lines += [f"### {scenario} / {instance}", "",
                   f"Regret unit: {unit}. Reference (random best of 1): {refs[i][0]:.4g} ({refs[i][1]}). "
                   f"CSVs: `{out.as_posix()}/runs/{scenario}/{instance}/`.", "",
-                  "| method | seeds | " + " | ".join(f"regret @ {n}" for n in here) + " | wall time (s) |",
-                  "|---" * (len(here) + 3) + "|"]
+                  "| method | seeds | allowance | " + " | ".join(f"regret @ {n}" for n in here) + " | wall time (s) |",
+                  "|---" * (len(here) + 4) + "|"]
         order = sorted(loaded.regret[i].items(), key=lambda kv: float(np.mean(kv[1][max(kv[1])])))
         for m, by_n in order:
             seeds = len(next(iter(by_n.values())))
             cells = [_cell(confidence_interval(by_n[n]), 4) if n in by_n else "-" for n in here]
-            lines.append(f"| {_label(m)} | {seeds} | " + " | ".join(cells) + f" | {loaded.wall[i][m]:.1f} |")
+            lines.append(f"| {_label(m)} | {seeds} | {max(by_n)} | " + " | ".join(cells) +
+                         f" | {loaded.wall[i][m]:.1f} |")
         lines.append("")
     lines += pareto_section(out, figures, rel)
     lines += ["## Validation", "",
@@ -533,6 +537,39 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
     text = "\n".join(lines) + "\n"
     atomic_write_text(markdown, text)
     return text
+
+
+def rl_section(present: Sequence[str], ns: Sequence[int], normalised: Any, covered: Any,
+               instances: Sequence[int]) -> list[str]:
+    """Per scenario (table) and n of 100 and 1000: the best RL agent against the best baseline, each
+    chosen by its IQM of normalised regret over the scenario's instances, with 95% stratified
+    bootstrap intervals, and P(the agent's run beats the baseline's)."""
+    lines = ["", "## RL agents against the best baseline", "",
+             "Per scenario, over its instances: the RL agent and the baseline with the lowest IQM of normalised "
+             "regret at n (each chosen among the methods with runs at n on every instance of the scenario), "
+             "their IQMs [95% stratified bootstrap CI], and P(agent better): the probability that a run of "
+             "the agent has lower regret than a run of the baseline (ties count half) [95% CI]. The verdict "
+             "is the interval's: better or worse where it excludes 0.5, else no difference shown.", "",
+             "| scenario | n | best RL agent | its IQM | best baseline | its IQM | P(agent better) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    by_table: dict[str, list[int]] = {}
+    for i in instances:  # the settings with runs
+        by_table.setdefault(LEADERBOARD_SETTINGS[i]["table"], []).append(i)
+    for table, among in by_table.items():
+        for n in (x for x in (100, 1000) if x in ns):
+            scored = {m: stratified_bootstrap_ci(normalised(m, n, among), iqm) for m in present
+                      if covered(m, n, among) and normalised(m, n, among)}
+            agents = [m for m in scored if m in AGENT_METHODS]
+            base = [m for m in scored if m not in AGENT_METHODS]
+            if not agents or not base:
+                continue
+            a = min(agents, key=lambda m: scored[m][0])
+            b = min(base, key=lambda m: scored[m][0])
+            p = probability_of_improvement(normalised(a, n, among), normalised(b, n, among))
+            verdict = "RL better" if p[1] > 0.5 else "RL worse" if p[2] < 0.5 else "no difference shown"
+            lines.append(f"| {table} | {n} | {_label(a)} | {_cell(scored[a])} | {b} | {_cell(scored[b])} | "
+                         f"{_cell(p, 2)} | {verdict} |")
+    return lines
 
 
 def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:

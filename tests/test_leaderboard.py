@@ -315,3 +315,28 @@ def test_tracks_select_which_runs_are_made(tmp_path) -> None:
     assert not (out / "runs").exists()
     assert lb.main(args + ["--tracks", "regret"]) == 0
     assert (out / "runs" / "mnist1d-small" / "bismo-edge-latency-fraction0.25" / "random.csv").exists()
+
+
+def test_rl_section_names_the_better_side_by_its_interval() -> None:
+    from agents import leaderboard as lb
+
+    # two instances of digits-cnn: the agent's 5 runs all at regret 0, random's at 1 and 2 (normalised)
+    digits = [i for i, s in enumerate(lb.LEADERBOARD_SETTINGS) if s["table"] == "digits-cnn"]
+    runs = {"maskable_ppo": np.zeros(5), "random": np.array([1.0, 2.0, 1.0, 2.0, 1.0]),
+            "uniform": np.full(5, 3.0)}
+
+    def normalised(m, n, among=None):
+        return [runs[m] for _ in among]
+
+    def covered(m, n, among=None):
+        return True
+
+    lines = lb.rl_section(["random", "uniform", "maskable_ppo"], [100], normalised, covered, digits)
+    row = next(line for line in lines if line.startswith("| digits-cnn | 100 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "maskable_ppo (RL agent)" and cells[4] == "random"  # random's IQM beats uniform's
+    assert cells[6] == "1 [1, 1]" and cells[7] == "RL better"
+    runs["maskable_ppo"] = np.array([1.0, 2.0, 1.0, 2.0, 1.0])  # the same runs as random: no difference
+    row = next(line for line in lb.rl_section(["random", "maskable_ppo"], [100], normalised, covered, digits)
+               if line.startswith("| digits-cnn | 100 |"))
+    assert row.rstrip(" |").endswith("no difference shown")
