@@ -15,7 +15,9 @@ One command runs whatever is missing and regenerates everything from the CSVs::
   every seed asked for); the CSV is rewritten after each seed, so a run stopped midway resumes at
   its next seed. Jobs run on a process pool of ``--workers``.
 * **Pareto track**: ``leaderboard/pareto/<table>/<hardware>-<metric>/<method>.csv``, hypervolume
-  regret per (seed, n) (:mod:`baselines.mixed_precision.pareto`); its RL entrant
+  regret per (seed, n) (:mod:`baselines.mixed_precision.pareto`; where a grid is too large to
+  enumerate, against a front swept over budgets, its solved optima kept in ``front.json`` beside
+  the CSVs); its RL entrant
   (:data:`PARETO_AGENT_METHODS`) trains on the table environment with the budget drawn per episode
   (``budget_range``) and enters every distinct policy it asked for (:func:`pareto_evaluated`).
 * **Generation**: every distinct policy file is replayed (:func:`agents.validate.validate`) and a
