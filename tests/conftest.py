@@ -17,6 +17,13 @@ os.environ.setdefault("QUANT_ENVS_CACHE", str(REPO / ".cache" / "test-models"))
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _sb3_logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A model that is given no logger makes an empty tempdir/SB3-<time> folder per learn() call;
+    # pointed here, the test run's are removed with pytest's other temporary folders.
+    os.environ.setdefault("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3-logs")))
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _few_torch_threads() -> None:
     # The test models are tiny: intra-op threads only add contention (see training.torch_threads).
     import torch
