@@ -45,7 +45,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +332,8 @@ class Loaded:
     wall: dict[int, dict[str, float]]
     refused: list[str]
     validated_files: int
+    #: per setting index and method, the mean over seeds of the distinct policies a run evaluated
+    used: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
 def _validate_file(path: str) -> tuple[bool, float | None, str]:
@@ -348,6 +350,7 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
     regret: dict[int, dict[str, dict[int, np.ndarray]]] = {}
     wall: dict[int, dict[str, float]] = {}
     refused: list[str] = []
+    used: dict[int, dict[str, float]] = {}
     raw: dict[tuple[int, str], list[dict[str, str]]] = {}
     for i, setting in enumerate(LEADERBOARD_SETTINGS):
         scenario, instance = setting_slug(setting)
@@ -369,6 +372,7 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
         worst = problem.regret(problem.optimum.worst_score)
         by_n: dict[int, list[float]] = {}
         walls: dict[int, float] = {}
+        evaluations: dict[int, int] = {}
         for r in rows:
             where = f"{setting_slug(LEADERBOARD_SETTINGS[i])} {m} seed {r['seed']} n {r['n']}"
             value = float(r["regret"])
@@ -383,10 +387,12 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
                 continue
             by_n.setdefault(int(r["n"]), []).append(value)
             walls[int(r["seed"])] = float(r["wall_time_s"])
+            evaluations[int(r["seed"])] = int(r["evaluations"])
         if by_n:  # a method whose every row was refused has no entry
             regret.setdefault(i, {})[m] = {n: np.array(v) for n, v in by_n.items()}
             wall.setdefault(i, {})[m] = float(sum(walls.values()))
-    return Loaded(regret, wall, refused, len(existing))
+            used.setdefault(i, {})[m] = float(np.mean(list(evaluations.values())))
+    return Loaded(regret, wall, refused, len(existing), used)
 
 
 def reference_regret(setting: dict[str, Any], samples: int = 4096) -> tuple[float, str]:
@@ -507,7 +513,7 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
                      + "): the stratified bootstrap resamples each method's own runs within each instance, so "
                        "a method with fewer seeds has a wider interval, not a biased one."), ""]
         lines += aggregate_table(*aggregate(common))
-    lines += rl_section(present, ns, normalised, covered, sorted(loaded.regret))
+    lines += rl_section(present, ns, normalised, covered, sorted(loaded.regret), loaded.used)
     lines += ["", "## Per instance", "",
               "Best-so-far regret in the table's unit after n evaluations: mean [95% Student-t CI] over seeds; "
               "the allowance (the largest n the row ran to: the command's `--max-evaluations`, or its `--cap` "
@@ -542,7 +548,7 @@ def generate(out: Path, markdown: Path, methods: Sequence[str], command: str, wo
 
 
 def rl_section(present: Sequence[str], ns: Sequence[int], normalised: Any, covered: Any,
-               instances: Sequence[int]) -> list[str]:
+               instances: Sequence[int], used: dict[int, dict[str, float]] | None = None) -> list[str]:
     """Per scenario (table) and n of 100 and 1000: the best RL agent against the best baseline, each
     chosen by its IQM of normalised regret over the scenario's instances, with 95% stratified
     bootstrap intervals, and P(the agent's run beats the baseline's)."""
@@ -551,9 +557,14 @@ def rl_section(present: Sequence[str], ns: Sequence[int], normalised: Any, cover
              "regret at n (each chosen among the methods with runs at n on every instance of the scenario), "
              "their IQMs [95% stratified bootstrap CI], and P(agent better): the probability that a run of "
              "the agent has lower regret than a run of the baseline (ties count half) [95% CI]. The verdict "
-             "is the interval's: better or worse where it excludes 0.5, else no difference shown.", "",
-             "| scenario | n | best RL agent | its IQM | best baseline | its IQM | P(agent better) | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+             "is the interval's: better or worse where it excludes 0.5, else no difference shown. 'Agent's "
+             "evaluations' is the mean number of distinct policies the agent's runs evaluated, over seeds and the "
+             "scenario's instances: fewer than the allowance means its runs converged and repeated their policy "
+             f"(a repeat is free) until the stop at {EPISODES_PER_EVALUATION} episodes per allowed evaluation, "
+             "so its best-so-far regret stopped improving there.", "",
+             "| scenario | n | best RL agent | its IQM | best baseline | its IQM | P(agent better) | verdict | "
+             "agent's evaluations |",
+             "|---|---|---|---|---|---|---|---|---|"]
     by_table: dict[str, list[int]] = {}
     for i in instances:  # the settings with runs
         by_table.setdefault(LEADERBOARD_SETTINGS[i]["table"], []).append(i)
@@ -569,8 +580,9 @@ def rl_section(present: Sequence[str], ns: Sequence[int], normalised: Any, cover
             b = min(base, key=lambda m: scored[m][0])
             p = probability_of_improvement(normalised(a, n, among), normalised(b, n, among))
             verdict = "RL better" if p[1] > 0.5 else "RL worse" if p[2] < 0.5 else "no difference shown"
+            spent = [used[i][a] for i in among if used and a in used.get(i, {})]
             lines.append(f"| {table} | {n} | {_label(a)} | {_cell(scored[a])} | {b} | {_cell(scored[b])} | "
-                         f"{_cell(p, 2)} | {verdict} |")
+                         f"{_cell(p, 2)} | {verdict} | {f'{np.mean(spent):.0f}' if spent else '-'} |")
     return lines
 
 

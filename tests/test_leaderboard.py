@@ -336,7 +336,10 @@ def test_rl_section_names_the_better_side_by_its_interval() -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "maskable_ppo (RL agent)" and cells[4] == "random"  # random's IQM beats uniform's
     assert cells[6] == "1 [1, 1]" and cells[7] == "RL better"
+    assert cells[8] == "-"  # no evaluation counts given
     runs["maskable_ppo"] = np.array([1.0, 2.0, 1.0, 2.0, 1.0])  # the same runs as random: no difference
-    row = next(line for line in lb.rl_section(["random", "maskable_ppo"], [100], normalised, covered, digits)
+    used = {digits[0]: {"maskable_ppo": 300.0}, digits[1]: {"maskable_ppo": 500.0}}
+    row = next(line for line in lb.rl_section(["random", "maskable_ppo"], [100], normalised, covered, digits, used)
                if line.startswith("| digits-cnn | 100 |"))
-    assert row.rstrip(" |").endswith("no difference shown")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[7] == "no difference shown" and cells[8] == "400"  # mean over the scenario's instances
