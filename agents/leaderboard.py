@@ -65,11 +65,11 @@ from baselines.mixed_precision.aggregate import (
 from baselines.mixed_precision.pareto import (
     FRONT_LIMIT,
     PARETO_METHODS,
-    SWEEP_LEVELS,
     ParetoInstance,
     pareto_instance,
     pareto_run,
     plot_front,
+    sweep_levels,
 )
 from baselines.mixed_precision.regret import LEADERBOARD_SETTINGS
 from baselines.mixed_precision.solvers import METHODS, solve
@@ -600,9 +600,9 @@ def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
              "the distinct policies it asked for, at any budget, in order (a run stops as the agents' "
              f"regret runs do: at the allowance or after {EPISODES_PER_EVALUATION} episodes per allowed "
              "evaluation). The reference front is exact where the table's grid can be enumerated; elsewhere "
-             f"(HAWQ-V3's ResNet-50, the 12-layer surrogate) it is the exact budgeted optimum at {SWEEP_LEVELS} evenly "
-             "spaced budget levels (integer programs; solved once, kept in `front.json` beside the CSVs), whose "
-             "hypervolume bounds the exact front's from below, the bound from above given with each.", ""]
+             "(HAWQ-V3's ResNet-50, the 12-layer surrogate) it is the exact budgeted optimum at evenly "
+             "spaced budget levels (1025 for a separable score, 65 for a pairwise surrogate; integer programs, "
+             "solved once and kept in `front.json` beside the CSVs), whose hypervolume bounds the exact front's from below, the bound from above given with each.", ""]
     rows_all: dict[str, list[np.ndarray]] = {}
     for table, hw, metric in pareto_instances():
         folder = out / "pareto" / table / f"{hw}-{metric}"
@@ -614,7 +614,7 @@ def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
         if inst.exact:
             about = f"Exact front: {len(inst.front)} of {inst.num_policies:,} policies; its hypervolume {inst.front_hv:.4f}."
         else:
-            about = (f"Front swept over {SWEEP_LEVELS} budgets ({inst.num_policies:.3g} policies, too many to enumerate): "
+            about = (f"Front swept over {sweep_levels(inst.table)} budgets ({inst.num_policies:.3g} policies, too many to enumerate): "
                      f"{len(inst.front)} budgeted optima, hypervolume {inst.front_hv:.4f}; the exact front's is at most "
                      f"{inst.front_hv_upper:.4f}, so a regret may fall below zero by up to "
                      f"{inst.front_hv_upper - inst.front_hv:.4f}.")

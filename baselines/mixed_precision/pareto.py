@@ -10,8 +10,9 @@ scored by how much of the reference front's hypervolume its evaluated policies d
     (score maximised, cost minimised) points kept;
   - *swept*, where it cannot (HAWQ-V3's ResNet-50, 2^48 policies; the 12-layer surrogate,
     7^12): the exact budgeted optimum (integer program, :mod:`~quant_envs.mixed_precision.tables.reference`)
-    at each of :data:`SWEEP_LEVELS` evenly spaced budget levels from the cheapest to the dearest
-    policy, the non-dominated ones kept. Its hypervolume is a lower bound of the exact front's;
+    at each of :func:`sweep_levels` evenly spaced budget levels from the cheapest to the dearest
+    policy (65 for a pairwise surrogate, whose integer programs take seconds; 1025 for a separable
+    score, whose take milliseconds), the non-dominated ones kept. Its hypervolume is a lower bound of the exact front's;
     :attr:`ParetoInstance.front_hv_upper` bounds it from above (between two levels no policy
     scores more than the optimum at the upper level), so a method can come out slightly below zero
     regret, never by more than ``front_hv_upper - front_hv``.
@@ -52,6 +53,8 @@ PARETO_METHODS = ("random", "nsga2")
 CLOUD_POINTS = 200_000
 #: Budget levels of a swept front: 0, 1/64, ..., 1 of the way from the cheapest to the dearest policy.
 SWEEP_LEVELS = 65
+#: The same for a separable score (an integer program of milliseconds): 0, 1/1024, ..., 1.
+SWEEP_LEVELS_SEPARABLE = 1025
 #: Version of a swept front's cache file (a file of another version is solved again).
 SWEEP_FORMAT = 1
 
@@ -96,7 +99,7 @@ class ParetoInstance:
     cost_range: tuple[float, float]  # (cheapest, dearest) cost over all policies
     front: np.ndarray  # flat indices of the reference front, cost ascending
     front_hv: float
-    exact: bool  # True: enumerated front; False: budgeted optima over SWEEP_LEVELS levels
+    exact: bool  # True: enumerated front; False: budgeted optima over sweep_levels(table) levels
     front_hv_upper: float  # upper bound of the exact front's hypervolume (front_hv where exact)
     score: np.ndarray | None = None  # [policies] normalised (flat row-major over width indices)
     cost: np.ndarray | None = None  # [policies] normalised
@@ -156,19 +159,24 @@ def pareto_instance(table: PolicyTable, hardware: str, metric: str, cache: str |
     flat = np.array([inst.flat(i) for i in swept], dtype=np.int64)
     s, c = inst.objectives(flat)
     keep = non_dominated(s, c)
-    levels = np.linspace(0.0, 1.0, SWEEP_LEVELS)
+    levels = np.linspace(0.0, 1.0, sweep_levels(table))
     # below level k+1's budget no policy beats its optimum: the exact front lies under this staircase
     upper = float(np.sum(np.diff(levels) * s[1:]))
     return ParetoInstance(table, hardware, metric, unit_cost, score_range, cost_range, flat[keep],
                           hypervolume(s[keep], c[keep]), False, upper)
 
 
+def sweep_levels(table: PolicyTable) -> int:
+    """How many evenly spaced budget levels a swept front of ``table`` solves."""
+    return SWEEP_LEVELS_SEPARABLE if table.separable and table.model is None else SWEEP_LEVELS
+
+
 def swept_front(table: PolicyTable, unit_cost: np.ndarray, cache: str | Path | None = None
                 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """(best policy, worst policy, budgeted optimum at each of :data:`SWEEP_LEVELS` levels) as width
+    """(best policy, worst policy, budgeted optimum at each of :func:`sweep_levels` levels) as width
     indices: integer programs (a pairwise surrogate's or a separable score's), certified optimal."""
     lo, hi = float(unit_cost.min(axis=1).sum()), float(unit_cost.max(axis=1).sum())
-    budgets = lo + np.linspace(0.0, 1.0, SWEEP_LEVELS) * (hi - lo)
+    budgets = lo + np.linspace(0.0, 1.0, sweep_levels(table)) * (hi - lo)
     key = {"format": SWEEP_FORMAT, "table_digest": table.digest,
            "cost_digests": [cost_digest(unit_cost, float(b)) for b in budgets]}
     path = Path(cache) if cache is not None else None
@@ -230,7 +238,7 @@ def plot_front(instance: ParetoInstance, found: dict[str, Sequence[int]], path: 
     ax.scatter(c, s, s=2, c="0.8", label=label, rasterized=True)
     fs, fc = instance.objectives(instance.front)
     ax.step(fc, fs, where="post", c="k",
-            label="exact front" if instance.exact else f"front swept over {SWEEP_LEVELS} budgets")
+            label="exact front" if instance.exact else f"front swept over {sweep_levels(instance.table)} budgets")
     for name, evaluated in found.items():
         es, ec = instance.objectives(evaluated)
         nd = non_dominated(es, ec)
