@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +63,9 @@ from baselines.mixed_precision.aggregate import (
     stratified_bootstrap_ci,
 )
 from baselines.mixed_precision.pareto import (
-    FRONT_LIMIT,
     PARETO_METHODS,
     ParetoInstance,
+    has_front,
     pareto_instance,
     pareto_run,
     plot_front,
@@ -108,6 +108,8 @@ PARETO_BUDGET_GRID = 21
 #: The leaderboard's tracks: best-so-far regret at a budget, and hypervolume regret without one.
 TRACKS = ("regret", "pareto")
 RUN_FIELDS = ("seed", "n", "regret", "wall_time_s", "evaluations", "policy_sha256")
+#: A swept front's solved optima, in its Pareto folder beside the CSVs (:func:`pareto_folder`).
+FRONT_FILE = "front.json"
 PARETO_FIELDS = ("seed", "n", "hv_regret", "wall_time_s", "evaluations")
 
 
@@ -200,16 +202,11 @@ def run_job(job: tuple[Any, ...]) -> tuple[str, float]:
     policies evaluated, in order, and are scored alike."""
 
     setting, method, seeds, max_evaluations, out, *rest = job
-    resume = bool(rest[0]) if rest else True
     root = Path(out)
-    scenario, instance = setting_slug(setting)
-    path = root / "runs" / scenario / instance / f"{method}.csv"
-    ns = [c for c in CHECKPOINTS if c <= max_evaluations]
-    kept = kept_seeds(path, ns) if resume else {}
     problem = TableProblemCache.get(setting)
     worst = problem.regret(problem.optimum.worst_score)
-    start = time.perf_counter()
-    for seed in (s for s in seeds if int(s) not in kept):
+
+    def one_seed(seed: int) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         problem.reset_counts()
         if method in AGENT_METHODS:
@@ -219,7 +216,7 @@ def run_job(job: tuple[Any, ...]) -> tuple[str, float]:
             history = [(policy, score, cost <= problem.limit) for policy, score, cost in result.history]
             wall = result.wall_time_s
         best, best_n, digest = None, 0, ""
-        for n in (c for c in CHECKPOINTS if c <= max_evaluations):
+        for n in checkpoints(max_evaluations):
             for policy, score, feasible in history[best_n:n]:  # best-so-far feasible among the first n
                 if feasible and (best is None or score > best[1]):
                     best = (policy, score)
@@ -236,10 +233,40 @@ def run_job(job: tuple[Any, ...]) -> tuple[str, float]:
             rows.append({"seed": int(seed), "n": n, "regret": repr(float(regret)),
                          "wall_time_s": f"{wall:.4f}", "evaluations": len(history),
                          "policy_sha256": digest})
-        kept[int(seed)] = rows
-        _write_seeds(path, RUN_FIELDS, kept)  # after every seed: a stopped job resumes at the next one
+        return rows
+
+    return run_seeds(run_csv(root, setting, method), RUN_FIELDS, seeds, max_evaluations,
+                     bool(rest[0]) if rest else True, one_seed)
+
+
+def checkpoints(max_evaluations: int) -> list[int]:
+    """The evaluation counts a run with this allowance reports (:data:`CHECKPOINTS` up to it)."""
+    return [c for c in CHECKPOINTS if c <= max_evaluations]
+
+
+def run_csv(out: Path, setting: dict[str, Any], method: str) -> Path:
+    """The regret track's CSV of ``method`` at ``setting``."""
+    scenario, instance = setting_slug(setting)
+    return out / "runs" / scenario / instance / f"{method}.csv"
+
+
+def pareto_folder(out: Path, table: str, hardware: str, metric: str) -> Path:
+    """The Pareto track's folder of one (table, hardware, metric): a CSV per method and ``front.json``."""
+    return out / "pareto" / table / f"{hardware}-{metric}"
+
+
+def run_seeds(path: Path, fields: Sequence[str], seeds: Sequence[int], max_evaluations: int, resume: bool,
+              one_seed: Callable[[int], list[dict[str, Any]]]) -> tuple[str, float]:
+    """Run ``one_seed(seed) -> rows`` for each seed of ``seeds`` the CSV at ``path`` lacks at these
+    checkpoints (every seed unless ``resume``), rewriting the CSV after each seed so that a stopped
+    job resumes at its next one. Returns (CSV path, wall s)."""
+    start = time.perf_counter()
+    kept = kept_seeds(path, checkpoints(max_evaluations)) if resume else {}
+    for seed in (s for s in seeds if int(s) not in kept):
+        kept[int(seed)] = one_seed(int(seed))
+        _write_seeds(path, fields, kept)
     if not path.exists():
-        _write_seeds(path, RUN_FIELDS, kept)
+        _write_seeds(path, fields, kept)
     return str(path), time.perf_counter() - start
 
 
@@ -256,7 +283,7 @@ def kept_seeds(path: Path, ns: Sequence[int]) -> dict[int, list[dict[str, Any]]]
 
 def missing_seeds(path: Path, seeds: Sequence[int], max_evaluations: int) -> list[int]:
     """The seeds of ``seeds`` that ``path`` holds no complete run of at ``max_evaluations``."""
-    kept = kept_seeds(path, [c for c in CHECKPOINTS if c <= max_evaluations])
+    kept = kept_seeds(path, checkpoints(max_evaluations))
     return [int(s) for s in seeds if int(s) not in kept]
 
 
@@ -268,22 +295,18 @@ def pareto_job(job: tuple[Any, ...]) -> tuple[str, float]:
     """:func:`run_job` for the Pareto track: (table, hardware, metric, method, seeds, allowance, out[, resume])."""
 
     table, hardware, metric, method, seeds, max_evaluations, out, *rest = job
-    resume = bool(rest[0]) if rest else True
-    instance = pareto_instance(load_table(table), hardware, metric, front_cache(Path(out), table, hardware, metric))
-    start = time.perf_counter()
-    ns = [c for c in CHECKPOINTS if c <= max_evaluations]
-    path = Path(out) / "pareto" / table / f"{hardware}-{metric}" / f"{method}.csv"
-    kept = kept_seeds(path, ns) if resume else {}
-    for seed in (s for s in seeds if int(s) not in kept):
+    folder = pareto_folder(Path(out), table, hardware, metric)
+    instance = pareto_instance(load_table(table), hardware, metric, folder / FRONT_FILE)
+
+    def one_seed(seed: int) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        evaluated = pareto_evaluated(table, instance, method, int(seed), max_evaluations)
+        evaluated = pareto_evaluated(table, instance, method, seed, max_evaluations)
         wall = time.perf_counter() - t0
-        kept[int(seed)] = [{"seed": int(seed), "n": n, "hv_regret": repr(float(r)), "wall_time_s": f"{wall:.4f}",
-                            "evaluations": len(evaluated)} for n, r in instance.hv_regret(evaluated, ns).items()]
-        _write_seeds(path, PARETO_FIELDS, kept)
-    if not path.exists():
-        _write_seeds(path, PARETO_FIELDS, kept)
-    return str(path), time.perf_counter() - start
+        return [{"seed": seed, "n": n, "hv_regret": repr(float(r)), "wall_time_s": f"{wall:.4f}",
+                 "evaluations": len(evaluated)} for n, r in instance.hv_regret(evaluated, checkpoints(max_evaluations)).items()]
+
+    return run_seeds(folder / f"{method}.csv", PARETO_FIELDS, seeds, max_evaluations, bool(rest[0]) if rest else True,
+                     one_seed)
 
 
 def pareto_evaluated(table: str, instance: ParetoInstance, method: str, seed: int, max_evaluations: int) -> list[int]:
@@ -309,16 +332,9 @@ def pareto_instances() -> list[tuple[str, str, str]]:
     for s in LEADERBOARD_SETTINGS:
         t = load_table(s["table"])
         key = (s["table"], s.get("hardware", t.default_hardware), s["budget_metric"])
-        solvable = len(t.bits) ** t.num_units <= FRONT_LIMIT or t.separable or (
-            t.model is not None and t.model.kind == "pairwise")
-        if solvable and key not in out:
+        if has_front(t) and key not in out:
             out.append(key)
     return out
-
-
-def front_cache(out: Path, table: str, hardware: str, metric: str) -> Path:
-    """Where a swept front's solved optima are kept (``front.json`` beside the track's CSVs)."""
-    return out / "pareto" / table / f"{hardware}-{metric}" / "front.json"
 
 
 # ----------------------------------------------------------------------------------- generation
@@ -353,9 +369,8 @@ def load_runs(out: Path, methods: Sequence[str], workers: int) -> Loaded:
     used: dict[int, dict[str, float]] = {}
     raw: dict[tuple[int, str], list[dict[str, str]]] = {}
     for i, setting in enumerate(LEADERBOARD_SETTINGS):
-        scenario, instance = setting_slug(setting)
         for m in methods:
-            path = out / "runs" / scenario / instance / f"{m}.csv"
+            path = run_csv(out, setting, m)
             if path.exists():
                 raw[(i, m)] = _read_csv(path)
     digests = sorted({r["policy_sha256"] for rows in raw.values() for r in rows if r["policy_sha256"]})
@@ -570,15 +585,15 @@ def rl_section(present: Sequence[str], ns: Sequence[int], normalised: Any, cover
         by_table.setdefault(LEADERBOARD_SETTINGS[i]["table"], []).append(i)
     for table, among in by_table.items():
         for n in (x for x in (100, 1000) if x in ns):
-            scored = {m: stratified_bootstrap_ci(normalised(m, n, among), iqm) for m in present
-                      if covered(m, n, among) and normalised(m, n, among)}
+            runs = {m: normalised(m, n, among) for m in present if covered(m, n, among)}
+            scored = {m: stratified_bootstrap_ci(r, iqm) for m, r in runs.items() if r}
             agents = [m for m in scored if m in AGENT_METHODS]
             base = [m for m in scored if m not in AGENT_METHODS]
             if not agents or not base:
                 continue
             a = min(agents, key=lambda m: scored[m][0])
             b = min(base, key=lambda m: scored[m][0])
-            p = probability_of_improvement(normalised(a, n, among), normalised(b, n, among))
+            p = probability_of_improvement(runs[a], runs[b])
             verdict = "RL better" if p[1] > 0.5 else "RL worse" if p[2] < 0.5 else "no difference shown"
             spent = [used[i][a] for i in among if used and a in used.get(i, {})]
             lines.append(f"| {table} | {n} | {_label(a)} | {_cell(scored[a])} | {b} | {_cell(scored[b])} | "
@@ -605,12 +620,12 @@ def pareto_section(out: Path, figures: Path, rel: str) -> list[str]:
              "solved once and kept in `front.json` beside the CSVs), whose hypervolume bounds the exact front's from below, the bound from above given with each.", ""]
     rows_all: dict[str, list[np.ndarray]] = {}
     for table, hw, metric in pareto_instances():
-        folder = out / "pareto" / table / f"{hw}-{metric}"
+        folder = pareto_folder(out, table, hw, metric)
         runs = {m: _read_csv(folder / f"{m}.csv") for m in PARETO_METHODS + PARETO_AGENT_METHODS
                 if (folder / f"{m}.csv").exists()}
         if not runs:
             continue
-        inst = pareto_instance(load_table(table), hw, metric, front_cache(out, table, hw, metric))
+        inst = pareto_instance(load_table(table), hw, metric, folder / FRONT_FILE)
         if inst.exact:
             about = f"Exact front: {len(inst.front)} of {inst.num_policies:,} policies; its hypervolume {inst.front_hv:.4f}."
         else:
@@ -731,17 +746,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for setting in LEADERBOARD_SETTINGS:
             if args.tables and setting["table"] not in args.tables or "regret" not in args.tracks:
                 continue
-            scenario, instance = setting_slug(setting)
             for m in args.methods:
                 allowance = caps.get(m, args.max_evaluations)
-                if args.force or missing_seeds(args.out / "runs" / scenario / instance / f"{m}.csv", seeds, allowance):
+                if args.force or missing_seeds(run_csv(args.out, setting, m), seeds, allowance):
                     jobs.append((run_job, (setting, m, seeds, allowance, str(args.out), not args.force)))
         for table, hw, metric in pareto_instances():
             if args.tables and table not in args.tables or "pareto" not in args.tracks:
                 continue
             for m in PARETO_METHODS + tuple(a for a in PARETO_AGENT_METHODS if a in args.methods):
                 allowance = caps.get(m, args.max_evaluations)
-                if args.force or missing_seeds(args.out / "pareto" / table / f"{hw}-{metric}" / f"{m}.csv", seeds,
+                if args.force or missing_seeds(pareto_folder(args.out, table, hw, metric) / f"{m}.csv", seeds,
                                                allowance):
                     jobs.append((pareto_job, (table, hw, metric, m, seeds, allowance, str(args.out), not args.force)))
         print(f"{len(jobs)} jobs to run on {args.workers} workers", flush=True)

@@ -87,3 +87,13 @@ def test_the_cache_is_reused_only_for_the_table_and_costs_it_was_solved_for(tmp_
     assert again.front.tolist() == first.front.tolist() and again.front_hv == first.front_hv
     with pytest.raises(AssertionError, match="solved again"):  # other costs: the file does not apply
         pareto_instance(table, "t4", "latency", path, enumerate_limit=0)
+
+
+def test_has_front_names_the_tables_a_front_can_be_found_for() -> None:
+    from baselines.mixed_precision.pareto import has_front
+
+    # enumerable, separable (integer program) and pairwise (integer program): a front either way
+    assert has_front(load_table("mnist1d-cnn-s")) and has_front(load_table("hawq-resnet50"))
+    assert has_front(load_table("mnist1d-mbnet-s"), enumerate_limit=0)
+    # a grid surrogate beyond the enumeration limit: no integer program takes it
+    assert not has_front(load_table("mnist1d-cnn-s"), enumerate_limit=0)

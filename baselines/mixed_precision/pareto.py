@@ -166,6 +166,13 @@ def pareto_instance(table: PolicyTable, hardware: str, metric: str, cache: str |
                           hypervolume(s[keep], c[keep]), False, upper)
 
 
+def has_front(table: PolicyTable, enumerate_limit: int = FRONT_LIMIT) -> bool:
+    """Whether :func:`pareto_instance` can find ``table``'s reference front: its grid can be enumerated,
+    or its score is one an integer program solves at each budget (separable, or a pairwise surrogate)."""
+    return (len(table.bits) ** table.num_units <= enumerate_limit or table.separable
+            or (table.model is not None and table.model.kind == "pairwise"))
+
+
 def sweep_levels(table: PolicyTable) -> int:
     """How many evenly spaced budget levels a swept front of ``table`` solves."""
     return SWEEP_LEVELS_SEPARABLE if table.separable and table.model is None else SWEEP_LEVELS
